@@ -1,0 +1,4 @@
+//! Serin: a progressive-delivery operator for Kubernetes.
+
+pub mod cli;
+pub mod sim;

@@ -1,0 +1,150 @@
+//! What the API server does to a built-in object before storing it: defaults and validation.
+
+use super::meta;
+use super::resources::ResourceType;
+use super::selector::LabelSelector;
+use super::status::ApiError;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT_CLUSTER_IP: AtomicU32 = AtomicU32::new(10);
+
+fn set_default(obj: &mut Value, path: &str, value: Value) {
+    if meta::lookup(obj, path).is_none_or(Value::is_null) {
+        meta::set_path(obj, path, value);
+    }
+}
+
+/// Defaults and validates a built-in object; `old` is the stored object on updates.
+pub fn admit_builtin(
+    rt: &ResourceType,
+    old: Option<&Value>,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let name = meta::name(obj).to_string();
+    let mut causes: Vec<(String, String)> = Vec::new();
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "namespaces") => {
+            set_default(obj, "spec.finalizers", json!(["kubernetes"]));
+            if !meta::is_deleting(obj) {
+                meta::set_path(obj, "status.phase", json!("Active"));
+            }
+            let labels = obj["metadata"]["labels"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let mut labels = labels;
+            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            meta::set_meta(obj, "labels", Value::Object(labels));
+            if !meta::is_dns_label(&name) {
+                causes.push(("metadata.name".into(), format!("Invalid value: {name:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'")));
+            }
+        }
+        ("", "services") => {
+            set_default(obj, "spec.type", json!("ClusterIP"));
+            set_default(obj, "spec.sessionAffinity", json!("None"));
+            let kept = old.and_then(|o| o["spec"]["clusterIP"].as_str().map(String::from));
+            if obj["spec"]["type"] != "ExternalName" && obj["spec"]["clusterIP"].is_null() {
+                let ip = kept.unwrap_or_else(|| {
+                    let n = NEXT_CLUSTER_IP.fetch_add(1, Ordering::Relaxed);
+                    format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
+                });
+                meta::set_path(obj, "spec.clusterIP", json!(ip));
+                meta::set_path(obj, "spec.clusterIPs", json!([ip]));
+            }
+            if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                    if p["targetPort"].is_null() {
+                        p["targetPort"] = p["port"].clone();
+                    }
+                }
+            }
+            if !meta::is_dns_label(&name) {
+                causes.push(("metadata.name".into(), format!("Invalid value: {name:?}: a DNS-1035 label must consist of lower case alphanumeric characters or '-'")));
+            }
+        }
+        ("", "pods") => {
+            set_default(obj, "spec.restartPolicy", json!("Always"));
+            if old.is_none() {
+                set_default(obj, "status.phase", json!("Pending"));
+            }
+            if obj["spec"]["containers"]
+                .as_array()
+                .is_none_or(|c| c.is_empty())
+            {
+                causes.push(("spec.containers".into(), "Required value".into()));
+            }
+        }
+        ("apps", "deployments") | ("apps", "replicasets") => {
+            set_default(obj, "spec.replicas", json!(1));
+            if rt.plural == "deployments" {
+                set_default(obj, "spec.revisionHistoryLimit", json!(10));
+                set_default(obj, "spec.progressDeadlineSeconds", json!(600));
+                if obj["spec"]["strategy"]["type"].is_null() {
+                    meta::set_path(
+                        obj,
+                        "spec.strategy",
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                    );
+                }
+            }
+            check_selector(obj, &mut causes);
+            if obj["spec"]["replicas"].as_i64().is_some_and(|r| r < 0) {
+                causes.push((
+                    "spec.replicas".into(),
+                    "Invalid value: must be greater than or equal to 0".into(),
+                ));
+            }
+        }
+        ("coordination.k8s.io", "leases") => {
+            if obj["spec"]["leaseDurationSeconds"]
+                .as_i64()
+                .is_some_and(|d| d <= 0)
+            {
+                causes.push((
+                    "spec.leaseDurationSeconds".into(),
+                    "Invalid value: must be greater than 0".into(),
+                ));
+            }
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            super::crd::admit_crd(obj, &mut causes);
+        }
+        _ => {}
+    }
+    let check_name = !matches!(rt.plural.as_str(), "namespaces" | "services");
+    if check_name && !meta::is_dns_subdomain(&name) && rt.plural != "events" {
+        causes.push(("metadata.name".into(), format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            &format!("{}.{}", rt.kind, rt.group)
+                .trim_end_matches('.')
+                .to_string(),
+            &name,
+            causes,
+        ))
+    }
+}
+
+fn check_selector(obj: &Value, causes: &mut Vec<(String, String)>) {
+    let selector = &obj["spec"]["selector"];
+    if selector.is_null()
+        || (selector["matchLabels"].is_null() && selector["matchExpressions"].is_null())
+    {
+        causes.push(("spec.selector".into(), "Required value".into()));
+        return;
+    }
+    let labels = obj["spec"]["template"]["metadata"]["labels"].as_object();
+    if !LabelSelector::from_object(selector).matches(labels) {
+        causes.push((
+            "spec.template.metadata.labels".into(),
+            "Invalid value: `selector` does not match template `labels`".into(),
+        ));
+    }
+}

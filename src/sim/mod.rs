@@ -1,0 +1,148 @@
+//! The simulated Kubernetes cluster: an API server, the workload and garbage-collection
+//! controllers, and a traffic simulator, in one process on loopback. Test and demo
+//! infrastructure, faithful to what Serin, kubectl and kube-rs can observe.
+
+pub mod admission;
+pub mod api;
+pub mod convert;
+pub mod crd;
+pub mod discovery;
+pub mod fieldset;
+pub mod gc;
+pub mod kubeconfig;
+pub mod lists;
+pub mod managed;
+pub mod meta;
+pub mod patch;
+pub mod registry;
+pub mod resources;
+pub mod schema;
+pub mod selector;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod traffic;
+pub mod workload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write the kubeconfig to {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Address of the Kubernetes API.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Address of the traffic simulator's /metrics.
+    #[arg(long, default_value = "127.0.0.1:9101")]
+    pub traffic_listen: SocketAddr,
+    /// Where to write a kubeconfig for this cluster, once it serves.
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Changes kept for watches; a watch from an older resourceVersion gets 410 Gone.
+    #[arg(long, default_value_t = 20_000)]
+    pub watch_history: usize,
+    /// Seconds between watch bookmarks.
+    #[arg(long, default_value_t = 5.0)]
+    pub bookmark_seconds: f64,
+    /// Seconds between traffic simulation steps.
+    #[arg(long, default_value_t = 0.25)]
+    pub traffic_tick_seconds: f64,
+}
+
+/// A running simulated cluster, for tests and the demo in this process.
+pub struct Sim {
+    pub api_addr: SocketAddr,
+    pub traffic_addr: SocketAddr,
+    pub store: Arc<store::Store>,
+}
+
+/// Starts the cluster's servers and controllers on the current runtime.
+pub async fn start(
+    args: &SimArgs,
+) -> Result<(Sim, impl std::future::Future<Output = Result<(), SimError>>), SimError> {
+    let store = store::Store::new(args.watch_history);
+    let api_listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| SimError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    let traffic_listener = tokio::net::TcpListener::bind(args.traffic_listen)
+        .await
+        .map_err(|source| SimError::Listen {
+            addr: args.traffic_listen,
+            source,
+        })?;
+    let api_addr = api_listener.local_addr().map_err(SimError::Serve)?;
+    let traffic_addr = traffic_listener.local_addr().map_err(SimError::Serve)?;
+    let state = api::ApiState {
+        store: store.clone(),
+        server_address: api_addr.to_string(),
+        bookmark_interval: Duration::from_secs_f64(args.bookmark_seconds.max(0.1)),
+    };
+    let traffic = Arc::new(Mutex::new(traffic::Traffic::default()));
+    tokio::spawn(gc::run(store.clone()));
+    tokio::spawn(workload::run(store.clone()));
+    tokio::spawn(traffic::run(
+        store.clone(),
+        traffic.clone(),
+        Duration::from_secs_f64(args.traffic_tick_seconds.max(0.01)),
+    ));
+    let api = axum::serve(api_listener, api::router(state));
+    let metrics = axum::serve(traffic_listener, traffic::router(traffic));
+    let serving = async move {
+        tokio::select! {
+            r = api => r.map_err(SimError::Serve),
+            r = metrics => r.map_err(SimError::Serve),
+        }
+    };
+    if let Some(path) = &args.kubeconfig_out {
+        kubeconfig::write(path, api_addr).map_err(|source| SimError::Kubeconfig {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok((
+        Sim {
+            api_addr,
+            traffic_addr,
+            store,
+        },
+        serving,
+    ))
+}
+
+/// `serin sim`: serves until stopped.
+pub async fn run(args: SimArgs) -> Result<(), SimError> {
+    let (sim, serving) = start(&args).await?;
+    tracing::info!(api = %sim.api_addr, traffic = %sim.traffic_addr, "simulated cluster serving");
+    eprintln!(
+        "serin sim: Kubernetes API on http://{}  traffic metrics on http://{}/metrics",
+        sim.api_addr, sim.traffic_addr
+    );
+    if let Some(path) = &args.kubeconfig_out {
+        eprintln!("serin sim: kubeconfig written to {}", path.display());
+    }
+    tokio::select! {
+        r = serving => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}

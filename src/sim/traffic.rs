@@ -1,0 +1,305 @@
+//! The traffic simulator: requests enter where they would in a cluster (through a route that
+//! points at Services, split by its weights, or straight into a Service no route points at), go to
+//! the ready Pods the Service selects, and are answered with each Pod's configured error rate and
+//! latency. The counts are exported on `/metrics` for a real Prometheus to scrape.
+
+use super::meta;
+use super::selector::LabelSelector;
+use super::store::Store;
+use super::workload::container_env;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_RPS: f64 = 50.0;
+pub const RPS_ANNOTATION: &str = "sim.serin.dev/rps";
+const HASH_LABEL: &str = "serin.dev/pod-template-hash";
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// One exported series: who served the request and with what code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub namespace: String,
+    pub service: String,
+    pub pod: String,
+    pub pod_template_hash: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Series {
+    count: u64,
+    buckets: [u64; 11],
+    sum: f64,
+}
+
+/// Requests to one (Service, Pod) pair: fractional carry-over keeps long-run rates exact.
+#[derive(Debug, Default)]
+struct Flow {
+    requests: f64,
+    errors: f64,
+}
+
+#[derive(Default)]
+pub struct Traffic {
+    series: BTreeMap<SeriesKey, Series>,
+    flows: HashMap<(String, String, String), Flow>,
+}
+
+/// A share of an entry point's traffic sent to one Service.
+struct Share {
+    namespace: String,
+    service: String,
+    rps: f64,
+}
+
+fn rps_of(obj: &Value) -> f64 {
+    obj["metadata"]["annotations"][RPS_ANNOTATION]
+        .as_str()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .unwrap_or(DEFAULT_RPS)
+}
+
+/// The Services an HTTPRoute sends to and the share of its traffic each gets.
+fn route_shares(route: &Value) -> Vec<Share> {
+    let ns = meta::namespace(route);
+    let rules = route["spec"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total = rps_of(route);
+    let per_rule = if rules.is_empty() {
+        0.0
+    } else {
+        total / rules.len() as f64
+    };
+    let mut out = Vec::new();
+    for rule in &rules {
+        let refs: Vec<&Value> = rule["backendRefs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| {
+                b["kind"].as_str().unwrap_or("Service") == "Service"
+                    && b["group"].as_str().unwrap_or("").is_empty()
+            })
+            .collect();
+        let weight = |b: &Value| b["weight"].as_f64().unwrap_or(1.0).max(0.0);
+        let sum: f64 = refs.iter().map(|b| weight(b)).sum();
+        if sum <= 0.0 {
+            continue;
+        }
+        for b in refs {
+            out.push(Share {
+                namespace: b["namespace"].as_str().unwrap_or(ns).to_string(),
+                service: b["name"].as_str().unwrap_or("").to_string(),
+                rps: per_rule * weight(b) / sum,
+            });
+        }
+    }
+    out
+}
+
+fn pod_is_ready(p: &Value) -> bool {
+    !meta::is_deleting(p)
+        && p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+impl Traffic {
+    /// Sends `dt` worth of requests through the cluster as it is now.
+    pub fn step(&mut self, store: &Store, dt: f64) {
+        let registry = store.registry();
+        let list = |group: &str, version: &str, plural: &str| -> Vec<Arc<Value>> {
+            registry
+                .find(group, version, plural)
+                .map(|rt| {
+                    store
+                        .list(&rt.storage_key(), None, None, None, &|_| true)
+                        .items
+                })
+                .unwrap_or_default()
+        };
+        let services = list("", "v1", "services");
+        let pods = list("", "v1", "pods");
+        let routes = list("gateway.networking.k8s.io", "v1", "httproutes");
+
+        let mut shares = Vec::new();
+        let mut routed: HashSet<(String, String)> = HashSet::new();
+        for r in &routes {
+            for s in route_shares(r) {
+                routed.insert((s.namespace.clone(), s.service.clone()));
+                shares.push(s);
+            }
+        }
+        for svc in &services {
+            let key = (
+                meta::namespace(svc).to_string(),
+                meta::name(svc).to_string(),
+            );
+            if !routed.contains(&key) && svc["spec"]["selector"].is_object() {
+                shares.push(Share {
+                    namespace: key.0,
+                    service: key.1,
+                    rps: rps_of(svc),
+                });
+            }
+        }
+        let by_name: HashMap<(&str, &str), &Arc<Value>> = services
+            .iter()
+            .map(|s| ((meta::namespace(s), meta::name(s)), s))
+            .collect();
+        let mut pods_by_ns: HashMap<&str, Vec<&Arc<Value>>> = HashMap::new();
+        for p in pods.iter().filter(|p| pod_is_ready(p)) {
+            pods_by_ns.entry(meta::namespace(p)).or_default().push(p);
+        }
+        let mut alive: HashSet<(String, String, String)> = HashSet::new();
+        for share in shares {
+            let Some(svc) = by_name.get(&(share.namespace.as_str(), share.service.as_str())) else {
+                continue;
+            };
+            let Some(sel) = svc["spec"]["selector"].as_object() else {
+                continue;
+            };
+            let selector = LabelSelector::from_object(&serde_json::json!({"matchLabels": sel}));
+            let backends: Vec<&&Arc<Value>> = pods_by_ns
+                .get(share.namespace.as_str())
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| !sel.is_empty() && selector.matches(meta::labels(p)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if backends.is_empty() {
+                continue;
+            }
+            let each = share.rps * dt / backends.len() as f64;
+            for pod in backends {
+                let flow_key = (
+                    share.namespace.clone(),
+                    share.service.clone(),
+                    meta::name(pod).to_string(),
+                );
+                alive.insert(flow_key.clone());
+                let error_rate = container_env(&pod["spec"], "SERIN_SIM_ERROR_RATE")
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    .clamp(0.0, 1.0);
+                let latency = container_env(&pod["spec"], "SERIN_SIM_LATENCY_MS")
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(10.0)
+                    .max(0.0)
+                    / 1000.0;
+                let flow = self.flows.entry(flow_key).or_default();
+                flow.requests += each;
+                let n = flow.requests.floor();
+                flow.requests -= n;
+                flow.errors += n * error_rate;
+                let errors = flow.errors.floor();
+                flow.errors -= errors;
+                let hash = pod["metadata"]["labels"][HASH_LABEL]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                for (code, count) in [("200", n - errors), ("500", errors)] {
+                    let key = SeriesKey {
+                        namespace: share.namespace.clone(),
+                        service: share.service.clone(),
+                        pod: meta::name(pod).to_string(),
+                        pod_template_hash: hash.clone(),
+                        code: code.to_string(),
+                    };
+                    let series = self.series.entry(key).or_default();
+                    let count = count as u64;
+                    series.count += count;
+                    series.sum += count as f64 * latency;
+                    for (i, le) in BUCKETS.iter().enumerate() {
+                        if latency <= *le {
+                            series.buckets[i] += count;
+                        }
+                    }
+                }
+            }
+        }
+        // Series of Pods that no longer serve disappear, as a deleted Pod's metrics do.
+        self.flows.retain(|k, _| alive.contains(k));
+        self.series.retain(|k, _| {
+            alive.contains(&(k.namespace.clone(), k.service.clone(), k.pod.clone()))
+        });
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let labels = |k: &SeriesKey| {
+            format!(
+                "namespace=\"{}\",service=\"{}\",pod=\"{}\",pod_template_hash=\"{}\",code=\"{}\"",
+                k.namespace, k.service, k.pod, k.pod_template_hash, k.code
+            )
+        };
+        out.push_str("# HELP http_requests_total Requests answered by simulated pods.\n# TYPE http_requests_total counter\n");
+        for (k, s) in &self.series {
+            let _ = writeln!(out, "http_requests_total{{{}}} {}", labels(k), s.count);
+        }
+        out.push_str("# HELP http_request_duration_seconds Time simulated pods took to answer.\n# TYPE http_request_duration_seconds histogram\n");
+        for (k, s) in &self.series {
+            let l = labels(k);
+            for (i, le) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {}",
+                    s.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(out, "http_request_duration_seconds_sum{{{l}}} {}", s.sum);
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{l}}} {}",
+                s.count
+            );
+        }
+        out
+    }
+}
+
+pub async fn run(store: Arc<Store>, traffic: Arc<Mutex<Traffic>>, tick: Duration) {
+    let mut interval = tokio::time::interval(tick);
+    let mut last = Instant::now();
+    loop {
+        interval.tick().await;
+        let now = Instant::now();
+        let dt = now.duration_since(last).as_secs_f64();
+        last = now;
+        let mut t = traffic.lock().unwrap_or_else(|e| e.into_inner());
+        t.step(&store, dt);
+    }
+}
+
+pub fn router(traffic: Arc<Mutex<Traffic>>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(t): State<Arc<Mutex<Traffic>>>| async move {
+                let body = t.lock().unwrap_or_else(|e| e.into_inner()).render();
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+            }),
+        )
+        .with_state(traffic)
+}

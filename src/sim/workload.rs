@@ -1,0 +1,459 @@
+//! The workload simulator: what the Deployment and ReplicaSet controllers and the kubelet do.
+//! Deployments get ReplicaSets, ReplicaSets get Pods, and Pods become Ready after the delay their
+//! container env asks for (`SERIN_SIM_READY_SECONDS`), or never (`SERIN_SIM_CRASH=true`).
+
+use super::meta;
+use super::resources::ResourceType;
+use super::selector::LabelSelector;
+use super::store::{DeleteOpts, EventType, Store, Subresource, WriteOpts};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+const RS_MANAGER: &str = "replicaset-controller";
+const DEPLOY_MANAGER: &str = "deployment-controller";
+const KUBELET: &str = "kubelet";
+
+type Key = (String, String);
+
+struct Types {
+    deployments: Arc<ResourceType>,
+    replicasets: Arc<ResourceType>,
+    pods: Arc<ResourceType>,
+}
+
+/// The env value of the pod's first container that sets it.
+pub fn container_env<'a>(pod_spec: &'a Value, name: &str) -> Option<&'a str> {
+    pod_spec["containers"].as_array()?.iter().find_map(|c| {
+        c["env"]
+            .as_array()?
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+    })
+}
+
+pub async fn run(store: Arc<Store>) {
+    let Some(types) = (|| {
+        let r = store.registry();
+        Some(Types {
+            deployments: r.find("apps", "v1", "deployments")?,
+            replicasets: r.find("apps", "v1", "replicasets")?,
+            pods: r.find("", "v1", "pods")?,
+        })
+    })() else {
+        return;
+    };
+    let mut rx = store.subscribe();
+    let mut dirty_deploys: BTreeSet<Key> = BTreeSet::new();
+    let mut dirty_rs: BTreeSet<Key> = BTreeSet::new();
+    let mut ready_at: BTreeMap<Instant, Vec<Key>> = BTreeMap::new();
+    let mut resync = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        let next_ready = ready_at
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            received = rx.recv() => {
+                let mut batch = Vec::new();
+                match received {
+                    Ok(e) => batch.push(e),
+                    Err(RecvError::Lagged(_)) => full_resync(&store, &types, &mut dirty_deploys, &mut dirty_rs),
+                    Err(RecvError::Closed) => return,
+                }
+                while let Ok(e) = rx.try_recv() {
+                    batch.push(e);
+                }
+                for e in batch {
+                    let key = (meta::namespace(&e.object).to_string(), meta::name(&e.object).to_string());
+                    match (e.key.group.as_str(), e.key.plural.as_str()) {
+                        ("apps", "deployments") => { dirty_deploys.insert(key); }
+                        ("apps", "replicasets") => {
+                            dirty_rs.insert(key.clone());
+                            for d in controller_owner(&e.object, "Deployment") {
+                                dirty_deploys.insert((key.0.clone(), d));
+                            }
+                        }
+                        ("", "pods") => {
+                            for rs in controller_owner(&e.object, "ReplicaSet") {
+                                dirty_rs.insert((key.0.clone(), rs));
+                            }
+                            if e.type_ == EventType::Added {
+                                schedule_ready(&e.object, &mut ready_at);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next_ready) => {
+                let due: Vec<Instant> = ready_at.range(..=Instant::now()).map(|(k, _)| *k).collect();
+                for at in due {
+                    for pod in ready_at.remove(&at).unwrap_or_default() {
+                        make_ready(&store, &types.pods, &pod);
+                    }
+                }
+            }
+            _ = resync.tick() => full_resync(&store, &types, &mut dirty_deploys, &mut dirty_rs),
+        }
+        for key in std::mem::take(&mut dirty_deploys) {
+            sync_deployment(&store, &types, &key);
+        }
+        for key in std::mem::take(&mut dirty_rs) {
+            sync_replicaset(&store, &types, &key);
+        }
+    }
+}
+
+fn full_resync(store: &Store, types: &Types, deploys: &mut BTreeSet<Key>, rs: &mut BTreeSet<Key>) {
+    let keys = |rt: &ResourceType| -> Vec<Key> {
+        store
+            .list(&rt.storage_key(), None, None, None, &|_| true)
+            .items
+            .iter()
+            .map(|o| (meta::namespace(o).to_string(), meta::name(o).to_string()))
+            .collect()
+    };
+    deploys.extend(keys(&types.deployments));
+    rs.extend(keys(&types.replicasets));
+}
+
+fn controller_owner(obj: &Value, kind: &str) -> Vec<String> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == kind && r["controller"] == true)
+        .filter_map(|r| r["name"].as_str().map(String::from))
+        .collect()
+}
+
+fn schedule_ready(pod: &Value, ready_at: &mut BTreeMap<Instant, Vec<Key>>) {
+    let secs = container_env(&pod["spec"], "SERIN_SIM_READY_SECONDS")
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(1.0)
+        .max(0.0);
+    let at = Instant::now() + Duration::from_secs_f64(secs);
+    ready_at.entry(at).or_default().push((
+        meta::namespace(pod).to_string(),
+        meta::name(pod).to_string(),
+    ));
+}
+
+/// An FNV-1a hash of the template, spelled with the alphabet Kubernetes uses for such suffixes.
+pub fn template_hash(template: &Value) -> String {
+    let mut h: u32 = 0x811c9dc5;
+    for b in template.to_string().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut out = String::new();
+    let mut n = h;
+    for _ in 0..10 {
+        out.push(ALPHABET[(n % 27) as usize] as char);
+        n /= 27;
+        if n == 0 {
+            break;
+        }
+    }
+    out
+}
+
+fn owned_by(obj: &Value, uid: &str) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["uid"] == uid && r["controller"] == true)
+        })
+}
+
+fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!([{"apiVersion": api_version, "kind": kind, "name": meta::name(owner), "uid": meta::uid(owner), "controller": true, "blockOwnerDeletion": true}])
+}
+
+fn sync_deployment(store: &Store, t: &Types, key: &Key) {
+    let Ok(d) = store.get(&t.deployments, &key.0, &key.1) else {
+        return;
+    };
+    if meta::is_deleting(&d) {
+        return;
+    }
+    let uid = meta::uid(&d).to_string();
+    let owned: Vec<Arc<Value>> = store
+        .list(
+            &t.replicasets.storage_key(),
+            Some(&key.0),
+            None,
+            None,
+            &|o| owned_by(o, &uid),
+        )
+        .items;
+    let template = &d["spec"]["template"];
+    let hash = template_hash(template);
+    let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
+    let current = owned
+        .iter()
+        .find(|rs| rs["metadata"]["labels"]["pod-template-hash"] == hash.as_str())
+        .cloned();
+    let new_rs = match current {
+        Some(rs) => {
+            if rs["spec"]["replicas"].as_i64() != Some(desired) {
+                let _ = store.modify(
+                    &t.replicasets,
+                    &key.0,
+                    meta::name(&rs),
+                    &WriteOpts::by(DEPLOY_MANAGER),
+                    &|o| o["spec"]["replicas"] = json!(desired),
+                );
+            }
+            rs
+        }
+        None => {
+            let mut tpl = template.clone();
+            meta::set_path(&mut tpl, "metadata.labels.pod-template-hash", json!(hash));
+            let mut selector = d["spec"]["selector"].clone();
+            meta::set_path(&mut selector, "matchLabels.pod-template-hash", json!(hash));
+            let rs = json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": format!("{}-{hash}", key.1), "namespace": key.0, "labels": tpl["metadata"]["labels"],
+                             "ownerReferences": owner_ref(&d, "apps/v1", "Deployment")},
+                "spec": {"replicas": desired, "selector": selector, "template": tpl},
+            });
+            match store.create(
+                &t.replicasets,
+                Some(&key.0),
+                rs,
+                &WriteOpts::by(DEPLOY_MANAGER),
+            ) {
+                Ok(rs) => Arc::new(rs),
+                Err(_) => return,
+            }
+        }
+    };
+    // Old ReplicaSets shrink as the new one becomes available (a rolling update).
+    let new_available = new_rs["status"]["availableReplicas"].as_i64().unwrap_or(0);
+    let mut old_budget = (desired - new_available).max(0);
+    for rs in owned
+        .iter()
+        .filter(|rs| meta::uid(rs) != meta::uid(&new_rs))
+    {
+        let current = rs["spec"]["replicas"].as_i64().unwrap_or(0);
+        let want = current.min(old_budget);
+        old_budget -= want;
+        if want != current {
+            let _ = store.modify(
+                &t.replicasets,
+                &key.0,
+                meta::name(rs),
+                &WriteOpts::by(DEPLOY_MANAGER),
+                &|o| o["spec"]["replicas"] = json!(want),
+            );
+        }
+    }
+    let sum = |field: &str| -> i64 {
+        owned
+            .iter()
+            .map(|rs| rs["status"][field].as_i64().unwrap_or(0))
+            .sum::<i64>()
+            + if owned.iter().any(|rs| meta::uid(rs) == meta::uid(&new_rs)) {
+                0
+            } else {
+                new_rs["status"][field].as_i64().unwrap_or(0)
+            }
+    };
+    let available = sum("availableReplicas");
+    let status = json!({
+        "observedGeneration": d["metadata"]["generation"],
+        "replicas": sum("replicas"),
+        "updatedReplicas": new_rs["status"]["replicas"].as_i64().unwrap_or(0),
+        "readyReplicas": sum("readyReplicas"),
+        "availableReplicas": available,
+        "unavailableReplicas": (desired - available).max(0),
+        "conditions": [{
+            "type": "Available",
+            "status": if available >= desired { "True" } else { "False" },
+            "reason": if available >= desired { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+            "message": if available >= desired { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
+        }],
+    });
+    write_status(store, &t.deployments, &d, status, DEPLOY_MANAGER);
+}
+
+/// Writes status only when it changed, keeping condition transition times that did not change.
+fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut status: Value, manager: &str) {
+    let now = meta::now_rfc3339();
+    if let Some(conds) = status["conditions"].as_array_mut() {
+        for c in conds {
+            let prev = obj["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|p| p["type"] == c["type"]));
+            let time = match prev {
+                Some(p) if p["status"] == c["status"] => p["lastTransitionTime"].clone(),
+                _ => json!(now),
+            };
+            c["lastTransitionTime"] = time.clone();
+            c["lastUpdateTime"] = time;
+        }
+    }
+    if obj["status"] == status {
+        return;
+    }
+    let opts = WriteOpts {
+        manager,
+        dry_run: false,
+        force: false,
+        subresource: Subresource::Status,
+    };
+    let _ = store.modify(
+        rt,
+        meta::namespace(obj),
+        meta::name(obj),
+        &opts,
+        &move |o| o["status"] = status.clone(),
+    );
+}
+
+fn pod_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
+    let Ok(rs) = store.get(&t.replicasets, &key.0, &key.1) else {
+        return;
+    };
+    if meta::is_deleting(&rs) {
+        return;
+    }
+    let uid = meta::uid(&rs).to_string();
+    let selector = LabelSelector::from_object(&rs["spec"]["selector"]);
+    let pods: Vec<Arc<Value>> = store
+        .list(&t.pods.storage_key(), Some(&key.0), None, None, &|p| {
+            owned_by(p, &uid) && selector.matches(meta::labels(p)) && !meta::is_deleting(p)
+        })
+        .items;
+    let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
+    if pods.len() < desired {
+        for _ in pods.len()..desired {
+            let tpl = &rs["spec"]["template"];
+            let pod = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"generateName": format!("{}-", key.1), "namespace": key.0, "labels": tpl["metadata"]["labels"],
+                             "annotations": tpl["metadata"]["annotations"], "ownerReferences": owner_ref(&rs, "apps/v1", "ReplicaSet")},
+                "spec": tpl["spec"],
+            });
+            let mut pod = pod;
+            if pod["metadata"]["annotations"].is_null() {
+                meta::remove_meta(&mut pod, "annotations");
+            }
+            let _ = store.create(&t.pods, Some(&key.0), pod, &WriteOpts::by(RS_MANAGER));
+        }
+    } else if pods.len() > desired {
+        // Not-ready pods go first, then the newest.
+        let mut victims: Vec<&Arc<Value>> = pods.iter().collect();
+        victims.sort_by_key(|p| {
+            (
+                pod_ready(p),
+                std::cmp::Reverse(
+                    p["metadata"]["creationTimestamp"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+            )
+        });
+        for p in victims.into_iter().take(pods.len() - desired) {
+            let _ = store.delete(&t.pods, &key.0, meta::name(p), &DeleteOpts::default());
+        }
+    }
+    let live: Vec<Arc<Value>> = store
+        .list(&t.pods.storage_key(), Some(&key.0), None, None, &|p| {
+            owned_by(p, &uid) && !meta::is_deleting(p)
+        })
+        .items;
+    let ready = live.iter().filter(|p| pod_ready(p)).count();
+    let status = json!({
+        "replicas": live.len(),
+        "fullyLabeledReplicas": live.len(),
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "observedGeneration": rs["metadata"]["generation"],
+    });
+    write_status(store, &t.replicasets, &rs, status, RS_MANAGER);
+}
+
+fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
+    let Ok(pod) = store.get(pods, &key.0, &key.1) else {
+        return;
+    };
+    if meta::is_deleting(&pod) {
+        return;
+    }
+    let now = meta::now_rfc3339();
+    let n = u32::from_str_radix(
+        &meta::uid(&pod).replace('-', "")[..6.min(meta::uid(&pod).len())],
+        16,
+    )
+    .unwrap_or(1);
+    let ip = format!("10.244.{}.{}", (n >> 8) & 0xff, (n & 0xff).max(2));
+    if container_env(&pod["spec"], "SERIN_SIM_CRASH") == Some("true") {
+        let status = crash_status(&pod);
+        let opts = WriteOpts {
+            manager: KUBELET,
+            dry_run: false,
+            force: false,
+            subresource: Subresource::Status,
+        };
+        let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| {
+            o["status"] = status.clone()
+        });
+        return;
+    }
+    let statuses: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| json!({"name": c["name"], "image": c["image"], "ready": true, "started": true, "restartCount": 0, "state": {"running": {"startedAt": now}}}))
+        .collect();
+    let status = json!({
+        "phase": "Running",
+        "podIP": ip,
+        "startTime": pod["metadata"]["creationTimestamp"],
+        "conditions": [
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+        ],
+        "containerStatuses": statuses,
+    });
+    let opts = WriteOpts {
+        manager: KUBELET,
+        dry_run: false,
+        force: false,
+        subresource: Subresource::Status,
+    };
+    let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| {
+        o["status"] = status.clone()
+    });
+}
+
+/// Pods created with `SERIN_SIM_CRASH=true` show as crash-looping, as a broken image would.
+fn crash_status(pod: &Value) -> Value {
+    let statuses: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| json!({"name": c["name"], "image": c["image"], "ready": false, "started": false, "restartCount": 1,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}}))
+        .collect();
+    json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}], "containerStatuses": statuses})
+}
