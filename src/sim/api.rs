@@ -64,7 +64,8 @@ enum Route {
     Groups,
     Group(String),
     GroupVersion(String, String),
-    OpenApi,
+    OpenApiRoot,
+    OpenApiGroupVersion(String, String),
     Resource(ResourcePath),
 }
 
@@ -77,7 +78,13 @@ fn parse_route(path: &str) -> Option<Route> {
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
         ["healthz"] | ["readyz"] | ["livez"] => return Some(Route::Healthz),
-        ["openapi", ..] => return Some(Route::OpenApi),
+        ["openapi", "v3"] => return Some(Route::OpenApiRoot),
+        ["openapi", "v3", "api", v] => {
+            return Some(Route::OpenApiGroupVersion(String::new(), v.to_string()));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return Some(Route::OpenApiGroupVersion(g.to_string(), v.to_string()));
+        }
         ["api"] => return Some(Route::CoreVersions),
         ["apis"] => return Some(Route::Groups),
         ["apis", g] => return Some(Route::Group(g.to_string())),
@@ -150,8 +157,9 @@ fn dispatch(
     match route {
         Route::Version => ok(discovery::version()),
         Route::Healthz => Ok((StatusCode::OK, "ok").into_response()),
-        // No OpenAPI documents: clients fall back to validation on the server.
-        Route::OpenApi => Err(ApiError::path_not_found(path)),
+        Route::OpenApiRoot => ok(super::openapi::root(&registry())),
+        Route::OpenApiGroupVersion(g, v) => super::openapi::group_version(&registry(), &g, &v)
+            .map_or_else(|| Err(ApiError::path_not_found(path)), ok),
         Route::CoreVersions => ok(discovery::core_versions(&st.server_address)),
         Route::Groups => ok(discovery::group_list(&registry())),
         Route::Group(g) => discovery::group(&registry(), &g)
@@ -219,7 +227,6 @@ fn resource(
             rt.group_resource()
         )));
     }
-    let ns = rp.namespace.clone().unwrap_or_default();
     let sub = match rp.sub.as_deref() {
         None => None,
         Some("status")
@@ -250,7 +257,76 @@ fn resource(
             Subresource::Main
         },
     };
+    let warnings = field_validation(&rt, method, q, headers, body)?;
+    let response = resource_verb(st, &rt, method, rp, sub, q, headers, body, &opts)?;
+    Ok(with_warnings(response, &warnings))
+}
+
+/// Unknown fields in a custom resource: an error with `fieldValidation=Strict`, a warning by
+/// default, nothing with `Ignore`; kubectl asks for Strict.
+fn field_validation(
+    rt: &ResourceType,
+    method: &Method,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Vec<String>, ApiError> {
+    let Some(schema) = rt.schema.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let checked = matches!(*method, Method::POST | Method::PUT)
+        || (*method == Method::PATCH
+            && (ct.starts_with("application/apply-patch")
+                || ct.starts_with("application/merge-patch")));
+    if !checked || body.is_empty() || q.get("fieldValidation") == Some("Ignore") {
+        return Ok(Vec::new());
+    }
+    let obj = decode_body(body)?;
+    let unknown: Vec<String> = super::schema::unknown_fields(&obj, schema)
+        .into_iter()
+        .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
+        .collect();
+    if !unknown.is_empty() && q.get("fieldValidation") == Some("Strict") {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            rt.kind,
+            rt.api_version(),
+            rt.kind,
+            unknown.join(", ")
+        )));
+    }
+    Ok(unknown)
+}
+
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        if let Ok(v) = format!("299 - \"{}\"", w.replace('"', "'")).parse() {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource_verb(
+    st: &ApiState,
+    rt: &Arc<ResourceType>,
+    method: &Method,
+    rp: &ResourcePath,
+    sub: Option<&str>,
+    q: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+    opts: &WriteOpts,
+) -> Result<Response, ApiError> {
+    let rt = rt.clone();
+    let ns = rp.namespace.clone().unwrap_or_default();
     let store = &st.store;
+    let opts = &opts;
     match (method.clone(), rp.name.as_deref(), sub) {
         (Method::GET, None, None) => {
             if q.flag("watch") {
@@ -284,16 +360,16 @@ fn resource(
                 )));
             }
             let obj = decode_body(body)?;
-            let created = store.create(&rt, rp.namespace.as_deref(), obj, &opts)?;
+            let created = store.create(&rt, rp.namespace.as_deref(), obj, opts)?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name), Some("scale")) => {
             let scale = decode_body(body)?;
-            write_scale(store, &rt, &ns, name, &scale, &opts)
+            write_scale(store, &rt, &ns, name, &scale, opts)
         }
         (Method::PUT, Some(name), _) => {
             let obj = decode_body(body)?;
-            let updated = store.update(&rt, &ns, name, obj, &opts)?;
+            let updated = store.update(&rt, &ns, name, obj, opts)?;
             Ok(json_response(StatusCode::OK, &updated))
         }
         (Method::PATCH, Some(name), sub) => {
@@ -314,9 +390,9 @@ fn resource(
                     PatchType::Json => super::patch::json_patch(&current, &patch)?,
                     _ => super::patch::merge_patch(&current, &patch)?,
                 };
-                return write_scale(store, &rt, &ns, name, &patched, &opts);
+                return write_scale(store, &rt, &ns, name, &patched, opts);
             }
-            let patched = store.patch(&rt, &ns, name, patch_type, &patch, &opts)?;
+            let patched = store.patch(&rt, &ns, name, patch_type, &patch, opts)?;
             Ok(json_response(StatusCode::OK, &patched))
         }
         (Method::DELETE, Some(name), None) => {

@@ -13,6 +13,7 @@ pub mod kubeconfig;
 pub mod lists;
 pub mod managed;
 pub mod meta;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod resources;

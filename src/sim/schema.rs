@@ -8,25 +8,39 @@ const ROOT_FIELDS: &[&str] = &["apiVersion", "kind", "metadata"];
 
 /// Drops fields the schema does not know and fills in `default`s, as a CRD's API does on write.
 pub fn prune_and_default(obj: &mut Value, schema: &Value) {
-    walk_prune(obj, schema, true);
+    walk_prune(obj, schema, true, "", &mut None);
+}
+
+/// The fields a write would lose to pruning, as `.spec.foo` paths (for `fieldValidation`).
+pub fn unknown_fields(obj: &Value, schema: &Value) -> Vec<String> {
+    let mut found = Some(Vec::new());
+    let mut copy = obj.clone();
+    walk_prune(&mut copy, schema, true, "", &mut found);
+    found.unwrap_or_default()
 }
 
 fn preserves_unknown(schema: &Value) -> bool {
     schema["x-kubernetes-preserve-unknown-fields"] == true
 }
 
-fn walk_prune(obj: &mut Value, schema: &Value, root: bool) {
+fn walk_prune(
+    obj: &mut Value,
+    schema: &Value,
+    root: bool,
+    path: &str,
+    found: &mut Option<Vec<String>>,
+) {
     if schema["x-kubernetes-embedded-resource"] == true {
         // Embedded objects keep apiVersion/kind/metadata like a root object does.
-        prune_object(obj, schema, true);
+        prune_object(obj, schema, true, path, found);
         return;
     }
     match obj {
-        Value::Object(_) => prune_object(obj, schema, root),
+        Value::Object(_) => prune_object(obj, schema, root, path, found),
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
-                for item in items {
-                    walk_prune(item, item_schema, false);
+                for (i, item) in items.iter_mut().enumerate() {
+                    walk_prune(item, item_schema, false, &format!("{path}[{i}]"), found);
                 }
             }
         }
@@ -34,20 +48,35 @@ fn walk_prune(obj: &mut Value, schema: &Value, root: bool) {
     }
 }
 
-fn prune_object(obj: &mut Value, schema: &Value, root: bool) {
+fn prune_object(
+    obj: &mut Value,
+    schema: &Value,
+    root: bool,
+    path: &str,
+    found: &mut Option<Vec<String>>,
+) {
     let Some(map) = obj.as_object_mut() else {
         return;
     };
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
     if !preserves_unknown(schema) {
-        if let Some(props) = props {
-            map.retain(|k, _| props.contains_key(k) || (root && ROOT_FIELDS.contains(&k.as_str())));
-        } else if additional.is_none()
-            && schema.get("type").and_then(Value::as_str) == Some("object")
-        {
-            map.retain(|k, _| root && ROOT_FIELDS.contains(&k.as_str()));
+        let known = |k: &str| {
+            (root && ROOT_FIELDS.contains(&k))
+                || props.is_some_and(|p| p.contains_key(k))
+                || (props.is_none() && additional.is_some())
+                || (props.is_none()
+                    && additional.is_none()
+                    && schema.get("type").and_then(Value::as_str) != Some("object"))
+        };
+        if let Some(found) = found.as_mut() {
+            found.extend(
+                map.keys()
+                    .filter(|k| !known(k))
+                    .map(|k| format!("{path}.{k}")),
+            );
         }
+        map.retain(|k, _| known(k));
     }
     if let Some(props) = props {
         for (k, prop) in props {
@@ -60,12 +89,12 @@ fn prune_object(obj: &mut Value, schema: &Value, root: bool) {
                 map.insert(k.clone(), default.clone());
             }
             if let Some(v) = map.get_mut(k) {
-                walk_prune(v, prop, false);
+                walk_prune(v, prop, false, &format!("{path}.{k}"), found);
             }
         }
     } else if let Some(additional) = additional {
-        for v in map.values_mut() {
-            walk_prune(v, additional, false);
+        for (k, v) in map.iter_mut() {
+            walk_prune(v, additional, false, &format!("{path}.{k}"), found);
         }
     }
 }
@@ -415,6 +444,11 @@ mod tests {
         );
         assert!(obj.get("other").is_none());
         assert_eq!(obj["metadata"]["name"], "a");
+        let unknown = unknown_fields(
+            &json!({"spec": {"replicas": 1, "junk": true}, "other": 1}),
+            &schema(),
+        );
+        assert_eq!(unknown, vec![".other", ".spec.junk"]);
     }
 
     #[test]
