@@ -184,6 +184,9 @@ fn default_manager(headers: &HeaderMap) -> String {
 }
 
 fn decode_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.starts_with(b"k8s\0") {
+        return super::protobuf::decode(body);
+    }
     if body.is_empty() {
         return Err(ApiError::bad_request("the request has no body"));
     }

@@ -1,0 +1,399 @@
+//! The simulated cluster driven by the real kubectl, started as its own `serin sim` process.
+
+mod common;
+
+use common::SimCluster;
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: example/web:1.0
+        env: [{name: SERIN_SIM_READY_SECONDS, value: "0.2"}]
+      - name: sidecar
+        image: example/proxy:1.0
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"#;
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.test.serin.dev}
+spec:
+  group: test.serin.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Weight, type: integer, jsonPath: .spec.weight}
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              weight: {type: integer, minimum: 0, maximum: 100}
+          status:
+            type: object
+            properties:
+              phase: {type: string}
+"#;
+
+#[test]
+fn kubectl_applies_gets_patches_scales_and_deletes() {
+    let sim = SimCluster::start();
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], APP);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("deployment.apps/web serverside-applied"),
+        "{printed}"
+    );
+
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=20s",
+    ]);
+    let table = sim.kubectl_ok(&["get", "deployment", "web"]);
+    assert!(table.contains("READY") && table.contains("2/2"), "{table}");
+    let pods = sim.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].status.phase}",
+    ]);
+    assert_eq!(
+        pods.split_whitespace().collect::<Vec<_>>(),
+        vec!["Running", "Running"]
+    );
+
+    // Strategic merge keeps the other container; merge and JSON patches work too.
+    sim.kubectl_ok(&["patch", "deployment", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"example/web:2.0"}]}}}}"#]);
+    let images = sim.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].image}",
+    ]);
+    assert_eq!(images, "example/web:2.0 example/proxy:1.0");
+    sim.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"labels":{"tier":"front"}}}"#,
+    ]);
+    sim.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":3}]"#,
+    ]);
+    let generation = sim.kubectl_ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.generation}",
+    ]);
+    assert_eq!(
+        generation, "3",
+        "two spec changes after creation; the label change did not count"
+    );
+
+    sim.kubectl_ok(&["scale", "deployment", "web", "--replicas=1"]);
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.readyReplicas}=1",
+        "deployment/web",
+        "--timeout=20s",
+    ]);
+
+    // A second field manager conflicts with the applier until it forces.
+    let bumped = APP.replace("replicas: 2", "replicas: 5");
+    let out = sim.kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=ops", "-f", "-"],
+        &bumped,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("conflict") && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    let out = sim.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=ops",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        &bumped,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    sim.kubectl_ok(&["delete", "deployment", "web", "--timeout=20s"]);
+    let left = sim.kubectl_ok(&["get", "deployments,replicasets", "-o", "name"]);
+    assert_eq!(left.trim(), "");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !sim
+        .kubectl_ok(&["get", "pods", "-o", "name"])
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "pods were not collected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = sim.kubectl(&["get", "deployment", "web"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+}
+
+#[test]
+fn kubectl_watch_streams_changes() {
+    let sim = SimCluster::start();
+    let mut watch = std::process::Command::new(common::kubectl_path())
+        .env("KUBECONFIG", &sim.kubeconfig)
+        .args(["get", "configmaps", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    std::thread::sleep(Duration::from_millis(500));
+    sim.kubectl_ok(&["create", "configmap", "first", "--from-literal=a=1"]);
+    sim.kubectl_ok(&["label", "configmap", "first", "x=y"]);
+    sim.kubectl_ok(&["delete", "configmap", "first"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = watch.kill();
+    let mut out = String::new();
+    watch
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    let events: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("first"))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(events, vec!["ADDED", "MODIFIED", "DELETED"], "{out}");
+}
+
+#[test]
+fn kubectl_serves_custom_resources_from_applied_crds() {
+    let sim = SimCluster::start();
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], WIDGET_CRD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.test.serin.dev",
+        "--timeout=10s",
+    ]);
+    let widget =
+        "apiVersion: test.serin.dev/v1\nkind: Widget\nmetadata: {name: w}\nspec: {weight: 30}\n";
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], widget);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = sim.kubectl_ok(&["get", "wd"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header, vec!["NAME", "WEIGHT", "PHASE"], "{table}");
+    assert!(lines.next().unwrap_or("").starts_with("w "), "{table}");
+
+    let bad = sim.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &widget.replace("30", "300"),
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("spec.weight") && err.contains("less than or equal to 100"),
+        "{err}"
+    );
+    let unknown = sim.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &widget.replace("weight: 30", "weight: 30, colour: red"),
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("unknown field \"spec.colour\""),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
+    sim.kubectl_ok(&[
+        "patch",
+        "widget",
+        "w",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Ready"}}"#,
+    ]);
+    assert_eq!(
+        sim.kubectl_ok(&["get", "widget", "w", "-o", "jsonpath={.status.phase}"]),
+        "Ready"
+    );
+    sim.kubectl_ok(&["delete", "widget", "w"]);
+}
+
+/// The published Gateway API CRDs, when the shared test data is beside the project.
+#[test]
+fn kubectl_applies_published_gateway_api_crds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/crds");
+    if !dir.exists() {
+        eprintln!("skipping: {} is absent", dir.display());
+        return;
+    }
+    let sim = SimCluster::start();
+    for f in [
+        "gateway.networking.k8s.io_httproutes.yaml",
+        "gateway.networking.k8s.io_grpcroutes.yaml",
+    ] {
+        let path = dir.join(f);
+        sim.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            path.to_str().unwrap_or_default(),
+        ]);
+    }
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/httproutes.gateway.networking.k8s.io",
+        "--timeout=10s",
+    ]);
+    let route = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs:
+    - {name: web-stable, port: 80, weight: 90}
+    - {name: web-canary, port: 80, weight: 10}
+"#;
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], route);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weights = sim.kubectl_ok(&[
+        "get",
+        "httproute",
+        "web",
+        "-o",
+        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
+    ]);
+    assert_eq!(weights, "90 10");
+    // Defaults from the published schema are applied (path match defaults to PathPrefix /).
+    let path_type = sim.kubectl_ok(&[
+        "get",
+        "httproute",
+        "web",
+        "-o",
+        "jsonpath={.spec.rules[0].matches[0].path.type}",
+    ]);
+    assert_eq!(path_type, "PathPrefix");
+}
+
+#[test]
+fn kubectl_typed_create_commands_work() {
+    let sim = SimCluster::start();
+    sim.kubectl_ok(&["create", "namespace", "shop"]);
+    sim.kubectl_ok(&[
+        "-n",
+        "shop",
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=token=s3cret",
+    ]);
+    sim.kubectl_ok(&[
+        "-n",
+        "shop",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+    ]);
+    let token = sim.kubectl_ok(&[
+        "-n",
+        "shop",
+        "get",
+        "secret",
+        "creds",
+        "-o",
+        "jsonpath={.data.token}",
+    ]);
+    assert_eq!(token, "czNjcmV0", "base64 of s3cret");
+    assert_eq!(
+        sim.kubectl_ok(&[
+            "-n",
+            "shop",
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.mode}"
+        ]),
+        "fast"
+    );
+    let phase = sim.kubectl_ok(&["get", "namespace", "shop", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "Active");
+}
