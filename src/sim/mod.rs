@@ -78,7 +78,7 @@ pub struct Sim {
 
 /// Starts the cluster's servers and controllers on the current runtime.
 pub async fn start(
-    args: &SimArgs,
+    args: SimArgs,
 ) -> Result<(Sim, impl std::future::Future<Output = Result<(), SimError>>), SimError> {
     let store = store::Store::new(args.watch_history);
     let api_listener = tokio::net::TcpListener::bind(args.listen)
@@ -134,7 +134,7 @@ pub async fn start(
 
 /// `serin sim`: serves until stopped.
 pub async fn run(args: SimArgs) -> Result<(), SimError> {
-    let (sim, serving) = start(&args).await?;
+    let (sim, serving) = start(args.clone()).await?;
     tracing::info!(api = %sim.api_addr, traffic = %sim.traffic_addr, "simulated cluster serving");
     eprintln!(
         "serin sim: Kubernetes API on http://{}  traffic metrics on http://{}/metrics",
