@@ -8,8 +8,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
-    WatchParams,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
@@ -22,8 +21,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(15);
 
 fn cm(name: &str, labels: serde_json::Value, data: serde_json::Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": data}))
-        .expect("configmap")
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": data})).expect("configmap")
 }
 
 fn api_error(e: kube::Error) -> (u16, String) {
@@ -38,10 +36,7 @@ async fn crud_conflicts_and_invalid_objects() {
     let sim = SimCluster::start();
     let cms: Api<ConfigMap> = Api::namespaced(sim.client().await, "default");
     let created = cms
-        .create(
-            &PostParams::default(),
-            &cm("app", json!({}), json!({"k": "v1"})),
-        )
+        .create(&PostParams::default(), &cm("app", json!({}), json!({"k": "v1"})))
         .await
         .unwrap();
     assert!(created.uid().is_some());
@@ -58,35 +53,22 @@ async fn crud_conflicts_and_invalid_objects() {
 
     let mut fresh = cms.get("app").await.unwrap();
     fresh.data = Some([("k".to_string(), "v2".to_string())].into());
-    let updated = cms
-        .replace("app", &PostParams::default(), &fresh)
-        .await
-        .unwrap();
+    let updated = cms.replace("app", &PostParams::default(), &fresh).await.unwrap();
     assert_ne!(updated.resource_version().unwrap(), rv1);
 
     // The same write again changes nothing and does not bump the resourceVersion.
-    let same = cms
-        .replace("app", &PostParams::default(), &updated)
-        .await
-        .unwrap();
+    let same = cms.replace("app", &PostParams::default(), &updated).await.unwrap();
     assert_eq!(same.resource_version(), updated.resource_version());
 
     // A write based on the old version is refused.
-    let (code, msg) = api_error(
-        cms.replace("app", &PostParams::default(), &created)
-            .await
-            .unwrap_err(),
-    );
+    let (code, msg) = api_error(cms.replace("app", &PostParams::default(), &created).await.unwrap_err());
     assert_eq!(code, 409);
     assert!(msg.contains("the object has been modified"), "{msg}");
 
     let (code, _) = api_error(
-        cms.create(
-            &PostParams::default(),
-            &cm("Bad_Name", json!({}), json!({})),
-        )
-        .await
-        .unwrap_err(),
+        cms.create(&PostParams::default(), &cm("Bad_Name", json!({}), json!({})))
+            .await
+            .unwrap_err(),
     );
     assert_eq!(code, 422);
 
@@ -117,29 +99,17 @@ async fn lists_by_label_and_field_in_pages() {
         .await
         .unwrap();
     }
-    let names = |l: &kube::core::ObjectList<ConfigMap>| {
-        l.items.iter().map(|c| c.name_any()).collect::<Vec<_>>()
-    };
-    let ab = cms
-        .list(&ListParams::default().labels("tier in (a,b)"))
-        .await
-        .unwrap();
+    let names = |l: &kube::core::ObjectList<ConfigMap>| l.items.iter().map(|c| c.name_any()).collect::<Vec<_>>();
+    let ab = cms.list(&ListParams::default().labels("tier in (a,b)")).await.unwrap();
     assert_eq!(names(&ab), vec!["cm-0", "cm-1", "cm-3", "cm-4"]);
-    let not_a = cms
-        .list(&ListParams::default().labels("tier,tier!=a"))
-        .await
-        .unwrap();
+    let not_a = cms.list(&ListParams::default().labels("tier,tier!=a")).await.unwrap();
     assert_eq!(names(&not_a), vec!["cm-1", "cm-2", "cm-4"]);
     let one = cms
         .list(&ListParams::default().fields("metadata.name=cm-2"))
         .await
         .unwrap();
     assert_eq!(names(&one), vec!["cm-2"]);
-    let (code, _) = api_error(
-        cms.list(&ListParams::default().fields("data.x=1"))
-            .await
-            .unwrap_err(),
-    );
+    let (code, _) = api_error(cms.list(&ListParams::default().fields("data.x=1")).await.unwrap_err());
     assert_eq!(code, 400);
 
     let mut seen = Vec::new();
@@ -158,15 +128,7 @@ async fn lists_by_label_and_field_in_pages() {
     assert_eq!(seen, vec!["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
 
     let all_ns: Api<ConfigMap> = Api::all(sim.client().await);
-    assert_eq!(
-        all_ns
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        5
-    );
+    assert_eq!(all_ns.list(&ListParams::default()).await.unwrap().items.len(), 5);
 }
 
 #[tokio::test]
@@ -175,10 +137,7 @@ async fn watch_resumes_from_a_resource_version_and_expires() {
     let client = sim.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let first = cms
-        .create(
-            &PostParams::default(),
-            &cm("w", json!({}), json!({"n": "0"})),
-        )
+        .create(&PostParams::default(), &cm("w", json!({}), json!({"n": "0"})))
         .await
         .unwrap();
     let from = first.resource_version().unwrap();
@@ -191,10 +150,7 @@ async fn watch_resumes_from_a_resource_version_and_expires() {
         .await
         .unwrap();
     }
-    let stream = cms
-        .watch(&WatchParams::default().timeout(2), &from)
-        .await
-        .unwrap();
+    let stream = cms.watch(&WatchParams::default().timeout(2), &from).await.unwrap();
     let events: Vec<WatchEvent<ConfigMap>> = stream.take(3).try_collect().await.unwrap();
     let values: Vec<String> = events
         .iter()
@@ -254,9 +210,7 @@ async fn watch_resumes_from_a_resource_version_and_expires() {
     let found = tokio::time::timeout(WAIT, async {
         while let Some(e) = w.try_next().await.unwrap() {
             match e {
-                watcher::Event::Apply(c) | watcher::Event::InitApply(c)
-                    if c.name_any() == "later" =>
-                {
+                watcher::Event::Apply(c) | watcher::Event::InitApply(c) if c.name_any() == "later" => {
                     return true;
                 }
                 _ => {}
@@ -285,7 +239,8 @@ async fn server_side_apply_tracks_owners_and_conflicts() {
         .collect();
     assert_eq!(managers, vec!["alice"]);
 
-    let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"color": "red"}});
+    let theirs =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"color": "red"}});
     let (code, msg) = api_error(
         cms.patch("cfg", &PatchParams::apply("bob"), &Patch::Apply(&theirs))
             .await
@@ -298,19 +253,14 @@ async fn server_side_apply_tracks_owners_and_conflicts() {
     );
 
     let forced = cms
-        .patch(
-            "cfg",
-            &PatchParams::apply("bob").force(),
-            &Patch::Apply(&theirs),
-        )
+        .patch("cfg", &PatchParams::apply("bob").force(), &Patch::Apply(&theirs))
         .await
         .unwrap();
     assert_eq!(forced.data.as_ref().unwrap()["color"], "red");
     assert_eq!(forced.data.as_ref().unwrap()["size"], "m");
 
     // alice stops setting `size` and `team`: the fields she alone owned go.
-    let less =
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {}});
+    let less = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {}});
     let after = cms
         .patch("cfg", &PatchParams::apply("alice"), &Patch::Apply(&less))
         .await
@@ -357,15 +307,8 @@ async fn install_widgets(client: &Client) -> Api<DynamicObject> {
     let crd: CustomResourceDefinition = serde_json::from_value(widget_crd()).unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
     let established = crds.get("widgets.test.serin.dev").await.unwrap();
-    let conds = established
-        .status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default();
-    assert!(
-        conds
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-    );
+    let conds = established.status.and_then(|s| s.conditions).unwrap_or_default();
+    assert!(conds.iter().any(|c| c.type_ == "Established" && c.status == "True"));
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("test.serin.dev", "v1", "Widget"));
     Api::namespaced_with(client.clone(), "default", &ar)
 }
@@ -384,14 +327,8 @@ async fn custom_resources_follow_their_schema_and_subresources() {
     w.data["spec"]["extra"] = json!("dropped");
     let created = widgets.create(&PostParams::default(), &w).await.unwrap();
     assert_eq!(created.data["spec"]["weight"], 5, "default applied");
-    assert!(
-        created.data["spec"].get("extra").is_none(),
-        "unknown field pruned"
-    );
-    assert!(
-        created.data.get("status").is_none(),
-        "status ignored on create"
-    );
+    assert!(created.data["spec"].get("extra").is_none(), "unknown field pruned");
+    assert!(created.data.get("status").is_none(), "status ignored on create");
     assert_eq!(created.metadata.generation, Some(1));
 
     let (code, msg) = api_error(
@@ -442,10 +379,7 @@ async fn custom_resources_follow_their_schema_and_subresources() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        spec_write.data["status"]["phase"], "Ready",
-        "spec writes ignore status"
-    );
+    assert_eq!(spec_write.data["status"]["phase"], "Ready", "spec writes ignore status");
     assert_eq!(spec_write.metadata.generation, Some(2));
     let meta_write = widgets
         .patch(
@@ -530,10 +464,7 @@ async fn workloads_become_ready_and_owners_collect_dependents() {
     // Background: the Deployment goes at once, its ReplicaSet and Pods soon after.
     ready_deployment(&client, "bg").await;
     assert_eq!(count_owned(&client, "bg").await, (1, 2));
-    deploys
-        .delete("bg", &DeleteParams::background())
-        .await
-        .unwrap();
+    deploys.delete("bg", &DeleteParams::background()).await.unwrap();
     eventually("background collection", WAIT, || {
         let client = client.clone();
         async move { (count_owned(&client, "bg").await == (0, 0)).then_some(()) }
@@ -542,25 +473,14 @@ async fn workloads_become_ready_and_owners_collect_dependents() {
 
     // Foreground: the Deployment stays, marked, until its dependents are gone.
     ready_deployment(&client, "fg").await;
-    let marked = deploys
-        .delete("fg", &DeleteParams::foreground())
-        .await
-        .unwrap();
-    let marked = marked
-        .left()
-        .expect("the object is returned while it waits");
+    let marked = deploys.delete("fg", &DeleteParams::foreground()).await.unwrap();
+    let marked = marked.left().expect("the object is returned while it waits");
     assert!(marked.metadata.deletion_timestamp.is_some());
-    assert!(
-        marked
-            .finalizers()
-            .contains(&"foregroundDeletion".to_string())
-    );
+    assert!(marked.finalizers().contains(&"foregroundDeletion".to_string()));
     eventually("foreground deletion", WAIT, || {
         let (client, deploys) = (client.clone(), deploys.clone());
         async move {
-            (deploys.get_opt("fg").await.ok()?.is_none()
-                && count_owned(&client, "fg").await == (0, 0))
-                .then_some(())
+            (deploys.get_opt("fg").await.ok()?.is_none() && count_owned(&client, "fg").await == (0, 0)).then_some(())
         }
     })
     .await;
@@ -589,11 +509,7 @@ async fn workloads_become_ready_and_owners_collect_dependents() {
     deploys
         .create(
             &PostParams::default(),
-            &deployment(
-                "crash",
-                1,
-                json!([{"name": "SERIN_SIM_CRASH", "value": "true"}]),
-            ),
+            &deployment("crash", 1, json!([{"name": "SERIN_SIM_CRASH", "value": "true"}])),
         )
         .await
         .unwrap();
@@ -632,29 +548,13 @@ async fn deleting_a_namespace_deletes_its_contents() {
     cms.create(&PostParams::default(), &cm("c", json!({}), json!({})))
         .await
         .unwrap();
-    namespaces
-        .delete("temp", &DeleteParams::default())
-        .await
-        .unwrap();
+    namespaces.delete("temp", &DeleteParams::default()).await.unwrap();
     eventually("namespace gone", WAIT, || {
         let namespaces = namespaces.clone();
-        async move {
-            namespaces
-                .get_opt("temp")
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        }
+        async move { namespaces.get_opt("temp").await.ok()?.is_none().then_some(()) }
     })
     .await;
-    assert!(
-        cms.list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert!(cms.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
 
 #[tokio::test]
@@ -662,10 +562,7 @@ async fn unsupported_verbs_and_unknown_paths_are_status_errors() {
     let sim = SimCluster::start();
     let http = reqwest::Client::new();
     let post_named = http
-        .post(format!(
-            "{}/api/v1/namespaces/default/configmaps/x",
-            sim.api_url()
-        ))
+        .post(format!("{}/api/v1/namespaces/default/configmaps/x", sim.api_url()))
         .body("{}")
         .send()
         .await
@@ -683,10 +580,7 @@ async fn unsupported_verbs_and_unknown_paths_are_status_errors() {
         .unwrap();
     assert_eq!(unknown.status().as_u16(), 404);
     let bad_patch = http
-        .patch(format!(
-            "{}/api/v1/namespaces/default/configmaps/x",
-            sim.api_url()
-        ))
+        .patch(format!("{}/api/v1/namespaces/default/configmaps/x", sim.api_url()))
         .header("content-type", "text/plain")
         .body("x")
         .send()
@@ -701,24 +595,17 @@ async fn a_kube_runtime_controller_sees_changes() {
     let client = sim.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let controller = Controller::new(
-        cms.clone(),
-        watcher::Config::default().labels("watched=yes"),
-    )
-    .run(
-        |obj: Arc<ConfigMap>, tx: Arc<tokio::sync::mpsc::UnboundedSender<String>>| async move {
-            let value = obj
-                .data
-                .as_ref()
-                .and_then(|d| d.get("v").cloned())
-                .unwrap_or_default();
-            let _ = tx.send(format!("{}={value}", obj.name_any()));
-            Ok::<_, kube::Error>(Action::await_change())
-        },
-        |_obj, _err, _tx| Action::requeue(Duration::from_secs(1)),
-        Arc::new(tx),
-    )
-    .for_each(|_| async {});
+    let controller = Controller::new(cms.clone(), watcher::Config::default().labels("watched=yes"))
+        .run(
+            |obj: Arc<ConfigMap>, tx: Arc<tokio::sync::mpsc::UnboundedSender<String>>| async move {
+                let value = obj.data.as_ref().and_then(|d| d.get("v").cloned()).unwrap_or_default();
+                let _ = tx.send(format!("{}={value}", obj.name_any()));
+                Ok::<_, kube::Error>(Action::await_change())
+            },
+            |_obj, _err, _tx| Action::requeue(Duration::from_secs(1)),
+            Arc::new(tx),
+        )
+        .for_each(|_| async {});
     tokio::spawn(controller);
     cms.create(
         &PostParams::default(),
@@ -726,12 +613,9 @@ async fn a_kube_runtime_controller_sees_changes() {
     )
     .await
     .unwrap();
-    cms.create(
-        &PostParams::default(),
-        &cm("ignored", json!({}), json!({"v": "1"})),
-    )
-    .await
-    .unwrap();
+    cms.create(&PostParams::default(), &cm("ignored", json!({}), json!({"v": "1"})))
+        .await
+        .unwrap();
     let first = tokio::time::timeout(WAIT, rx.recv()).await.ok().flatten();
     assert_eq!(first.as_deref(), Some("seen=1"));
     cms.patch(

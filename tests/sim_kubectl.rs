@@ -66,23 +66,11 @@ spec:
 fn kubectl_applies_gets_patches_scales_and_deletes() {
     let sim = SimCluster::start();
     let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], APP);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        printed.contains("deployment.apps/web serverside-applied"),
-        "{printed}"
-    );
+    assert!(printed.contains("deployment.apps/web serverside-applied"), "{printed}");
 
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Available",
-        "deployment/web",
-        "--timeout=20s",
-    ]);
+    sim.kubectl_ok(&["wait", "--for=condition=Available", "deployment/web", "--timeout=20s"]);
     let table = sim.kubectl_ok(&["get", "deployment", "web"]);
     assert!(table.contains("READY") && table.contains("2/2"), "{table}");
     let pods = sim.kubectl_ok(&[
@@ -93,13 +81,16 @@ fn kubectl_applies_gets_patches_scales_and_deletes() {
         "-o",
         "jsonpath={.items[*].status.phase}",
     ]);
-    assert_eq!(
-        pods.split_whitespace().collect::<Vec<_>>(),
-        vec!["Running", "Running"]
-    );
+    assert_eq!(pods.split_whitespace().collect::<Vec<_>>(), vec!["Running", "Running"]);
 
     // Strategic merge keeps the other container; merge and JSON patches work too.
-    sim.kubectl_ok(&["patch", "deployment", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"example/web:2.0"}]}}}}"#]);
+    sim.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"example/web:2.0"}]}}}}"#,
+    ]);
     let images = sim.kubectl_ok(&[
         "get",
         "deployment",
@@ -126,13 +117,7 @@ fn kubectl_applies_gets_patches_scales_and_deletes() {
         "-p",
         r#"[{"op":"replace","path":"/spec/replicas","value":3}]"#,
     ]);
-    let generation = sim.kubectl_ok(&[
-        "get",
-        "deployment",
-        "web",
-        "-o",
-        "jsonpath={.metadata.generation}",
-    ]);
+    let generation = sim.kubectl_ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.generation}"]);
     assert_eq!(
         generation, "3",
         "two spec changes after creation; the label change did not count"
@@ -148,16 +133,10 @@ fn kubectl_applies_gets_patches_scales_and_deletes() {
 
     // A second field manager conflicts with the applier until it forces.
     let bumped = APP.replace("replicas: 2", "replicas: 5");
-    let out = sim.kubectl_stdin(
-        &["apply", "--server-side", "--field-manager=ops", "-f", "-"],
-        &bumped,
-    );
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "--field-manager=ops", "-f", "-"], &bumped);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("conflict") && err.contains(".spec.replicas"),
-        "{err}"
-    );
+    assert!(err.contains("conflict") && err.contains(".spec.replicas"), "{err}");
     let out = sim.kubectl_stdin(
         &[
             "apply",
@@ -169,21 +148,13 @@ fn kubectl_applies_gets_patches_scales_and_deletes() {
         ],
         &bumped,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     sim.kubectl_ok(&["delete", "deployment", "web", "--timeout=20s"]);
     let left = sim.kubectl_ok(&["get", "deployments,replicasets", "-o", "name"]);
     assert_eq!(left.trim(), "");
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !sim
-        .kubectl_ok(&["get", "pods", "-o", "name"])
-        .trim()
-        .is_empty()
-    {
+    while !sim.kubectl_ok(&["get", "pods", "-o", "name"]).trim().is_empty() {
         assert!(Instant::now() < deadline, "pods were not collected");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -194,21 +165,26 @@ fn kubectl_applies_gets_patches_scales_and_deletes() {
 #[test]
 fn kubectl_watch_streams_changes() {
     let sim = SimCluster::start();
-    let mut watch = std::process::Command::new(common::kubectl_path())
+    let child = std::process::Command::new(common::kubectl_path())
         .env("KUBECONFIG", &sim.kubeconfig)
         .args(["get", "configmaps", "-w", "--output-watch-events"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("kubectl get -w");
+    let mut watch = common::Proc {
+        child,
+        name: "kubectl get -w",
+    };
     std::thread::sleep(Duration::from_millis(500));
     sim.kubectl_ok(&["create", "configmap", "first", "--from-literal=a=1"]);
     sim.kubectl_ok(&["label", "configmap", "first", "x=y"]);
     sim.kubectl_ok(&["delete", "configmap", "first"]);
     std::thread::sleep(Duration::from_millis(800));
-    let _ = watch.kill();
+    let _ = watch.child.kill();
     let mut out = String::new();
     watch
+        .child
         .stdout
         .take()
         .expect("stdout")
@@ -226,35 +202,23 @@ fn kubectl_watch_streams_changes() {
 fn kubectl_serves_custom_resources_from_applied_crds() {
     let sim = SimCluster::start();
     let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], WIDGET_CRD);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     sim.kubectl_ok(&[
         "wait",
         "--for=condition=Established",
         "crd/widgets.test.serin.dev",
         "--timeout=10s",
     ]);
-    let widget =
-        "apiVersion: test.serin.dev/v1\nkind: Widget\nmetadata: {name: w}\nspec: {weight: 30}\n";
+    let widget = "apiVersion: test.serin.dev/v1\nkind: Widget\nmetadata: {name: w}\nspec: {weight: 30}\n";
     let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], widget);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = sim.kubectl_ok(&["get", "wd"]);
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
     assert_eq!(header, vec!["NAME", "WEIGHT", "PHASE"], "{table}");
     assert!(lines.next().unwrap_or("").starts_with("w "), "{table}");
 
-    let bad = sim.kubectl_stdin(
-        &["apply", "--server-side", "-f", "-"],
-        &widget.replace("30", "300"),
-    );
+    let bad = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &widget.replace("30", "300"));
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
@@ -302,12 +266,7 @@ fn kubectl_applies_published_gateway_api_crds() {
         "gateway.networking.k8s.io_grpcroutes.yaml",
     ] {
         let path = dir.join(f);
-        sim.kubectl_ok(&[
-            "apply",
-            "--server-side",
-            "-f",
-            path.to_str().unwrap_or_default(),
-        ]);
+        sim.kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
     }
     sim.kubectl_ok(&[
         "wait",
@@ -327,11 +286,7 @@ spec:
     - {name: web-canary, port: 80, weight: 10}
 "#;
     let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], route);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let weights = sim.kubectl_ok(&[
         "get",
         "httproute",
@@ -372,15 +327,7 @@ fn kubectl_typed_create_commands_work() {
         "settings",
         "--from-literal=mode=fast",
     ]);
-    let token = sim.kubectl_ok(&[
-        "-n",
-        "shop",
-        "get",
-        "secret",
-        "creds",
-        "-o",
-        "jsonpath={.data.token}",
-    ]);
+    let token = sim.kubectl_ok(&["-n", "shop", "get", "secret", "creds", "-o", "jsonpath={.data.token}"]);
     assert_eq!(token, "czNjcmV0", "base64 of s3cret");
     assert_eq!(
         sim.kubectl_ok(&[

@@ -56,16 +56,24 @@ async fn apply(client: &kube::Client, obj: &Value) {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),
     };
-    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(obj)).await.expect("apply");
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(obj))
+        .await
+        .expect("apply");
 }
 
 /// `by` label value → sample value, from an instant query.
 async fn query(prom: &prometheus_http_query::Client, promql: &str, by: &str) -> HashMap<String, f64> {
-    let Ok(result) = prom.query(promql).get().await else { return HashMap::new() };
+    let Ok(result) = prom.query(promql).get().await else {
+        return HashMap::new();
+    };
     result
         .data()
         .as_vector()
-        .map(|v| v.iter().map(|s| (s.metric().get(by).cloned().unwrap_or_default(), s.sample().value())).collect())
+        .map(|v| {
+            v.iter()
+                .map(|s| (s.metric().get(by).cloned().unwrap_or_default(), s.sample().value()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -84,7 +92,8 @@ async fn prometheus_measures_configured_error_rates_per_version() {
 
     let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("prometheus client");
     let ratio = "sum by (pod_template_hash) (rate(http_requests_total{code=~\"5..\"}[10s])) / sum by (pod_template_hash) (rate(http_requests_total[10s]))";
-    let p99 = "histogram_quantile(0.99, sum by (pod_template_hash, le) (rate(http_request_duration_seconds_bucket[10s])))";
+    let p99 =
+        "histogram_quantile(0.99, sum by (pod_template_hash, le) (rate(http_request_duration_seconds_bucket[10s])))";
     let rate = "sum by (pod_template_hash) (rate(http_requests_total[10s]))";
     let (ratios, latencies, rates) = eventually("error ratios measured by prometheus", Duration::from_secs(60), || {
         let prom_client = prom_client.clone();
@@ -102,8 +111,14 @@ async fn prometheus_measures_configured_error_rates_per_version() {
     })
     .await;
     eprintln!("error ratios {ratios:?}, p99 latency {latencies:?}, rates {rates:?}");
-    assert!(latencies.get("canary1").is_some_and(|l| *l > 0.25 && *l <= 0.5), "{latencies:?}");
-    assert!(latencies.get("stable1").is_some_and(|l| *l > 0.01 && *l <= 0.025), "{latencies:?}");
+    assert!(
+        latencies.get("canary1").is_some_and(|l| *l > 0.25 && *l <= 0.5),
+        "{latencies:?}"
+    );
+    assert!(
+        latencies.get("stable1").is_some_and(|l| *l > 0.01 && *l <= 0.025),
+        "{latencies:?}"
+    );
 }
 
 /// An HTTPRoute CRD of the project's own making: the fields the traffic simulator reads.
@@ -127,8 +142,24 @@ async fn route_weights_split_traffic_between_services() {
     apply(&client, &httproute_crd()).await;
     apply(&client, &replicaset("stable2", 2, "0", "10")).await;
     apply(&client, &replicaset("canary2", 2, "0.5", "10")).await;
-    apply(&client, &service("web-stable", json!({"app": "web", "serin.dev/pod-template-hash": "stable2"}), None)).await;
-    apply(&client, &service("web-canary", json!({"app": "web", "serin.dev/pod-template-hash": "canary2"}), None)).await;
+    apply(
+        &client,
+        &service(
+            "web-stable",
+            json!({"app": "web", "serin.dev/pod-template-hash": "stable2"}),
+            None,
+        ),
+    )
+    .await;
+    apply(
+        &client,
+        &service(
+            "web-canary",
+            json!({"app": "web", "serin.dev/pod-template-hash": "canary2"}),
+            None,
+        ),
+    )
+    .await;
     let route = json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": "web", "namespace": "default", "annotations": {"sim.serin.dev/rps": "100"}},

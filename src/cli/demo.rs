@@ -51,8 +51,15 @@ async fn wait_ready(deploys: &Api<Deployment>, image: &str) -> Result<(), DemoEr
     loop {
         let d = deploys.get("web").await?;
         let status = d.status.unwrap_or_default();
-        let updated = d.spec.and_then(|s| s.template.spec).is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(image)));
-        if updated && status.updated_replicas == Some(4) && status.available_replicas == Some(4) && status.replicas == Some(4) {
+        let updated = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(image)));
+        if updated
+            && status.updated_replicas == Some(4)
+            && status.available_replicas == Some(4)
+            && status.replicas == Some(4)
+        {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
@@ -65,7 +72,12 @@ async fn wait_ready(deploys: &Api<Deployment>, image: &str) -> Result<(), DemoEr
 async fn show_pods(client: &Client) -> Result<(), DemoError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for p in pods.list(&ListParams::default().labels("app=web")).await? {
-        let image = p.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.clone()).unwrap_or_default();
+        let image = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
         let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
         println!("    {:<24} {:<10} {}", p.name_any(), phase, image);
     }
@@ -76,7 +88,12 @@ async fn show_traffic(traffic: std::net::SocketAddr) {
     let Ok(body) = fetch_metrics(traffic).await else { return };
     let mut per_pod: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     for line in body.lines().filter(|l| l.starts_with("http_requests_total{")) {
-        let pod = line.split("pod=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+        let pod = line
+            .split("pod=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_string();
         let count: u64 = line.rsplit(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
         let e = per_pod.entry(pod).or_default();
         e.0 += count;
@@ -110,18 +127,29 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     };
     let (cluster, serving) = sim::start(sim_args).await?;
     let server = tokio::spawn(serving);
-    println!("Serin demo — a simulated Kubernetes cluster is serving on http://{}", cluster.api_addr);
-    println!("  kubeconfig: {}   traffic metrics: http://{}/metrics\n", args.kubeconfig_out.display(), cluster.traffic_addr);
+    println!(
+        "Serin demo — a simulated Kubernetes cluster is serving on http://{}",
+        cluster.api_addr
+    );
+    println!(
+        "  kubeconfig: {}   traffic metrics: http://{}/metrics\n",
+        args.kubeconfig_out.display(),
+        cluster.traffic_addr
+    );
 
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig_out).map_err(|e| DemoError::Config(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| DemoError::Config(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| DemoError::Config(e.to_string()))?;
     let client = Client::try_from(config)?;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
     let pp = PatchParams::apply(MANAGER).force();
 
     println!("1. Version 1.0 of `web` is deployed (4 replicas, 1% errors) behind a Service:");
-    deploys.patch("web", &pp, &Patch::Apply(app("example/web:1.0", "0.01"))).await?;
+    deploys
+        .patch("web", &pp, &Patch::Apply(app("example/web:1.0", "0.01")))
+        .await?;
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
                      "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
     services.patch("web", &pp, &Patch::Apply(svc)).await?;
@@ -132,7 +160,9 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     show_traffic(cluster.traffic_addr).await;
 
     println!("\n3. Version 2.0 (10% errors) rolls out as a plain Deployment update would:");
-    deploys.patch("web", &pp, &Patch::Apply(app("example/web:2.0", "0.10"))).await?;
+    deploys
+        .patch("web", &pp, &Patch::Apply(app("example/web:2.0", "0.10")))
+        .await?;
     wait_ready(&deploys, "example/web:2.0").await?;
     show_pods(&client).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -141,7 +171,10 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     println!("moves traffic in steps and asks Prometheus before each one.");
 
     if args.hold {
-        println!("\nThe cluster keeps running: KUBECONFIG={} kubectl get pods. Ctrl-C stops it.", args.kubeconfig_out.display());
+        println!(
+            "\nThe cluster keeps running: KUBECONFIG={} kubectl get pods. Ctrl-C stops it.",
+            args.kubeconfig_out.display()
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
     server.abort();

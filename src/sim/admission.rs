@@ -16,11 +16,7 @@ fn set_default(obj: &mut Value, path: &str, value: Value) {
 }
 
 /// Defaults and validates a built-in object; `old` is the stored object on updates.
-pub fn admit_builtin(
-    rt: &ResourceType,
-    old: Option<&Value>,
-    obj: &mut Value,
-) -> Result<(), ApiError> {
+pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) -> Result<(), ApiError> {
     let name = meta::name(obj).to_string();
     let mut causes: Vec<(String, String)> = Vec::new();
     match (rt.group.as_str(), rt.plural.as_str()) {
@@ -29,10 +25,7 @@ pub fn admit_builtin(
             if !meta::is_deleting(obj) {
                 meta::set_path(obj, "status.phase", json!("Active"));
             }
-            let labels = obj["metadata"]["labels"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
+            let labels = obj["metadata"]["labels"].as_object().cloned().unwrap_or_default();
             let mut labels = labels;
             labels.insert("kubernetes.io/metadata.name".into(), json!(name));
             meta::set_meta(obj, "labels", Value::Object(labels));
@@ -71,10 +64,7 @@ pub fn admit_builtin(
             if old.is_none() {
                 set_default(obj, "status.phase", json!("Pending"));
             }
-            if obj["spec"]["containers"]
-                .as_array()
-                .is_none_or(|c| c.is_empty())
-            {
+            if obj["spec"]["containers"].as_array().is_none_or(|c| c.is_empty()) {
                 causes.push(("spec.containers".into(), "Required value".into()));
             }
         }
@@ -99,16 +89,11 @@ pub fn admit_builtin(
                 ));
             }
         }
-        ("coordination.k8s.io", "leases") => {
-            if obj["spec"]["leaseDurationSeconds"]
-                .as_i64()
-                .is_some_and(|d| d <= 0)
-            {
-                causes.push((
-                    "spec.leaseDurationSeconds".into(),
-                    "Invalid value: must be greater than 0".into(),
-                ));
-            }
+        ("coordination.k8s.io", "leases") if obj["spec"]["leaseDurationSeconds"].as_i64().is_some_and(|d| d <= 0) => {
+            causes.push((
+                "spec.leaseDurationSeconds".into(),
+                "Invalid value: must be greater than 0".into(),
+            ));
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             super::crd::admit_crd(obj, &mut causes);
@@ -123,9 +108,7 @@ pub fn admit_builtin(
         Ok(())
     } else {
         Err(ApiError::invalid(
-            &format!("{}.{}", rt.kind, rt.group)
-                .trim_end_matches('.')
-                .to_string(),
+            format!("{}.{}", rt.kind, rt.group).trim_end_matches('.'),
             &name,
             causes,
         ))
@@ -134,9 +117,7 @@ pub fn admit_builtin(
 
 fn check_selector(obj: &Value, causes: &mut Vec<(String, String)>) {
     let selector = &obj["spec"]["selector"];
-    if selector.is_null()
-        || (selector["matchLabels"].is_null() && selector["matchExpressions"].is_null())
-    {
+    if selector.is_null() || (selector["matchLabels"].is_null() && selector["matchExpressions"].is_null()) {
         causes.push(("spec.selector".into(), "Required value".into()));
         return;
     }

@@ -7,9 +7,7 @@ use super::patch::PatchType;
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, selectable_fields};
 use super::status::ApiError;
-use super::store::{
-    DeleteOpts, EventType, Propagation, Store, Subresource, WriteOpts, event_object,
-};
+use super::store::{DeleteOpts, EventType, Propagation, Store, Subresource, WriteOpts, event_object};
 use super::table;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -36,10 +34,7 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
     fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true") | Some("1"))
@@ -70,11 +65,7 @@ enum Route {
 }
 
 fn parse_route(path: &str) -> Option<Route> {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
         ["healthz"] | ["readyz"] | ["livez"] => return Some(Route::Healthz),
@@ -117,13 +108,7 @@ fn parse_route(path: &str) -> Option<Route> {
     }
 }
 
-async fn handle(
-    State(st): State<ApiState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     match dispatch(&st, &method, &uri, &headers, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -131,12 +116,7 @@ async fn handle(
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
+    (code, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
 fn dispatch(
@@ -158,14 +138,15 @@ fn dispatch(
         Route::Version => ok(discovery::version()),
         Route::Healthz => Ok((StatusCode::OK, "ok").into_response()),
         Route::OpenApiRoot => ok(super::openapi::root(&registry())),
-        Route::OpenApiGroupVersion(g, v) => super::openapi::group_version(&registry(), &g, &v)
-            .map_or_else(|| Err(ApiError::path_not_found(path)), ok),
+        Route::OpenApiGroupVersion(g, v) => {
+            super::openapi::group_version(&registry(), &g, &v).map_or_else(|| Err(ApiError::path_not_found(path)), ok)
+        }
         Route::CoreVersions => ok(discovery::core_versions(&st.server_address)),
         Route::Groups => ok(discovery::group_list(&registry())),
-        Route::Group(g) => discovery::group(&registry(), &g)
-            .map_or_else(|| Err(ApiError::path_not_found(path)), ok),
-        Route::GroupVersion(g, v) => discovery::resource_list(&registry(), &g, &v)
-            .map_or_else(|| Err(ApiError::path_not_found(path)), ok),
+        Route::Group(g) => discovery::group(&registry(), &g).map_or_else(|| Err(ApiError::path_not_found(path)), ok),
+        Route::GroupVersion(g, v) => {
+            discovery::resource_list(&registry(), &g, &v).map_or_else(|| Err(ApiError::path_not_found(path)), ok)
+        }
         Route::Resource(rp) => resource(st, method, &rp, &query, headers, body),
     }
 }
@@ -203,11 +184,7 @@ fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',')
-                .next()
-                .is_some_and(|first| first.contains("as=Table"))
-        })
+        .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
 }
 
 fn resource(
@@ -221,9 +198,7 @@ fn resource(
     let rt = st
         .store
         .find_type(&rp.group, &rp.version, &rp.plural)
-        .ok_or_else(|| {
-            ApiError::path_not_found(&format!("{}/{}/{}", rp.group, rp.version, rp.plural))
-        })?;
+        .ok_or_else(|| ApiError::path_not_found(&format!("{}/{}/{}", rp.group, rp.version, rp.plural)))?;
     if !rt.namespaced && rp.namespace.is_some() {
         return Err(ApiError::path_not_found(&format!(
             "{} is not namespaced",
@@ -232,17 +207,10 @@ fn resource(
     }
     let sub = match rp.sub.as_deref() {
         None => None,
-        Some("status")
-            if rt.status_subresource || (rt.group.is_empty() && rt.plural == "namespaces") =>
-        {
-            Some("status")
-        }
+        Some("status") if rt.status_subresource || (rt.group.is_empty() && rt.plural == "namespaces") => Some("status"),
         Some("scale") if rt.scale.is_some() => Some("scale"),
         Some(other) => {
-            return Err(ApiError::path_not_found(&format!(
-                "{}/{other}",
-                rt.group_resource()
-            )));
+            return Err(ApiError::path_not_found(&format!("{}/{other}", rt.group_resource())));
         }
     };
     let manager = q
@@ -283,8 +251,7 @@ fn field_validation(
         .unwrap_or("");
     let checked = matches!(*method, Method::POST | Method::PUT)
         || (*method == Method::PATCH
-            && (ct.starts_with("application/apply-patch")
-                || ct.starts_with("application/merge-patch")));
+            && (ct.starts_with("application/apply-patch") || ct.starts_with("application/merge-patch")));
     if !checked || body.is_empty() || q.get("fieldValidation") == Some("Ignore") {
         return Ok(Vec::new());
     }
@@ -406,13 +373,9 @@ fn resource_verb(
         (Method::DELETE, None, None) => {
             let d = delete_opts(q, body)?;
             let (labels, fields) = selectors(&rt, q)?;
-            let page = store.list(
-                &rt.storage_key(),
-                rp.namespace.as_deref(),
-                None,
-                None,
-                &|o| labels.matches(meta::labels(o)) && fields.matches(o),
-            );
+            let page = store.list(&rt.storage_key(), rp.namespace.as_deref(), None, None, &|o| {
+                labels.matches(meta::labels(o)) && fields.matches(o)
+            });
             let mut items = Vec::new();
             for o in page.items {
                 match store.delete(&rt, meta::namespace(&o), meta::name(&o), &d) {
@@ -432,11 +395,7 @@ fn resource_verb(
 }
 
 fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
-    let body: Value = if body.is_empty() {
-        json!({})
-    } else {
-        decode_body(body)?
-    };
+    let body: Value = if body.is_empty() { json!({}) } else { decode_body(body)? };
     let policy = body["propagationPolicy"]
         .as_str()
         .map(String::from)
@@ -454,19 +413,11 @@ fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
     };
     let orphan = body["orphanDependents"] == true || q.flag("orphanDependents");
     Ok(DeleteOpts {
-        propagation: if orphan {
-            Some(Propagation::Orphan)
-        } else {
-            propagation
-        },
+        propagation: if orphan { Some(Propagation::Orphan) } else { propagation },
         precondition_uid: body["preconditions"]["uid"].as_str().map(String::from),
-        precondition_rv: body["preconditions"]["resourceVersion"]
-            .as_str()
-            .map(String::from),
+        precondition_rv: body["preconditions"]["resourceVersion"].as_str().map(String::from),
         dry_run: q.get("dryRun") == Some("All")
-            || body["dryRun"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|v| v == "All")),
+            || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")),
     })
 }
 
@@ -501,10 +452,7 @@ fn list(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(rt, q)?;
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
     let (snapshot_rv, after) = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let (rv, key) = decode_continue(token)?;
@@ -517,13 +465,9 @@ fn list(
         }
         None => (None, None),
     };
-    let keep = |o: &Value| {
-        labels.matches(meta::labels(o))
-            && (fields.is_empty() || fields.matches(&event_object(rt, o)))
-    };
-    let page = st
-        .store
-        .list(&rt.storage_key(), ns, after.as_ref(), limit, &keep);
+    let keep =
+        |o: &Value| labels.matches(meta::labels(o)) && (fields.is_empty() || fields.matches(&event_object(rt, o)));
+    let page = st.store.list(&rt.storage_key(), ns, after.as_ref(), limit, &keep);
     let rv = snapshot_rv.unwrap_or(page.rv);
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
     if let Some(next) = &page.next {
@@ -531,12 +475,7 @@ fn list(
     }
     let items: Vec<Value> = page.items.iter().map(|o| event_object(rt, o)).collect();
     if wants_table(headers) {
-        let t = table::table(
-            rt,
-            &items,
-            q.get("includeObject").unwrap_or("Metadata"),
-            list_meta,
-        );
+        let t = table::table(rt, &items, q.get("includeObject").unwrap_or("Metadata"), list_meta);
         return Ok(json_response(StatusCode::OK, &t));
     }
     let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": list_meta, "items": items});
@@ -577,19 +516,16 @@ fn write_scale(
     let Some(paths) = &rt.scale else {
         return Err(ApiError::path_not_found("scale"));
     };
-    let replicas = scale["spec"]["replicas"]
-        .as_i64()
-        .filter(|r| *r >= 0)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "Scale",
-                name,
-                vec![(
-                    "spec.replicas".into(),
-                    "Invalid value: must be a non-negative integer".into(),
-                )],
-            )
-        })?;
+    let replicas = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0).ok_or_else(|| {
+        ApiError::invalid(
+            "Scale",
+            name,
+            vec![(
+                "spec.replicas".into(),
+                "Invalid value: must be a non-negative integer".into(),
+            )],
+        )
+    })?;
     let want_rv = meta::resource_version(scale).to_string();
     let current = store.get(rt, ns, name)?;
     if !want_rv.is_empty() && want_rv != meta::resource_version(&current) {
@@ -607,9 +543,7 @@ fn write_scale(
         force: false,
         subresource: Subresource::Main,
     };
-    let updated = store.modify(rt, ns, name, &main, &move |o| {
-        meta::set_path(o, &path, json!(replicas))
-    })?;
+    let updated = store.modify(rt, ns, name, &main, &move |o| meta::set_path(o, &path, json!(replicas)))?;
     Ok(json_response(
         StatusCode::OK,
         &scale_of(rt, &event_object(rt, &updated)),
@@ -708,8 +642,8 @@ fn watch(
         ticker.tick().await;
         let key = rt.storage_key();
         loop {
-            let sleep_until = deadline
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
+            let sleep_until =
+                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
             tokio::select! {
                 received = live.recv() => match received {
                     Ok(e) => {
@@ -766,8 +700,7 @@ mod tests {
 
     #[test]
     fn parses_paths() {
-        let Some(Route::Resource(r)) = parse_route("/api/v1/namespaces/shop/pods/web-1/status")
-        else {
+        let Some(Route::Resource(r)) = parse_route("/api/v1/namespaces/shop/pods/web-1/status") else {
             panic!()
         };
         assert_eq!(
@@ -782,17 +715,11 @@ mod tests {
         let Some(Route::Resource(r)) = parse_route("/api/v1/namespaces/shop") else {
             panic!()
         };
-        assert_eq!(
-            (r.plural.as_str(), r.name.as_deref()),
-            ("namespaces", Some("shop"))
-        );
+        assert_eq!((r.plural.as_str(), r.name.as_deref()), ("namespaces", Some("shop")));
         let Some(Route::Resource(r)) = parse_route("/apis/serin.dev/v1alpha1/rollouts") else {
             panic!()
         };
-        assert_eq!(
-            (r.group.as_str(), r.namespace, r.name),
-            ("serin.dev", None, None)
-        );
+        assert_eq!((r.group.as_str(), r.namespace, r.name), ("serin.dev", None, None));
         assert!(parse_route("/nope").is_none());
     }
 }

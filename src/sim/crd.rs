@@ -94,11 +94,7 @@ pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
     let kind = names["kind"].as_str().unwrap_or("").to_string();
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
             .unwrap_or_default()
     };
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
@@ -126,20 +122,14 @@ pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
                 short_names: strings(&names["shortNames"]),
                 categories: strings(&names["categories"]),
                 status_subresource: sub.get("status").is_some_and(|s| !s.is_null()),
-                scale: sub
-                    .get("scale")
-                    .filter(|s| !s.is_null())
-                    .map(|s| ScalePaths {
-                        spec_replicas: s["specReplicasPath"]
-                            .as_str()
-                            .unwrap_or(".spec.replicas")
-                            .to_string(),
-                        status_replicas: s["statusReplicasPath"]
-                            .as_str()
-                            .unwrap_or(".status.replicas")
-                            .to_string(),
-                        label_selector: s["labelSelectorPath"].as_str().map(String::from),
-                    }),
+                scale: sub.get("scale").filter(|s| !s.is_null()).map(|s| ScalePaths {
+                    spec_replicas: s["specReplicasPath"].as_str().unwrap_or(".spec.replicas").to_string(),
+                    status_replicas: s["statusReplicasPath"]
+                        .as_str()
+                        .unwrap_or(".status.replicas")
+                        .to_string(),
+                    label_selector: s["labelSelectorPath"].as_str().map(String::from),
+                }),
                 has_generation: true,
                 storage_version: storage_version.clone(),
                 schema: Some(Arc::new(v["schema"]["openAPIV3Schema"].clone())),

@@ -81,7 +81,5 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         format!("{group}/{version}")
     };
     let resources: Vec<Value> = types.iter().flat_map(|t| resource_entry(t)).collect();
-    Some(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
-    )
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
 }

@@ -49,10 +49,7 @@ impl FieldSet {
                             if SERVER_METADATA.contains(&mk.as_str()) {
                                 continue;
                             }
-                            let path = vec![
-                                PathElement::Field("metadata".into()),
-                                PathElement::Field(mk.clone()),
-                            ];
+                            let path = vec![PathElement::Field("metadata".into()), PathElement::Field(mk.clone())];
                             walk(mv, path, &child.field(mk), &mut set);
                         }
                     }
@@ -74,10 +71,7 @@ impl FieldSet {
 
     /// True when the set holds the path or anything under it.
     pub fn touches(&self, path: &FieldPath) -> bool {
-        self.0
-            .range(path.clone()..)
-            .next()
-            .is_some_and(|p| p.starts_with(path))
+        self.0.range(path.clone()..).next().is_some_and(|p| p.starts_with(path))
     }
 
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
@@ -198,10 +192,8 @@ fn decode_element(s: &str) -> Option<PathElement> {
 
 fn decode(v: &Value, path: FieldPath, set: &mut BTreeSet<FieldPath>) {
     let Some(map) = v.as_object() else { return };
-    if map.is_empty() || map.contains_key(".") {
-        if !path.is_empty() {
-            set.insert(path.clone());
-        }
+    if (map.is_empty() || map.contains_key(".")) && !path.is_empty() {
+        set.insert(path.clone());
     }
     for (k, child) in map {
         if k == "." {
@@ -269,14 +261,9 @@ pub fn remove_at(obj: &mut Value, path: &[PathElement]) {
                 let Ok(key) = serde_json::from_str::<Value>(k) else {
                     return;
                 };
-                let keys: Vec<String> = key
-                    .as_object()
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                cur.as_array_mut().and_then(|a| {
-                    a.iter_mut()
-                        .find(|item| item_key(item, &keys).as_ref() == Some(&key))
-                })
+                let keys: Vec<String> = key.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                cur.as_array_mut()
+                    .and_then(|a| a.iter_mut().find(|item| item_key(item, &keys).as_ref() == Some(&key)))
             }
             PathElement::Value(_) => None,
         };
@@ -293,10 +280,7 @@ pub fn remove_at(obj: &mut Value, path: &[PathElement]) {
             let Ok(key) = serde_json::from_str::<Value>(k) else {
                 return;
             };
-            let keys: Vec<String> = key
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
+            let keys: Vec<String> = key.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
             if let Some(items) = cur.as_array_mut() {
                 items.retain(|item| item_key(item, &keys).as_ref() != Some(&key));
             }

@@ -46,11 +46,7 @@ fn on_event(store: &Store, e: &WatchEvent) {
         }
         EventType::Added | EventType::Modified => {
             if meta::is_deleting(obj) {
-                handle_deleting(
-                    store,
-                    obj,
-                    e.key.group.is_empty() && e.key.plural == "namespaces",
-                );
+                handle_deleting(store, obj, e.key.group.is_empty() && e.key.plural == "namespaces");
             }
             if e.type_ == EventType::Added {
                 let owners = meta::owner_uids(obj);
@@ -107,9 +103,7 @@ fn finish_if_done(store: &Store, owner_uid: &str) {
         return;
     };
     if meta::is_deleting(&owner)
-        && meta::finalizers(&owner)
-            .iter()
-            .any(|f| f == "foregroundDeletion")
+        && meta::finalizers(&owner).iter().any(|f| f == "foregroundDeletion")
         && store.dependents_of(owner_uid).is_empty()
     {
         remove_finalizer(store, &owner, "foregroundDeletion");

@@ -34,10 +34,7 @@ impl<'a> Shape<'a> {
             Shape::Schema(s) => {
                 // metadata of a custom resource is the built-in ObjectMeta, whatever the schema says.
                 if let Some(node) = s
-                    && node
-                        .get("properties")
-                        .and_then(|p| p.get("apiVersion"))
-                        .is_some()
+                    && node.get("properties").and_then(|p| p.get("apiVersion")).is_some()
                     && name == "metadata"
                 {
                     return Shape::Builtin(vec!["metadata"]);
@@ -84,11 +81,7 @@ impl<'a> Shape<'a> {
                 Some("map") => ListType::Map(
                     node["x-kubernetes-list-map-keys"]
                         .as_array()
-                        .map(|keys| {
-                            keys.iter()
-                                .filter_map(|k| k.as_str().map(String::from))
-                                .collect()
-                        })
+                        .map(|keys| keys.iter().filter_map(|k| k.as_str().map(String::from)).collect())
                         .unwrap_or_default(),
                 ),
                 _ => ListType::Atomic,
@@ -138,11 +131,7 @@ pub fn item_key(item: &Value, keys: &[String]) -> Option<Value> {
             _ => {}
         }
     }
-    if map.is_empty() {
-        None
-    } else {
-        Some(Value::Object(map))
-    }
+    if map.is_empty() { None } else { Some(Value::Object(map)) }
 }
 
 #[cfg(test)]
@@ -153,11 +142,7 @@ mod tests {
     #[test]
     fn builtin_lists() {
         let root = Shape::root(None);
-        let containers = root
-            .field("spec")
-            .field("template")
-            .field("spec")
-            .field("containers");
+        let containers = root.field("spec").field("template").field("spec").field("containers");
         assert_eq!(containers.list_type(), ListType::Map(vec!["name".into()]));
         assert_eq!(
             containers.item().field("ports").list_type(),
@@ -167,10 +152,7 @@ mod tests {
             root.field("spec").field("ports").list_type(),
             ListType::Map(vec!["port".into(), "protocol".into()])
         );
-        assert_eq!(
-            root.field("spec").field("tolerations").list_type(),
-            ListType::Atomic
-        );
+        assert_eq!(root.field("spec").field("tolerations").list_type(), ListType::Atomic);
     }
 
     #[test]
@@ -189,13 +171,7 @@ mod tests {
             ListType::Map(vec!["name".into()])
         );
         assert_eq!(root.field("spec").field("tags").list_type(), ListType::Set);
-        assert_eq!(
-            root.field("spec").field("plain").list_type(),
-            ListType::Atomic
-        );
-        assert_eq!(
-            root.field("metadata").field("finalizers").list_type(),
-            ListType::Set
-        );
+        assert_eq!(root.field("spec").field("plain").list_type(), ListType::Atomic);
+        assert_eq!(root.field("metadata").field("finalizers").list_type(), ListType::Set);
     }
 }

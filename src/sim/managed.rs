@@ -121,13 +121,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, shape: &Shape, writer
 
 /// Server-side apply of `applied` onto `live` (an empty object when creating). Returns the merged
 /// object with its managed fields, or a 409 listing every conflict when `force` is off.
-pub fn apply(
-    live: &Value,
-    applied: &Value,
-    shape: &Shape,
-    writer: &Writer,
-    force: bool,
-) -> Result<Value, ApiError> {
+pub fn apply(live: &Value, applied: &Value, shape: &Shape, writer: &Writer, force: bool) -> Result<Value, ApiError> {
     let mut entries = read_entries(live);
     let applied_fields = FieldSet::of_object(applied, shape);
     let previous = entries
@@ -229,11 +223,9 @@ pub fn merge_into(live: &mut Value, applied: &Value, shape: &Shape) {
                     let item_shape = shape.item();
                     for item in applied_items {
                         let key = item_key(item, &keys);
-                        let found = key.as_ref().and_then(|key| {
-                            live_items
-                                .iter_mut()
-                                .find(|l| item_key(l, &keys).as_ref() == Some(key))
-                        });
+                        let found = key
+                            .as_ref()
+                            .and_then(|key| live_items.iter_mut().find(|l| item_key(l, &keys).as_ref() == Some(key)));
                         match found {
                             Some(existing) => merge_into(existing, item, &item_shape),
                             None => live_items.push(item.clone()),
@@ -321,13 +313,7 @@ mod tests {
             .into_iter()
             .find(|e| e.manager == "alice")
             .unwrap();
-        assert!(
-            !alice
-                .fields
-                .0
-                .iter()
-                .any(|p| display_path(p) == ".spec.replicas")
-        );
+        assert!(!alice.fields.0.iter().any(|p| display_path(p) == ".spec.replicas"));
     }
 
     #[test]
@@ -362,10 +348,7 @@ mod tests {
         edited["spec"]["replicas"] = json!(4);
         record_update(Some(&live), &mut edited, &shape, &writer("kubectl-edit"));
         let entries = read_entries(&edited);
-        let editor = entries
-            .iter()
-            .find(|e| e.manager == "kubectl-edit")
-            .unwrap();
+        let editor = entries.iter().find(|e| e.manager == "kubectl-edit").unwrap();
         assert_eq!(editor.fields.0.len(), 1);
         let err = apply(&edited, &deploy(3, "a:1"), &shape, &writer("alice"), false).unwrap_err();
         assert!(err.message.contains("kubectl-edit"));

@@ -26,9 +26,7 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
 /// The object's `metadata` map, created when missing. Fails when the body is not an object.
 pub fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
     let map = obj.as_object_mut()?;
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
@@ -50,11 +48,7 @@ pub fn remove_meta(obj: &mut Value, key: &str) {
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 
@@ -76,16 +70,12 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
 
 /// The current time as Kubernetes writes it: RFC 3339, whole seconds, UTC.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The current time with microseconds, as `MicroTime` fields (events, leases) carry it.
 pub fn now_micro() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
 }
 
 pub fn new_uid() -> String {
@@ -129,11 +119,7 @@ pub fn is_dns_label(s: &str) -> bool {
 /// Looks up a dotted path (`.spec.replicas`, `spec.replicas`) in an object.
 pub fn lookup<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = obj;
-    for part in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-    {
+    for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
         cur = cur.get(part)?;
     }
     Some(cur)
@@ -158,9 +144,7 @@ pub fn set_path(obj: &mut Value, path: &str, value: Value) {
             map.insert(part.to_string(), value);
             return;
         }
-        cur = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        cur = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
 }
 

@@ -34,15 +34,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot write the kubeconfig to {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Kubeconfig { path: PathBuf, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -77,9 +71,7 @@ pub struct Sim {
 }
 
 /// Starts the cluster's servers and controllers on the current runtime.
-pub async fn start(
-    args: SimArgs,
-) -> Result<(Sim, impl std::future::Future<Output = Result<(), SimError>>), SimError> {
+pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Output = Result<(), SimError>>), SimError> {
     let store = store::Store::new(args.watch_history);
     let api_listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -18,10 +18,7 @@ pub fn root(registry: &Registry) -> Value {
     for (group, versions) in registry.groups() {
         for v in versions {
             let p = gv_path(&group, &v);
-            paths.insert(
-                p.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{p}")}),
-            );
+            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}")}));
         }
     }
     json!({"paths": paths})
@@ -76,9 +73,11 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<
             format!("{collection}/{{name}}"),
             json!({"get": operation(rt, "get", false), "put": operation(rt, "put", true), "patch": operation(rt, "patch", true), "delete": operation(rt, "delete", false)}),
         );
-        let mut schema = rt.schema.as_deref().cloned().unwrap_or_else(
-            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-        );
+        let mut schema = rt
+            .schema
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
         schema["x-kubernetes-group-version-kind"] =
             json!([{"group": rt.group, "version": rt.version, "kind": rt.kind}]);
         schemas.insert(schema_name(rt), schema);

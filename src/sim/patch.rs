@@ -26,12 +26,11 @@ impl PatchType {
 }
 
 pub fn json_patch(target: &Value, body: &Value) -> Result<Value, ApiError> {
-    let ops: json_patch::Patch = serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+    let ops: json_patch::Patch =
+        serde_json::from_value(body.clone()).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
     let mut out = target.clone();
-    json_patch::patch(&mut out, &ops).map_err(|e| {
-        ApiError::invalid_patch(format!("the JSON patch could not be applied: {e}"))
-    })?;
+    json_patch::patch(&mut out, &ops)
+        .map_err(|e| ApiError::invalid_patch(format!("the JSON patch could not be applied: {e}")))?;
     Ok(out)
 }
 
@@ -45,15 +44,9 @@ pub fn merge_patch(target: &Value, body: &Value) -> Result<Value, ApiError> {
 }
 
 /// Strategic merge patch: lists with a merge key merge item by item, `$patch` directives apply.
-pub fn strategic_merge_patch(
-    target: &Value,
-    body: &Value,
-    shape: &Shape,
-) -> Result<Value, ApiError> {
+pub fn strategic_merge_patch(target: &Value, body: &Value, shape: &Shape) -> Result<Value, ApiError> {
     if !body.is_object() {
-        return Err(ApiError::bad_request(
-            "a strategic merge patch must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("a strategic merge patch must be a JSON object"));
     }
     let mut out = target.clone();
     smp_map(&mut out, body, shape)?;
@@ -75,9 +68,7 @@ fn smp_map(target: &mut Value, patch: &Value, shape: &Shape) -> Result<(), ApiEr
             return Ok(());
         }
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "unknown patch directive {other:?}"
-            )));
+            return Err(ApiError::bad_request(format!("unknown patch directive {other:?}")));
         }
         None => {}
     }
@@ -89,10 +80,8 @@ fn smp_map(target: &mut Value, patch: &Value, shape: &Shape) -> Result<(), ApiEr
     };
     for (k, v) in patch_map {
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(list), Some(remove)) = (
-                target_map.get_mut(field).and_then(Value::as_array_mut),
-                v.as_array(),
-            ) {
+            if let (Some(list), Some(remove)) = (target_map.get_mut(field).and_then(Value::as_array_mut), v.as_array())
+            {
                 list.retain(|item| !remove.contains(item));
             }
             continue;
@@ -114,9 +103,7 @@ fn smp_map(target: &mut Value, patch: &Value, shape: &Shape) -> Result<(), ApiEr
                 }
             }
             Value::Array(items) => {
-                let entry = target_map
-                    .entry(k.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()));
+                let entry = target_map.entry(k.clone()).or_insert_with(|| Value::Array(Vec::new()));
                 smp_list(entry, items, &child)?;
             }
             _ => {
@@ -132,13 +119,7 @@ fn smp_list(target: &mut Value, items: &[Value], shape: &Shape) -> Result<(), Ap
         .iter()
         .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
     {
-        *target = Value::Array(
-            items
-                .iter()
-                .filter(|i| i.get("$patch").is_none())
-                .cloned()
-                .collect(),
-        );
+        *target = Value::Array(items.iter().filter(|i| i.get("$patch").is_none()).cloned().collect());
         return Ok(());
     }
     match shape.list_type() {
@@ -154,14 +135,9 @@ fn smp_list(target: &mut Value, items: &[Value], shape: &Shape) -> Result<(), Ap
             };
             for item in items {
                 let key = item_key(item, &keys).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "map: {item} does not contain declared merge key: {}",
-                        keys[0]
-                    ))
+                    ApiError::bad_request(format!("map: {item} does not contain declared merge key: {}", keys[0]))
                 })?;
-                let pos = list
-                    .iter()
-                    .position(|l| item_key(l, &keys).as_ref() == Some(&key));
+                let pos = list.iter().position(|l| item_key(l, &keys).as_ref() == Some(&key));
                 if item.get("$patch").and_then(Value::as_str) == Some("delete") {
                     if let Some(pos) = pos {
                         list.remove(pos);
@@ -213,18 +189,13 @@ mod tests {
             {"name": "web", "image": "a:1"}, {"name": "sidecar", "image": "s:1"}]}}}});
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "a:2"}]}}}});
         let out = strategic_merge_patch(&target, &patch, &Shape::root(None)).unwrap();
-        let containers = out["spec"]["template"]["spec"]["containers"]
-            .as_array()
-            .unwrap();
+        let containers = out["spec"]["template"]["spec"]["containers"].as_array().unwrap();
         assert_eq!(containers.len(), 2);
         assert_eq!(containers[0]["image"], "a:2");
         let delete = json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}});
         let out = strategic_merge_patch(&out, &delete, &Shape::root(None)).unwrap();
         assert_eq!(
-            out["spec"]["template"]["spec"]["containers"]
-                .as_array()
-                .unwrap()
-                .len(),
+            out["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(),
             1
         );
     }

@@ -79,10 +79,7 @@ fn fields(message: &str) -> Option<&'static [Field]> {
         f(4, "stringData", StrMap),
         f(5, "immutable", Bool),
     ];
-    const NAMESPACE: &[Field] = &[
-        f(1, "metadata", Msg("ObjectMeta")),
-        f(2, "spec", Msg("NamespaceSpec")),
-    ];
+    const NAMESPACE: &[Field] = &[f(1, "metadata", Msg("ObjectMeta")), f(2, "spec", Msg("NamespaceSpec"))];
     const NAMESPACE_SPEC: &[Field] = &[list(1, "finalizers", Str)];
     Some(match message {
         "ObjectMeta" => OBJECT_META,
@@ -212,16 +209,12 @@ fn decode_message(message: &str, buf: &[u8]) -> Result<Value, ApiError> {
                 while let Some((n, w)) = e.next()? {
                     match (n, w) {
                         (1, Wire::Bytes(x)) => k = text(x)?,
-                        (2, Wire::Bytes(x)) if matches!(field.kind, Kind::StrMap) => {
-                            v = json!(text(x)?)
-                        }
+                        (2, Wire::Bytes(x)) if matches!(field.kind, Kind::StrMap) => v = json!(text(x)?),
                         (2, Wire::Bytes(x)) => v = json!(base64(x)),
                         _ => {}
                     }
                 }
-                let map = out
-                    .entry(field.name)
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let map = out.entry(field.name).or_insert_with(|| Value::Object(Map::new()));
                 if let Some(m) = map.as_object_mut() {
                     m.insert(k, if v.is_null() { json!("") } else { v });
                 }
@@ -230,9 +223,7 @@ fn decode_message(message: &str, buf: &[u8]) -> Result<Value, ApiError> {
             _ => return Err(malformed()),
         };
         if field.repeated {
-            let entry = out
-                .entry(field.name)
-                .or_insert_with(|| Value::Array(Vec::new()));
+            let entry = out.entry(field.name).or_insert_with(|| Value::Array(Vec::new()));
             if let Some(a) = entry.as_array_mut() {
                 a.push(value);
             }
@@ -246,10 +237,7 @@ fn decode_message(message: &str, buf: &[u8]) -> Result<Value, ApiError> {
 /// Decodes a `k8s\0`-prefixed protobuf envelope into the JSON object it carries.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let envelope = body.strip_prefix(b"k8s\0").ok_or_else(malformed)?;
-    let mut r = Reader {
-        buf: envelope,
-        pos: 0,
-    };
+    let mut r = Reader { buf: envelope, pos: 0 };
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), &[][..]);
     while let Some((n, w)) = r.next()? {
         match (n, w) {
@@ -292,10 +280,7 @@ mod tests {
     fn decodes_a_configmap_envelope() {
         let meta = [
             field_bytes(1, b"cfg"),
-            field_bytes(
-                11,
-                &[field_bytes(1, b"app"), field_bytes(2, b"web")].concat(),
-            ),
+            field_bytes(11, &[field_bytes(1, b"app"), field_bytes(2, b"web")].concat()),
         ]
         .concat();
         let raw = [
@@ -304,12 +289,7 @@ mod tests {
         ]
         .concat();
         let type_meta = [field_bytes(1, b"v1"), field_bytes(2, b"ConfigMap")].concat();
-        let body = [
-            b"k8s\0".to_vec(),
-            field_bytes(1, &type_meta),
-            field_bytes(2, &raw),
-        ]
-        .concat();
+        let body = [b"k8s\0".to_vec(), field_bytes(1, &type_meta), field_bytes(2, &raw)].concat();
         let obj = decode(&body).unwrap();
         assert_eq!(
             obj,

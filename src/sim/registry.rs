@@ -29,11 +29,7 @@ impl Registry {
         // Events of events.k8s.io are stored as core events.
         self.types
             .iter()
-            .find(|t| {
-                t.storage_key() == *key
-                    && t.version == t.storage_version
-                    && !(t.group == "events.k8s.io")
-            })
+            .find(|t| t.storage_key() == *key && t.version == t.storage_version && t.group != "events.k8s.io")
             .cloned()
     }
 
@@ -61,12 +57,7 @@ impl Registry {
                 None => out.push((t.group.clone(), vec![t.version.clone()])),
             }
         }
-        out.sort_by_key(|(g, _)| {
-            BUILTIN_GROUP_ORDER
-                .iter()
-                .position(|b| b == g)
-                .unwrap_or(usize::MAX)
-        });
+        out.sort_by_key(|(g, _)| BUILTIN_GROUP_ORDER.iter().position(|b| b == g).unwrap_or(usize::MAX));
         out
     }
 

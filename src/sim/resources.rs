@@ -165,9 +165,7 @@ impl Builtin {
 const BUILTINS: &[Builtin] = &[
     b("", "v1", "Namespace", "namespaces", false, &["ns"]).status(),
     b("", "v1", "Pod", "pods", true, &["po"]).status().all(),
-    b("", "v1", "Service", "services", true, &["svc"])
-        .status()
-        .all(),
+    b("", "v1", "Service", "services", true, &["svc"]).status().all(),
     b("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
     b("", "v1", "Secret", "secrets", true, &[]),
     b("", "v1", "Event", "events", true, &["ev"]),
@@ -185,16 +183,9 @@ const BUILTINS: &[Builtin] = &[
         .generation()
         .all(),
     b("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
-    b(
-        "networking.k8s.io",
-        "v1",
-        "Ingress",
-        "ingresses",
-        true,
-        &["ing"],
-    )
-    .status()
-    .generation(),
+    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"])
+        .status()
+        .generation(),
     b(
         "networking.k8s.io",
         "v1",
@@ -225,14 +216,7 @@ const BUILTINS: &[Builtin] = &[
     )
     .status()
     .generation(),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        true,
-        &[],
-    ),
+    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[]),
     b(
         "rbac.authorization.k8s.io",
         "v1",

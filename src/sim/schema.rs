@@ -23,13 +23,7 @@ fn preserves_unknown(schema: &Value) -> bool {
     schema["x-kubernetes-preserve-unknown-fields"] == true
 }
 
-fn walk_prune(
-    obj: &mut Value,
-    schema: &Value,
-    root: bool,
-    path: &str,
-    found: &mut Option<Vec<String>>,
-) {
+fn walk_prune(obj: &mut Value, schema: &Value, root: bool, path: &str, found: &mut Option<Vec<String>>) {
     if schema["x-kubernetes-embedded-resource"] == true {
         // Embedded objects keep apiVersion/kind/metadata like a root object does.
         prune_object(obj, schema, true, path, found);
@@ -48,13 +42,7 @@ fn walk_prune(
     }
 }
 
-fn prune_object(
-    obj: &mut Value,
-    schema: &Value,
-    root: bool,
-    path: &str,
-    found: &mut Option<Vec<String>>,
-) {
+fn prune_object(obj: &mut Value, schema: &Value, root: bool, path: &str, found: &mut Option<Vec<String>>) {
     let Some(map) = obj.as_object_mut() else {
         return;
     };
@@ -70,11 +58,7 @@ fn prune_object(
                     && schema.get("type").and_then(Value::as_str) != Some("object"))
         };
         if let Some(found) = found.as_mut() {
-            found.extend(
-                map.keys()
-                    .filter(|k| !known(k))
-                    .map(|k| format!("{path}.{k}")),
-            );
+            found.extend(map.keys().filter(|k| !known(k)).map(|k| format!("{path}.{k}")));
         }
         map.retain(|k, _| known(k));
     }
@@ -156,9 +140,7 @@ fn check(v: &Value, s: &Value, path: &str, errors: &mut Vec<(String, String)>, r
         if !ok {
             errors.push((
                 path.into(),
-                format!(
-                    "Invalid value: \"{got}\": {shown} in body must be of type {want}: \"{got}\""
-                ),
+                format!("Invalid value: \"{got}\": {shown} in body must be of type {want}: \"{got}\""),
             ));
             return;
         }
@@ -169,11 +151,7 @@ fn check(v: &Value, s: &Value, path: &str, errors: &mut Vec<(String, String)>, r
         let list: Vec<String> = options.iter().map(show).collect();
         errors.push((
             path.into(),
-            format!(
-                "Unsupported value: {}: supported values: {}",
-                show(v),
-                list.join(", ")
-            ),
+            format!("Unsupported value: {}: supported values: {}", show(v), list.join(", ")),
         ));
     }
     match v {
@@ -189,10 +167,7 @@ fn check(v: &Value, s: &Value, path: &str, errors: &mut Vec<(String, String)>, r
                     };
                     errors.push((
                         path.into(),
-                        format!(
-                            "Invalid value: {n}: {shown} in body should be {op} {}",
-                            s["minimum"]
-                        ),
+                        format!("Invalid value: {n}: {shown} in body should be {op} {}", s["minimum"]),
                     ));
                 }
             }
@@ -206,10 +181,7 @@ fn check(v: &Value, s: &Value, path: &str, errors: &mut Vec<(String, String)>, r
                     };
                     errors.push((
                         path.into(),
-                        format!(
-                            "Invalid value: {n}: {shown} in body should be {op} {}",
-                            s["maximum"]
-                        ),
+                        format!("Invalid value: {n}: {shown} in body should be {op} {}", s["maximum"]),
                     ));
                 }
             }
@@ -230,10 +202,7 @@ fn check(v: &Value, s: &Value, path: &str, errors: &mut Vec<(String, String)>, r
             if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
                 && len > max
             {
-                errors.push((
-                    path.into(),
-                    format!("Too long: may not be more than {max} bytes"),
-                ));
+                errors.push((path.into(), format!("Too long: may not be more than {max} bytes")));
             }
             if let Some(pattern) = s.get("pattern").and_then(Value::as_str)
                 && let Ok(re) = regex::Regex::new(pattern)
@@ -241,10 +210,7 @@ fn check(v: &Value, s: &Value, path: &str, errors: &mut Vec<(String, String)>, r
             {
                 errors.push((
                     path.into(),
-                    format!(
-                        "Invalid value: {}: {shown} in body should match '{pattern}'",
-                        show(v)
-                    ),
+                    format!("Invalid value: {}: {shown} in body should match '{pattern}'", show(v)),
                 ));
             }
         }
@@ -278,28 +244,16 @@ fn check(v: &Value, s: &Value, path: &str, errors: &mut Vec<(String, String)>, r
             {
                 let mut seen = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    let key: Vec<&Value> = keys
-                        .iter()
-                        .filter_map(|k| k.as_str())
-                        .map(|k| &item[k])
-                        .collect();
+                    let key: Vec<&Value> = keys.iter().filter_map(|k| k.as_str()).map(|k| &item[k]).collect();
                     if seen.contains(&key) {
-                        errors.push((
-                            format!("{path}[{i}]"),
-                            format!("Duplicate value: {}", show(item)),
-                        ));
+                        errors.push((format!("{path}[{i}]"), format!("Duplicate value: {}", show(item))));
                     }
                     seen.push(key);
                 }
             }
         }
         Value::Object(map) => {
-            for req in s
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for req in s.get("required").and_then(Value::as_array).into_iter().flatten() {
                 if let Some(field) = req.as_str()
                     && !map.contains_key(field)
                 {
@@ -438,16 +392,10 @@ mod tests {
         let mut obj = json!({"apiVersion": "x/v1", "kind": "X", "metadata": {"name": "a"},
             "spec": {"replicas": 1, "junk": true, "free": {"any": 1}}, "other": 1});
         prune_and_default(&mut obj, &schema());
-        assert_eq!(
-            obj["spec"],
-            json!({"replicas": 1, "mode": "a", "free": {"any": 1}})
-        );
+        assert_eq!(obj["spec"], json!({"replicas": 1, "mode": "a", "free": {"any": 1}}));
         assert!(obj.get("other").is_none());
         assert_eq!(obj["metadata"]["name"], "a");
-        let unknown = unknown_fields(
-            &json!({"spec": {"replicas": 1, "junk": true}, "other": 1}),
-            &schema(),
-        );
+        let unknown = unknown_fields(&json!({"spec": {"replicas": 1, "junk": true}, "other": 1}), &schema());
         assert_eq!(unknown, vec![".other", ".spec.junk"]);
     }
 
@@ -456,11 +404,7 @@ mod tests {
         let errors = validate(&json!({"spec": {"weight": 200, "mode": "c"}}), &schema());
         let mut fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
         fields.sort();
-        assert_eq!(
-            fields,
-            vec!["spec.mode", "spec.replicas", "spec.weight"],
-            "{errors:?}"
-        );
+        assert_eq!(fields, vec!["spec.mode", "spec.replicas", "spec.weight"], "{errors:?}");
         assert!(
             errors
                 .iter()

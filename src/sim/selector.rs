@@ -33,11 +33,7 @@ fn split_top_level(s: &str) -> Vec<&str> {
         }
     }
     parts.push(&s[start..]);
-    parts
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 
 fn valid_key(k: &str) -> bool {
@@ -109,21 +105,14 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel["matchLabels"].as_object() {
             for (k, v) in m {
-                reqs.push(Requirement::Equals(
-                    k.clone(),
-                    v.as_str().unwrap_or("").to_string(),
-                ));
+                reqs.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or("").to_string()));
             }
         }
         for e in sel["matchExpressions"].as_array().into_iter().flatten() {
             let key = e["key"].as_str().unwrap_or("").to_string();
             let values: Vec<String> = e["values"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
                 .unwrap_or_default();
             reqs.push(match e["operator"].as_str().unwrap_or("") {
                 "In" => Requirement::In(key, values),
@@ -190,11 +179,8 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") && !allowed.contains(&field)
-            {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
-                )));
+            if !matches!(field, "metadata.name" | "metadata.namespace") && !allowed.contains(&field) {
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
             reqs.push((field.to_string(), equal, value.trim().to_string()));
         }

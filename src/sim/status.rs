@@ -40,12 +40,8 @@ impl ApiError {
 
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
         let resource = qualified(group, plural);
-        ApiError::new(
-            409,
-            "AlreadyExists",
-            format!("{resource} \"{name}\" already exists"),
-        )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        ApiError::new(409, "AlreadyExists", format!("{resource} \"{name}\" already exists"))
+            .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
@@ -61,10 +57,7 @@ impl ApiError {
     /// Server-side apply found fields owned by other managers with other values.
     pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
         let n = conflicts.len();
-        let mut message = format!(
-            "Apply failed with {n} conflict{}: ",
-            if n == 1 { "" } else { "s" }
-        );
+        let mut message = format!("Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" });
         let parts: Vec<String> = conflicts
             .iter()
             .map(|(m, f)| format!("conflict with \"{m}\": {f}"))
@@ -84,8 +77,7 @@ impl ApiError {
             .iter()
             .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
             .collect();
-        ApiError::new(422, "Invalid", message)
-            .with_details(json!({"name": name, "kind": kind, "causes": causes}))
+        ApiError::new(422, "Invalid", message).with_details(json!({"name": name, "kind": kind, "causes": causes}))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -159,10 +151,7 @@ impl IntoResponse for ApiError {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (code, axum::Json(self.to_status())).into_response();
         if self.code == 429
-            && let Some(secs) = self
-                .details
-                .as_ref()
-                .and_then(|d| d["retryAfterSeconds"].as_u64())
+            && let Some(secs) = self.details.as_ref().and_then(|d| d["retryAfterSeconds"].as_u64())
             && let Ok(value) = secs.to_string().parse()
         {
             response.headers_mut().insert("retry-after", value);

@@ -118,10 +118,7 @@ pub struct Store {
 }
 
 fn obj_key(obj: &Value) -> ObjKey {
-    (
-        meta::namespace(obj).to_string(),
-        meta::name(obj).to_string(),
-    )
+    (meta::namespace(obj).to_string(), meta::name(obj).to_string())
 }
 
 /// The parts of an object that count as its spec for `metadata.generation`.
@@ -255,14 +252,7 @@ impl Store {
         &self,
         key: &StorageKey,
         from: Option<u64>,
-    ) -> Result<
-        (
-            Vec<Arc<WatchEvent>>,
-            broadcast::Receiver<Arc<WatchEvent>>,
-            u64,
-        ),
-        ApiError,
-    > {
+    ) -> Result<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>, u64), ApiError> {
         let inner = self.lock();
         let rx = self.tx.subscribe();
         let replay = match from {
@@ -301,13 +291,7 @@ impl Store {
         self.lock().compacted
     }
 
-    pub fn create(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        obj: Value,
-        opts: &WriteOpts,
-    ) -> Result<Value, ApiError> {
+    pub fn create(&self, rt: &ResourceType, ns: Option<&str>, obj: Value, opts: &WriteOpts) -> Result<Value, ApiError> {
         let mut obj = check_body(rt, obj)?;
         let mut inner = self.lock();
         inner.prepare_create(rt, ns, &mut obj)?;
@@ -367,13 +351,7 @@ impl Store {
         let mut inner = self.lock();
         let existing = match inner.get(rt, ns, name) {
             Ok(o) => Some(o),
-            Err(e)
-                if e.code == 404
-                    && patch_type == PatchType::Apply
-                    && opts.subresource == Subresource::Main =>
-            {
-                None
-            }
+            Err(e) if e.code == 404 && patch_type == PatchType::Apply && opts.subresource == Subresource::Main => None,
             Err(e) => return Err(e),
         };
         let schema = inner.storage_schema(rt);
@@ -440,13 +418,7 @@ impl Store {
         Ok(from_storage(rt, &stored))
     }
 
-    pub fn delete(
-        &self,
-        rt: &ResourceType,
-        ns: &str,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> Result<Value, ApiError> {
+    pub fn delete(&self, rt: &ResourceType, ns: &str, name: &str, opts: &DeleteOpts) -> Result<Value, ApiError> {
         let mut inner = self.lock();
         let old = inner.get(rt, ns, name)?;
         if let Some(uid) = &opts.precondition_uid
@@ -559,9 +531,7 @@ impl Store {
 /// Checks the body names the right kind and version, as the API server does.
 fn check_body(rt: &ResourceType, obj: Value) -> Result<Value, ApiError> {
     if !obj.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("the request body must be a JSON object"));
     }
     if let Some(av) = obj["apiVersion"].as_str()
         && av != rt.api_version()
@@ -604,12 +574,7 @@ impl Inner {
     }
 
     /// Names, namespace and server-set metadata of a new object (storage form on return).
-    fn prepare_create(
-        &mut self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        obj: &mut Value,
-    ) -> Result<(), ApiError> {
+    fn prepare_create(&mut self, rt: &ResourceType, ns: Option<&str>, obj: &mut Value) -> Result<(), ApiError> {
         if rt.namespaced {
             let url_ns = ns.unwrap_or("");
             let body_ns = meta::namespace(obj).to_string();
@@ -618,11 +583,7 @@ impl Inner {
                     "the namespace of the provided object does not match the namespace sent on the request",
                 ));
             }
-            let ns = if url_ns.is_empty() {
-                body_ns
-            } else {
-                url_ns.to_string()
-            };
+            let ns = if url_ns.is_empty() { body_ns } else { url_ns.to_string() };
             if ns.is_empty() {
                 return Err(ApiError::bad_request(
                     "an empty namespace may not be set during creation",
@@ -651,10 +612,7 @@ impl Inner {
             meta::remove_meta(obj, "namespace");
         }
         if meta::name(obj).is_empty() {
-            let prefix = obj["metadata"]["generateName"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
+            let prefix = obj["metadata"]["generateName"].as_str().unwrap_or("").to_string();
             if prefix.is_empty() {
                 return Err(ApiError::invalid(
                     &rt.kind,
@@ -665,22 +623,14 @@ impl Inner {
                     )],
                 ));
             }
-            meta::set_meta(
-                obj,
-                "name",
-                json!(format!("{prefix}{}", meta::random_suffix(5))),
-            );
+            meta::set_meta(obj, "name", json!(format!("{prefix}{}", meta::random_suffix(5))));
         }
         if self
             .objects
             .get(&rt.storage_key())
             .is_some_and(|m| m.contains_key(&obj_key(obj)))
         {
-            return Err(ApiError::already_exists(
-                &rt.group,
-                &rt.plural,
-                meta::name(obj),
-            ));
+            return Err(ApiError::already_exists(&rt.group, &rt.plural, meta::name(obj)));
         }
         for k in [
             "uid",
@@ -708,12 +658,7 @@ impl Inner {
     }
 
     /// Defaults, prunes and validates; CRDs also get their accepted status here.
-    fn admit(
-        &self,
-        rt: &ResourceType,
-        old: Option<&Value>,
-        obj: &mut Value,
-    ) -> Result<(), ApiError> {
+    fn admit(&self, rt: &ResourceType, old: Option<&Value>, obj: &mut Value) -> Result<(), ApiError> {
         match &rt.schema {
             Some(schema) => {
                 schema::prune_and_default(obj, schema);
@@ -842,11 +787,7 @@ impl Inner {
             };
             managed::record_update(Some(&old), &mut new, &shape, &writer);
         }
-        meta::set_meta(
-            &mut new,
-            "resourceVersion",
-            old["metadata"]["resourceVersion"].clone(),
-        );
+        meta::set_meta(&mut new, "resourceVersion", old["metadata"]["resourceVersion"].clone());
         if same_object(&old, &new) || opts.dry_run {
             return Ok(if opts.dry_run { Arc::new(new) } else { old });
         }
@@ -875,14 +816,9 @@ impl Inner {
         let propagation = opts.propagation.unwrap_or(Propagation::Background);
         let mut finalizers = meta::finalizers(&old);
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
-        let has_dependents = self
-            .dependents
-            .get(meta::uid(&old))
-            .is_some_and(|d| !d.is_empty());
+        let has_dependents = self.dependents.get(meta::uid(&old)).is_some_and(|d| !d.is_empty());
         match propagation {
-            Propagation::Foreground
-                if has_dependents && !finalizers.iter().any(|f| f == "foregroundDeletion") =>
-            {
+            Propagation::Foreground if has_dependents && !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                 finalizers.push("foregroundDeletion".into())
             }
             Propagation::Orphan if has_dependents && !finalizers.iter().any(|f| f == "orphan") => {
@@ -917,12 +853,7 @@ impl Inner {
     }
 
     /// Takes an object out of storage for good.
-    fn remove(
-        &mut self,
-        rt: &ResourceType,
-        obj: Arc<Value>,
-        tx: &broadcast::Sender<Arc<WatchEvent>>,
-    ) -> Arc<Value> {
+    fn remove(&mut self, rt: &ResourceType, obj: Arc<Value>, tx: &broadcast::Sender<Arc<WatchEvent>>) -> Arc<Value> {
         let key = rt.storage_key();
         let ok = obj_key(&obj);
         let old = self.objects.get_mut(&key).and_then(|m| m.remove(&ok));
@@ -980,10 +911,7 @@ impl Inner {
             }
         }
         for o in new_owners {
-            self.dependents
-                .entry(o)
-                .or_default()
-                .insert((key.clone(), ok.clone()));
+            self.dependents.entry(o).or_default().insert((key.clone(), ok.clone()));
         }
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             let kinds = crd::crd_types(&obj);
@@ -1040,11 +968,7 @@ fn check_metadata(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     if causes.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(
-            &format!("{}.{}", rt.kind, rt.group),
-            name,
-            causes,
-        ))
+        Err(ApiError::invalid(&format!("{}.{}", rt.kind, rt.group), name, causes))
     }
 }
 

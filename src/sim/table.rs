@@ -11,11 +11,7 @@ struct Column {
 }
 
 fn s(v: &Value) -> Value {
-    if v.is_null() {
-        json!("<none>")
-    } else {
-        v.clone()
-    }
+    if v.is_null() { json!("<none>") } else { v.clone() }
 }
 
 fn age(obj: &Value) -> Value {
@@ -40,15 +36,10 @@ fn pod_status(p: &Value) -> Value {
     if meta::is_deleting(p) {
         return json!("Terminating");
     }
-    let waiting = p["status"]["containerStatuses"].as_array().and_then(|cs| {
-        cs.iter()
-            .find_map(|c| c["state"]["waiting"]["reason"].as_str())
-    });
-    json!(
-        waiting
-            .or(p["status"]["phase"].as_str())
-            .unwrap_or("Pending")
-    )
+    let waiting = p["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find_map(|c| c["state"]["waiting"]["reason"].as_str()));
+    json!(waiting.or(p["status"]["phase"].as_str()).unwrap_or("Pending"))
 }
 
 fn ready_of(o: &Value) -> Value {
@@ -110,15 +101,9 @@ fn builtin_columns(rt: &ResourceType) -> Option<Vec<Column>> {
             c("Age", "string", age),
         ],
         ("apps", "replicasets") => vec![
-            c("Desired", "integer", |o| {
-                int_or_zero(&o["spec"]["replicas"])
-            }),
-            c("Current", "integer", |o| {
-                int_or_zero(&o["status"]["replicas"])
-            }),
-            c("Ready", "integer", |o| {
-                int_or_zero(&o["status"]["readyReplicas"])
-            }),
+            c("Desired", "integer", |o| int_or_zero(&o["spec"]["replicas"])),
+            c("Current", "integer", |o| int_or_zero(&o["status"]["replicas"])),
+            c("Ready", "integer", |o| int_or_zero(&o["status"]["readyReplicas"])),
             c("Age", "string", age),
         ],
         ("", "services") => vec![
@@ -140,9 +125,7 @@ fn builtin_columns(rt: &ResourceType) -> Option<Vec<Column>> {
             c("Message", "string", |o| s(&o["message"])),
         ],
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            vec![c("Created At", "date", |o| {
-                s(&o["metadata"]["creationTimestamp"])
-            })]
+            vec![c("Created At", "date", |o| s(&o["metadata"]["creationTimestamp"]))]
         }
         _ if rt.printer_columns.is_empty() => vec![c("Age", "string", age)],
         _ => return None,
@@ -154,7 +137,6 @@ pub fn table(rt: &ResourceType, objects: &[Value], include: &str, list_meta: Val
     let mut defs = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];
-    let rows: Vec<Value>;
     let row_object = |o: &Value| match include {
         "None" => Value::Null,
         "Object" => o.clone(),
@@ -162,25 +144,25 @@ pub fn table(rt: &ResourceType, objects: &[Value], include: &str, list_meta: Val
             json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
         }
     };
-    match builtin_columns(rt) {
+    let rows: Vec<Value> = match builtin_columns(rt) {
         Some(columns) => {
             for col in &columns {
                 defs.push(json!({"name": col.name, "type": col.type_, "format": "", "description": "", "priority": 0}));
             }
-            rows = objects
+            objects
                 .iter()
                 .map(|o| {
                     let mut cells = vec![json!(meta::name(o))];
                     cells.extend(columns.iter().map(|c| (c.cell)(o)));
                     json!({"cells": cells, "object": row_object(o)})
                 })
-                .collect();
+                .collect()
         }
         None => {
             for col in &rt.printer_columns {
                 defs.push(json!({"name": col.name, "type": col.type_, "format": col.format.clone().unwrap_or_default(), "description": col.description, "priority": col.priority}));
             }
-            rows = objects
+            objects
                 .iter()
                 .map(|o| {
                     let mut cells = vec![json!(meta::name(o))];
@@ -194,9 +176,9 @@ pub fn table(rt: &ResourceType, objects: &[Value], include: &str, list_meta: Val
                     }
                     json!({"cells": cells, "object": row_object(o)})
                 })
-                .collect();
+                .collect()
         }
-    }
+    };
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": defs, "rows": rows})
 }
 
@@ -212,10 +194,7 @@ pub fn jsonpath(obj: &Value, path: &str) -> Option<Value> {
         if let Some(r) = rest.strip_prefix('.') {
             let end = r.find(['.', '[']).unwrap_or(r.len());
             let field = &r[..end];
-            current = current
-                .iter()
-                .filter_map(|v| v.get(field).cloned())
-                .collect();
+            current = current.iter().filter_map(|v| v.get(field).cloned()).collect();
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix('[') {
             let end = r.find(']')?;
@@ -228,9 +207,7 @@ pub fn jsonpath(obj: &Value, path: &str) -> Option<Value> {
                     next.extend(items.iter().cloned());
                 } else if let Ok(i) = sel.parse::<usize>() {
                     next.extend(items.get(i).cloned());
-                } else if let Some(filter) =
-                    sel.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
-                {
+                } else if let Some(filter) = sel.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
                     let (key, want) = filter.split_once("==")?;
                     let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
                     next.extend(
@@ -252,10 +229,7 @@ pub fn jsonpath(obj: &Value, path: &str) -> Option<Value> {
         _ => Some(json!(
             current
                 .iter()
-                .map(|v| v
-                    .as_str()
-                    .map(String::from)
-                    .unwrap_or_else(|| v.to_string()))
+                .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
                 .collect::<Vec<_>>()
                 .join(",")
         )),

@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_RPS: f64 = 50.0;
 pub const RPS_ANNOTATION: &str = "sim.serin.dev/rps";
 const HASH_LABEL: &str = "serin.dev/pod-template-hash";
-const BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// One exported series: who served the request and with what code.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,10 +71,7 @@ fn rps_of(obj: &Value) -> f64 {
 /// The Services an HTTPRoute sends to and the share of its traffic each gets.
 fn route_shares(route: &Value) -> Vec<Share> {
     let ns = meta::namespace(route);
-    let rules = route["spec"]["rules"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let rules = route["spec"]["rules"].as_array().cloned().unwrap_or_default();
     let total = rps_of(route);
     let per_rule = if rules.is_empty() {
         0.0
@@ -90,8 +85,7 @@ fn route_shares(route: &Value) -> Vec<Share> {
             .into_iter()
             .flatten()
             .filter(|b| {
-                b["kind"].as_str().unwrap_or("Service") == "Service"
-                    && b["group"].as_str().unwrap_or("").is_empty()
+                b["kind"].as_str().unwrap_or("Service") == "Service" && b["group"].as_str().unwrap_or("").is_empty()
             })
             .collect();
         let weight = |b: &Value| b["weight"].as_f64().unwrap_or(1.0).max(0.0);
@@ -112,10 +106,9 @@ fn route_shares(route: &Value) -> Vec<Share> {
 
 fn pod_is_ready(p: &Value) -> bool {
     !meta::is_deleting(p)
-        && p["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+        && p["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 impl Traffic {
@@ -125,11 +118,7 @@ impl Traffic {
         let list = |group: &str, version: &str, plural: &str| -> Vec<Arc<Value>> {
             registry
                 .find(group, version, plural)
-                .map(|rt| {
-                    store
-                        .list(&rt.storage_key(), None, None, None, &|_| true)
-                        .items
-                })
+                .map(|rt| store.list(&rt.storage_key(), None, None, None, &|_| true).items)
                 .unwrap_or_default()
         };
         let services = list("", "v1", "services");
@@ -145,10 +134,7 @@ impl Traffic {
             }
         }
         for svc in &services {
-            let key = (
-                meta::namespace(svc).to_string(),
-                meta::name(svc).to_string(),
-            );
+            let key = (meta::namespace(svc).to_string(), meta::name(svc).to_string());
             if !routed.contains(&key) && svc["spec"]["selector"].is_object() {
                 shares.push(Share {
                     namespace: key.0,
@@ -209,10 +195,7 @@ impl Traffic {
                 flow.errors += n * error_rate;
                 let errors = flow.errors.floor();
                 flow.errors -= errors;
-                let hash = pod["metadata"]["labels"][HASH_LABEL]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
+                let hash = pod["metadata"]["labels"][HASH_LABEL].as_str().unwrap_or("").to_string();
                 for (code, count) in [("200", n - errors), ("500", errors)] {
                     let key = SeriesKey {
                         namespace: share.namespace.clone(),
@@ -235,9 +218,8 @@ impl Traffic {
         }
         // Series of Pods that no longer serve disappear, as a deleted Pod's metrics do.
         self.flows.retain(|k, _| alive.contains(k));
-        self.series.retain(|k, _| {
-            alive.contains(&(k.namespace.clone(), k.service.clone(), k.pod.clone()))
-        });
+        self.series
+            .retain(|k, _| alive.contains(&(k.namespace.clone(), k.service.clone(), k.pod.clone())));
     }
 
     /// The Prometheus text exposition of every series.
@@ -249,7 +231,9 @@ impl Traffic {
                 k.namespace, k.service, k.pod, k.pod_template_hash, k.code
             )
         };
-        out.push_str("# HELP http_requests_total Requests answered by simulated pods.\n# TYPE http_requests_total counter\n");
+        out.push_str(
+            "# HELP http_requests_total Requests answered by simulated pods.\n# TYPE http_requests_total counter\n",
+        );
         for (k, s) in &self.series {
             let _ = writeln!(out, "http_requests_total{{{}}} {}", labels(k), s.count);
         }
@@ -269,11 +253,7 @@ impl Traffic {
                 s.count
             );
             let _ = writeln!(out, "http_request_duration_seconds_sum{{{l}}} {}", s.sum);
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{{l}}} {}",
-                s.count
-            );
+            let _ = writeln!(out, "http_request_duration_seconds_count{{{l}}} {}", s.count);
         }
         out
     }

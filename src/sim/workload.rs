@@ -139,10 +139,10 @@ fn schedule_ready(pod: &Value, ready_at: &mut BTreeMap<Instant, Vec<Key>>) {
         .unwrap_or(1.0)
         .max(0.0);
     let at = Instant::now() + Duration::from_secs_f64(secs);
-    ready_at.entry(at).or_default().push((
-        meta::namespace(pod).to_string(),
-        meta::name(pod).to_string(),
-    ));
+    ready_at
+        .entry(at)
+        .or_default()
+        .push((meta::namespace(pod).to_string(), meta::name(pod).to_string()));
 }
 
 /// An FNV-1a hash of the template, spelled with the alphabet Kubernetes uses for such suffixes.
@@ -168,10 +168,7 @@ pub fn template_hash(template: &Value) -> String {
 fn owned_by(obj: &Value, uid: &str) -> bool {
     obj["metadata"]["ownerReferences"]
         .as_array()
-        .is_some_and(|refs| {
-            refs.iter()
-                .any(|r| r["uid"] == uid && r["controller"] == true)
-        })
+        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid && r["controller"] == true))
 }
 
 fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
@@ -187,13 +184,9 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
     }
     let uid = meta::uid(&d).to_string();
     let owned: Vec<Arc<Value>> = store
-        .list(
-            &t.replicasets.storage_key(),
-            Some(&key.0),
-            None,
-            None,
-            &|o| owned_by(o, &uid),
-        )
+        .list(&t.replicasets.storage_key(), Some(&key.0), None, None, &|o| {
+            owned_by(o, &uid)
+        })
         .items;
     let template = &d["spec"]["template"];
     let hash = template_hash(template);
@@ -226,12 +219,7 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
                              "ownerReferences": owner_ref(&d, "apps/v1", "Deployment")},
                 "spec": {"replicas": desired, "selector": selector, "template": tpl},
             });
-            match store.create(
-                &t.replicasets,
-                Some(&key.0),
-                rs,
-                &WriteOpts::by(DEPLOY_MANAGER),
-            ) {
+            match store.create(&t.replicasets, Some(&key.0), rs, &WriteOpts::by(DEPLOY_MANAGER)) {
                 Ok(rs) => Arc::new(rs),
                 Err(_) => return,
             }
@@ -240,10 +228,7 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
     // Old ReplicaSets shrink as the new one becomes available (a rolling update).
     let new_available = new_rs["status"]["availableReplicas"].as_i64().unwrap_or(0);
     let mut old_budget = (desired - new_available).max(0);
-    for rs in owned
-        .iter()
-        .filter(|rs| meta::uid(rs) != meta::uid(&new_rs))
-    {
+    for rs in owned.iter().filter(|rs| meta::uid(rs) != meta::uid(&new_rs)) {
         let current = rs["spec"]["replicas"].as_i64().unwrap_or(0);
         let want = current.min(old_budget);
         old_budget -= want;
@@ -311,20 +296,15 @@ fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut status: Value
         force: false,
         subresource: Subresource::Status,
     };
-    let _ = store.modify(
-        rt,
-        meta::namespace(obj),
-        meta::name(obj),
-        &opts,
-        &move |o| o["status"] = status.clone(),
-    );
+    let _ = store.modify(rt, meta::namespace(obj), meta::name(obj), &opts, &move |o| {
+        o["status"] = status.clone()
+    });
 }
 
 fn pod_ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
+    p["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
@@ -363,12 +343,7 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
         victims.sort_by_key(|p| {
             (
                 pod_ready(p),
-                std::cmp::Reverse(
-                    p["metadata"]["creationTimestamp"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                ),
+                std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()),
             )
         });
         for p in victims.into_iter().take(pods.len() - desired) {
@@ -399,11 +374,7 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
         return;
     }
     let now = meta::now_rfc3339();
-    let n = u32::from_str_radix(
-        &meta::uid(&pod).replace('-', "")[..6.min(meta::uid(&pod).len())],
-        16,
-    )
-    .unwrap_or(1);
+    let n = u32::from_str_radix(&meta::uid(&pod).replace('-', "")[..6.min(meta::uid(&pod).len())], 16).unwrap_or(1);
     let ip = format!("10.244.{}.{}", (n >> 8) & 0xff, (n & 0xff).max(2));
     if container_env(&pod["spec"], "SERIN_SIM_CRASH") == Some("true") {
         let status = crash_status(&pod);
@@ -413,9 +384,7 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
             force: false,
             subresource: Subresource::Status,
         };
-        let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| {
-            o["status"] = status.clone()
-        });
+        let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| o["status"] = status.clone());
         return;
     }
     let statuses: Vec<Value> = pod["spec"]["containers"]
@@ -441,9 +410,7 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
         force: false,
         subresource: Subresource::Status,
     };
-    let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| {
-        o["status"] = status.clone()
-    });
+    let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| o["status"] = status.clone());
 }
 
 /// Pods created with `SERIN_SIM_CRASH=true` show as crash-looping, as a broken image would.

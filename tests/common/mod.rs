@@ -73,10 +73,7 @@ impl SimCluster {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !kubeconfig.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "serin sim wrote no kubeconfig within 20s"
-            );
+            assert!(Instant::now() < deadline, "serin sim wrote no kubeconfig within 20s");
             std::thread::sleep(Duration::from_millis(20));
         }
         SimCluster {
@@ -94,19 +91,15 @@ impl SimCluster {
 
     pub async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig parses");
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .expect("kubeconfig loads");
+        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig loads");
         kube::Client::try_from(config).expect("client builds")
     }
 
     /// Runs the real kubectl against this cluster.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        kubectl_cmd(&self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("kubectl runs")
+        kubectl_cmd(&self.kubeconfig).args(args).output().expect("kubectl runs")
     }
 
     /// Runs kubectl and fails the test with its output when it fails.
@@ -169,7 +162,9 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(targets: &[String]) -> Prometheus {
-        let bin = which("prometheus").expect("the prometheus server is not installed: run `make test`, which installs Debian's prometheus package");
+        let bin = which("prometheus").expect(
+            "the prometheus server is not installed: run `make test`, which installs Debian's prometheus package",
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
@@ -180,14 +175,8 @@ impl Prometheus {
         std::fs::write(dir.path().join("prometheus.yml"), config).expect("write config");
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
         let child = Command::new(bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -204,11 +193,7 @@ impl Prometheus {
             if ready {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not start: {}",
-                p.log()
-            );
+            assert!(Instant::now() < deadline, "prometheus did not start: {}", p.log());
             std::thread::sleep(Duration::from_millis(100));
         }
         p
