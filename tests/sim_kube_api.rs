@@ -13,7 +13,7 @@ use kube::api::{
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -627,4 +627,47 @@ async fn a_kube_runtime_controller_sees_changes() {
     .unwrap();
     let second = tokio::time::timeout(WAIT, rx.recv()).await.ok().flatten();
     assert_eq!(second.as_deref(), Some("seen=2"));
+}
+
+#[tokio::test]
+async fn events_recorded_through_events_k8s_io_are_core_events_too() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let sim = SimCluster::start();
+    let client = sim.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let target = cms
+        .create(&PostParams::default(), &cm("subject", json!({}), json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "serin".into(),
+            instance: None,
+        },
+    );
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "StepCompleted".into(),
+        note: Some("weight 25%".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let reference = target.object_ref(&());
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let listed = core
+        .list(&ListParams::default().fields("involvedObject.name=subject"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1, "a repeated event is one object with a series");
+    let e = &listed.items[0];
+    assert_eq!(e.reason.as_deref(), Some("StepCompleted"));
+    assert_eq!(e.message.as_deref(), Some("weight 25%"));
+    assert_eq!(e.involved_object.kind.as_deref(), Some("ConfigMap"));
+    assert_eq!(e.reporting_component.as_deref(), Some("serin"));
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(Some(2)));
 }

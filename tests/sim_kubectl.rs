@@ -344,3 +344,54 @@ fn kubectl_typed_create_commands_work() {
     let phase = sim.kubectl_ok(&["get", "namespace", "shop", "-o", "jsonpath={.status.phase}"]);
     assert_eq!(phase, "Active");
 }
+
+#[test]
+fn kubectl_round_trips_leases_ingresses_and_autoscalers() {
+    let sim = SimCluster::start();
+    let objects = r#"
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: serin-controller, namespace: kube-system}
+spec: {holderIdentity: pod-a, leaseDurationSeconds: 15}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, annotations: {kubernetes.io/ingress.class: nginx}}
+spec:
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: serin.dev/v1alpha1, kind: Rollout, name: web}
+  minReplicas: 2
+  maxReplicas: 10
+"#;
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], objects);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let holder = sim.kubectl_ok(&[
+        "-n",
+        "kube-system",
+        "get",
+        "lease",
+        "serin-controller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "pod-a");
+    let host = sim.kubectl_ok(&["get", "ingress", "web", "-o", "jsonpath={.spec.rules[0].host}"]);
+    assert_eq!(host, "web.example.com");
+    let target = sim.kubectl_ok(&["get", "hpa", "web", "-o", "jsonpath={.spec.scaleTargetRef.kind}"]);
+    assert_eq!(target, "Rollout");
+    let bad = sim.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &objects.replace("leaseDurationSeconds: 15", "leaseDurationSeconds: 0"),
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("spec.leaseDurationSeconds"));
+}
