@@ -671,3 +671,53 @@ async fn events_recorded_through_events_k8s_io_are_core_events_too() {
     assert_eq!(e.reporting_component.as_deref(), Some("serin"));
     assert_eq!(e.series.as_ref().map(|s| s.count), Some(Some(2)));
 }
+
+#[tokio::test]
+async fn status_and_spec_appliers_own_their_own_parts() {
+    let sim = SimCluster::start();
+    let client = sim.client().await;
+    let widgets = install_widgets(&client).await;
+    let spec = json!({"apiVersion": "test.serin.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
+                      "spec": {"replicas": 1}, "status": {"phase": "FromSpecApplier"}});
+    let created = widgets
+        .patch("w", &PatchParams::apply("user"), &Patch::Apply(&spec))
+        .await
+        .unwrap();
+    assert!(
+        created.data.get("status").is_none(),
+        "the main endpoint does not write status"
+    );
+    let status = json!({"apiVersion": "test.serin.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
+                        "spec": {"replicas": 9}, "status": {"phase": "Ready"}});
+    let after = widgets
+        .patch_status("w", &PatchParams::apply("controller"), &Patch::Apply(&status))
+        .await
+        .unwrap();
+    assert_eq!(after.data["status"]["phase"], "Ready");
+    assert_eq!(
+        after.data["spec"]["replicas"], 1,
+        "the status endpoint does not write spec"
+    );
+    let owners: Vec<(String, String)> = after
+        .managed_fields()
+        .iter()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.subresource.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            ("user".to_string(), String::new()),
+            ("controller".to_string(), "status".to_string())
+        ]
+    );
+    // The user re-applying its spec does not conflict with the controller's status.
+    widgets
+        .patch("w", &PatchParams::apply("user"), &Patch::Apply(&spec))
+        .await
+        .unwrap();
+}

@@ -372,6 +372,9 @@ impl Store {
                 )));
             }
             managed::clean_applied(&mut applied);
+            if rt.status_subresource {
+                scope_to_subresource(&mut applied, opts.subresource);
+            }
             let namespace = rt.namespaced.then_some(ns);
             let live = old_external
                 .clone()
@@ -525,6 +528,23 @@ impl Store {
         }
         let stored = inner.commit_update(rt, old, new, opts, true, &self.tx)?;
         Ok((*stored).clone())
+    }
+}
+
+/// With a status subresource, the main endpoint owns everything but status and /status owns only
+/// status: an applied configuration keeps just its endpoint's part.
+fn scope_to_subresource(applied: &mut Value, sub: Subresource) {
+    let Some(map) = applied.as_object_mut() else { return };
+    match sub {
+        Subresource::Main => {
+            map.remove("status");
+        }
+        Subresource::Status => {
+            map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+            if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.retain(|k, _| k == "name" || k == "namespace");
+            }
+        }
     }
 }
 
