@@ -526,16 +526,8 @@ fn write_scale(
             )],
         )
     })?;
-    let want_rv = meta::resource_version(scale).to_string();
     let current = store.get(rt, ns, name)?;
-    if !want_rv.is_empty() && want_rv != meta::resource_version(&current) {
-        return Err(ApiError::conflict(
-            &rt.group,
-            &rt.plural,
-            name,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        ));
-    }
+    super::store::ensure_fresh(rt, name, meta::resource_version(scale), &current)?;
     let path = paths.spec_replicas.clone();
     let main = WriteOpts {
         manager: opts.manager,

@@ -168,3 +168,11 @@ pub fn human_duration(secs: i64) -> String {
         s => format!("{}d", s / 86400),
     }
 }
+
+/// A Pod that is not going away and whose Ready condition is True.
+pub fn pod_ready(p: &Value) -> bool {
+    !is_deleting(p)
+        && p["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}

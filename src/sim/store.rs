@@ -326,14 +326,7 @@ impl Store {
         let mut inner = self.lock();
         let old = inner.get(rt, ns, name)?;
         let given_rv = meta::resource_version(&obj);
-        if !given_rv.is_empty() && given_rv != meta::resource_version(&old) {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+        ensure_fresh(rt, name, given_rv, &old)?;
         let new = to_storage(rt, obj);
         let stored = inner.commit_update(rt, old, new, opts, true, &self.tx)?;
         Ok(from_storage(rt, &stored))
@@ -408,14 +401,7 @@ impl Store {
             PatchType::Apply => return Err(ApiError::internal("apply patches are handled above")),
         };
         let given_rv = meta::resource_version(&new);
-        if !given_rv.is_empty() && given_rv != meta::resource_version(&old) {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+        ensure_fresh(rt, name, given_rv, &old)?;
         let new = to_storage(rt, new);
         let stored = inner.commit_update(rt, old, new, opts, true, &self.tx)?;
         Ok(from_storage(rt, &stored))
@@ -529,6 +515,19 @@ impl Store {
         let stored = inner.commit_update(rt, old, new, opts, true, &self.tx)?;
         Ok((*stored).clone())
     }
+}
+
+/// A write that names a resourceVersion is refused unless it is the current one.
+pub fn ensure_fresh(rt: &ResourceType, name: &str, given_rv: &str, current: &Value) -> Result<(), ApiError> {
+    if !given_rv.is_empty() && given_rv != meta::resource_version(current) {
+        return Err(ApiError::conflict(
+            &rt.group,
+            &rt.plural,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    Ok(())
 }
 
 /// With a status subresource, the main endpoint owns everything but status and /status owns only

@@ -24,7 +24,7 @@ fn int_or_zero(v: &Value) -> Value {
     json!(v.as_i64().unwrap_or(0))
 }
 
-fn pod_ready(p: &Value) -> Value {
+fn ready_containers(p: &Value) -> Value {
     let total = p["spec"]["containers"].as_array().map_or(0, Vec::len);
     let ready = p["status"]["containerStatuses"]
         .as_array()
@@ -85,7 +85,7 @@ fn builtin_columns(rt: &ResourceType) -> Option<Vec<Column>> {
     let c = |name, type_, cell| Column { name, type_, cell };
     Some(match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "pods") => vec![
-            c("Ready", "string", pod_ready),
+            c("Ready", "string", ready_containers),
             c("Status", "string", pod_status),
             c("Restarts", "string", |_| json!("0")),
             c("Age", "string", age),

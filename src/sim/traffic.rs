@@ -104,13 +104,6 @@ fn route_shares(route: &Value) -> Vec<Share> {
     out
 }
 
-fn pod_is_ready(p: &Value) -> bool {
-    !meta::is_deleting(p)
-        && p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
 impl Traffic {
     /// Sends `dt` worth of requests through the cluster as it is now.
     pub fn step(&mut self, store: &Store, dt: f64) {
@@ -148,7 +141,7 @@ impl Traffic {
             .map(|s| ((meta::namespace(s), meta::name(s)), s))
             .collect();
         let mut pods_by_ns: HashMap<&str, Vec<&Arc<Value>>> = HashMap::new();
-        for p in pods.iter().filter(|p| pod_is_ready(p)) {
+        for p in pods.iter().filter(|p| meta::pod_ready(p)) {
             pods_by_ns.entry(meta::namespace(p)).or_default().push(p);
         }
         let mut alive: HashSet<(String, String, String)> = HashSet::new();

@@ -301,12 +301,6 @@ fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut status: Value
     });
 }
 
-fn pod_ready(p: &Value) -> bool {
-    p["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
 fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
     let Ok(rs) = store.get(&t.replicasets, &key.0, &key.1) else {
         return;
@@ -342,7 +336,7 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
         let mut victims: Vec<&Arc<Value>> = pods.iter().collect();
         victims.sort_by_key(|p| {
             (
-                pod_ready(p),
+                meta::pod_ready(p),
                 std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string()),
             )
         });
@@ -355,7 +349,7 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
             owned_by(p, &uid) && !meta::is_deleting(p)
         })
         .items;
-    let ready = live.iter().filter(|p| pod_ready(p)).count();
+    let ready = live.iter().filter(|p| meta::pod_ready(p)).count();
     let status = json!({
         "replicas": live.len(),
         "fullyLabeledReplicas": live.len(),
