@@ -290,7 +290,9 @@ fn widget_crd() -> serde_json::Value {
                 "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
                 "additionalPrinterColumns": [{"name": "Weight", "type": "integer", "jsonPath": ".spec.weight"}],
                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "required": ["replicas"], "properties": {
+                    "spec": {"type": "object", "required": ["replicas"],
+                        "x-kubernetes-validations": [{"rule": "self.mode != 'slow' || self.weight <= 50", "message": "slow widgets take at most weight 50"}],
+                        "properties": {
                         "replicas": {"type": "integer", "minimum": 0},
                         "weight": {"type": "integer", "minimum": 0, "maximum": 100, "default": 5},
                         "mode": {"type": "string", "enum": ["fast", "slow"]}
@@ -359,6 +361,25 @@ async fn custom_resources_follow_their_schema_and_subresources() {
         msg.contains("spec.replicas: Required value") && msg.contains("Unsupported value"),
         "{msg}"
     );
+
+    let (code, msg) = api_error(
+        widgets
+            .create(
+                &PostParams::default(),
+                &widget("w4", json!({"replicas": 1, "weight": 60, "mode": "slow"})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 422);
+    assert!(msg.contains("slow widgets take at most weight 50"), "CEL rule: {msg}");
+    widgets
+        .create(
+            &PostParams::default(),
+            &widget("w5", json!({"replicas": 1, "weight": 40, "mode": "slow"})),
+        )
+        .await
+        .unwrap();
 
     // Status writes go through /status only and leave the generation alone.
     let status = widgets

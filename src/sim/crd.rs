@@ -133,6 +133,8 @@ pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
                 has_generation: true,
                 storage_version: storage_version.clone(),
                 schema: Some(Arc::new(v["schema"]["openAPIV3Schema"].clone())),
+                cel_rules: has_cel_rules(&v["schema"]["openAPIV3Schema"])
+                    .then(|| Arc::new(kube::core::cel::compile_schema(&v["schema"]["openAPIV3Schema"]))),
                 printer_columns: v["additionalPrinterColumns"]
                     .as_array()
                     .into_iter()
@@ -151,4 +153,9 @@ pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
             }
         })
         .collect()
+}
+
+fn has_cel_rules(schema: &Value) -> bool {
+    schema.get("x-kubernetes-validations").is_some()
+        || super::schema::schema_children(schema).into_iter().any(has_cel_rules)
 }

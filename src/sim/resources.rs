@@ -41,6 +41,8 @@ pub struct ResourceType {
     pub storage_version: String,
     /// The CRD's structural schema for this version, when the kind comes from a CRD.
     pub schema: Option<Arc<Value>>,
+    /// The schema's `x-kubernetes-validations` rules, compiled once, when it has any.
+    pub cel_rules: Option<Arc<kube::core::cel::CompiledSchema>>,
     pub printer_columns: Vec<PrinterColumn>,
     /// Which verbs are served (`pods/log` and friends are out of scope).
     pub verbs: &'static [&'static str],
@@ -287,6 +289,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             has_generation: b.generation,
             storage_version: b.version.to_string(),
             schema: None,
+            cel_rules: None,
             printer_columns: Vec::new(),
             verbs: ALL_VERBS,
             crd: None,

@@ -110,6 +110,8 @@ struct Inner {
     by_uid: HashMap<String, (StorageKey, ObjKey)>,
     /// Owner uid → dependents, for garbage collection.
     dependents: HashMap<String, BTreeSet<(StorageKey, ObjKey)>>,
+    /// Evaluates CRDs' CEL validation rules.
+    cel: kube::core::cel::Validator,
 }
 
 pub struct Store {
@@ -161,6 +163,7 @@ impl Store {
                 registry: Registry::default(),
                 by_uid: HashMap::new(),
                 dependents: HashMap::new(),
+                cel: kube::core::cel::Validator::new(),
             }),
             tx,
         });
@@ -681,7 +684,20 @@ impl Inner {
         match &rt.schema {
             Some(schema) => {
                 schema::prune_and_default(obj, schema);
-                let errors = schema::validate(obj, schema);
+                let mut errors = schema::validate(obj, schema);
+                if errors.is_empty()
+                    && let Some(rules) = &rt.cel_rules
+                    && let Err(failed) = self.cel.validate_compiled(rules, obj, old)
+                {
+                    // Rules this evaluator cannot run are not held against the object.
+                    errors.extend(
+                        failed
+                            .into_vec()
+                            .into_iter()
+                            .filter(|e| e.kind == kube::core::cel::ErrorKind::ValidationFailure)
+                            .map(|e| (e.field_path.clone(), format!("Invalid value: {}", e.message))),
+                    );
+                }
                 if !errors.is_empty() {
                     return Err(ApiError::invalid(
                         &format!("{}.{}", rt.kind, rt.group),
