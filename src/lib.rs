@@ -1,4 +1,5 @@
 //! Serin: a progressive-delivery operator for Kubernetes.
 
 pub mod cli;
+pub mod crd;
 pub mod sim;

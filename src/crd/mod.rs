@@ -1,0 +1,42 @@
+//! Serin's custom resource definitions and their YAML.
+
+pub mod rollout;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// Every CRD Serin serves, in the order they are printed and installed.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![rollout::Rollout::crd()]
+}
+
+/// The file name a CRD is kept under in `crds/`.
+pub fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))
+}
+
+/// One CRD as a YAML document.
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::ser::Error> {
+    serde_saphyr::to_string(crd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `crds/` holds exactly what `serin crds --write crds` produces.
+    #[test]
+    fn checked_in_crds_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        for crd in all() {
+            let path = dir.join(file_name(&crd));
+            let want = to_yaml(&crd).unwrap();
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                have == want,
+                "{} is stale: run `cargo run -- crds --write crds`",
+                path.display()
+            );
+        }
+    }
+}
