@@ -2,4 +2,6 @@
 
 pub mod cli;
 pub mod crd;
+pub mod hash;
+pub mod plan;
 pub mod sim;

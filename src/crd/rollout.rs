@@ -443,6 +443,9 @@ pub struct RolloutStatus {
     pub replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_replicas: Option<i32>,
+    /// Available Pods of the newest version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_available_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

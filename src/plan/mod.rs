@@ -1,0 +1,873 @@
+//! The rollout state machine, as a pure function: from the Rollout, what is observed of its
+//! ReplicaSets, and `now`, to the ReplicaSet sizes, Service selectors, traffic weight, next status,
+//! the decisions worth an Event, and when to look again. No I/O and no clock: `now` is an argument.
+
+pub mod conditions;
+pub mod replicas;
+pub mod steps;
+pub mod validate;
+
+use crate::crd::rollout::{CanaryStep, CanaryStrategy, Phase, Rollout, RolloutStatus};
+use crate::hash::pod_template_hash;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use replicas::{Sizes, Targets, resolve, step_towards, targets};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The label that ties Pods, ReplicaSets and Service selectors to one version.
+pub const HASH_LABEL: &str = "serin.dev/pod-template-hash";
+
+/// A ReplicaSet of this Rollout, as the controller last saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedReplicaSet {
+    pub name: String,
+    pub hash: String,
+    pub template: PodTemplateSpec,
+    /// `spec.replicas`: the size asked for.
+    pub spec_replicas: i32,
+    /// `status.replicas`: Pods that exist.
+    pub replicas: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub created: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub replica_sets: Vec<ObservedReplicaSet>,
+    /// The template of the Deployment named by `workloadRef`, when it exists.
+    pub workload_template: Option<PodTemplateSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Normal,
+    Warning,
+}
+
+/// A decision worth telling the user about (an Event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub severity: Severity,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A ReplicaSet the Rollout should have, and its size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredReplicaSet {
+    pub hash: String,
+    pub template: PodTemplateSpec,
+    pub replicas: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub replica_sets: Vec<DesiredReplicaSet>,
+    /// ReplicaSets beyond the revision history, to delete.
+    pub delete: Vec<String>,
+    /// The hash the stable Service selects.
+    pub stable_service_hash: Option<String>,
+    /// The hash the canary Service selects.
+    pub canary_service_hash: Option<String>,
+    /// Percent of traffic for the canary (what a traffic router is set to).
+    pub weight: i32,
+    pub status: RolloutStatus,
+    pub decisions: Vec<Decision>,
+    pub requeue_after: Option<Duration>,
+    /// A `workloadRef` Deployment is scaled to 0 once the Rollout runs its Pods.
+    pub scale_down_workload: bool,
+}
+
+/// The template a Rollout runs: its own, or its workload's.
+pub fn template_of(rollout: &Rollout, observed: &Observed) -> Option<PodTemplateSpec> {
+    match &rollout.spec.template {
+        Some(t) => Some(t.clone()),
+        None => observed.workload_template.clone(),
+    }
+}
+
+fn since(now: Timestamp, t: &Option<Time>) -> Duration {
+    t.as_ref()
+        .map(|t| now.duration_since(t.0).unsigned_abs())
+        .unwrap_or_default()
+}
+
+struct Planner<'a> {
+    name: String,
+    replicas: i32,
+    now: Timestamp,
+    observed: &'a Observed,
+    canary: CanaryStrategy,
+    steps: Vec<CanaryStep>,
+    routed: bool,
+    surge: i32,
+    unavailable: i32,
+    st: RolloutStatus,
+    decisions: Vec<Decision>,
+    sizes: BTreeMap<String, i32>,
+    templates: BTreeMap<String, PodTemplateSpec>,
+    requeue: Option<Duration>,
+    weight: i32,
+    phase: Phase,
+    reason: &'static str,
+    message: String,
+}
+
+impl Planner<'_> {
+    fn rs(&self, hash: &str) -> Option<&ObservedReplicaSet> {
+        self.observed.replica_sets.iter().find(|r| r.hash == hash)
+    }
+
+    fn sizes_of(&self, hash: &str) -> Sizes {
+        self.rs(hash)
+            .map(|r| Sizes {
+                spec: r.spec_replicas,
+                available: r.available,
+            })
+            .unwrap_or_default()
+    }
+
+    fn ready_of(&self, hash: &str) -> i32 {
+        self.rs(hash).map_or(0, |r| r.ready)
+    }
+
+    fn note(&mut self, severity: Severity, reason: &'static str, message: String) {
+        self.decisions.push(Decision {
+            severity,
+            reason,
+            message,
+        });
+    }
+
+    fn wake_in(&mut self, d: Duration) {
+        let d = d.max(Duration::from_millis(100));
+        self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
+    }
+
+    fn want(&mut self, hash: &str, replicas: i32) {
+        self.sizes.insert(hash.to_string(), replicas.max(0));
+    }
+
+    fn now_time(&self) -> Time {
+        Time(self.now)
+    }
+
+    fn step_index(&self) -> usize {
+        self.st.current_step_index.unwrap_or(0).max(0) as usize
+    }
+
+    fn set_step(&mut self, index: usize) {
+        self.st.current_step_index = Some(index as i32);
+        self.st.current_step_started_at = Some(self.now_time());
+        self.st.last_progress_at = Some(self.now_time());
+    }
+
+    fn scale_down_delay(&self) -> Duration {
+        let default = if self.routed { 30 } else { 0 };
+        Duration::from_secs(self.canary.scale_down_delay_seconds.unwrap_or(default).max(0) as u64)
+    }
+
+    fn abort_delay(&self) -> Duration {
+        Duration::from_secs(self.canary.abort_scale_down_delay_seconds.unwrap_or(30).max(0) as u64)
+    }
+
+    /// Every ReplicaSet not kept by name goes to 0, except an old stable still draining after a promotion.
+    fn scale_down_others(&mut self) {
+        let draining = self.st.previous_stable_hash.clone();
+        let delay_left = self
+            .scale_down_delay()
+            .saturating_sub(since(self.now, &self.st.promoted_at));
+        let others: Vec<(String, i32)> = self
+            .observed
+            .replica_sets
+            .iter()
+            .filter(|r| !self.sizes.contains_key(&r.hash))
+            .map(|r| (r.hash.clone(), r.spec_replicas))
+            .collect();
+        for (hash, spec) in others {
+            if Some(&hash) == draining.as_ref() && !delay_left.is_zero() && spec > 0 {
+                self.want(&hash, spec);
+                self.wake_in(delay_left);
+            } else {
+                self.want(&hash, 0);
+            }
+        }
+    }
+
+    /// No canary: the current version is the stable one and gets every Pod.
+    fn steady(&mut self, current: &str) {
+        self.st.current_pod_hash = Some(current.to_string());
+        self.st.current_step_index = Some(self.steps.len() as i32);
+        self.st.current_step_started_at = None;
+        self.st.abort = None;
+        self.st.aborted_at = None;
+        self.st.canary_scale = None;
+        self.want(current, self.replicas);
+        let stable_available = self.sizes_of(current).available;
+        // A canary left over goes as the stable fills up, so capacity never dips.
+        let leftovers: Vec<(String, i32)> = self
+            .observed
+            .replica_sets
+            .iter()
+            .filter(|r| r.hash != current && Some(&r.hash) != self.st.previous_stable_hash.as_ref())
+            .map(|r| (r.hash.clone(), r.spec_replicas))
+            .collect();
+        for (hash, spec) in leftovers {
+            self.want(&hash, spec.min((self.replicas - stable_available).max(0)));
+        }
+        self.scale_down_others();
+        self.weight = 0;
+        let others_gone = self
+            .observed
+            .replica_sets
+            .iter()
+            .filter(|r| r.hash != current)
+            .all(|r| r.replicas == 0 && self.sizes.get(&r.hash) == Some(&0));
+        if stable_available >= self.replicas && others_gone {
+            self.phase = Phase::Healthy;
+            self.reason = "RolloutHealthy";
+            self.message = format!(
+                "{}/{} Pods of version {current} available",
+                stable_available, self.replicas
+            );
+        } else {
+            self.phase = Phase::Progressing;
+            self.reason = "ReplicaSetUpdated";
+            self.message = format!(
+                "{}/{} Pods of version {current} available",
+                stable_available, self.replicas
+            );
+        }
+    }
+
+    fn canary(
+        &mut self,
+        stable: &str,
+        current: &str,
+        control: &crate::crd::rollout::ControlRequests,
+        spec_paused: bool,
+    ) {
+        let n = self.steps.len();
+        if self.st.current_pod_hash.as_deref() != Some(current) {
+            self.note(
+                Severity::Normal,
+                "NewRevision",
+                format!("version {current} rolls out next to stable {stable}, from step 1 of {n}"),
+            );
+            self.st.current_pod_hash = Some(current.to_string());
+            self.st.abort = None;
+            self.st.aborted_at = None;
+            self.st.canary_scale = None;
+            self.st.canary_weight = Some(0);
+            self.set_step(0);
+        }
+        let aborted = self.st.abort == Some(true);
+        if control.retry == Some(true) && aborted {
+            self.st.abort = None;
+            self.st.aborted_at = None;
+            self.st.canary_scale = None;
+            self.set_step(0);
+            self.note(
+                Severity::Normal,
+                "Retried",
+                format!("version {current} rolls out again from step 1 of {n}"),
+            );
+        } else if control.abort == Some(true) && !aborted {
+            self.abort(format!("aborted on request: traffic goes back to stable {stable}"));
+        }
+        if self.st.abort != Some(true) && control.promote_full == Some(true) && self.step_index() < n {
+            self.note(
+                Severity::Normal,
+                "PromotedFull",
+                format!("remaining steps skipped: version {current} is promoted"),
+            );
+            self.set_step(n);
+        }
+        if self.st.abort == Some(true) {
+            return self.aborted(stable, current);
+        }
+        let paused_by = if spec_paused {
+            Some(("SpecPaused", "spec.paused is true"))
+        } else if self.st.user_paused == Some(true) {
+            Some(("UserPaused", "paused by `kubectl serin pause`"))
+        } else {
+            None
+        };
+        let mut waiting: Option<(&'static str, String)> = None;
+        while paused_by.is_none() && self.step_index() < n {
+            let idx = self.step_index();
+            let step = self.steps[idx].clone();
+            let done = if step.set_weight.is_some() {
+                self.weight_reached(stable, current, idx)
+            } else if let Some(pause) = &step.pause {
+                match steps::pause_length(pause).ok().flatten() {
+                    Some(length) => {
+                        let left = length.saturating_sub(since(self.now, &self.st.current_step_started_at));
+                        if !left.is_zero() {
+                            self.wake_in(left);
+                            waiting = Some((
+                                "PausedStep",
+                                format!(
+                                    "pausing at step {}/{n} for {}s more",
+                                    idx + 1,
+                                    left.as_secs_f64().ceil() as u64
+                                ),
+                            ));
+                        }
+                        left.is_zero()
+                    }
+                    None => {
+                        let promoted = control.promote_step == Some(idx as i32);
+                        if !promoted {
+                            waiting = Some((
+                                "PausedStep",
+                                format!(
+                                    "paused at step {}/{n} until promoted: `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
+                                    idx + 1,
+                                    self.name,
+                                    self.name
+                                ),
+                            ));
+                        }
+                        promoted
+                    }
+                }
+            } else if let Some(scale) = &step.set_canary_scale {
+                self.st.canary_scale = match (scale.replicas, scale.weight) {
+                    (Some(r), _) => Some(r),
+                    (_, Some(w)) => Some(targets(self.replicas, w, false, false, None).canary),
+                    _ => None,
+                };
+                true
+            } else {
+                true
+            };
+            if !done {
+                break;
+            }
+            self.note(
+                Severity::Normal,
+                "StepCompleted",
+                format!("step {}/{n} done: {}", idx + 1, steps::describe(&step)),
+            );
+            self.set_step(idx + 1);
+        }
+        if self.step_index() >= n {
+            return self.promote(stable, current);
+        }
+        let idx = self.step_index();
+        let w = steps::weight_at(&self.steps, idx);
+        let t = targets(
+            self.replicas,
+            w,
+            self.routed,
+            self.canary.dynamic_stable_scale == Some(true),
+            self.st.canary_scale,
+        );
+        self.move_towards(stable, current, t);
+        self.weight = if self.routed {
+            if self.sizes_of(current).available >= t.canary {
+                w
+            } else {
+                self.st.canary_weight.unwrap_or(0).min(w)
+            }
+        } else {
+            self.pod_share(stable, current)
+        };
+        match (paused_by, waiting) {
+            (Some((reason, why)), _) => {
+                self.phase = Phase::Paused;
+                self.reason = reason;
+                self.message = format!(
+                    "paused at step {}/{n}: {why}; `kubectl serin resume {}` goes on",
+                    idx + 1,
+                    self.name
+                );
+            }
+            (None, Some((reason, message))) => {
+                self.phase = Phase::Paused;
+                self.reason = reason;
+                self.message = message;
+            }
+            (None, None) => {
+                self.phase = Phase::Progressing;
+                self.reason = "RolloutProgressing";
+                self.message = format!(
+                    "step {}/{n} ({}): canary {}/{} Pods available, stable {}",
+                    idx + 1,
+                    steps::describe(&self.steps[idx]),
+                    self.sizes_of(current).available,
+                    t.canary,
+                    self.sizes_of(stable).spec
+                );
+            }
+        }
+    }
+
+    /// A `setWeight` step is done once the canary Pods for it are available and the stable has its size.
+    fn weight_reached(&mut self, stable: &str, current: &str, idx: usize) -> bool {
+        let w = steps::weight_at(&self.steps, idx);
+        let t = targets(
+            self.replicas,
+            w,
+            self.routed,
+            self.canary.dynamic_stable_scale == Some(true),
+            self.st.canary_scale,
+        );
+        let canary = self.rs(current).cloned();
+        let stable_rs = self.rs(stable).cloned();
+        let canary_ok = canary.as_ref().map_or(t.canary == 0, |c| {
+            c.spec_replicas == t.canary && c.available >= t.canary
+        });
+        let stable_ok = stable_rs
+            .as_ref()
+            .map_or(t.stable == 0, |s| s.spec_replicas == t.stable && s.replicas <= t.stable);
+        canary_ok && stable_ok
+    }
+
+    /// Percent of ready Pods that are the canary's: the traffic it gets without a router.
+    fn pod_share(&self, stable: &str, current: &str) -> i32 {
+        let c = self.ready_of(current);
+        let s = self.ready_of(stable);
+        if c + s == 0 {
+            0
+        } else {
+            ((100 * c) as f64 / f64::from(c + s)).round() as i32
+        }
+    }
+
+    fn move_towards(&mut self, stable: &str, current: &str, t: Targets) {
+        let next = step_towards(
+            self.replicas,
+            t,
+            self.sizes_of(current),
+            self.sizes_of(stable),
+            self.surge,
+            self.unavailable,
+        );
+        self.want(current, next.canary);
+        self.want(stable, next.stable);
+        self.scale_down_others();
+    }
+
+    /// All steps done: the canary grows to full size, then becomes the stable version.
+    fn promote(&mut self, stable: &str, current: &str) {
+        let n = self.steps.len();
+        self.st.current_step_index = Some(n as i32);
+        let stable_target = if self.routed && self.canary.dynamic_stable_scale != Some(true) {
+            self.replicas
+        } else {
+            0
+        };
+        let t = Targets {
+            canary: self.replicas,
+            stable: stable_target,
+        };
+        self.move_towards(stable, current, t);
+        let canary_available = self.sizes_of(current).available;
+        if canary_available >= self.replicas {
+            self.note(
+                Severity::Normal,
+                "Promoted",
+                format!("version {current} is promoted: it has all the traffic and becomes stable"),
+            );
+            self.st.previous_stable_hash = Some(stable.to_string());
+            self.st.promoted_at = Some(self.now_time());
+            self.st.stable_pod_hash = Some(current.to_string());
+            self.st.last_progress_at = Some(self.now_time());
+            self.weight = 100;
+            self.sizes.clear();
+            self.want(current, self.replicas);
+            // Without a delay the old stable goes as soon as the promotion is made.
+            let keep = if self.scale_down_delay().is_zero() {
+                0
+            } else {
+                self.sizes_of(stable).spec
+            };
+            self.want(stable, keep);
+            if !self.scale_down_delay().is_zero() {
+                self.wake_in(self.scale_down_delay());
+            }
+            self.scale_down_others();
+            self.phase = Phase::Progressing;
+            self.reason = "RolloutPromoted";
+            self.message = format!("version {current} promoted; the old version's Pods are going");
+        } else {
+            self.weight = if self.routed {
+                self.st.canary_weight.unwrap_or(0)
+            } else {
+                self.pod_share(stable, current)
+            };
+            self.phase = Phase::Progressing;
+            self.reason = "RolloutProgressing";
+            self.message = format!("promoting: canary {canary_available}/{} Pods available", self.replicas);
+        }
+    }
+
+    fn abort(&mut self, why: String) {
+        self.st.abort = Some(true);
+        self.st.aborted_at = Some(self.now_time());
+        self.note(Severity::Warning, "Aborted", why);
+    }
+
+    /// Traffic back on stable at once; the canary's Pods go after the delay (with a router) or
+    /// as the stable fills up (without one, where Pods are the traffic).
+    fn aborted(&mut self, stable: &str, current: &str) {
+        self.weight = 0;
+        self.want(stable, self.replicas);
+        let canary_spec = self.sizes_of(current).spec;
+        if self.routed {
+            let left = self.abort_delay().saturating_sub(since(self.now, &self.st.aborted_at));
+            if left.is_zero() {
+                self.want(current, 0);
+            } else {
+                self.want(current, canary_spec);
+                self.wake_in(left);
+            }
+        } else {
+            let stable_available = self.sizes_of(stable).available;
+            self.want(current, canary_spec.min((self.replicas - stable_available).max(0)));
+        }
+        self.scale_down_others();
+        if !self.routed {
+            self.weight = self.pod_share(stable, current);
+        }
+        self.phase = Phase::Degraded;
+        self.reason = "RolloutAborted";
+        self.message = format!(
+            "aborted: traffic is back on stable version {stable}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
+            self.name
+        );
+    }
+}
+
+/// The whole decision for one look at a Rollout.
+pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
+    let spec = &rollout.spec;
+    let generation = rollout.metadata.generation;
+    let name = rollout.metadata.name.clone().unwrap_or_default();
+    let mut st = rollout.status.clone().unwrap_or_default();
+    let now_time = Time(now);
+    let control = st.control.take().unwrap_or_default();
+    let mut conds = st.conditions.take().unwrap_or_default();
+    let template = template_of(rollout, observed);
+    let problems = validate::problems(spec, template.as_ref());
+    let replicas = spec.replicas.unwrap_or(1).max(0);
+    let selector = selector_string(spec);
+    let Some(template) = template.filter(|_| problems.is_empty()) else {
+        let message = problems.join("; ");
+        let mut decisions = Vec::new();
+        let already = conds
+            .iter()
+            .any(|c| c.type_ == conditions::INVALID_SPEC && c.message == message);
+        if !already {
+            decisions.push(Decision {
+                severity: Severity::Warning,
+                reason: "InvalidSpec",
+                message: message.clone(),
+            });
+        }
+        conditions::set(
+            &mut conds,
+            conditions::INVALID_SPEC,
+            true,
+            "InvalidSpec",
+            &message,
+            generation,
+            &now_time,
+        );
+        conditions::set(
+            &mut conds,
+            conditions::HEALTHY,
+            false,
+            "InvalidSpec",
+            &message,
+            generation,
+            &now_time,
+        );
+        st.conditions = Some(conds);
+        st.phase = Some(Phase::Degraded);
+        st.message = Some(format!("invalid spec: {message}"));
+        st.observed_generation = generation;
+        st.selector = Some(selector);
+        // Requests wait until the spec can be acted on.
+        st.control = Some(control).filter(|c| *c != Default::default());
+        return Plan {
+            replica_sets: Vec::new(),
+            delete: Vec::new(),
+            stable_service_hash: None,
+            canary_service_hash: None,
+            weight: st.canary_weight.unwrap_or(0),
+            status: st,
+            decisions,
+            requeue_after: None,
+            scale_down_workload: false,
+        };
+    };
+    conditions::remove(&mut conds, conditions::INVALID_SPEC);
+    let canary = spec.strategy.canary.clone().unwrap_or_default();
+    let steps_list = steps::effective_steps(&canary);
+    let routed = canary.traffic_routing.is_some();
+    let surge = resolve(canary.max_surge.as_ref(), replicas, true, 25);
+    let unavailable = resolve(canary.max_unavailable.as_ref(), replicas, false, 25);
+    if let Some(pause) = control.pause {
+        st.user_paused = pause.then_some(true);
+    }
+    let previous_canary_available = st.updated_available_replicas.unwrap_or(0);
+    let mut p = Planner {
+        name: name.clone(),
+        replicas,
+        now,
+        observed,
+        canary,
+        steps: steps_list,
+        routed,
+        surge,
+        unavailable,
+        st,
+        decisions: Vec::new(),
+        sizes: BTreeMap::new(),
+        templates: BTreeMap::new(),
+        requeue: None,
+        weight: 0,
+        phase: Phase::Progressing,
+        reason: "",
+        message: String::new(),
+    };
+    let current = pod_template_hash(&template);
+    let mut current_template = template.clone();
+    current_template
+        .metadata
+        .get_or_insert_default()
+        .labels
+        .get_or_insert_default()
+        .insert(HASH_LABEL.into(), current.clone());
+    p.templates.insert(current.clone(), current_template);
+    for rs in &observed.replica_sets {
+        p.templates
+            .entry(rs.hash.clone())
+            .or_insert_with(|| rs.template.clone());
+    }
+    let stable =
+        p.st.stable_pod_hash
+            .clone()
+            .filter(|s| *s == current || p.rs(s).is_some());
+    match stable {
+        None => {
+            p.note(
+                Severity::Normal,
+                "FirstRevision",
+                format!("version {current} is the first: it gets every Pod at once"),
+            );
+            p.st.stable_pod_hash = Some(current.clone());
+            p.st.last_progress_at = Some(Time(now));
+            p.steady(&current);
+        }
+        Some(s) if s == current => {
+            if let Some(was) = p.st.current_pod_hash.clone().filter(|c| *c != current) {
+                p.note(
+                    Severity::Normal,
+                    "BackToStable",
+                    format!(
+                        "the template is stable version {current} again: version {was} is scaled down without steps"
+                    ),
+                );
+            }
+            p.steady(&current);
+        }
+        Some(s) => p.canary(&s, &current, &control, spec.paused == Some(true)),
+    }
+
+    // The progress deadline counts only while the rollout should be moving; steps, promotions and
+    // more available Pods of the new version are progress.
+    let available: i32 = observed.replica_sets.iter().map(|r| r.available).sum();
+    let updated = p.rs(&current).map_or(0, |r| r.replicas);
+    let updated_available = p.rs(&current).map_or(0, |r| r.available);
+    if updated_available > previous_canary_available {
+        p.st.last_progress_at = Some(Time(now));
+    }
+    let deadline = Duration::from_secs(spec.progress_deadline_seconds.unwrap_or(600).max(1) as u64);
+    let mut deadline_exceeded = false;
+    if p.phase == Phase::Progressing {
+        let idle = since(now, &p.st.last_progress_at);
+        if idle >= deadline {
+            if spec.progress_deadline_abort == Some(true) && p.st.stable_pod_hash.as_deref() != Some(current.as_str()) {
+                let stable = p.st.stable_pod_hash.clone().unwrap_or_default();
+                p.abort(format!(
+                    "no progress for {}s (progressDeadlineSeconds): traffic goes back to stable {stable}",
+                    deadline.as_secs()
+                ));
+                p.sizes.clear();
+                p.aborted(&stable, &current);
+            } else {
+                deadline_exceeded = true;
+                if !conditions::is_true(&conds, conditions::PROGRESSING) || p.st.phase != Some(Phase::Degraded) {
+                    p.note(
+                        Severity::Warning,
+                        "ProgressDeadlineExceeded",
+                        format!("no progress for {}s: {}", deadline.as_secs(), p.message),
+                    );
+                }
+                p.phase = Phase::Degraded;
+                p.reason = "ProgressDeadlineExceeded";
+                p.message = format!("no progress for {}s: {}", deadline.as_secs(), p.message);
+            }
+        } else {
+            p.wake_in(deadline - idle);
+        }
+    }
+
+    if p.phase == Phase::Paused && p.st.phase != Some(Phase::Paused) {
+        p.note(Severity::Normal, "Paused", p.message.clone());
+    }
+
+    // Status: sizes, conditions, the step in words.
+    let n = p.steps.len();
+    let idx = p.step_index().min(n);
+    p.st.step = Some(if n == 0 {
+        "0/0".into()
+    } else {
+        format!("{}/{n}", (idx + 1).min(n))
+    });
+    p.st.canary_weight = Some(p.weight);
+    p.st.replicas = Some(observed.replica_sets.iter().map(|r| r.replicas).sum());
+    p.st.updated_replicas = Some(updated);
+    p.st.updated_available_replicas = Some(updated_available);
+    p.st.ready_replicas = Some(observed.replica_sets.iter().map(|r| r.ready).sum());
+    p.st.available_replicas = Some(available);
+    p.st.selector = Some(selector);
+    p.st.observed_generation = generation;
+    p.st.phase = Some(p.phase);
+    p.st.message = Some(p.message.clone());
+    let minimum = replicas - p.unavailable;
+    let progressing = match p.phase {
+        Phase::Degraded if deadline_exceeded => (false, "ProgressDeadlineExceeded"),
+        Phase::Degraded => (false, p.reason),
+        Phase::Healthy => (true, "NewReplicaSetAvailable"),
+        _ => (true, p.reason),
+    };
+    conditions::set(
+        &mut conds,
+        conditions::PROGRESSING,
+        progressing.0,
+        progressing.1,
+        &p.message,
+        generation,
+        &now_time,
+    );
+    conditions::set(
+        &mut conds,
+        conditions::AVAILABLE,
+        available >= minimum,
+        if available >= minimum {
+            "MinimumReplicasAvailable"
+        } else {
+            "MinimumReplicasUnavailable"
+        },
+        &format!("{available} of {replicas} Pods available (at least {minimum} needed)"),
+        generation,
+        &now_time,
+    );
+    conditions::set(
+        &mut conds,
+        conditions::HEALTHY,
+        p.phase == Phase::Healthy,
+        p.phase.as_str(),
+        &p.message,
+        generation,
+        &now_time,
+    );
+    let paused_reason = if p.phase == Phase::Paused {
+        p.reason
+    } else {
+        "NotPaused"
+    };
+    conditions::set(
+        &mut conds,
+        conditions::PAUSED,
+        p.phase == Phase::Paused,
+        paused_reason,
+        if p.phase == Phase::Paused { &p.message } else { "" },
+        generation,
+        &now_time,
+    );
+    p.st.conditions = Some(conds);
+
+    // ReplicaSets: those with a size, and old ones beyond the history limit.
+    let limit = spec.revision_history_limit.unwrap_or(2).max(0) as usize;
+    let keep_hashes = [
+        Some(current.clone()),
+        p.st.stable_pod_hash.clone(),
+        p.st.previous_stable_hash.clone(),
+    ];
+    let mut old: Vec<&ObservedReplicaSet> = observed
+        .replica_sets
+        .iter()
+        .filter(|r| {
+            !keep_hashes.contains(&Some(r.hash.clone()))
+                && p.sizes.get(&r.hash) == Some(&0)
+                && r.spec_replicas == 0
+                && r.replicas == 0
+        })
+        .collect();
+    old.sort_by_key(|r| std::cmp::Reverse(r.created));
+    let delete: Vec<String> = old.iter().skip(limit).map(|r| r.name.clone()).collect();
+    let deleted_hashes: Vec<String> = old.iter().skip(limit).map(|r| r.hash.clone()).collect();
+    let replica_sets = p
+        .sizes
+        .iter()
+        .filter(|(h, _)| !deleted_hashes.contains(h))
+        .filter_map(|(h, n)| {
+            p.templates.get(h).map(|t| DesiredReplicaSet {
+                hash: h.clone(),
+                template: t.clone(),
+                replicas: *n,
+            })
+        })
+        .collect();
+    let stable_hash = p.st.stable_pod_hash.clone();
+    let canary_hash = if p.st.abort == Some(true) {
+        stable_hash.clone()
+    } else {
+        Some(current.clone())
+    };
+    let scale_down_workload = spec.workload_ref.is_some() && p.phase == Phase::Healthy;
+    Plan {
+        replica_sets,
+        delete,
+        stable_service_hash: stable_hash,
+        canary_service_hash: canary_hash,
+        weight: p.weight,
+        status: p.st,
+        decisions: p.decisions,
+        requeue_after: p.requeue,
+        scale_down_workload,
+    }
+}
+
+/// `spec.selector` as a string, for the scale subresource.
+fn selector_string(spec: &crate::crd::rollout::RolloutSpec) -> String {
+    let mut parts: Vec<String> = spec
+        .selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in spec.selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,564 @@
+//! The state machine, step by step, against a small model of the cluster.
+
+use super::*;
+use crate::crd::rollout::{ControlRequests, Rollout};
+use serde_json::json;
+
+const T0: i64 = 1_800_000_000;
+
+fn rollout(spec_extra: serde_json::Value) -> Rollout {
+    let mut spec = json!({
+        "replicas": 10,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+        "strategy": {"canary": {}}
+    });
+    merge(&mut spec, spec_extra);
+    serde_json::from_value(json!({"apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop", "generation": 1}, "spec": spec}))
+    .unwrap()
+}
+
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// The cluster as the plan sees it: ReplicaSets whose Pods appear at once and become ready on `ready`.
+struct World {
+    rollout: Rollout,
+    rss: Vec<ObservedReplicaSet>,
+    now: Timestamp,
+    last: Option<Plan>,
+}
+
+impl World {
+    fn new(r: Rollout) -> Self {
+        World {
+            rollout: r,
+            rss: Vec::new(),
+            now: Timestamp::from_second(T0).unwrap(),
+            last: None,
+        }
+    }
+
+    fn observed(&self) -> Observed {
+        Observed {
+            replica_sets: self.rss.clone(),
+            workload_template: None,
+        }
+    }
+
+    /// One reconcile: plan, then carry it out.
+    fn tick(&mut self) -> Plan {
+        let p = plan(&self.rollout, &self.observed(), self.now);
+        for d in &p.replica_sets {
+            match self.rss.iter_mut().find(|r| r.hash == d.hash) {
+                Some(rs) => {
+                    rs.spec_replicas = d.replicas;
+                    rs.replicas = d.replicas;
+                    rs.ready = rs.ready.min(d.replicas);
+                    rs.available = rs.available.min(d.replicas);
+                }
+                None => self.rss.push(ObservedReplicaSet {
+                    name: format!("web-{}", d.hash),
+                    hash: d.hash.clone(),
+                    template: d.template.clone(),
+                    spec_replicas: d.replicas,
+                    replicas: d.replicas,
+                    ready: 0,
+                    available: 0,
+                    created: self.now,
+                }),
+            }
+        }
+        self.rss.retain(|r| !p.delete.contains(&r.name));
+        self.rollout.status = Some(p.status.clone());
+        self.last = Some(p.clone());
+        p
+    }
+
+    fn ready(&mut self) {
+        for rs in &mut self.rss {
+            rs.ready = rs.replicas;
+            rs.available = rs.replicas;
+        }
+    }
+
+    fn advance(&mut self, secs: i64) {
+        self.now = Timestamp::from_second(self.now.as_second() + secs).unwrap();
+    }
+
+    /// Reconciles with Pods becoming ready until nothing changes.
+    fn settle(&mut self) -> Plan {
+        let mut prev: Option<Plan> = None;
+        for _ in 0..100 {
+            let p = self.tick();
+            self.ready();
+            if prev.as_ref().is_some_and(|q| {
+                q.replica_sets == p.replica_sets
+                    && q.status.current_step_index == p.status.current_step_index
+                    && q.status.phase == p.status.phase
+                    && q.status.stable_pod_hash == p.status.stable_pod_hash
+            }) {
+                return p;
+            }
+            prev = Some(p);
+        }
+        panic!("the plan never settled");
+    }
+
+    fn release(&mut self, image: &str) {
+        let t = self.rollout.spec.template.as_mut().unwrap();
+        t.spec.as_mut().unwrap().containers[0].image = Some(image.into());
+    }
+
+    fn request(&mut self, c: ControlRequests) {
+        self.rollout.status.get_or_insert_default().control = Some(c);
+    }
+
+    fn size(&self, hash: &str) -> i32 {
+        self.rss.iter().find(|r| r.hash == hash).map_or(0, |r| r.spec_replicas)
+    }
+
+    fn status(&self) -> &RolloutStatus {
+        self.rollout.status.as_ref().unwrap()
+    }
+
+    fn stable(&self) -> String {
+        self.status().stable_pod_hash.clone().unwrap()
+    }
+
+    fn current(&self) -> String {
+        self.status().current_pod_hash.clone().unwrap()
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        self.last
+            .as_ref()
+            .map(|p| p.decisions.iter().map(|d| d.reason).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn healthy_world(extra: serde_json::Value) -> World {
+    let mut w = World::new(rollout(extra));
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    w
+}
+
+#[test]
+fn the_first_revision_goes_to_all_pods_without_steps() {
+    let mut w = World::new(rollout(json!({})));
+    let p = w.tick();
+    assert_eq!(p.replica_sets.len(), 1);
+    assert_eq!(p.replica_sets[0].replicas, 10);
+    assert_eq!(p.decisions[0].reason, "FirstRevision");
+    assert_eq!(p.status.phase, Some(Phase::Progressing));
+    w.ready();
+    let p = w.tick();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    assert!(conditions::is_true(
+        p.status.conditions.as_ref().unwrap(),
+        conditions::HEALTHY
+    ));
+    assert_eq!(p.stable_service_hash, p.status.stable_pod_hash);
+}
+
+#[test]
+fn default_steps_walk_5_25_50_100_and_promote() {
+    let mut w = healthy_world(json!({"replicas": 20}));
+    let stable = w.stable();
+    w.release("web:2");
+    let mut canary_sizes = Vec::new();
+    for _ in 0..60 {
+        let p = w.tick();
+        let current = w.current();
+        let size = w.size(&current);
+        if canary_sizes.last() != Some(&size) && p.status.stable_pod_hash.as_deref() == Some(stable.as_str()) {
+            canary_sizes.push(size);
+        }
+        w.ready();
+        if p.status.phase == Some(Phase::Healthy) {
+            break;
+        }
+    }
+    // The canary grows through 1 (5%), 5 (25%), 10 (50%) and 20 (100%) Pods, in surge-bounded moves.
+    for want in [1, 5, 10, 20] {
+        assert!(canary_sizes.contains(&want), "{canary_sizes:?}");
+    }
+    assert!(
+        canary_sizes.windows(2).all(|p| p[0] <= p[1]),
+        "the canary only grows: {canary_sizes:?}"
+    );
+    assert_ne!(w.stable(), stable, "the new version became stable");
+    assert_eq!(w.size(&stable), 0, "the old version is scaled down");
+    assert_eq!(w.status().phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn weight_rises_only_once_canary_pods_are_available() {
+    let mut w = healthy_world(
+        json!({"replicas": 4, "strategy": {"canary": {"steps": [{"setWeight": 25}, {"setWeight": 50}]}}}),
+    );
+    w.release("web:2");
+    for _ in 0..5 {
+        let p = w.tick(); // no Pod ever becomes ready
+        assert_eq!(p.status.current_step_index, Some(0));
+        assert_eq!(p.weight, 0);
+    }
+    let current = w.current();
+    assert_eq!(w.size(&current), 1);
+    w.ready();
+    let p = w.tick();
+    assert_eq!(p.status.current_step_index, Some(1), "25% reached, on to 50%");
+    assert_eq!(p.weight, 25);
+}
+
+#[test]
+fn a_timed_pause_waits_its_duration() {
+    let mut w = healthy_world(
+        json!({"strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"setWeight": 40}]}}}),
+    );
+    w.release("web:2");
+    let p = w.settle();
+    assert_eq!(p.status.current_step_index, Some(1));
+    assert_eq!(p.status.phase, Some(Phase::Paused));
+    let wait = p.requeue_after.unwrap();
+    assert!(
+        wait <= Duration::from_secs(60) && wait > Duration::from_secs(50),
+        "{wait:?}"
+    );
+    w.advance(30);
+    assert_eq!(w.tick().status.current_step_index, Some(1));
+    w.advance(31);
+    let p = w.tick();
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert!(w.reasons().contains(&"StepCompleted"));
+}
+
+#[test]
+fn an_open_pause_waits_for_promote_of_that_step() {
+    let mut w = healthy_world(
+        json!({"strategy": {"canary": {"steps": [{"setWeight": 30}, {"pause": {}}, {"setWeight": 60}]}}}),
+    );
+    w.release("web:2");
+    let p = w.settle();
+    assert_eq!(
+        (p.status.current_step_index, p.status.phase),
+        (Some(1), Some(Phase::Paused))
+    );
+    assert!(
+        p.status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("kubectl serin promote web")
+    );
+    assert_eq!(p.requeue_after, None, "nothing to wait for but a person");
+    // A promote of another step is stale and ignored.
+    w.request(ControlRequests {
+        promote_step: Some(0),
+        ..Default::default()
+    });
+    assert_eq!(w.tick().status.current_step_index, Some(1));
+    w.request(ControlRequests {
+        promote_step: Some(1),
+        ..Default::default()
+    });
+    let p = w.tick();
+    assert_eq!(p.status.current_step_index, Some(2));
+    assert_eq!(p.status.control, None, "the request is consumed");
+}
+
+#[test]
+fn set_canary_scale_sizes_the_canary_apart_from_the_weight() {
+    let mut w = healthy_world(
+        json!({"strategy": {"canary": {"steps": [{"setCanaryScale": {"replicas": 3}}, {"setWeight": 10}, {"pause": {}}]}}}),
+    );
+    w.release("web:2");
+    w.settle();
+    let current = w.current();
+    assert_eq!(w.size(&current), 3);
+    assert_eq!(w.size(&w.stable()), 7);
+}
+
+#[test]
+fn a_new_template_mid_rollout_restarts_the_steps() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}));
+    let stable = w.stable();
+    w.release("web:2");
+    w.settle();
+    let v2 = w.current();
+    assert_eq!(w.size(&v2), 5);
+    w.release("web:3");
+    let p = w.tick();
+    assert!(w.reasons().contains(&"NewRevision"));
+    assert_eq!(p.status.current_step_index, Some(0));
+    assert_eq!(w.size(&v2), 0, "the in-between version is scaled down");
+    w.ready();
+    w.settle();
+    assert_eq!(w.size(&w.current()), 5);
+    assert_eq!(w.stable(), stable);
+}
+
+#[test]
+fn going_back_to_the_stable_template_skips_the_steps() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}));
+    let stable = w.stable();
+    w.release("web:2");
+    w.settle();
+    let v2 = w.current();
+    w.release("web:1");
+    let p = w.tick();
+    assert!(w.reasons().contains(&"BackToStable"));
+    assert_eq!(p.status.current_pod_hash.as_deref(), Some(stable.as_str()));
+    w.ready();
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    assert_eq!(w.size(&v2), 0);
+    assert_eq!(w.size(&stable), 10);
+}
+
+#[test]
+fn abort_puts_traffic_on_stable_until_retry() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 40}, {"pause": {}}]}}}));
+    let stable = w.stable();
+    w.release("web:2");
+    w.settle();
+    let v2 = w.current();
+    w.request(ControlRequests {
+        abort: Some(true),
+        ..Default::default()
+    });
+    let p = w.tick();
+    assert!(w.reasons().contains(&"Aborted"));
+    assert_eq!(p.status.phase, Some(Phase::Degraded));
+    assert_eq!(
+        p.canary_service_hash.as_deref(),
+        Some(stable.as_str()),
+        "canary Service back on stable"
+    );
+    assert_eq!(w.size(&stable), 10, "stable back to full size first");
+    w.ready();
+    let p = w.settle();
+    assert_eq!(w.size(&v2), 0, "canary gone once the stable is full");
+    assert_eq!(p.weight, 0);
+    assert_eq!(p.status.phase, Some(Phase::Degraded), "stays aborted");
+    assert!(p.status.message.unwrap().contains("kubectl serin retry web"));
+    w.request(ControlRequests {
+        retry: Some(true),
+        ..Default::default()
+    });
+    let p = w.tick();
+    assert!(w.reasons().contains(&"Retried"));
+    assert_eq!(p.status.current_step_index, Some(0));
+    w.ready();
+    w.settle();
+    assert_eq!(w.size(&v2), 4);
+}
+
+#[test]
+fn promote_full_skips_the_remaining_steps() {
+    let mut w = healthy_world(
+        json!({"strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]}}}),
+    );
+    w.release("web:2");
+    w.settle();
+    let v2 = w.current();
+    w.request(ControlRequests {
+        promote_full: Some(true),
+        ..Default::default()
+    });
+    w.tick();
+    assert!(w.reasons().contains(&"PromotedFull"));
+    w.ready();
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    assert_eq!(w.stable(), v2);
+}
+
+#[test]
+fn spec_paused_and_user_pause_hold_the_rollout() {
+    let mut w = healthy_world(
+        json!({"paused": true, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"setWeight": 50}]}}}),
+    );
+    w.release("web:2");
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Paused));
+    assert_eq!(p.status.current_step_index, Some(0));
+    w.rollout.spec.paused = None;
+    w.request(ControlRequests {
+        pause: Some(true),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Paused));
+    assert!(p.status.message.unwrap().contains("kubectl serin resume"));
+    w.request(ControlRequests {
+        pause: Some(false),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn no_progress_past_the_deadline_is_degraded_or_aborted() {
+    let mut w =
+        healthy_world(json!({"progressDeadlineSeconds": 60, "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}));
+    w.release("web:2");
+    let p = w.tick(); // canary Pods never become ready
+    assert!(p.requeue_after.unwrap() <= Duration::from_secs(60));
+    w.advance(61);
+    let p = w.tick();
+    assert_eq!(p.status.phase, Some(Phase::Degraded));
+    let progressing = p
+        .status
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("False", "ProgressDeadlineExceeded")
+    );
+    assert!(w.reasons().contains(&"ProgressDeadlineExceeded"));
+
+    let mut w = healthy_world(
+        json!({"progressDeadlineSeconds": 60, "progressDeadlineAbort": true, "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}),
+    );
+    let stable = w.stable();
+    w.release("web:2");
+    w.tick();
+    w.advance(61);
+    let p = w.tick();
+    assert_eq!(p.status.abort, Some(true));
+    assert_eq!(w.size(&stable), 10);
+}
+
+#[test]
+fn a_broken_stable_does_not_block_a_healthy_canary() {
+    let mut w = healthy_world(
+        json!({"replicas": 4, "strategy": {"canary": {"steps": [{"setWeight": 50}, {"setWeight": 100}]}}}),
+    );
+    let stable = w.stable();
+    for rs in &mut w.rss {
+        rs.ready = 0;
+        rs.available = 0;
+    }
+    w.release("web:2");
+    for _ in 0..30 {
+        w.tick();
+        // Only the canary's Pods ever become ready.
+        let current = w.current();
+        for rs in w.rss.iter_mut().filter(|r| r.hash == current) {
+            rs.ready = rs.replicas;
+            rs.available = rs.replicas;
+        }
+    }
+    assert_ne!(w.stable(), stable, "promoted despite the broken stable");
+}
+
+#[test]
+fn old_replicasets_beyond_the_history_limit_are_deleted() {
+    let mut w =
+        healthy_world(json!({"revisionHistoryLimit": 1, "strategy": {"canary": {"steps": [{"setWeight": 100}]}}}));
+    let v1 = w.stable();
+    for (i, image) in ["web:2", "web:3", "web:4"].iter().enumerate() {
+        w.advance(10 + i as i64);
+        w.release(image);
+        w.settle();
+    }
+    let hashes: Vec<String> = w.rss.iter().map(|r| r.hash.clone()).collect();
+    assert!(!hashes.contains(&v1), "the oldest is gone");
+    assert!(
+        w.rss.len() <= 3,
+        "stable, the previous stable, and one more: {hashes:?}"
+    );
+}
+
+#[test]
+fn an_invalid_spec_is_a_condition_and_an_event_not_a_change() {
+    let mut w = healthy_world(json!({}));
+    w.rollout.spec.selector.match_labels = Some([("app".to_string(), "other".to_string())].into());
+    let p = w.tick();
+    assert!(p.replica_sets.is_empty());
+    assert_eq!(p.status.phase, Some(Phase::Degraded));
+    assert!(conditions::is_true(
+        p.status.conditions.as_ref().unwrap(),
+        conditions::INVALID_SPEC
+    ));
+    assert_eq!(p.decisions[0].reason, "InvalidSpec");
+    assert!(w.tick().decisions.is_empty(), "the same problem is told once");
+}
+
+mod invariants {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the sizes, weights and timing of Pods becoming ready: the canary never grows
+        /// past the current step's size nor the stable shrinks below it (so the canary's share of
+        /// traffic never exceeds what the step plans; when a step lowers the weight the canary
+        /// shrinks as the stable refills), and availability never drops below
+        /// replicas − maxUnavailable once it was there.
+        #[test]
+        fn traffic_and_availability_hold(
+            replicas in 1i32..24,
+            weights in proptest::collection::vec(1i32..=100, 1..4),
+            surge in 0i32..4,
+            unavailable in 0i32..4,
+            readiness in proptest::collection::vec(0u8..4, 60),
+        ) {
+            let steps: Vec<serde_json::Value> = weights.iter().map(|w| json!({"setWeight": w})).collect();
+            let mut w = World::new(rollout(json!({"replicas": replicas, "strategy": {"canary": {
+                "steps": steps, "maxSurge": surge, "maxUnavailable": unavailable}}})));
+            w.settle();
+            let stable = w.stable();
+            w.release("web:2");
+            let floor = replicas - if surge == 0 && unavailable == 0 { 1 } else { unavailable };
+            for r in readiness {
+                let before: i32 = w.rss.iter().map(|r| r.available).sum();
+                let spec_of = |w: &World, h: &str| w.rss.iter().find(|r| r.hash == h).map_or(0, |r| r.spec_replicas);
+                let canary_before = spec_of(&w, &w.status().current_pod_hash.clone().unwrap_or_default());
+                let stable_before = spec_of(&w, &stable);
+                let p = w.tick();
+                let after: i32 = w.rss.iter().map(|r| r.available).sum();
+                prop_assert!(after >= before.min(floor), "availability {before} -> {after} below {floor}");
+                if p.status.stable_pod_hash.as_deref() == Some(stable.as_str()) {
+                    let idx = p.status.current_step_index.unwrap_or(0) as usize;
+                    if idx < weights.len() {
+                        let t = replicas::targets(replicas, weights[idx], false, false, None);
+                        let current = w.current();
+                        let c = spec_of(&w, &current);
+                        let s = spec_of(&w, &stable);
+                        prop_assert!(c <= t.canary.max(canary_before), "canary grew to {c}, past its target {}", t.canary);
+                        prop_assert!(s >= t.stable.min(stable_before), "stable shrank to {s}, below its target {}", t.stable);
+                    }
+                }
+                // Some Pods become ready between looks, at random.
+                for rs in &mut w.rss {
+                    let gain = i32::from(r).min(rs.replicas - rs.available);
+                    rs.available += gain;
+                    rs.ready = rs.available;
+                }
+            }
+            // And it always gets there once Pods become ready.
+            let p = w.settle();
+            prop_assert_eq!(p.status.phase, Some(Phase::Healthy));
+            prop_assert_ne!(w.stable(), stable);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! What the schema cannot check: the spec problems a user sees as an `InvalidSpec` condition.
+
+use super::steps::{effective_steps, pause_length};
+use crate::crd::rollout::RolloutSpec;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use std::collections::BTreeMap;
+
+/// Whether a label selector selects these labels.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        let got = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => got.is_some_and(|v| values.contains(v)),
+            "NotIn" => got.is_none_or(|v| !values.contains(v)),
+            "Exists" => got.is_some(),
+            "DoesNotExist" => got.is_none(),
+            _ => false,
+        }
+    });
+    let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+    !empty && by_labels && by_expressions
+}
+
+/// Problems with the spec, each a sentence a user can act on; empty when it is sound.
+pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(canary) = &spec.strategy.canary else {
+        out.push("spec.strategy.canary is required".into());
+        return out;
+    };
+    match template {
+        None => out.push(match &spec.workload_ref {
+            Some(w) => format!(
+                "spec.workloadRef: {} {:?} was not found in the Rollout's namespace",
+                w.kind, w.name
+            ),
+            None => "spec.template is required (or spec.workloadRef)".into(),
+        }),
+        Some(t) => {
+            let labels = t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+            if !selector_matches(&spec.selector, &labels) {
+                out.push("spec.selector does not select the template's labels".into());
+            }
+            if t.spec.as_ref().is_none_or(|s| s.containers.is_empty()) {
+                out.push("spec.template.spec.containers must name at least one container".into());
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (&canary.stable_service, &canary.canary_service)
+        && a == b
+    {
+        out.push(format!(
+            "stableService and canaryService are both {a:?}: they must be two Services"
+        ));
+    }
+    if canary.traffic_routing.is_some() {
+        out.push("spec.strategy.canary.trafficRouting is not supported by this version of Serin yet: remove it to split traffic by Pod ratio".into());
+    }
+    if canary.analysis.is_some() {
+        out.push("spec.strategy.canary.analysis is not supported by this version of Serin yet".into());
+    }
+    for (i, step) in effective_steps(canary).iter().enumerate() {
+        if let Some(p) = &step.pause
+            && let Err(e) = pause_length(p)
+        {
+            out.push(format!("steps[{i}].pause: {e}"));
+        }
+        if step.analysis.is_some() {
+            out.push(format!(
+                "steps[{i}].analysis is not supported by this version of Serin yet"
+            ));
+        }
+        if (step.set_header_route.is_some() || step.set_mirror_route.is_some()) && canary.traffic_routing.is_none() {
+            out.push(format!(
+                "steps[{i}]: header and mirror routes need spec.strategy.canary.trafficRouting"
+            ));
+        }
+    }
+    out
+}
