@@ -4,4 +4,5 @@ pub mod cli;
 pub mod crd;
 pub mod hash;
 pub mod plan;
+pub mod reconcile;
 pub mod sim;

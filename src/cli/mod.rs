@@ -1,6 +1,8 @@
 //! The `serin` command line.
 
 pub mod demo;
+pub mod kube_args;
+pub mod rollouts;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,81 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print Serin's CustomResourceDefinitions as YAML (or write one file each with --write DIR).
     Crds(CrdsArgs),
+    /// Run the controller: reconcile Rollouts (all namespaces, or the one given with -n).
+    Controller(ControllerArgs),
+    /// Show a Rollout: phase, steps, weight, ReplicaSets, last decision.
+    Get {
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+    /// Move past the current step (a pause), or with --full skip every remaining step.
+    Promote {
+        name: String,
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
+    /// Send traffic back to the stable version and stop the rollout.
+    Abort {
+        name: String,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
+    /// Run an aborted rollout's steps again.
+    Retry {
+        name: String,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
+    /// Hold a rollout where it is.
+    Pause {
+        name: String,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
+    /// Let a paused rollout go on.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
+    /// Change a Rollout's spec.
+    Set {
+        #[command(subcommand)]
+        what: SetWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetWhat {
+    /// One Rollout in detail.
+    #[command(alias = "rollouts", alias = "ro")]
+    Rollout {
+        name: String,
+        /// Print again whenever it changes.
+        #[arg(short, long)]
+        watch: bool,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetWhat {
+    /// `set image NAME CONTAINER=IMAGE`: release a new image.
+    Image {
+        name: String,
+        assignment: String,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub kube: kube_args::KubeArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +122,10 @@ pub enum CliError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Rollout(#[from] rollouts::RolloutCmdError),
+    #[error(transparent)]
+    Connect(#[from] kube_args::ConnectError),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -52,6 +133,29 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sim(args) => crate::sim::run(args).await?,
         Command::Demo(args) => demo::run(args).await?,
         Command::Crds(args) => crds(args)?,
+        Command::Controller(args) => controller(args).await?,
+        Command::Get {
+            what: GetWhat::Rollout { name, watch, kube },
+        } => get_rollout(&kube, &name, watch).await?,
+        Command::Promote { name, full, kube } => println!(
+            "{}",
+            rollouts::request(&kube, &name, rollouts::Action::Promote { full }).await?
+        ),
+        Command::Abort { name, kube } => {
+            println!("{}", rollouts::request(&kube, &name, rollouts::Action::Abort).await?)
+        }
+        Command::Retry { name, kube } => {
+            println!("{}", rollouts::request(&kube, &name, rollouts::Action::Retry).await?)
+        }
+        Command::Pause { name, kube } => {
+            println!("{}", rollouts::request(&kube, &name, rollouts::Action::Pause).await?)
+        }
+        Command::Resume { name, kube } => {
+            println!("{}", rollouts::request(&kube, &name, rollouts::Action::Resume).await?)
+        }
+        Command::Set {
+            what: SetWhat::Image { name, assignment, kube },
+        } => println!("{}", rollouts::set_image(&kube, &name, &assignment).await?),
     }
     Ok(())
 }
@@ -68,4 +172,43 @@ fn crds(args: CrdsArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+async fn controller(args: ControllerArgs) -> Result<(), CliError> {
+    let namespace = args.kube.namespace.clone();
+    let (client, _) = args.kube.connect().await?;
+    let pod = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "serin".into());
+    let instance = format!(
+        "{pod}-{}",
+        crate::hash::hash_text(&format!("{pod}{:?}", std::time::SystemTime::now()))
+            .get(..5)
+            .unwrap_or("x")
+    );
+    tracing::info!(namespace = namespace.as_deref().unwrap_or("(all)"), instance = %instance, "serin controller starting");
+    crate::reconcile::run(client, namespace, instance).await;
+    tracing::info!("serin controller stopped");
+    Ok(())
+}
+
+async fn get_rollout(kube: &kube_args::KubeArgs, name: &str, watch: bool) -> Result<(), CliError> {
+    let mut last = String::new();
+    loop {
+        let view = rollouts::describe(kube, name).await?;
+        if view != last {
+            if watch && !last.is_empty() {
+                println!();
+            }
+            print!("{view}");
+            last = view;
+        }
+        if !watch {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
 }

@@ -52,6 +52,9 @@ pub enum Severity {
 pub struct Decision {
     pub severity: Severity,
     pub reason: &'static str,
+    /// What was done, specific to the version and step, so that two different decisions with
+    /// the same reason are two Events rather than one Event counted twice.
+    pub action: String,
     pub message: String,
 }
 
@@ -135,9 +138,12 @@ impl Planner<'_> {
     }
 
     fn note(&mut self, severity: Severity, reason: &'static str, message: String) {
+        let version = self.st.current_pod_hash.clone().unwrap_or_default();
+        let action = format!("{reason}-{version}-{}", self.step_index() + 1);
         self.decisions.push(Decision {
             severity,
             reason,
+            action,
             message,
         });
     }
@@ -300,7 +306,11 @@ impl Planner<'_> {
         while paused_by.is_none() && self.step_index() < n {
             let idx = self.step_index();
             let step = self.steps[idx].clone();
-            let done = if step.set_weight.is_some() {
+            // `kubectl serin promote` moves past the current step, whatever it waits for.
+            let promoted = control.promote_step == Some(idx as i32);
+            let done = if promoted {
+                true
+            } else if step.set_weight.is_some() {
                 self.weight_reached(stable, current, idx)
             } else if let Some(pause) = &step.pause {
                 match steps::pause_length(pause).ok().flatten() {
@@ -308,31 +318,36 @@ impl Planner<'_> {
                         let left = length.saturating_sub(since(self.now, &self.st.current_step_started_at));
                         if !left.is_zero() {
                             self.wake_in(left);
+                            // An end time, not a countdown: status must not change while nothing happens.
+                            let until = self
+                                .st
+                                .current_step_started_at
+                                .as_ref()
+                                .and_then(|t| t.0.checked_add(length).ok())
+                                .map(|t| t.strftime("%H:%M:%SZ").to_string())
+                                .unwrap_or_default();
                             waiting = Some((
                                 "PausedStep",
                                 format!(
-                                    "pausing at step {}/{n} for {}s more",
+                                    "pausing at step {}/{n} ({}) until {until}",
                                     idx + 1,
-                                    left.as_secs_f64().ceil() as u64
+                                    steps::describe(&step)
                                 ),
                             ));
                         }
                         left.is_zero()
                     }
                     None => {
-                        let promoted = control.promote_step == Some(idx as i32);
-                        if !promoted {
-                            waiting = Some((
-                                "PausedStep",
-                                format!(
-                                    "paused at step {}/{n} until promoted: `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
-                                    idx + 1,
-                                    self.name,
-                                    self.name
-                                ),
-                            ));
-                        }
-                        promoted
+                        waiting = Some((
+                            "PausedStep",
+                            format!(
+                                "paused at step {}/{n} until promoted: `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
+                                idx + 1,
+                                self.name,
+                                self.name
+                            ),
+                        ));
+                        false
                     }
                 }
             } else if let Some(scale) = &step.set_canary_scale {
@@ -567,6 +582,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
             decisions.push(Decision {
                 severity: Severity::Warning,
                 reason: "InvalidSpec",
+                action: format!("Validate-{}", generation.unwrap_or(0)),
                 message: message.clone(),
             });
         }

@@ -1,0 +1,313 @@
+//! `kubectl serin …`: look at a Rollout and steer it. Requests go to the status subresource, so
+//! no field a GitOps tool owns in `spec` is touched (except `set image`, which is a spec change).
+
+use super::kube_args::{ConnectError, KubeArgs};
+use crate::crd::rollout::{ControlRequests, Rollout};
+use crate::plan::{HASH_LABEL, steps};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Event as CoreEvent;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::fmt::Write;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutCmdError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("rollout {name:?} not found in namespace {namespace:?}")]
+    NotFound { name: String, namespace: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+const CLI_MANAGER: &str = "kubectl-serin";
+
+/// A request to the controller, for one Rollout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Action {
+    Promote { full: bool },
+    Abort,
+    Retry,
+    Pause,
+    Resume,
+}
+
+async fn get(api: &Api<Rollout>, name: &str, ns: &str) -> Result<Rollout, RolloutCmdError> {
+    api.get_opt(name).await?.ok_or_else(|| RolloutCmdError::NotFound {
+        name: name.into(),
+        namespace: ns.into(),
+    })
+}
+
+/// Writes a request into `status.control`, guarded by the resourceVersion it was based on.
+pub async fn request(args: &KubeArgs, name: &str, action: Action) -> Result<String, RolloutCmdError> {
+    let (client, ns) = args.connect().await?;
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
+    for _ in 0..5 {
+        let r = get(&api, name, &ns).await?;
+        let status = r.status.clone().unwrap_or_default();
+        let rolling = status.current_pod_hash.is_some() && status.current_pod_hash != status.stable_pod_hash;
+        let aborted = status.abort == Some(true);
+        let idx = status.current_step_index.unwrap_or(0);
+        let (control, said) = match action {
+            Action::Promote { full } => {
+                if !rolling {
+                    return Err(RolloutCmdError::Refused(format!(
+                        "nothing to promote: {name} runs one version ({})",
+                        status.phase.map(|p| p.as_str()).unwrap_or("unknown")
+                    )));
+                }
+                if aborted {
+                    return Err(RolloutCmdError::Refused(format!(
+                        "{name} is aborted: `kubectl serin retry {name}` runs its steps again"
+                    )));
+                }
+                if full {
+                    (
+                        ControlRequests {
+                            promote_full: Some(true),
+                            ..Default::default()
+                        },
+                        format!("rollout {name}: promoting to the end, skipping the remaining steps"),
+                    )
+                } else {
+                    (
+                        ControlRequests {
+                            promote_step: Some(idx),
+                            ..Default::default()
+                        },
+                        format!(
+                            "rollout {name}: moving past step {}",
+                            status.step.clone().unwrap_or_default()
+                        ),
+                    )
+                }
+            }
+            Action::Abort => {
+                if !rolling || aborted {
+                    return Err(RolloutCmdError::Refused(format!(
+                        "nothing to abort: {name} is not rolling out a new version"
+                    )));
+                }
+                (
+                    ControlRequests {
+                        abort: Some(true),
+                        ..Default::default()
+                    },
+                    format!("rollout {name}: aborting, traffic goes back to stable"),
+                )
+            }
+            Action::Retry => {
+                if !aborted {
+                    return Err(RolloutCmdError::Refused(format!(
+                        "nothing to retry: {name} is not aborted"
+                    )));
+                }
+                (
+                    ControlRequests {
+                        retry: Some(true),
+                        ..Default::default()
+                    },
+                    format!("rollout {name}: retrying from the first step"),
+                )
+            }
+            Action::Pause => (
+                ControlRequests {
+                    pause: Some(true),
+                    ..Default::default()
+                },
+                format!("rollout {name}: pausing"),
+            ),
+            Action::Resume => (
+                ControlRequests {
+                    pause: Some(false),
+                    ..Default::default()
+                },
+                format!("rollout {name}: resuming"),
+            ),
+        };
+        let patch = json!({"metadata": {"resourceVersion": r.resource_version()}, "status": {"control": control}});
+        match api
+            .patch_status(
+                name,
+                &PatchParams {
+                    field_manager: Some(CLI_MANAGER.into()),
+                    ..Default::default()
+                },
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => return Ok(said),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(RolloutCmdError::Refused(format!(
+        "rollout {name} kept changing; try again"
+    )))
+}
+
+/// `set image NAME CONTAINER=IMAGE`: a spec change, as `kubectl set image` makes on a Deployment.
+pub async fn set_image(args: &KubeArgs, name: &str, assignment: &str) -> Result<String, RolloutCmdError> {
+    let (container, image) = assignment
+        .split_once('=')
+        .filter(|(c, i)| !c.is_empty() && !i.is_empty())
+        .ok_or_else(|| RolloutCmdError::Refused(format!("expected CONTAINER=IMAGE, got {assignment:?}")))?;
+    let (client, ns) = args.connect().await?;
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
+    let r = get(&api, name, &ns).await?;
+    let Some(template) = &r.spec.template else {
+        return Err(RolloutCmdError::Refused(format!(
+            "{name} takes its template from spec.workloadRef: set the image there"
+        )));
+    };
+    let containers = template.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+    let Some(i) = containers.iter().position(|c| c.name == container) else {
+        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+        return Err(RolloutCmdError::Refused(format!(
+            "{name} has no container {container:?} (it has {})",
+            names.join(", ")
+        )));
+    };
+    let path = format!("/spec/template/spec/containers/{i}");
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": format!("{path}/name"), "value": container},
+        {"op": "add", "path": format!("{path}/image"), "value": image},
+    ]))
+    .map_err(|e| RolloutCmdError::Refused(e.to_string()))?;
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(CLI_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(format!("rollout {name}: container {container} image set to {image}"))
+}
+
+/// The view of `get rollout NAME`.
+pub async fn describe(args: &KubeArgs, name: &str) -> Result<String, RolloutCmdError> {
+    let (client, ns) = args.connect().await?;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns);
+    let r = get(&api, name, &ns).await?;
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    let rss = rs_api
+        .list(&ListParams::default().labels(&format!("{}={name}", crate::reconcile::ROLLOUT_LABEL)))
+        .await?
+        .items;
+    let events: Api<CoreEvent> = Api::namespaced(client, &ns);
+    let last = events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.kind.as_deref() == Some("Rollout"))
+        .max_by_key(|e| {
+            e.event_time
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.last_timestamp.as_ref().map(|t| t.0))
+        });
+    Ok(render(&r, &rss, last.as_ref()))
+}
+
+pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> String {
+    let st = r.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "Name:        {}", r.name_any());
+    let _ = writeln!(out, "Namespace:   {}", r.namespace().unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "Phase:       {}",
+        st.phase.map(|p| p.as_str()).unwrap_or("Unknown")
+    );
+    let _ = writeln!(out, "Message:     {}", st.message.clone().unwrap_or_default());
+    let canary = r.spec.strategy.canary.clone().unwrap_or_default();
+    let routing = if canary.traffic_routing.is_some() {
+        "traffic router"
+    } else {
+        "Pod ratio"
+    };
+    let _ = writeln!(out, "Strategy:    canary, traffic by {routing}");
+    let _ = writeln!(
+        out,
+        "Step:        {}   Weight: {}%",
+        st.step.clone().unwrap_or_default(),
+        st.canary_weight.unwrap_or(0)
+    );
+    let _ = writeln!(out, "Stable:      {}", st.stable_pod_hash.clone().unwrap_or_default());
+    let _ = writeln!(out, "Current:     {}", st.current_pod_hash.clone().unwrap_or_default());
+    let all_steps = steps::effective_steps(&canary);
+    let idx = st.current_step_index.unwrap_or(0).max(0) as usize;
+    let rolling = st.current_pod_hash != st.stable_pod_hash;
+    let _ = writeln!(out, "Steps:");
+    for (i, s) in all_steps.iter().enumerate() {
+        let mark = if !rolling || i < idx {
+            "✓"
+        } else if i == idx {
+            "▶"
+        } else {
+            "·"
+        };
+        let _ = writeln!(out, "  {mark} {:>2}  {}", i + 1, steps::describe(s));
+    }
+    let _ = writeln!(out, "ReplicaSets:");
+    let _ = writeln!(
+        out,
+        "  {:<34} {:<8} {:>7} {:>6} {:>9}  IMAGES",
+        "NAME", "ROLE", "DESIRED", "READY", "AVAILABLE"
+    );
+    let mut rss: Vec<&ReplicaSet> = rss.iter().collect();
+    rss.sort_by_key(|rs| std::cmp::Reverse(rs.creation_timestamp().map(|t| t.0)));
+    for rs in rss {
+        let hash = rs.labels().get(HASH_LABEL).cloned().unwrap_or_default();
+        let role = if Some(&hash) == st.stable_pod_hash.as_ref() {
+            "stable"
+        } else if Some(&hash) == st.current_pod_hash.as_ref() {
+            "canary"
+        } else {
+            "old"
+        };
+        let status = rs.status.clone().unwrap_or_default();
+        let images: Vec<String> = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref())
+            .map(|s| s.containers.iter().filter_map(|c| c.image.clone()).collect())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<34} {:<8} {:>7} {:>6} {:>9}  {}",
+            rs.name_any(),
+            role,
+            rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            status.ready_replicas.unwrap_or(0),
+            status.available_replicas.unwrap_or(0),
+            images.join(",")
+        );
+    }
+    let conds: Vec<String> = st
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason))
+        .collect();
+    let _ = writeln!(out, "Conditions:  {}", conds.join(", "));
+    if let Some(e) = last {
+        let _ = writeln!(
+            out,
+            "Last event:  {} {}: {}",
+            e.type_.clone().unwrap_or_default(),
+            e.reason.clone().unwrap_or_default(),
+            e.message.clone().unwrap_or_default()
+        );
+    }
+    out
+}

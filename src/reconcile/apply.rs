@@ -1,0 +1,158 @@
+//! Carrying out a plan: ReplicaSets and Service selectors by server-side apply, only where they
+//! differ from what is observed, then one status write.
+
+use super::{Context, Error, MANAGER, ROLLOUT_LABEL};
+use crate::crd::rollout::Rollout;
+use crate::plan::{HASH_LABEL, Observed, Plan};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+pub async fn apply(ctx: &Context, rollout: &Rollout, observed: &Observed, plan: &Plan) -> Result<(), Error> {
+    let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
+    let name = rollout.name_any();
+    let owner = rollout
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingField(".metadata.uid"))?;
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PatchParams::apply(MANAGER).force();
+
+    // Grow before shrinking, so capacity comes before it goes.
+    let mut changes: Vec<_> = plan
+        .replica_sets
+        .iter()
+        .filter(|d| {
+            observed
+                .replica_sets
+                .iter()
+                .find(|o| o.hash == d.hash)
+                .is_none_or(|o| o.spec_replicas != d.replicas)
+        })
+        .collect();
+    changes.sort_by_key(|d| {
+        let now = observed
+            .replica_sets
+            .iter()
+            .find(|o| o.hash == d.hash)
+            .map_or(0, |o| o.spec_replicas);
+        d.replicas < now
+    });
+    for d in changes {
+        let rs_name = format!("{name}-{}", d.hash);
+        let mut labels = d
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        labels.insert(HASH_LABEL.into(), d.hash.clone());
+        labels.insert(ROLLOUT_LABEL.into(), name.clone());
+        let mut selector = rollout.spec.selector.clone();
+        selector
+            .match_labels
+            .get_or_insert_default()
+            .insert(HASH_LABEL.into(), d.hash.clone());
+        let rs = json!({
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": rs_name, "namespace": ns, "labels": labels, "ownerReferences": [owner]},
+            "spec": {"replicas": d.replicas, "selector": selector, "template": d.template},
+        });
+        rs_api.patch(&rs_name, &pp, &Patch::Apply(&rs)).await?;
+    }
+    for rs_name in &plan.delete {
+        match rs_api.delete(rs_name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    if let Some(canary) = &rollout.spec.strategy.canary {
+        let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+        for (svc, hash) in [
+            (&canary.stable_service, &plan.stable_service_hash),
+            (&canary.canary_service, &plan.canary_service_hash),
+        ] {
+            if let (Some(svc), Some(hash)) = (svc, hash) {
+                point_service(ctx, &svc_api, &ns, svc, &name, hash).await?;
+            }
+        }
+    }
+
+    if plan.scale_down_workload
+        && let Some(w) = &rollout.spec.workload_ref
+    {
+        let deploys: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+        if deploys
+            .get_opt(&w.name)
+            .await?
+            .and_then(|d| d.spec)
+            .and_then(|s| s.replicas)
+            != Some(0)
+        {
+            deploys
+                .patch_scale(
+                    &w.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"replicas": 0}})),
+                )
+                .await?;
+        }
+    }
+
+    if rollout.status.as_ref() != Some(&plan.status) {
+        let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+        let mut next = rollout.clone();
+        next.status = Some(plan.status.clone());
+        next.metadata.managed_fields = None;
+        // resourceVersion stays: a request written since we read makes this a 409, and we look again.
+        api.replace_status(&name, &PostParams::default(), &next).await?;
+    }
+    Ok(())
+}
+
+/// Points a Service of the user's at one version by adding the hash to its selector.
+async fn point_service(
+    ctx: &Context,
+    api: &Api<Service>,
+    ns: &str,
+    svc: &str,
+    rollout: &str,
+    hash: &str,
+) -> Result<(), Error> {
+    let cached = ctx
+        .services
+        .state()
+        .into_iter()
+        .find(|s| s.namespace().as_deref() == Some(ns) && s.name_any() == svc);
+    let current = match cached {
+        Some(s) => (*s).clone(),
+        None => match api.get_opt(svc).await? {
+            Some(s) => s,
+            // A missing Service is the user's to create; the plan goes on without it.
+            None => return Ok(()),
+        },
+    };
+    let mut selector = current
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default();
+    let labelled = current.labels().get(ROLLOUT_LABEL).map(String::as_str) == Some(rollout);
+    if selector.get(HASH_LABEL).map(String::as_str) == Some(hash) && labelled {
+        return Ok(());
+    }
+    selector.insert(HASH_LABEL.into(), hash.into());
+    let patch = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": svc, "namespace": ns, "labels": {ROLLOUT_LABEL: rollout}},
+        "spec": {"selector": selector},
+    });
+    api.patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}

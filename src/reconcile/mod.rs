@@ -1,0 +1,147 @@
+//! The reconcile shell: observes a Rollout's ReplicaSets from a label-selected cache, calls the
+//! pure plan, and applies the result (server-side apply as `serin`, status through /status).
+
+mod apply;
+mod observe;
+
+use crate::crd::rollout::Rollout;
+use crate::plan::{self, Severity};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The field manager of every write Serin makes.
+pub const MANAGER: &str = "serin";
+/// Marks the objects Serin manages for a Rollout; watches select on it.
+pub const ROLLOUT_LABEL: &str = "serin.dev/rollout";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the Rollout has no {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// A short label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
+            Error::Kube(_) => "kube",
+            Error::MissingField(_) => "missing_field",
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub replica_sets: reflector::Store<ReplicaSet>,
+    pub services: reflector::Store<Service>,
+}
+
+/// Runs the controller until the process is asked to stop.
+pub async fn run(client: Client, namespace: Option<String>, instance: String) {
+    let api = |c: &Client| -> (Api<Rollout>, Api<ReplicaSet>, Api<Service>) {
+        match &namespace {
+            Some(ns) => (
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+            ),
+            None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
+        }
+    };
+    let (rollouts, replica_sets, services) = api(&client);
+    let managed = watcher::Config::default().labels(ROLLOUT_LABEL);
+    let (rs_reader, rs_writer) = reflector::store();
+    let rs_stream = watcher(replica_sets, managed.clone())
+        .default_backoff()
+        .reflect(rs_writer)
+        .touched_objects();
+    let (svc_reader, svc_writer) = reflector::store();
+    let svc_stream = watcher(services, managed)
+        .default_backoff()
+        .reflect(svc_writer)
+        .touched_objects();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER.into(),
+            instance: Some(instance),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client,
+        recorder,
+        replica_sets: rs_reader,
+        services: svc_reader,
+    });
+    Controller::new(rollouts, watcher::Config::default())
+        .owns_stream(rs_stream)
+        .watches_stream(svc_stream, |svc: Service| {
+            let name = svc.labels().get(ROLLOUT_LABEL)?.clone();
+            Some(ObjectRef::<Rollout>::new(&name).within(&svc.namespace()?))
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
+    let name = rollout.name_any();
+    let observed = observe::observe(&ctx, &rollout, &ns).await?;
+    let now = jiff::Timestamp::now();
+    let plan = plan::plan(&rollout, &observed, now);
+    let span = tracing::info_span!("reconcile", namespace = %ns, rollout = %name, revision = plan.status.current_pod_hash.as_deref().unwrap_or(""));
+    let _enter = span.enter();
+    apply::apply(&ctx, &rollout, &observed, &plan).await?;
+    for d in &plan.decisions {
+        tracing::info!(reason = d.reason, "{}", d.message);
+        let event = Event {
+            type_: if d.severity == Severity::Warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: d.reason.to_string(),
+            note: Some(d.message.chars().take(1000).collect()),
+            action: d.action.clone(),
+            secondary: None,
+        };
+        // An Event that cannot be written is not worth failing the step over.
+        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not record an Event");
+        }
+    }
+    Ok(match plan.requeue_after {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
+}
+
+fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Action {
+    let name = rollout.name_any();
+    match error.label() {
+        // Someone wrote in between (a `kubectl serin` request): look again at once.
+        "conflict" => Action::requeue(Duration::from_millis(200)),
+        label => {
+            tracing::warn!(rollout = %name, error = %error, kind = label, "reconcile failed; retrying");
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}
