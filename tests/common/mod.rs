@@ -234,3 +234,87 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `serin controller` against a cluster, as its own process; `kill` is SIGKILL.
+pub struct ControllerProc {
+    pub proc: Proc,
+    pub log: PathBuf,
+}
+
+impl ControllerProc {
+    pub fn start(sim: &SimCluster, log_name: &str) -> ControllerProc {
+        let log = sim.dir.path().join(log_name);
+        let file = std::fs::File::create(&log).expect("controller log");
+        let child = Command::new(serin_bin())
+            .args(["controller", "--kubeconfig"])
+            .arg(&sim.kubeconfig)
+            .env("RUST_LOG", "info,serin=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("serin controller starts");
+        ControllerProc {
+            proc: Proc {
+                child,
+                name: "serin controller",
+            },
+            log,
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl SimCluster {
+    /// Installs Serin's CRDs from `crds/` with kubectl, as a user would.
+    pub fn install_crds(&self) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+        self.kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().unwrap_or_default()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/rollouts.serin.dev",
+            "--timeout=10s",
+        ]);
+    }
+
+    /// A directory holding `kubectl-serin` (a link to the binary), for kubectl's plugin lookup.
+    pub fn plugin_path(&self) -> String {
+        let bin = self.dir.path().join("plugins");
+        let _ = std::fs::create_dir_all(&bin);
+        let link = bin.join("kubectl-serin");
+        if !link.exists() {
+            let _ = std::os::unix::fs::symlink(serin_bin(), &link);
+        }
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    }
+
+    /// `kubectl serin …` through kubectl's plugin mechanism.
+    pub fn kubectl_serin(&self, args: &[&str]) -> Output {
+        let mut all = vec!["serin"];
+        all.extend_from_slice(args);
+        kubectl_cmd(&self.kubeconfig)
+            .env("PATH", self.plugin_path())
+            .args(&all)
+            .output()
+            .expect("kubectl serin runs")
+    }
+
+    pub fn kubectl_serin_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl_serin(args);
+        assert!(
+            out.status.success(),
+            "kubectl serin {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}

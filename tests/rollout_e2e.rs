@@ -1,0 +1,367 @@
+//! The real `serin controller` against `serin sim`, driven with kubectl and `kubectl serin`.
+
+mod common;
+
+use common::{ControllerProc, SimCluster, eventually};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Event, Service};
+use kube::api::{Api, ListParams};
+use serin::crd::rollout::{Phase, Rollout};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn rollout_yaml(replicas: u32, image: &str, steps: &str) -> String {
+    format!(
+        r#"
+apiVersion: serin.dev/v1alpha1
+kind: Rollout
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        env: [{{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}]
+  strategy:
+    canary:
+      stableService: web-stable
+      canaryService: web-canary
+      steps: {steps}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-stable, namespace: default}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-canary, namespace: default}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+"#
+    )
+}
+
+struct Env {
+    sim: SimCluster,
+    rollouts: Api<Rollout>,
+    rs: Api<ReplicaSet>,
+    client: kube::Client,
+}
+
+async fn env() -> Env {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let client = sim.client().await;
+    Env {
+        rollouts: Api::namespaced(client.clone(), "default"),
+        rs: Api::namespaced(client.clone(), "default"),
+        client,
+        sim,
+    }
+}
+
+impl Env {
+    fn apply(&self, yaml: &str) {
+        let out = self.sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    async fn status(&self) -> serin::crd::rollout::RolloutStatus {
+        self.rollouts
+            .get("web")
+            .await
+            .ok()
+            .and_then(|r| r.status)
+            .unwrap_or_default()
+    }
+
+    async fn wait_phase(&self, phase: Phase, step: Option<i32>) -> serin::crd::rollout::RolloutStatus {
+        eventually(&format!("phase {phase:?} at step {step:?}"), WAIT, || async move {
+            let st = self.status().await;
+            (st.phase == Some(phase) && (step.is_none() || st.current_step_index == step)).then_some(st)
+        })
+        .await
+    }
+
+    /// ReplicaSet sizes by pod-template hash.
+    async fn sizes(&self) -> Vec<(String, i32)> {
+        let mut out: Vec<(String, i32)> = self
+            .rs
+            .list(&ListParams::default().labels("serin.dev/rollout=web"))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .iter()
+            .map(|rs| {
+                let hash = rs
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("serin.dev/pod-template-hash").cloned())
+                    .unwrap_or_default();
+                (hash, rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    async fn size_of(&self, hash: &str) -> i32 {
+        self.sizes()
+            .await
+            .into_iter()
+            .find(|(h, _)| h == hash)
+            .map_or(0, |(_, n)| n)
+    }
+
+    async fn selector_hash(&self, service: &str) -> String {
+        let svcs: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        svcs.get(service)
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector?.get("serin.dev/pod-template-hash").cloned())
+            .unwrap_or_default()
+    }
+
+    async fn events(&self, reason: &str) -> Vec<String> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        let mut out: Vec<(String, String)> = events
+            .list(&ListParams::default().fields("involvedObject.name=web"))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| {
+                let count = e.series.as_ref().and_then(|s| s.count).unwrap_or(1);
+                (
+                    e.metadata
+                        .creation_timestamp
+                        .map(|t| t.0.to_string())
+                        .unwrap_or_default(),
+                    format!("{}x{count}", e.message.unwrap_or_default()),
+                )
+            })
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, m)| m).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_release_walks_its_steps_and_promotes() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    e.apply(&rollout_yaml(
+        4,
+        "example/web:1",
+        "[{setWeight: 25}, {pause: {duration: 1s}}, {setWeight: 50}, {pause: {}}, {setWeight: 75}]",
+    ));
+    let first = e.wait_phase(Phase::Healthy, None).await;
+    let v1 = first.stable_pod_hash.clone().unwrap();
+    assert_eq!(e.sizes().await, vec![(v1.clone(), 4)]);
+    assert_eq!(e.selector_hash("web-stable").await, v1);
+
+    let said = e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    assert!(said.contains("example/web:2"), "{said}");
+    let paused = e.wait_phase(Phase::Paused, Some(3)).await;
+    let v2 = paused.current_pod_hash.clone().unwrap();
+    assert_ne!(v1, v2);
+    // 50% of 4 Pods by Pod ratio: two each, and the Services follow the versions.
+    assert_eq!((e.size_of(&v2).await, e.size_of(&v1).await), (2, 2));
+    assert_eq!(paused.canary_weight, Some(50));
+    assert_eq!(e.selector_hash("web-canary").await, v2);
+    assert_eq!(e.selector_hash("web-stable").await, v1);
+    let view = e.sim.kubectl_serin_ok(&["get", "rollout", "web"]);
+    assert!(
+        view.contains("Paused") && view.contains("▶  4  pause until promoted"),
+        "{view}"
+    );
+
+    let said = e.sim.kubectl_serin_ok(&["promote", "web"]);
+    assert!(said.contains("moving past step 4/5"), "{said}");
+    let done = e.wait_phase(Phase::Healthy, None).await;
+    assert_eq!(done.stable_pod_hash.as_deref(), Some(v2.as_str()));
+    eventually("old version scaled down", WAIT, || async {
+        (e.size_of(&v1).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(e.size_of(&v2).await, 4);
+    assert_eq!(e.selector_hash("web-stable").await, v2);
+    let steps = e.events("StepCompleted").await;
+    assert_eq!(steps.len(), 5, "one Event per step: {steps:?}");
+    assert!(!e.events("Promoted").await.is_empty());
+    // The rollout is healthy for kubectl wait, too.
+    e.sim
+        .kubectl_ok(&["wait", "--for=condition=Healthy", "rollout/web", "--timeout=10s"]);
+}
+
+#[tokio::test]
+async fn abort_brings_traffic_back_and_retry_starts_over() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    e.apply(&rollout_yaml(4, "example/web:1", "[{setWeight: 50}, {pause: {}}]"));
+    let v1 = e.wait_phase(Phase::Healthy, None).await.stable_pod_hash.unwrap();
+    e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let v2 = e.wait_phase(Phase::Paused, Some(1)).await.current_pod_hash.unwrap();
+    assert_eq!(e.size_of(&v2).await, 2);
+
+    let said = e.sim.kubectl_serin_ok(&["abort", "web"]);
+    assert!(said.contains("aborting"), "{said}");
+    let aborted = e.wait_phase(Phase::Degraded, None).await;
+    assert_eq!(aborted.abort, Some(true));
+    eventually("stable full and canary gone", WAIT, || async {
+        (e.size_of(&v1).await == 4 && e.size_of(&v2).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        e.selector_hash("web-canary").await,
+        v1,
+        "the canary Service points at stable again"
+    );
+    assert_eq!(e.status().await.canary_weight, Some(0));
+    assert!(!e.events("Aborted").await.is_empty());
+    // It stays aborted: no step runs by itself.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(e.size_of(&v2).await, 0);
+
+    let out = e.sim.kubectl_serin(&["promote", "web"]);
+    assert!(!out.status.success(), "promote of an aborted rollout is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("retry"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    e.sim.kubectl_serin_ok(&["retry", "web"]);
+    e.wait_phase(Phase::Paused, Some(1)).await;
+    assert_eq!(e.size_of(&v2).await, 2);
+}
+
+#[tokio::test]
+async fn a_killed_controller_resumes_where_it_was() {
+    let e = env().await;
+    let mut controller = ControllerProc::start(&e.sim, "controller-1.log");
+    let steps = "[{setWeight: 20}, {pause: {duration: 1s}}, {setWeight: 40}, {pause: {duration: 1s}}, {setWeight: 60}, {pause: {duration: 1s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
+    e.apply(&rollout_yaml(5, "example/web:1", steps));
+    e.wait_phase(Phase::Healthy, None).await;
+    e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+
+    let mut seen: Vec<i32> = Vec::new();
+    let mut weights: Vec<i32> = Vec::new();
+    let mut restarts = 0;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let st = e.status().await;
+        if let Some(i) = st.current_step_index
+            && st.current_pod_hash != st.stable_pod_hash
+        {
+            seen.push(i);
+            weights.push(st.canary_weight.unwrap_or(0));
+        }
+        // SIGKILL in the middle of the rollout, twice, and start again.
+        if restarts < 2 && seen.last().is_some_and(|i| *i >= 2 + 3 * restarts) {
+            controller.kill();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            controller = ControllerProc::start(
+                &e.sim,
+                if restarts == 0 {
+                    "controller-2.log"
+                } else {
+                    "controller-3.log"
+                },
+            );
+            restarts += 1;
+        }
+        if st.phase == Some(Phase::Healthy) && st.stable_pod_hash == st.current_pod_hash && !seen.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollout did not finish: steps seen {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(restarts, 2);
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "the step never went back: {seen:?}"
+    );
+    let completed = e.events("StepCompleted").await;
+    for i in 1..=8 {
+        let n = completed
+            .iter()
+            .filter(|m| m.starts_with(&format!("step {i}/8 done")))
+            .count();
+        assert_eq!(n, 1, "step {i} completed exactly once: {completed:?}");
+    }
+    let max_so_far: Vec<i32> = weights
+        .iter()
+        .scan(0, |m, w| {
+            *m = (*m).max(*w);
+            Some(*m)
+        })
+        .collect();
+    let drops = weights.iter().zip(&max_so_far).filter(|(w, m)| **w + 20 < **m).count();
+    assert_eq!(drops, 0, "traffic never fell back a step: {weights:?}");
+}
+
+#[tokio::test]
+async fn invalid_rollouts_are_refused_or_reported() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    // Refused at admission, by the schema's rules.
+    let base = rollout_yaml(2, "example/web:1", "[{setWeight: 50}]");
+    for (bad, expect) in [
+        (
+            base.replace("setWeight: 50", "setWeight: 150"),
+            "less than or equal to 100",
+        ),
+        (
+            base.replace("[{setWeight: 50}]", "[{}]"),
+            "each step sets exactly one of",
+        ),
+        (
+            base.replace("[{setWeight: 50}]", "[{setWeight: 5, pause: {}}]"),
+            "each step sets exactly one of",
+        ),
+        (base.replace("[{setWeight: 50}]", "[{setFoo: 1}]"), "unknown field"),
+        (
+            base.replace(
+                "  strategy:",
+                "  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  strategy:",
+            ),
+            "exactly one of template and workloadRef",
+        ),
+    ] {
+        let out = e.sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &bad);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    }
+    // Accepted by the schema but unsound: a condition and an Event, no crash loop.
+    e.apply(&base.replace(
+        "selector: {matchLabels: {app: web}}",
+        "selector: {matchLabels: {app: other}}",
+    ));
+    let st = e.wait_phase(Phase::Degraded, None).await;
+    let cond = st
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "InvalidSpec")
+        .expect("InvalidSpec condition");
+    assert_eq!(cond.status, "True");
+    assert!(cond.message.contains("selector does not select"), "{}", cond.message);
+    let events = e.events("InvalidSpec").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(e.sizes().await.is_empty(), "nothing is created for an invalid spec");
+    // Fixed, it goes on.
+    e.apply(&base);
+    e.wait_phase(Phase::Healthy, None).await;
+}
