@@ -365,3 +365,89 @@ async fn invalid_rollouts_are_refused_or_reported() {
     e.apply(&base);
     e.wait_phase(Phase::Healthy, None).await;
 }
+
+/// `apiserver_request_total` of the simulated API server, for one client, by verb and resource.
+async fn calls_of(sim: &SimCluster, client: &str) -> std::collections::BTreeMap<String, u64> {
+    let body = reqwest::get(format!("{}/metrics", sim.api_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for line in body
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(&format!("client=\"{client}\"")))
+    {
+        let field = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let n: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        *out.entry(format!("{} {}", field("verb"), field("resource")))
+            .or_default() += n;
+    }
+    out
+}
+
+#[tokio::test]
+async fn one_canary_step_costs_few_api_calls() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    e.apply(&rollout_yaml(
+        4,
+        "example/web:1",
+        "[{setWeight: 25}, {pause: {}}, {setWeight: 50}, {pause: {}}]",
+    ));
+    e.wait_phase(Phase::Healthy, None).await;
+    e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    e.wait_phase(Phase::Paused, Some(1)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = calls_of(&e.sim, "serin-controller").await;
+    e.sim.kubectl_serin_ok(&["promote", "web"]);
+    e.wait_phase(Phase::Paused, Some(3)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = calls_of(&e.sim, "serin-controller").await;
+    let mut writes = 0;
+    eprintln!("API calls of serin-controller for one step (pause promoted -> setWeight 50 -> pause):");
+    for (k, n) in &after {
+        let d = n - before.get(k).copied().unwrap_or(0);
+        if d > 0 && !k.starts_with("watch") {
+            eprintln!("  {k:<32} {d}");
+            if !k.starts_with("get") && !k.starts_with("list") {
+                writes += d;
+            }
+        }
+    }
+    eprintln!("  writes: {writes}");
+    // The Rollout status (a few times), two ReplicaSets, and the Events of the step.
+    assert!(writes <= 12, "too many writes for one step: {writes}");
+    // Idle: a paused rollout makes no writes at all.
+    let idle_before = calls_of(&e.sim, "serin-controller").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_after = calls_of(&e.sim, "serin-controller").await;
+    let idle_writes: u64 = idle_after
+        .iter()
+        .filter(|(k, _)| !k.starts_with("get") && !k.starts_with("list") && !k.starts_with("watch"))
+        .map(|(k, n)| n - idle_before.get(k).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(idle_writes, 0, "{idle_after:?}");
+}
+
+#[tokio::test]
+async fn the_shipped_example_rollout_is_accepted_and_runs() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout.yaml");
+    e.sim
+        .kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
+    e.wait_phase(Phase::Healthy, None).await;
+    e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
+    let st = e.wait_phase(Phase::Paused, Some(1)).await;
+    assert_eq!(st.canary_weight, Some(25));
+    let table = e.sim.kubectl_ok(&["get", "sro", "web"]);
+    assert!(table.contains("Paused") && table.contains("2/4"), "{table}");
+}

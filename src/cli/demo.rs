@@ -1,18 +1,19 @@
-//! `serin demo`: a short story on the embedded simulated cluster, told through the same
-//! Kubernetes API that kubectl and the controller use.
+//! `serin demo`: the whole story on an embedded simulated cluster, with the real controller, told
+//! through the same Kubernetes API that kubectl uses. Exits 0 at the end.
 
+use super::rollouts::{self, Action};
+use crate::crd::rollout::{Phase, Rollout};
 use crate::sim::{self, SimArgs};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, CustomResourceExt};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Keep the simulated cluster running after the story, for kubectl.
+    /// Keep the simulated cluster and controller running after the story, for kubectl.
     #[arg(long)]
     pub hold: bool,
     /// Where to write the kubeconfig of the demo cluster.
@@ -28,85 +29,79 @@ pub enum DemoError {
     Kube(#[from] kube::Error),
     #[error("loading the demo kubeconfig: {0}")]
     Config(String),
-    #[error("the demo Deployment did not become ready within {0:?}")]
-    NotReady(Duration),
+    #[error("the demo did not reach {what} within {limit:?}")]
+    Timeout { what: String, limit: Duration },
+    #[error(transparent)]
+    Rollout(#[from] rollouts::RolloutCmdError),
 }
 
 const MANAGER: &str = "serin-demo";
+const REPLICAS: i32 = 20;
 
-fn app(image: &str, error_rate: &str) -> serde_json::Value {
+fn rollout(image: &str, error_rate: &str, steps: Option<serde_json::Value>) -> serde_json::Value {
+    let mut canary = json!({"stableService": "web-stable", "canaryService": "web-canary"});
+    if let Some(steps) = steps {
+        canary["steps"] = steps;
+    }
     json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
         "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web", "image": image,
-                                       "env": [{"name": "SERIN_SIM_ERROR_RATE", "value": error_rate}]}]}}}
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": image, "env": [
+                             {"name": "SERIN_SIM_ERROR_RATE", "value": error_rate},
+                             {"name": "SERIN_SIM_READY_SECONDS", "value": "0.5"}]}]}},
+            "strategy": {"canary": canary}
+        }
     })
 }
 
-async fn wait_ready(deploys: &Api<Deployment>, image: &str) -> Result<(), DemoError> {
-    let limit = Duration::from_secs(30);
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let d = deploys.get("web").await?;
-        let status = d.status.unwrap_or_default();
-        let updated = d
-            .spec
-            .and_then(|s| s.template.spec)
-            .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(image)));
-        if updated
-            && status.updated_replicas == Some(4)
-            && status.available_replicas == Some(4)
-            && status.replicas == Some(4)
-        {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(DemoError::NotReady(limit));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Users reach `web` (every Pod of the app, so traffic follows the Pod ratio); `web-stable` and
+/// `web-canary` address one version each and carry no user traffic of their own.
+fn service(name: &str) -> serde_json::Value {
+    let rps = if name == "web" { "50" } else { "0" };
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": name, "namespace": "default", "annotations": {"sim.serin.dev/rps": rps}},
+           "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
 }
 
-async fn show_pods(client: &Client) -> Result<(), DemoError> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    for p in pods.list(&ListParams::default().labels("app=web")).await? {
-        let image = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
-        let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-        println!("    {:<24} {:<10} {}", p.name_any(), phase, image);
-    }
-    Ok(())
-}
-
-async fn show_traffic(traffic: std::net::SocketAddr) {
-    let Ok(body) = fetch_metrics(traffic).await else { return };
-    let mut per_pod: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+/// Requests and errors per pod-template hash, from the traffic simulator's counters.
+async fn traffic(addr: std::net::SocketAddr) -> BTreeMap<String, (u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let Ok(body) = fetch_metrics(addr).await else {
+        return out;
+    };
     for line in body.lines().filter(|l| l.starts_with("http_requests_total{")) {
-        let pod = line
-            .split("pod=\"")
+        let hash = line
+            .split("pod_template_hash=\"")
             .nth(1)
             .and_then(|r| r.split('"').next())
             .unwrap_or("")
             .to_string();
         let count: u64 = line.rsplit(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0);
-        let e = per_pod.entry(pod).or_default();
+        let e = out.entry(hash).or_default();
         e.0 += count;
         if line.contains("code=\"500\"") {
             e.1 += count;
         }
     }
-    for (pod, (total, errors)) in per_pod {
-        println!("    {pod:<24} {total:>6} requests  {errors:>5} errors");
-    }
+    out
 }
 
-/// A plain HTTP/1.0 GET of the traffic simulator's /metrics.
+/// Share of requests each version served between two readings.
+fn shares(before: &BTreeMap<String, (u64, u64)>, after: &BTreeMap<String, (u64, u64)>) -> BTreeMap<String, (u64, u64)> {
+    after
+        .iter()
+        .map(|(h, (n, e))| {
+            let (n0, e0) = before.get(h).copied().unwrap_or_default();
+            (h.clone(), (n.saturating_sub(n0), e.saturating_sub(e0)))
+        })
+        .filter(|(_, (n, _))| *n > 0)
+        .collect()
+}
+
 async fn fetch_metrics(addr: std::net::SocketAddr) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
@@ -114,6 +109,104 @@ async fn fetch_metrics(addr: std::net::SocketAddr) -> std::io::Result<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).await?;
     Ok(out)
+}
+
+struct Story {
+    api: Api<Rollout>,
+    traffic: std::net::SocketAddr,
+    started: Instant,
+    last_line: String,
+}
+
+impl Story {
+    fn say(&self, text: &str) {
+        println!("[{:>5.1}s] {text}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// Prints a line whenever the rollout's state changes, until `done` says stop.
+    async fn follow(&mut self, what: &str, done: impl Fn(&Rollout) -> bool) -> Result<Rollout, DemoError> {
+        let limit = Duration::from_secs(90);
+        let until = Instant::now() + limit;
+        let mut window = (Instant::now(), traffic(self.traffic).await);
+        loop {
+            let r = self.api.get("web").await?;
+            let Some(st) = r.status.clone() else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let line = format!(
+                "{:<11} step {:<5} weight {:>3}%  pods: canary {:>2}, all {:>2}/{:<2}  {}",
+                st.phase.map(|p| p.as_str()).unwrap_or("-"),
+                st.step.clone().unwrap_or_default(),
+                st.canary_weight.unwrap_or(0),
+                st.updated_available_replicas.unwrap_or(0),
+                st.available_replicas.unwrap_or(0),
+                REPLICAS,
+                st.message.clone().unwrap_or_default()
+            );
+            if line != self.last_line {
+                self.say(&line);
+                self.last_line = line;
+            }
+            if window.0.elapsed() >= Duration::from_secs(2) {
+                let now = traffic(self.traffic).await;
+                let moved = shares(&window.1, &now);
+                let total: u64 = moved.values().map(|(n, _)| n).sum();
+                if total > 0 {
+                    let parts: Vec<String> = moved
+                        .iter()
+                        .map(|(h, (n, e))| {
+                            let role = if Some(h) == st.stable_pod_hash.as_ref() {
+                                "stable"
+                            } else {
+                                "canary"
+                            };
+                            format!(
+                                "{role} {h}: {:>3}% of requests, {:>4.1}% errors",
+                                100 * n / total,
+                                100.0 * *e as f64 / (*n).max(1) as f64
+                            )
+                        })
+                        .collect();
+                    self.say(&format!("            traffic  {}", parts.join("  |  ")));
+                }
+                window = (Instant::now(), now);
+            }
+            if done(&r) {
+                return Ok(r);
+            }
+            if Instant::now() > until {
+                return Err(DemoError::Timeout {
+                    what: what.into(),
+                    limit,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn phase(r: &Rollout) -> Option<Phase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+/// The controller has seen the latest spec.
+fn observed(r: &Rollout) -> bool {
+    r.status.as_ref().and_then(|s| s.observed_generation) == r.metadata.generation
+}
+
+fn promoted_to(r: &Rollout, image: &str) -> bool {
+    let runs = r
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .is_some_and(|s| s.containers[0].image.as_deref() == Some(image));
+    let st = r.status.clone().unwrap_or_default();
+    runs && observed(r)
+        && phase(r) == Some(Phase::Healthy)
+        && st.current_pod_hash == st.stable_pod_hash
+        && st.current_pod_hash.is_some()
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
@@ -128,13 +221,12 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let (cluster, serving) = sim::start(sim_args).await?;
     let server = tokio::spawn(serving);
     println!(
-        "Serin demo — a simulated Kubernetes cluster is serving on http://{}",
+        "Serin demo: a simulated Kubernetes cluster on http://{} runs the Serin controller.",
         cluster.api_addr
     );
     println!(
-        "  kubeconfig: {}   traffic metrics: http://{}/metrics\n",
-        args.kubeconfig_out.display(),
-        cluster.traffic_addr
+        "  (KUBECONFIG={} kubectl get rollouts,rs,pods shows the same objects)\n",
+        args.kubeconfig_out.display()
     );
 
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig_out).map_err(|e| DemoError::Config(e.to_string()))?;
@@ -142,41 +234,115 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         .await
         .map_err(|e| DemoError::Config(e.to_string()))?;
     let client = Client::try_from(config)?;
-    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
     let pp = PatchParams::apply(MANAGER).force();
-
-    println!("1. Version 1.0 of `web` is deployed (4 replicas, 1% errors) behind a Service:");
-    deploys
-        .patch("web", &pp, &Patch::Apply(app("example/web:1.0", "0.01")))
+    crds.patch("rollouts.serin.dev", &pp, &Patch::Apply(Rollout::crd()))
         .await?;
-    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
-                     "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
-    services.patch("web", &pp, &Patch::Apply(svc)).await?;
-    wait_ready(&deploys, "example/web:1.0").await?;
-    show_pods(&client).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    println!("\n2. The traffic simulator sends 50 requests/s through the Service:");
-    show_traffic(cluster.traffic_addr).await;
+    let controller = tokio::spawn(crate::reconcile::run(client.clone(), None, "serin-demo".into()));
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    for name in ["web", "web-stable", "web-canary"] {
+        services.patch(name, &pp, &Patch::Apply(service(name))).await?;
+    }
+    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let mut story = Story {
+        api: api.clone(),
+        traffic: cluster.traffic_addr,
+        started: Instant::now(),
+        last_line: String::new(),
+    };
+    let kube_args = super::kube_args::KubeArgs {
+        kubeconfig: Some(args.kubeconfig_out.clone()),
+        ..Default::default()
+    };
 
-    println!("\n3. Version 2.0 (10% errors) rolls out as a plain Deployment update would:");
-    deploys
-        .patch("web", &pp, &Patch::Apply(app("example/web:2.0", "0.10")))
+    story.say("1. Rollout `web` is created at version 1.0 (20 Pods): the first version gets every Pod at once.");
+    api.patch("web", &pp, &Patch::Apply(rollout("example/web:1.0", "0.01", None)))
         .await?;
-    wait_ready(&deploys, "example/web:2.0").await?;
-    show_pods(&client).await?;
+    story
+        .follow("version 1.0 healthy", |r| promoted_to(r, "example/web:1.0"))
+        .await?;
+
+    println!();
+    story.say("2. Version 2.0 is released. With no steps written, Serin walks 5% -> 25% -> 50% -> 100%:");
+    api.patch("web", &pp, &Patch::Apply(rollout("example/web:2.0", "0.01", None)))
+        .await?;
+    story
+        .follow("version 2.0 promoted", |r| promoted_to(r, "example/web:2.0"))
+        .await?;
+
+    println!();
+    story.say("3. Version 3.0 is released, with a pause at 25% for a look. It fails 30% of its requests:");
+    let steps = json!([{"setWeight": 5}, {"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"setWeight": 100}]);
+    api.patch(
+        "web",
+        &pp,
+        &Patch::Apply(rollout("example/web:3.0", "0.30", Some(steps))),
+    )
+    .await?;
+    story
+        .follow("version 3.0 paused at 25%", |r| {
+            observed(r) && phase(r) == Some(Phase::Paused)
+        })
+        .await?;
+    let stable = api
+        .get("web")
+        .await?
+        .status
+        .and_then(|s| s.stable_pod_hash)
+        .unwrap_or_default();
+    let before = traffic(cluster.traffic_addr).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    show_traffic(cluster.traffic_addr).await;
-    println!("\nA plain rolling update moved every user to the faulty version. Serin's canary engine (next)");
-    println!("moves traffic in steps and asks Prometheus before each one.");
+    for (hash, (n, e)) in shares(&before, &traffic(cluster.traffic_addr).await) {
+        let version = if hash == stable { "stable 2.0" } else { "canary 3.0" };
+        story.say(&format!(
+            "   {version} ({hash}): {n:>3} requests in 3s, {:>4.1}% errors",
+            100.0 * e as f64 / n.max(1) as f64
+        ));
+    }
+    story.say(&format!(
+        "   $ kubectl serin abort web   -> {}",
+        rollouts::request(&kube_args, "web", Action::Abort).await?
+    ));
+    story
+        .follow("traffic back on stable", |r| {
+            let st = r.status.clone().unwrap_or_default();
+            phase(r) == Some(Phase::Degraded) && st.canary_weight == Some(0) && st.available_replicas == Some(REPLICAS)
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = traffic(cluster.traffic_addr).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = shares(&before, &traffic(cluster.traffic_addr).await);
+    let total: u64 = after.values().map(|(n, _)| n).sum();
+    let on_stable = after.get(&stable).map_or(0, |(n, _)| *n);
+    story.say(&format!(
+        "   traffic now: {on_stable} of {total} requests in 2s went to stable version 2.0 ({stable})"
+    ));
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let mut recorded: Vec<(String, String)> = events
+        .list(&kube::api::ListParams::default().fields("involvedObject.name=web"))
+        .await?
+        .items
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect();
+    recorded.dedup();
+    println!("\nEvents Serin recorded on rollout/web (kubectl get events):");
+    for (reason, message) in recorded {
+        println!("  {reason:<15} {message}");
+    }
+    println!("\nDone: 2.0 was promoted step by step; 3.0 was stopped at 25% and every request is back on 2.0.");
+    println!("Next: Serin's Prometheus analysis makes that abort by itself.");
 
     if args.hold {
         println!(
-            "\nThe cluster keeps running: KUBECONFIG={} kubectl get pods. Ctrl-C stops it.",
+            "\nStill running: KUBECONFIG={} kubectl get rollouts. Ctrl-C stops it.",
             args.kubeconfig_out.display()
         );
         let _ = tokio::signal::ctrl_c().await;
     }
+    controller.abort();
     server.abort();
     let _ = std::fs::remove_file(&args.kubeconfig_out);
     Ok(())

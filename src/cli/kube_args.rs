@@ -26,13 +26,17 @@ pub enum ConnectError {
 }
 
 impl KubeArgs {
-    /// A client and the namespace commands act in.
+    /// A client and the namespace commands act in, identified by `agent` in its User-Agent.
     pub async fn connect(&self) -> Result<(kube::Client, String), ConnectError> {
+        self.connect_as("kubectl-serin").await
+    }
+
+    pub async fn connect_as(&self, agent: &str) -> Result<(kube::Client, String), ConnectError> {
         let options = kube::config::KubeConfigOptions {
             context: self.context.clone(),
             ..Default::default()
         };
-        let config = match &self.kubeconfig {
+        let mut config = match &self.kubeconfig {
             Some(path) => {
                 let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| ConnectError::Kubeconfig {
                     path: path.clone(),
@@ -52,6 +56,9 @@ impl KubeArgs {
                 .await
                 .map_err(|e| ConnectError::NoConfig(e.to_string()))?,
         };
+        if let Ok(value) = format!("{agent}/{}", env!("CARGO_PKG_VERSION")).parse() {
+            config.headers.push((http::header::USER_AGENT, value));
+        }
         let namespace = self
             .namespace
             .clone()

@@ -176,7 +176,7 @@ fn crds(args: CrdsArgs) -> Result<(), CliError> {
 
 async fn controller(args: ControllerArgs) -> Result<(), CliError> {
     let namespace = args.kube.namespace.clone();
-    let (client, _) = args.kube.connect().await?;
+    let (client, _) = args.kube.connect_as("serin-controller").await?;
     let pod = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "serin".into());

@@ -24,6 +24,7 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub server_address: String,
     pub bookmark_interval: Duration,
+    pub requests: Arc<super::requests::RequestCounts>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -109,10 +110,41 @@ fn parse_route(path: &str) -> Option<Route> {
 }
 
 async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    match dispatch(&st, &method, &uri, &headers, &body) {
+    if uri.path() == "/metrics" {
+        return (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            st.requests.render(),
+        )
+            .into_response();
+    }
+    let response = match dispatch(&st, &method, &uri, &headers, &body) {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(Route::Resource(rp)) = parse_route(uri.path()) {
+        let watch = uri
+            .query()
+            .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let resource = match &rp.sub {
+            Some(sub) => format!("{}/{sub}", rp.plural),
+            None => rp.plural.clone(),
+        };
+        st.requests.record(super::requests::RequestKey {
+            client: headers
+                .get("x-serin-client")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+                .unwrap_or_else(|| default_manager(&headers)),
+            verb: super::requests::verb(method.as_str(), rp.name.is_some(), watch, ct).into(),
+            resource,
+            code: response.status().as_u16(),
+        });
     }
+    response
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {

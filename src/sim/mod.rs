@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod requests;
 pub mod resources;
 pub mod schema;
 pub mod selector;
@@ -91,6 +92,7 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
         store: store.clone(),
         server_address: api_addr.to_string(),
         bookmark_interval: Duration::from_secs_f64(args.bookmark_seconds.max(0.1)),
+        requests: Arc::new(requests::RequestCounts::default()),
     };
     let traffic = Arc::new(Mutex::new(traffic::Traffic::default()));
     tokio::spawn(gc::run(store.clone()));

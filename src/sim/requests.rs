@@ -1,0 +1,55 @@
+//! Counts of the requests the API server answered, as `apiserver_request_total` on `/metrics`:
+//! what each client costs (the controller's writes per step, its idle traffic).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequestKey {
+    pub client: String,
+    pub verb: String,
+    pub resource: String,
+    pub code: u16,
+}
+
+#[derive(Default)]
+pub struct RequestCounts(Mutex<BTreeMap<RequestKey, u64>>);
+
+impl RequestCounts {
+    pub fn record(&self, key: RequestKey) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry(key).or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::from(
+            "# HELP apiserver_request_total Requests answered, by client, verb, resource and code.\n# TYPE apiserver_request_total counter\n",
+        );
+        for (k, n) in m.iter() {
+            let _ = writeln!(
+                out,
+                "apiserver_request_total{{client=\"{}\",verb=\"{}\",resource=\"{}\",code=\"{}\"}} {n}",
+                k.client, k.verb, k.resource, k.code
+            );
+        }
+        out
+    }
+}
+
+/// The Kubernetes verb of a request, from its method and query, as audit logs name them.
+pub fn verb(method: &str, named: bool, watch: bool, content_type: &str) -> &'static str {
+    match (method, named) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) if content_type.starts_with("application/apply-patch") => "apply",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "other",
+    }
+}

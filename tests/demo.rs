@@ -1,0 +1,35 @@
+//! `serin demo` tells its whole story and exits 0.
+
+mod common;
+
+#[test]
+fn the_demo_promotes_one_version_and_aborts_the_next() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(common::serin_bin())
+        .args(["demo", "--kubeconfig-out"])
+        .arg(dir.path().join("demo.kubeconfig"))
+        .output()
+        .expect("serin demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "step 1/4 done: setWeight 5",
+        "step 4/4 done: setWeight 100",
+        "is promoted",
+        "paused at step 3/5 until promoted",
+        "aborted on request",
+        "went to stable version 2.0",
+    ] {
+        assert!(text.contains(want), "demo output lacks {want:?}:\n{text}");
+    }
+    let back = text.lines().find(|l| l.contains("traffic now:")).unwrap_or_default();
+    let nums: Vec<u64> = back.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(
+        nums.len() >= 2 && nums[0] == nums[1] && nums[0] > 0,
+        "all requests on stable: {back}"
+    );
+}
