@@ -224,7 +224,10 @@ async fn abort_brings_traffic_back_and_retry_starts_over() {
         v1,
         "the canary Service points at stable again"
     );
-    assert_eq!(e.status().await.canary_weight, Some(0));
+    eventually("no canary traffic", WAIT, || async {
+        (e.status().await.canary_weight == Some(0)).then_some(())
+    })
+    .await;
     assert!(!e.events("Aborted").await.is_empty());
     // It stays aborted: no step runs by itself.
     tokio::time::sleep(Duration::from_millis(800)).await;

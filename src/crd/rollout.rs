@@ -21,6 +21,8 @@ fn open_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// Rollout runs a new version next to the stable one and moves traffic to it in steps.
+// Each `printcolumn(...)` repeats `type_`; clippy reads that as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "serin.dev",

@@ -10,7 +10,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-pub async fn apply(ctx: &Context, rollout: &Rollout, observed: &Observed, plan: &Plan) -> Result<(), Error> {
+/// ReplicaSets, Services and the workload: everything but the Rollout's own status.
+pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed, plan: &Plan) -> Result<(), Error> {
     let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = rollout.name_any();
     let owner = rollout
@@ -103,6 +104,13 @@ pub async fn apply(ctx: &Context, rollout: &Rollout, observed: &Observed, plan: 
         }
     }
 
+    Ok(())
+}
+
+/// The one status write of a reconcile, when anything changed.
+pub async fn apply_status(ctx: &Context, rollout: &Rollout, plan: &Plan) -> Result<(), Error> {
+    let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
+    let name = rollout.name_any();
     if rollout.status.as_ref() != Some(&plan.status) {
         let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
         let mut next = rollout.clone();

@@ -2,18 +2,18 @@
 //! pure plan, and applies the result (server-side apply as `serin`, status through /status).
 
 mod apply;
+pub mod events;
 mod observe;
 
 use crate::crd::rollout::Rollout;
-use crate::plan::{self, Severity};
+use crate::plan;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +43,8 @@ impl Error {
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    /// Who this controller process is, in the Events it records.
+    pub instance: String,
     pub replica_sets: reflector::Store<ReplicaSet>,
     pub services: reflector::Store<Service>,
 }
@@ -72,16 +73,9 @@ pub async fn run(client: Client, namespace: Option<String>, instance: String) {
         .default_backoff()
         .reflect(svc_writer)
         .touched_objects();
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: MANAGER.into(),
-            instance: Some(instance),
-        },
-    );
     let ctx = Arc::new(Context {
         client,
-        recorder,
+        instance,
         replica_sets: rs_reader,
         services: svc_reader,
     });
@@ -109,25 +103,16 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
     let plan = plan::plan(&rollout, &observed, now);
     let span = tracing::info_span!("reconcile", namespace = %ns, rollout = %name, revision = plan.status.current_pod_hash.as_deref().unwrap_or(""));
     let _enter = span.enter();
-    apply::apply(&ctx, &rollout, &observed, &plan).await?;
+    // Objects first, then the decisions' Events, then status: a crash anywhere in between
+    // recomputes the same decisions, and their Events are named by them, so none is lost or doubled.
+    apply::apply_objects(&ctx, &rollout, &observed, &plan).await?;
     for d in &plan.decisions {
         tracing::info!(reason = d.reason, "{}", d.message);
-        let event = Event {
-            type_: if d.severity == Severity::Warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: d.reason.to_string(),
-            note: Some(d.message.chars().take(1000).collect()),
-            action: d.action.clone(),
-            secondary: None,
-        };
-        // An Event that cannot be written is not worth failing the step over.
-        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+        if let Err(e) = events::record(&ctx.client, &rollout, &ctx.instance, d).await {
             tracing::warn!(error = %e, "could not record an Event");
         }
     }
+    apply::apply_status(&ctx, &rollout, &plan).await?;
     Ok(match plan.requeue_after {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
