@@ -454,3 +454,48 @@ async fn the_shipped_example_rollout_is_accepted_and_runs() {
     let table = e.sim.kubectl_ok(&["get", "sro", "web"]);
     assert!(table.contains("Paused") && table.contains("2/4"), "{table}");
 }
+
+#[tokio::test]
+async fn pause_resume_and_scale_like_an_autoscaler() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    e.apply(&rollout_yaml(
+        4,
+        "example/web:1",
+        "[{setWeight: 25}, {pause: {duration: 1s}}, {setWeight: 50}]",
+    ));
+    e.wait_phase(Phase::Healthy, None).await;
+    e.sim.kubectl_serin_ok(&["pause", "web"]);
+    e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let st = e.wait_phase(Phase::Paused, Some(0)).await;
+    assert!(st.message.unwrap_or_default().contains("kubectl serin pause"));
+    let paused = st
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Paused")
+        .expect("Paused condition");
+    assert_eq!((paused.status.as_str(), paused.reason.as_str()), ("True", "UserPaused"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(e.status().await.current_step_index, Some(0), "held while paused");
+    e.sim.kubectl_serin_ok(&["resume", "web"]);
+    let done = e.wait_phase(Phase::Healthy, None).await;
+    assert_eq!(done.stable_pod_hash, done.current_pod_hash);
+
+    // The scale subresource, as an HPA uses it.
+    e.sim.kubectl_ok(&["scale", "rollout", "web", "--replicas=6"]);
+    let v2 = done.stable_pod_hash.unwrap_or_default();
+    eventually("six Pods", WAIT, || async { (e.size_of(&v2).await == 6).then_some(()) }).await;
+    e.sim.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.availableReplicas}=6",
+        "rollout/web",
+        "--timeout=20s",
+    ]);
+    let selector = e.sim.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/apis/serin.dev/v1alpha1/namespaces/default/rollouts/web/scale",
+    ]);
+    assert!(selector.contains("\"selector\":\"app=web\""), "{selector}");
+}
