@@ -250,7 +250,7 @@ async fn abort_brings_traffic_back_and_retry_starts_over() {
 async fn a_killed_controller_resumes_where_it_was() {
     let e = env().await;
     let mut controller = ControllerProc::start(&e.sim, "controller-1.log");
-    let steps = "[{setWeight: 20}, {pause: {duration: 1s}}, {setWeight: 40}, {pause: {duration: 1s}}, {setWeight: 60}, {pause: {duration: 1s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
+    let steps = "[{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 40}, {pause: {duration: 2s}}, {setWeight: 60}, {pause: {duration: 2s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
     e.apply(&rollout_yaml(5, "example/web:1", steps));
     e.wait_phase(Phase::Healthy, None).await;
     e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
@@ -290,7 +290,7 @@ async fn a_killed_controller_resumes_where_it_was() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(restarts, 2);
+    assert_eq!(restarts, 2, "two kills mid-rollout: steps seen {seen:?}");
     assert!(
         seen.windows(2).all(|w| w[0] <= w[1]),
         "the step never went back: {seen:?}"
