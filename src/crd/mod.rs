@@ -1,5 +1,6 @@
 //! Serin's custom resource definitions and their YAML.
 
+pub mod analysis;
 pub mod rollout;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -7,7 +8,12 @@ use kube::CustomResourceExt;
 
 /// Every CRD Serin serves, in the order they are printed and installed.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![rollout::Rollout::crd()]
+    vec![
+        rollout::Rollout::crd(),
+        analysis::AnalysisTemplate::crd(),
+        analysis::ClusterAnalysisTemplate::crd(),
+        analysis::AnalysisRun::crd(),
+    ]
 }
 
 /// The file name a CRD is kept under in `crds/`.
