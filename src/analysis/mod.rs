@@ -1,0 +1,4 @@
+//! Metric analysis: arguments, conditions, verdicts over measurements, and metric providers.
+
+pub mod args;
+pub mod condition;
