@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 pub enum ArgError {
     #[error("the query uses {{{{args.{0}}}}} but no value was given for it")]
     Missing(String),
-    #[error("argument {name} is used outside a quoted string, where only names and numbers are allowed, and its value {value:?} is neither")]
+    #[error(
+        "argument {name} is used outside a quoted string, where only names and numbers are allowed, and its value {value:?} is neither"
+    )]
     Unsafe { name: String, value: String },
     #[error("the query has an unclosed {{{{args. placeholder")]
     Unclosed,
@@ -32,7 +34,9 @@ pub fn escape_label_value(v: &str) -> String {
 }
 
 fn plain_token(v: &str) -> bool {
-    !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.'))
+    !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.'))
 }
 
 /// Replaces every `{{args.NAME}}` of `query` with its value.
@@ -44,7 +48,9 @@ pub fn substitute(query: &str, args: &BTreeMap<String, String>) -> Result<String
     let mut escaped = false;
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix("{{") {
-            let Some(end) = after.find("}}") else { return Err(ArgError::Unclosed) };
+            let Some(end) = after.find("}}") else {
+                return Err(ArgError::Unclosed);
+            };
             let inner = after[..end].trim();
             if let Some(name) = inner.strip_prefix("args.") {
                 let value = args.get(name).ok_or_else(|| ArgError::Missing(name.to_string()))?;
@@ -52,7 +58,12 @@ pub fn substitute(query: &str, args: &BTreeMap<String, String>) -> Result<String
                     Some('`') if !value.contains('`') => out.push_str(value),
                     Some(_) => out.push_str(&escape_label_value(value)),
                     None if plain_token(value) => out.push_str(value),
-                    None => return Err(ArgError::Unsafe { name: name.to_string(), value: value.clone() }),
+                    None => {
+                        return Err(ArgError::Unsafe {
+                            name: name.to_string(),
+                            value: value.clone(),
+                        });
+                    }
                 }
                 rest = &after[end + 2..];
                 continue;
@@ -85,7 +96,10 @@ mod tests {
     #[test]
     fn substitutes_inside_quotes_with_escaping() {
         let q = r#"sum(rate(http_requests_total{pod_template_hash="{{args.hash}}"}[1m]))"#;
-        assert_eq!(substitute(q, &args(&[("hash", "abc")])).unwrap(), r#"sum(rate(http_requests_total{pod_template_hash="abc"}[1m]))"#);
+        assert_eq!(
+            substitute(q, &args(&[("hash", "abc")])).unwrap(),
+            r#"sum(rate(http_requests_total{pod_template_hash="abc"}[1m]))"#
+        );
     }
 
     #[test]
@@ -95,7 +109,10 @@ mod tests {
         let out = substitute(q, &args(&[("job", evil)])).unwrap();
         assert_eq!(out, r#"up{job="x\"} or vector(1) or up{job=\"y"}"#);
         // The result is one selector: its only unescaped quotes are the template's own.
-        let unescaped = out.match_indices('"').filter(|(i, _)| !out[..*i].ends_with('\\')).count();
+        let unescaped = out
+            .match_indices('"')
+            .filter(|(i, _)| !out[..*i].ends_with('\\'))
+            .count();
         assert_eq!(unescaped, 2);
         let backslash = substitute(q, &args(&[("job", "a\\\"b")])).unwrap();
         assert_eq!(backslash, r#"up{job="a\\\"b"}"#);
@@ -103,9 +120,18 @@ mod tests {
 
     #[test]
     fn outside_quotes_only_plain_tokens() {
-        assert_eq!(substitute("rate(x[{{args.w}}])", &args(&[("w", "5m")])).unwrap(), "rate(x[5m])");
-        assert!(matches!(substitute("x > {{args.t}}", &args(&[("t", "1 or vector(1)")])), Err(ArgError::Unsafe { .. })));
+        assert_eq!(
+            substitute("rate(x[{{args.w}}])", &args(&[("w", "5m")])).unwrap(),
+            "rate(x[5m])"
+        );
+        assert!(matches!(
+            substitute("x > {{args.t}}", &args(&[("t", "1 or vector(1)")])),
+            Err(ArgError::Unsafe { .. })
+        ));
         assert_eq!(substitute("x", &args(&[])).unwrap(), "x");
-        assert_eq!(substitute("{{args.nope}}", &args(&[])), Err(ArgError::Missing("nope".into())));
+        assert_eq!(
+            substitute("{{args.nope}}", &args(&[])),
+            Err(ArgError::Missing("nope".into()))
+        );
     }
 }

@@ -15,7 +15,11 @@ impl QueryResult {
     /// How it reads in status: `0.012`, `[0.1, 0.3]`, `no data`.
     pub fn display(&self) -> String {
         let num = |v: f64| {
-            if v.is_nan() { "NaN".into() } else { format!("{}", (v * 1e6).round() / 1e6) }
+            if v.is_nan() {
+                "NaN".into()
+            } else {
+                format!("{}", (v * 1e6).round() / 1e6)
+            }
         };
         match self {
             QueryResult::Scalar(v) => num(*v),
@@ -43,24 +47,39 @@ pub enum ConditionError {
     #[error("condition {condition:?} does not parse: {message}")]
     Parse { condition: String, message: String },
     #[error("condition {condition:?} failed to evaluate on {value}: {message}")]
-    Evaluate { condition: String, value: String, message: String },
+    Evaluate {
+        condition: String,
+        value: String,
+        message: String,
+    },
     #[error("condition {condition:?} gave {got}, not true or false")]
     NotBool { condition: String, got: String },
 }
 
 fn eval(condition: &str, result: &QueryResult) -> Result<bool, ConditionError> {
-    let program = Program::compile(condition)
-        .map_err(|e| ConditionError::Parse { condition: condition.into(), message: e.to_string() })?;
+    let program = Program::compile(condition).map_err(|e| ConditionError::Parse {
+        condition: condition.into(),
+        message: e.to_string(),
+    })?;
     let mut ctx = Context::default();
     let value = match result {
         QueryResult::Scalar(v) => Value::Float(*v),
-        other => Value::List(std::sync::Arc::new(other.values().into_iter().map(Value::Float).collect())),
+        other => Value::List(std::sync::Arc::new(
+            other.values().into_iter().map(Value::Float).collect(),
+        )),
     };
     ctx.add_variable_from_value("result", value);
     match program.execute(&ctx) {
         Ok(Value::Bool(b)) => Ok(b),
-        Ok(other) => Err(ConditionError::NotBool { condition: condition.into(), got: format!("{other:?}") }),
-        Err(e) => Err(ConditionError::Evaluate { condition: condition.into(), value: result.display(), message: e.to_string() }),
+        Ok(other) => Err(ConditionError::NotBool {
+            condition: condition.into(),
+            got: format!("{other:?}"),
+        }),
+        Err(e) => Err(ConditionError::Evaluate {
+            condition: condition.into(),
+            value: result.display(),
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -87,12 +106,18 @@ pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, St
             .filter(|v| v.is_nan() || range.min.is_some_and(|m| *v < m) || range.max.is_some_and(|m| *v > m))
             .collect();
         if !outside.is_empty() {
-            return Ok((AnalysisPhase::Failed, format!("outside thresholdRange [{:?}, {:?}]", range.min, range.max)));
+            return Ok((
+                AnalysisPhase::Failed,
+                format!("outside thresholdRange [{:?}, {:?}]", range.min, range.max),
+            ));
         }
     }
     if let Some(success) = &metric.success_condition {
         return Ok(if eval(success, result)? {
-            (AnalysisPhase::Successful, format!("successCondition {success:?} is true"))
+            (
+                AnalysisPhase::Successful,
+                format!("successCondition {success:?} is true"),
+            )
         } else {
             (AnalysisPhase::Failed, format!("successCondition {success:?} is false"))
         });
@@ -101,10 +126,16 @@ pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, St
         return Ok((AnalysisPhase::Successful, "within thresholdRange".into()));
     }
     if let Some(failure) = &metric.failure_condition {
-        return Ok((AnalysisPhase::Successful, format!("failureCondition {failure:?} is false")));
+        return Ok((
+            AnalysisPhase::Successful,
+            format!("failureCondition {failure:?} is false"),
+        ));
     }
     // The schema refuses a metric without a condition; should one get here, it passes nothing.
-    Ok((AnalysisPhase::Inconclusive, "the metric has no condition to judge by".into()))
+    Ok((
+        AnalysisPhase::Inconclusive,
+        "the metric has no condition to judge by".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -124,40 +155,85 @@ mod tests {
     #[test]
     fn cel_conditions_over_scalars_and_lists() {
         let m = metric(Some("result < 0.01"), None);
-        assert_eq!(judge(&m, &QueryResult::Scalar(0.005)).unwrap().0, AnalysisPhase::Successful);
+        assert_eq!(
+            judge(&m, &QueryResult::Scalar(0.005)).unwrap().0,
+            AnalysisPhase::Successful
+        );
         let int_literal = metric(Some("result < 1"), None);
-        assert_eq!(judge(&int_literal, &QueryResult::Scalar(0.5)).unwrap().0, AnalysisPhase::Successful);
+        assert_eq!(
+            judge(&int_literal, &QueryResult::Scalar(0.5)).unwrap().0,
+            AnalysisPhase::Successful
+        );
         assert_eq!(judge(&m, &QueryResult::Scalar(0.2)).unwrap().0, AnalysisPhase::Failed);
         let all = metric(Some("result.all(x, x < 0.5)"), None);
-        assert_eq!(judge(&all, &QueryResult::Vector(vec![0.1, 0.2])).unwrap().0, AnalysisPhase::Successful);
-        assert_eq!(judge(&all, &QueryResult::Vector(vec![0.1, 0.9])).unwrap().0, AnalysisPhase::Failed);
+        assert_eq!(
+            judge(&all, &QueryResult::Vector(vec![0.1, 0.2])).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        assert_eq!(
+            judge(&all, &QueryResult::Vector(vec![0.1, 0.9])).unwrap().0,
+            AnalysisPhase::Failed
+        );
         let fail_only = metric(None, Some("result > 0.1"));
-        assert_eq!(judge(&fail_only, &QueryResult::Scalar(0.05)).unwrap().0, AnalysisPhase::Successful);
-        assert_eq!(judge(&fail_only, &QueryResult::Scalar(0.5)).unwrap().0, AnalysisPhase::Failed);
+        assert_eq!(
+            judge(&fail_only, &QueryResult::Scalar(0.05)).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        assert_eq!(
+            judge(&fail_only, &QueryResult::Scalar(0.5)).unwrap().0,
+            AnalysisPhase::Failed
+        );
     }
 
     #[test]
     fn no_data_is_never_a_silent_pass() {
         let m = metric(Some("result < 0.01"), None);
         assert_eq!(judge(&m, &QueryResult::Empty).unwrap().0, AnalysisPhase::Inconclusive);
-        assert_eq!(judge(&m, &QueryResult::Scalar(f64::NAN)).unwrap().0, AnalysisPhase::Inconclusive);
-        let failed = Metric { no_data: Some(NoData::Failed), ..m.clone() };
+        assert_eq!(
+            judge(&m, &QueryResult::Scalar(f64::NAN)).unwrap().0,
+            AnalysisPhase::Inconclusive
+        );
+        let failed = Metric {
+            no_data: Some(NoData::Failed),
+            ..m.clone()
+        };
         assert_eq!(judge(&failed, &QueryResult::Empty).unwrap().0, AnalysisPhase::Failed);
-        let ok = Metric { no_data: Some(NoData::Successful), ..m };
+        let ok = Metric {
+            no_data: Some(NoData::Successful),
+            ..m
+        };
         assert_eq!(judge(&ok, &QueryResult::Empty).unwrap().0, AnalysisPhase::Successful);
     }
 
     #[test]
     fn threshold_ranges() {
-        let m = Metric { threshold_range: Some(ThresholdRange { min: None, max: Some(0.5) }), ..Default::default() };
-        assert_eq!(judge(&m, &QueryResult::Scalar(0.4)).unwrap().0, AnalysisPhase::Successful);
-        assert_eq!(judge(&m, &QueryResult::Vector(vec![0.4, 0.6])).unwrap().0, AnalysisPhase::Failed);
+        let m = Metric {
+            threshold_range: Some(ThresholdRange {
+                min: None,
+                max: Some(0.5),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            judge(&m, &QueryResult::Scalar(0.4)).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        assert_eq!(
+            judge(&m, &QueryResult::Vector(vec![0.4, 0.6])).unwrap().0,
+            AnalysisPhase::Failed
+        );
     }
 
     #[test]
     fn broken_conditions_are_errors_not_verdicts() {
-        assert!(matches!(judge(&metric(Some("result <"), None), &QueryResult::Scalar(1.0)), Err(ConditionError::Parse { .. })));
-        assert!(matches!(judge(&metric(Some("result * 2.0"), None), &QueryResult::Scalar(1.0)), Err(ConditionError::NotBool { .. })));
+        assert!(matches!(
+            judge(&metric(Some("result <"), None), &QueryResult::Scalar(1.0)),
+            Err(ConditionError::Parse { .. })
+        ));
+        assert!(matches!(
+            judge(&metric(Some("result * 2.0"), None), &QueryResult::Scalar(1.0)),
+            Err(ConditionError::NotBool { .. })
+        ));
         assert!(judge(&metric(Some("result.foo > 1"), None), &QueryResult::Scalar(1.0)).is_err());
     }
 }

@@ -2,3 +2,5 @@
 
 pub mod args;
 pub mod condition;
+pub mod prometheus;
+pub mod provider;

@@ -3,6 +3,7 @@
 //! get a 415 that says to send JSON, which every other kubectl command and kube-rs do.
 
 use super::status::ApiError;
+use base64::Engine;
 use serde_json::{Map, Value, json};
 
 #[derive(Clone, Copy)]
@@ -156,25 +157,6 @@ enum Wire<'a> {
     Skipped,
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn text(b: &[u8]) -> Result<String, ApiError> {
     String::from_utf8(b.to_vec()).map_err(|_| malformed())
 }
@@ -210,7 +192,7 @@ fn decode_message(message: &str, buf: &[u8]) -> Result<Value, ApiError> {
                     match (n, w) {
                         (1, Wire::Bytes(x)) => k = text(x)?,
                         (2, Wire::Bytes(x)) if matches!(field.kind, Kind::StrMap) => v = json!(text(x)?),
-                        (2, Wire::Bytes(x)) => v = json!(base64(x)),
+                        (2, Wire::Bytes(x)) => v = json!(base64::engine::general_purpose::STANDARD.encode(x)),
                         _ => {}
                     }
                 }
@@ -295,6 +277,5 @@ mod tests {
             obj,
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"app": "web"}}, "data": {"k": "v"}})
         );
-        assert_eq!(base64(b"hello"), "aGVsbG8=");
     }
 }
