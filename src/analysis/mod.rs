@@ -4,3 +4,4 @@ pub mod args;
 pub mod condition;
 pub mod prometheus;
 pub mod provider;
+pub mod verdict;
