@@ -3,7 +3,6 @@
 //! API server answers AlreadyExists instead of keeping two. (kube-runtime's Recorder names Events
 //! at random, which makes each decision at-most-once or at-least-once across a restart.)
 
-use crate::crd::rollout::Rollout;
 use crate::hash::hash_text;
 use crate::plan::{Decision, Severity};
 use k8s_openapi::api::events::v1::Event;
@@ -13,10 +12,13 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 pub const REPORTER: &str = "serin";
 
-pub async fn record(client: &Client, rollout: &Rollout, instance: &str, d: &Decision) -> Result<(), kube::Error> {
-    let ns = rollout.namespace().unwrap_or_default();
-    let uid = rollout.uid().unwrap_or_default();
-    let name = format!("{}.{}", rollout.name_any(), hash_text(&format!("{uid}/{}", d.action)));
+pub async fn record<K>(client: &Client, object: &K, instance: &str, d: &Decision) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let ns = object.namespace().unwrap_or_default();
+    let uid = object.uid().unwrap_or_default();
+    let name = format!("{}.{}", object.name_any(), hash_text(&format!("{uid}/{}", d.action)));
     let event = Event {
         metadata: ObjectMeta {
             name: Some(name),
@@ -35,7 +37,7 @@ pub async fn record(client: &Client, rollout: &Rollout, instance: &str, d: &Deci
             }
             .to_string(),
         ),
-        regarding: Some(rollout.object_ref(&())),
+        regarding: Some(object.object_ref(&())),
         reporting_controller: Some(REPORTER.into()),
         reporting_instance: Some(instance.chars().take(128).collect()),
         ..Default::default()

@@ -1,6 +1,7 @@
 //! The reconcile shell: observes a Rollout's ReplicaSets from a label-selected cache, calls the
 //! pure plan, and applies the result (server-side apply as `serin`, status through /status).
 
+pub mod analysis_run;
 mod apply;
 pub mod events;
 mod observe;
@@ -49,8 +50,14 @@ pub struct Context {
     pub services: reflector::Store<Service>,
 }
 
-/// Runs the controller until the process is asked to stop.
+/// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
 pub async fn run(client: Client, namespace: Option<String>, instance: String) {
+    let runs = analysis_run::run(client.clone(), namespace.clone(), instance.clone());
+    let rollouts = run_rollouts(client, namespace, instance);
+    futures::join!(runs, rollouts);
+}
+
+async fn run_rollouts(client: Client, namespace: Option<String>, instance: String) {
     let api = |c: &Client| -> (Api<Rollout>, Api<ReplicaSet>, Api<Service>) {
         match &namespace {
             Some(ns) => (
@@ -108,7 +115,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
     apply::apply_objects(&ctx, &rollout, &observed, &plan).await?;
     for d in &plan.decisions {
         tracing::info!(reason = d.reason, "{}", d.message);
-        if let Err(e) = events::record(&ctx.client, &rollout, &ctx.instance, d).await {
+        if let Err(e) = events::record(&ctx.client, rollout.as_ref(), &ctx.instance, d).await {
             tracing::warn!(error = %e, "could not record an Event");
         }
     }
