@@ -460,4 +460,35 @@ pub struct RolloutStatus {
     /// Requests from `kubectl serin` not yet acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<ControlRequests>,
+    /// How many times this version was retried; analysis runs are per attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+    /// A background analysis run a person chose to go past (promote) after it was inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_run: Option<String>,
+    /// The analysis runs of the current version, with each metric's last value and verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<AnalysisSummary>,
+}
+
+/// One analysis run as the Rollout shows it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSummary {
+    pub run: String,
+    /// `background`, or the step index.
+    pub step: String,
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricSummary>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSummary {
+    pub name: String,
+    pub phase: String,
+    /// The last measured value (`0.012`, `no data`), or the last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }

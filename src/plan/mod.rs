@@ -7,7 +7,8 @@ pub mod replicas;
 pub mod steps;
 pub mod validate;
 
-use crate::crd::rollout::{CanaryStep, CanaryStrategy, Phase, Rollout, RolloutStatus};
+use crate::crd::analysis::AnalysisPhase;
+use crate::crd::rollout::{AnalysisSummary, CanaryStep, CanaryStrategy, MetricSummary, Phase, Rollout, RolloutAnalysis, RolloutStatus};
 use crate::hash::pod_template_hash;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -34,9 +35,39 @@ pub struct ObservedReplicaSet {
     pub created: Timestamp,
 }
 
+/// An AnalysisRun of this Rollout, as last seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRun {
+    pub name: String,
+    pub hash: String,
+    /// The step it was made for; `None` for the background analysis.
+    pub step: Option<i32>,
+    pub attempt: i32,
+    pub phase: AnalysisPhase,
+    /// A metric in error says to abort rather than pause.
+    pub abort_on_error: bool,
+    pub terminating: bool,
+    pub message: String,
+    pub metrics: Vec<MetricSummary>,
+    pub created: Timestamp,
+}
+
+/// An AnalysisRun to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    pub name: String,
+    pub step: Option<i32>,
+    pub attempt: i32,
+    pub analysis: RolloutAnalysis,
+}
+
+/// Finished AnalysisRuns kept, beyond those of the current version.
+pub const ANALYSIS_RUN_HISTORY: usize = 5;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
     pub replica_sets: Vec<ObservedReplicaSet>,
+    pub analysis_runs: Vec<ObservedRun>,
     /// The template of the Deployment named by `workloadRef`, when it exists.
     pub workload_template: Option<PodTemplateSpec>,
 }
@@ -82,6 +113,11 @@ pub struct Plan {
     pub requeue_after: Option<Duration>,
     /// A `workloadRef` Deployment is scaled to 0 once the Rollout runs its Pods.
     pub scale_down_workload: bool,
+    pub create_runs: Vec<RunRequest>,
+    /// Runs to stop (`spec.terminate`): the rollout moved on.
+    pub terminate_runs: Vec<String>,
+    /// Finished runs beyond the history.
+    pub delete_runs: Vec<String>,
 }
 
 /// The template a Rollout runs: its own, or its workload's.
@@ -117,9 +153,38 @@ struct Planner<'a> {
     phase: Phase,
     reason: &'static str,
     message: String,
+    create_runs: Vec<RunRequest>,
+    terminate_runs: Vec<String>,
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
+    fn attempt(&self) -> i32 {
+        self.st.attempt.unwrap_or(0)
+    }
+
+    /// The run of the current version and attempt for a step (or the background).
+    fn run_for(&self, hash: &str, step: Option<i32>) -> Option<&'a ObservedRun> {
+        let attempt = self.attempt();
+        self.observed.analysis_runs.iter().find(|r| r.hash == hash && r.step == step && r.attempt == attempt)
+    }
+
+    fn request_run(&mut self, hash: &str, step: Option<i32>, analysis: RolloutAnalysis) {
+        let which = step.map_or("bg".to_string(), |s| (s + 1).to_string());
+        let name = format!("{}-{hash}-{which}-{}", self.name, self.attempt());
+        if !self.create_runs.iter().any(|r| r.name == name) {
+            self.create_runs.push(RunRequest { name, step, attempt: self.attempt(), analysis });
+        }
+    }
+
+    /// Every run still measuring stops: the rollout moved on.
+    fn terminate_runs(&mut self) {
+        for r in &self.observed.analysis_runs {
+            if !r.phase.is_finished() && !r.terminating && !self.terminate_runs.contains(&r.name) {
+                self.terminate_runs.push(r.name.clone());
+            }
+        }
+    }
+
     fn rs(&self, hash: &str) -> Option<&ObservedReplicaSet> {
         self.observed.replica_sets.iter().find(|r| r.hash == hash)
     }
@@ -205,6 +270,7 @@ impl Planner<'_> {
 
     /// No canary: the current version is the stable one and gets every Pod.
     fn steady(&mut self, current: &str) {
+        self.terminate_runs();
         self.st.current_pod_hash = Some(current.to_string());
         self.st.current_step_index = Some(self.steps.len() as i32);
         self.st.current_step_started_at = None;
@@ -268,6 +334,8 @@ impl Planner<'_> {
             self.st.aborted_at = None;
             self.st.canary_scale = None;
             self.st.canary_weight = Some(0);
+            self.st.attempt = None;
+            self.st.acknowledged_run = None;
             self.set_step(0);
         }
         let aborted = self.st.abort == Some(true);
@@ -275,6 +343,8 @@ impl Planner<'_> {
             self.st.abort = None;
             self.st.aborted_at = None;
             self.st.canary_scale = None;
+            self.st.attempt = Some(self.attempt() + 1);
+            self.st.acknowledged_run = None;
             self.set_step(0);
             self.note(
                 Severity::Normal,
@@ -295,6 +365,44 @@ impl Planner<'_> {
         if self.st.abort == Some(true) {
             return self.aborted(stable, current);
         }
+        // The background analysis watches the whole rollout; its verdict stops every step.
+        let mut analysis_block: Option<(&'static str, String)> = None;
+        if let Some(background) = self.canary.analysis.clone()
+            && self.step_index() < n
+        {
+            match self.run_for(current, None) {
+                None => self.request_run(current, None, background),
+                Some(run) if Some(&run.name) == self.st.acknowledged_run.as_ref() => {}
+                Some(run) => match run.phase {
+                    AnalysisPhase::Failed => {
+                        self.abort(format!("background analysis failed ({}): traffic goes back to stable {stable}", run.message));
+                        return self.aborted(stable, current);
+                    }
+                    AnalysisPhase::Error if run.abort_on_error => {
+                        self.abort(format!("background analysis kept erroring ({}): traffic goes back to stable {stable}", run.message));
+                        return self.aborted(stable, current);
+                    }
+                    AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
+                        if control.promote_step == Some(self.step_index() as i32) {
+                            self.st.acknowledged_run = Some(run.name.clone());
+                            self.note(Severity::Normal, "AnalysisAcknowledged", format!("going past the {} background analysis on request", run.phase.as_str().to_lowercase()));
+                        } else {
+                            analysis_block = Some((
+                                if run.phase == AnalysisPhase::Error { "AnalysisError" } else { "InconclusiveAnalysis" },
+                                format!(
+                                    "background analysis is {} ({}): `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
+                                    run.phase.as_str().to_lowercase(),
+                                    run.message,
+                                    self.name,
+                                    self.name
+                                ),
+                            ));
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
         let paused_by = if spec_paused {
             Some(("SpecPaused", "spec.paused is true"))
         } else if self.st.user_paused == Some(true) {
@@ -302,8 +410,9 @@ impl Planner<'_> {
         } else {
             None
         };
-        let mut waiting: Option<(&'static str, String)> = None;
-        while paused_by.is_none() && self.step_index() < n {
+        let mut waiting: Option<(&'static str, String)> = analysis_block;
+        let mut running: Option<String> = None;
+        while paused_by.is_none() && waiting.is_none() && self.step_index() < n {
             let idx = self.step_index();
             let step = self.steps[idx].clone();
             // `kubectl serin promote` moves past the current step, whatever it waits for.
@@ -349,6 +458,47 @@ impl Planner<'_> {
                         ));
                         false
                     }
+                }
+            } else if let Some(analysis) = &step.analysis {
+                let at = Some(idx as i32);
+                match self.run_for(current, at) {
+                    None => {
+                        self.request_run(current, at, analysis.clone());
+                        running = Some(format!("step {}/{n}: starting analysis", idx + 1));
+                        false
+                    }
+                    Some(run) => match run.phase {
+                        AnalysisPhase::Successful => {
+                            self.note(Severity::Normal, "AnalysisSuccessful", format!("analysis at step {}/{n} passed: {}", idx + 1, run.message));
+                            true
+                        }
+                        AnalysisPhase::Failed => {
+                            self.abort(format!("analysis at step {}/{n} failed ({}): traffic goes back to stable {stable}", idx + 1, run.message));
+                            return self.aborted(stable, current);
+                        }
+                        AnalysisPhase::Error if run.abort_on_error => {
+                            self.abort(format!("analysis at step {}/{n} kept erroring ({}): traffic goes back to stable {stable}", idx + 1, run.message));
+                            return self.aborted(stable, current);
+                        }
+                        AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
+                            waiting = Some((
+                                if run.phase == AnalysisPhase::Error { "AnalysisError" } else { "InconclusiveAnalysis" },
+                                format!(
+                                    "analysis at step {}/{n} is {} ({}): `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
+                                    idx + 1,
+                                    run.phase.as_str().to_lowercase(),
+                                    run.message,
+                                    self.name,
+                                    self.name
+                                ),
+                            ));
+                            false
+                        }
+                        _ => {
+                            running = Some(format!("step {}/{n}: analysis running ({})", idx + 1, run.message));
+                            false
+                        }
+                    },
                 }
             } else if let Some(scale) = &step.set_canary_scale {
                 self.st.canary_scale = match (scale.replicas, scale.weight) {
@@ -406,6 +556,11 @@ impl Planner<'_> {
                 self.phase = Phase::Paused;
                 self.reason = reason;
                 self.message = message;
+            }
+            (None, None) if running.is_some() => {
+                self.phase = Phase::Progressing;
+                self.reason = "RunningAnalysis";
+                self.message = running.unwrap_or_default();
             }
             (None, None) => {
                 self.phase = Phase::Progressing;
@@ -489,6 +644,7 @@ impl Planner<'_> {
                 "Promoted",
                 format!("version {current} is promoted: it has all the traffic and becomes stable"),
             );
+            self.terminate_runs();
             self.st.previous_stable_hash = Some(stable.to_string());
             self.st.promoted_at = Some(self.now_time());
             self.st.stable_pod_hash = Some(current.to_string());
@@ -531,6 +687,7 @@ impl Planner<'_> {
     /// Traffic back on stable at once; the canary's Pods go after the delay (with a router) or
     /// as the stable fills up (without one, where Pods are the traffic).
     fn aborted(&mut self, stable: &str, current: &str) {
+        self.terminate_runs();
         self.weight = 0;
         self.want(stable, self.replicas);
         let canary_spec = self.sizes_of(current).spec;
@@ -621,6 +778,9 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
             decisions,
             requeue_after: None,
             scale_down_workload: false,
+            create_runs: Vec::new(),
+            terminate_runs: Vec::new(),
+            delete_runs: Vec::new(),
         };
     };
     conditions::remove(&mut conds, conditions::INVALID_SPEC);
@@ -652,6 +812,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         phase: Phase::Progressing,
         reason: "",
         message: String::new(),
+        create_runs: Vec::new(),
+        terminate_runs: Vec::new(),
     };
     let current = pod_template_hash(&template);
     let mut current_template = template.clone();
@@ -851,6 +1013,31 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         Some(current.clone())
     };
     let scale_down_workload = spec.workload_ref.is_some() && p.phase == Phase::Healthy;
+
+    // Analysis: what the current version's runs say, and the old finished runs to forget.
+    let attempt = p.attempt();
+    let mut mine: Vec<&ObservedRun> = observed
+        .analysis_runs
+        .iter()
+        .filter(|r| r.hash == current && r.attempt == attempt)
+        .collect();
+    mine.sort_by_key(|r| (r.step.is_some(), r.step));
+    p.st.analysis = mine
+        .iter()
+        .map(|r| AnalysisSummary {
+            run: r.name.clone(),
+            step: r.step.map_or("background".to_string(), |s| (s + 1).to_string()),
+            phase: r.phase.as_str().to_string(),
+            metrics: r.metrics.clone(),
+        })
+        .collect();
+    let mut finished: Vec<&ObservedRun> = observed
+        .analysis_runs
+        .iter()
+        .filter(|r| r.phase.is_finished() && !(r.hash == current && r.attempt == attempt))
+        .collect();
+    finished.sort_by_key(|r| std::cmp::Reverse(r.created));
+    let delete_runs = finished.iter().skip(ANALYSIS_RUN_HISTORY).map(|r| r.name.clone()).collect();
     Plan {
         replica_sets,
         delete,
@@ -861,6 +1048,9 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         decisions: p.decisions,
         requeue_after: p.requeue,
         scale_down_workload,
+        create_runs: p.create_runs,
+        terminate_runs: p.terminate_runs,
+        delete_runs,
     }
 }
 

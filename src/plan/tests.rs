@@ -34,6 +34,7 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
 struct World {
     rollout: Rollout,
     rss: Vec<ObservedReplicaSet>,
+    runs: Vec<ObservedRun>,
     now: Timestamp,
     last: Option<Plan>,
 }

@@ -64,9 +64,6 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
     if canary.traffic_routing.is_some() {
         out.push("spec.strategy.canary.trafficRouting is not supported by this version of Serin yet: remove it to split traffic by Pod ratio".into());
     }
-    if canary.analysis.is_some() {
-        out.push("spec.strategy.canary.analysis is not supported by this version of Serin yet".into());
-    }
     for (i, step) in effective_steps(canary).iter().enumerate() {
         if let Some(p) = &step.pause
             && let Err(e) = pause_length(p)

@@ -83,6 +83,8 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         }
     }
 
+    apply_runs(ctx, rollout, plan, &ns, &owner).await?;
+
     if plan.scale_down_workload
         && let Some(w) = &rollout.spec.workload_ref
     {
@@ -162,5 +164,77 @@ async fn point_service(
     });
     api.patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await?;
+    Ok(())
+}
+
+/// AnalysisRuns: create the ones the plan asks for (resolving their templates), stop the ones it
+/// is done with, delete the old ones beyond the history.
+async fn apply_runs(
+    ctx: &Context,
+    rollout: &Rollout,
+    plan: &Plan,
+    ns: &str,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> Result<(), Error> {
+    use super::analysis_templates::resolve;
+    use super::observe::{ATTEMPT_LABEL, REVISION_LABEL, STEP_LABEL};
+    use crate::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus};
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), ns);
+    let current = plan.status.current_pod_hash.clone().unwrap_or_default();
+    let stable = plan.status.stable_pod_hash.clone().unwrap_or_default();
+    for req in &plan.create_runs {
+        let resolved = resolve(&ctx.client, ns, rollout, &req.analysis, &current, &stable, req.step.is_none()).await;
+        let (spec, problem) = match resolved {
+            Ok(spec) => (spec, None),
+            Err(e) => (AnalysisRunSpec::default(), Some(e)),
+        };
+        let labels: std::collections::BTreeMap<String, String> = [
+            (ROLLOUT_LABEL.to_string(), rollout.name_any()),
+            (REVISION_LABEL.to_string(), current.clone()),
+            (STEP_LABEL.to_string(), req.step.map_or("bg".to_string(), |s| s.to_string())),
+            (ATTEMPT_LABEL.to_string(), req.attempt.to_string()),
+        ]
+        .into();
+        let run = AnalysisRun {
+            metadata: kube::api::ObjectMeta {
+                name: Some(req.name.clone()),
+                namespace: Some(ns.to_string()),
+                labels: Some(labels),
+                owner_references: Some(vec![owner.clone()]),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        };
+        let created = match api.create(&PostParams::default(), &run).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(problem) = problem {
+            let mut failed = created;
+            failed.status = Some(AnalysisRunStatus {
+                phase: Some(AnalysisPhase::Error),
+                message: Some(problem),
+                ..Default::default()
+            });
+            api.replace_status(&req.name, &PostParams::default(), &failed).await?;
+        }
+    }
+    for name in &plan.terminate_runs {
+        let patch = json!({"spec": {"terminate": true}});
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for name in &plan.delete_runs {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(())
 }

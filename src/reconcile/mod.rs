@@ -2,10 +2,12 @@
 //! pure plan, and applies the result (server-side apply as `serin`, status through /status).
 
 pub mod analysis_run;
+mod analysis_templates;
 mod apply;
 pub mod events;
 mod observe;
 
+use crate::crd::analysis::AnalysisRun;
 use crate::crd::rollout::Rollout;
 use crate::plan;
 use futures::StreamExt;
@@ -48,6 +50,7 @@ pub struct Context {
     pub instance: String,
     pub replica_sets: reflector::Store<ReplicaSet>,
     pub services: reflector::Store<Service>,
+    pub runs: reflector::Store<AnalysisRun>,
 }
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
@@ -58,23 +61,27 @@ pub async fn run(client: Client, namespace: Option<String>, instance: String) {
 }
 
 async fn run_rollouts(client: Client, namespace: Option<String>, instance: String) {
-    let api = |c: &Client| -> (Api<Rollout>, Api<ReplicaSet>, Api<Service>) {
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(c.clone(), ns),
-                Api::namespaced(c.clone(), ns),
-                Api::namespaced(c.clone(), ns),
-            ),
-            None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
+    fn api<K>(c: &Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(c.clone(), ns),
+            None => Api::all(c.clone()),
         }
-    };
-    let (rollouts, replica_sets, services) = api(&client);
+    }
+    let rollouts: Api<Rollout> = api(&client, &namespace);
+    let replica_sets: Api<ReplicaSet> = api(&client, &namespace);
+    let services: Api<Service> = api(&client, &namespace);
+    let run_api: Api<AnalysisRun> = api(&client, &namespace);
     let managed = watcher::Config::default().labels(ROLLOUT_LABEL);
     let (rs_reader, rs_writer) = reflector::store();
     let rs_stream = watcher(replica_sets, managed.clone())
         .default_backoff()
         .reflect(rs_writer)
         .touched_objects();
+    let (run_reader, run_writer) = reflector::store();
+    let run_stream = watcher(run_api, managed.clone()).default_backoff().reflect(run_writer).touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
     let svc_stream = watcher(services, managed)
         .default_backoff()
@@ -85,9 +92,11 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
         instance,
         replica_sets: rs_reader,
         services: svc_reader,
+        runs: run_reader,
     });
     Controller::new(rollouts, watcher::Config::default())
         .owns_stream(rs_stream)
+        .owns_stream(run_stream)
         .watches_stream(svc_stream, |svc: Service| {
             let name = svc.labels().get(ROLLOUT_LABEL)?.clone();
             Some(ObjectRef::<Rollout>::new(&name).within(&svc.namespace()?))

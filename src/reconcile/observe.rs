@@ -2,7 +2,9 @@
 
 use super::{Context, Error, ROLLOUT_LABEL};
 use crate::crd::rollout::Rollout;
-use crate::plan::{HASH_LABEL, Observed, ObservedReplicaSet};
+use crate::crd::analysis::{AnalysisRun, OnError};
+use crate::crd::rollout::MetricSummary;
+use crate::plan::{HASH_LABEL, Observed, ObservedReplicaSet, ObservedRun};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, ResourceExt};
 
@@ -45,8 +47,43 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         }
         _ => None,
     };
-    Ok(Observed {
-        replica_sets,
-        workload_template,
-    })
+    let analysis_runs = ctx
+        .runs
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns) && r.labels().get(ROLLOUT_LABEL) == Some(&name))
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .map(|r| observe_run(&r))
+        .collect();
+    Ok(Observed { replica_sets, analysis_runs, workload_template })
+}
+
+pub const REVISION_LABEL: &str = "serin.dev/revision";
+pub const STEP_LABEL: &str = "serin.dev/step";
+pub const ATTEMPT_LABEL: &str = "serin.dev/attempt";
+
+fn observe_run(r: &AnalysisRun) -> ObservedRun {
+    let label = |k: &str| r.labels().get(k).cloned().unwrap_or_default();
+    let status = r.status.clone().unwrap_or_default();
+    let metrics = status
+        .metric_results
+        .iter()
+        .map(|m| MetricSummary {
+            name: m.name.clone(),
+            phase: m.phase.as_str().to_string(),
+            value: m.measurements.last().and_then(|x| x.value.clone().or(x.message.clone())),
+        })
+        .collect();
+    ObservedRun {
+        name: r.name_any(),
+        hash: label(REVISION_LABEL),
+        step: label(STEP_LABEL).parse().ok(),
+        attempt: label(ATTEMPT_LABEL).parse().unwrap_or(0),
+        phase: status.phase.unwrap_or_default(),
+        abort_on_error: r.spec.metrics.iter().any(|m| m.on_error == Some(OnError::Abort)),
+        terminating: r.spec.terminate == Some(true),
+        message: status.message.unwrap_or_default(),
+        metrics,
+        created: r.creation_timestamp().map(|t| t.0).unwrap_or_default(),
+    }
 }
