@@ -8,7 +8,9 @@ pub mod steps;
 pub mod validate;
 
 use crate::crd::analysis::AnalysisPhase;
-use crate::crd::rollout::{AnalysisSummary, CanaryStep, CanaryStrategy, MetricSummary, Phase, Rollout, RolloutAnalysis, RolloutStatus};
+use crate::crd::rollout::{
+    AnalysisSummary, CanaryStep, CanaryStrategy, MetricSummary, Phase, Rollout, RolloutAnalysis, RolloutStatus,
+};
 use crate::hash::pod_template_hash;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -165,14 +167,22 @@ impl<'a> Planner<'a> {
     /// The run of the current version and attempt for a step (or the background).
     fn run_for(&self, hash: &str, step: Option<i32>) -> Option<&'a ObservedRun> {
         let attempt = self.attempt();
-        self.observed.analysis_runs.iter().find(|r| r.hash == hash && r.step == step && r.attempt == attempt)
+        self.observed
+            .analysis_runs
+            .iter()
+            .find(|r| r.hash == hash && r.step == step && r.attempt == attempt)
     }
 
     fn request_run(&mut self, hash: &str, step: Option<i32>, analysis: RolloutAnalysis) {
         let which = step.map_or("bg".to_string(), |s| (s + 1).to_string());
         let name = format!("{}-{hash}-{which}-{}", self.name, self.attempt());
         if !self.create_runs.iter().any(|r| r.name == name) {
-            self.create_runs.push(RunRequest { name, step, attempt: self.attempt(), analysis });
+            self.create_runs.push(RunRequest {
+                name,
+                step,
+                attempt: self.attempt(),
+                analysis,
+            });
         }
     }
 
@@ -375,20 +385,37 @@ impl<'a> Planner<'a> {
                 Some(run) if Some(&run.name) == self.st.acknowledged_run.as_ref() => {}
                 Some(run) => match run.phase {
                     AnalysisPhase::Failed => {
-                        self.abort(format!("background analysis failed ({}): traffic goes back to stable {stable}", run.message));
+                        self.abort(format!(
+                            "background analysis failed ({}): traffic goes back to stable {stable}",
+                            run.message
+                        ));
                         return self.aborted(stable, current);
                     }
                     AnalysisPhase::Error if run.abort_on_error => {
-                        self.abort(format!("background analysis kept erroring ({}): traffic goes back to stable {stable}", run.message));
+                        self.abort(format!(
+                            "background analysis kept erroring ({}): traffic goes back to stable {stable}",
+                            run.message
+                        ));
                         return self.aborted(stable, current);
                     }
                     AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
                         if control.promote_step == Some(self.step_index() as i32) {
                             self.st.acknowledged_run = Some(run.name.clone());
-                            self.note(Severity::Normal, "AnalysisAcknowledged", format!("going past the {} background analysis on request", run.phase.as_str().to_lowercase()));
+                            self.note(
+                                Severity::Normal,
+                                "AnalysisAcknowledged",
+                                format!(
+                                    "going past the {} background analysis on request",
+                                    run.phase.as_str().to_lowercase()
+                                ),
+                            );
                         } else {
                             analysis_block = Some((
-                                if run.phase == AnalysisPhase::Error { "AnalysisError" } else { "InconclusiveAnalysis" },
+                                if run.phase == AnalysisPhase::Error {
+                                    "AnalysisError"
+                                } else {
+                                    "InconclusiveAnalysis"
+                                },
                                 format!(
                                     "background analysis is {} ({}): `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
                                     run.phase.as_str().to_lowercase(),
@@ -469,20 +496,36 @@ impl<'a> Planner<'a> {
                     }
                     Some(run) => match run.phase {
                         AnalysisPhase::Successful => {
-                            self.note(Severity::Normal, "AnalysisSuccessful", format!("analysis at step {}/{n} passed: {}", idx + 1, run.message));
+                            self.note(
+                                Severity::Normal,
+                                "AnalysisSuccessful",
+                                format!("analysis at step {}/{n} passed: {}", idx + 1, run.message),
+                            );
                             true
                         }
                         AnalysisPhase::Failed => {
-                            self.abort(format!("analysis at step {}/{n} failed ({}): traffic goes back to stable {stable}", idx + 1, run.message));
+                            self.abort(format!(
+                                "analysis at step {}/{n} failed ({}): traffic goes back to stable {stable}",
+                                idx + 1,
+                                run.message
+                            ));
                             return self.aborted(stable, current);
                         }
                         AnalysisPhase::Error if run.abort_on_error => {
-                            self.abort(format!("analysis at step {}/{n} kept erroring ({}): traffic goes back to stable {stable}", idx + 1, run.message));
+                            self.abort(format!(
+                                "analysis at step {}/{n} kept erroring ({}): traffic goes back to stable {stable}",
+                                idx + 1,
+                                run.message
+                            ));
                             return self.aborted(stable, current);
                         }
                         AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
                             waiting = Some((
-                                if run.phase == AnalysisPhase::Error { "AnalysisError" } else { "InconclusiveAnalysis" },
+                                if run.phase == AnalysisPhase::Error {
+                                    "AnalysisError"
+                                } else {
+                                    "InconclusiveAnalysis"
+                                },
                                 format!(
                                     "analysis at step {}/{n} is {} ({}): `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
                                     idx + 1,
@@ -1037,7 +1080,11 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         .filter(|r| r.phase.is_finished() && !(r.hash == current && r.attempt == attempt))
         .collect();
     finished.sort_by_key(|r| std::cmp::Reverse(r.created));
-    let delete_runs = finished.iter().skip(ANALYSIS_RUN_HISTORY).map(|r| r.name.clone()).collect();
+    let delete_runs = finished
+        .iter()
+        .skip(ANALYSIS_RUN_HISTORY)
+        .map(|r| r.name.clone())
+        .collect();
     Plan {
         replica_sets,
         delete,

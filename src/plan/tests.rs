@@ -1,6 +1,7 @@
 //! The state machine, step by step, against a small model of the cluster.
 
 use super::*;
+use crate::crd::analysis::AnalysisPhase;
 use crate::crd::rollout::{ControlRequests, Rollout};
 use serde_json::json;
 
@@ -44,6 +45,7 @@ impl World {
         World {
             rollout: r,
             rss: Vec::new(),
+            runs: Vec::new(),
             now: Timestamp::from_second(T0).unwrap(),
             last: None,
         }
@@ -52,6 +54,7 @@ impl World {
     fn observed(&self) -> Observed {
         Observed {
             replica_sets: self.rss.clone(),
+            analysis_runs: self.runs.clone(),
             workload_template: None,
         }
     }
@@ -80,6 +83,27 @@ impl World {
             }
         }
         self.rss.retain(|r| !p.delete.contains(&r.name));
+        for req in &p.create_runs {
+            self.runs.push(ObservedRun {
+                name: req.name.clone(),
+                hash: p.status.current_pod_hash.clone().unwrap_or_default(),
+                step: req.step,
+                attempt: req.attempt,
+                phase: AnalysisPhase::Running,
+                abort_on_error: false,
+                terminating: false,
+                message: "error-rate: 0.01 (Running)".into(),
+                metrics: Vec::new(),
+                created: self.now,
+            });
+        }
+        for name in &p.terminate_runs {
+            for r in self.runs.iter_mut().filter(|r| &r.name == name) {
+                r.terminating = true;
+                r.phase = AnalysisPhase::Successful;
+            }
+        }
+        self.runs.retain(|r| !p.delete_runs.contains(&r.name));
         self.rollout.status = Some(p.status.clone());
         self.last = Some(p.clone());
         p
@@ -561,5 +585,192 @@ mod invariants {
             prop_assert_eq!(p.status.phase, Some(Phase::Healthy));
             prop_assert_ne!(w.stable(), stable);
         }
+    }
+}
+
+mod analysis {
+    use super::*;
+
+    fn set_run(w: &mut World, step: Option<i32>, phase: AnalysisPhase, message: &str) {
+        let current = w.current();
+        let run = w
+            .runs
+            .iter_mut()
+            .rev()
+            .find(|r| r.step == step && r.hash == current)
+            .expect("a run was requested");
+        run.phase = phase;
+        run.message = message.into();
+    }
+
+    const STEPS: &str =
+        r#"[{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}, {"setWeight": 60}]"#;
+
+    fn world() -> World {
+        let steps: serde_json::Value = serde_json::from_str(STEPS).unwrap();
+        let mut w = healthy_world(json!({"strategy": {"canary": {"steps": steps}}}));
+        w.release("web:2");
+        w
+    }
+
+    #[test]
+    fn an_analysis_step_waits_for_its_run_and_goes_on_when_it_passes() {
+        let mut w = world();
+        let p = w.settle();
+        assert_eq!(p.status.current_step_index, Some(1));
+        assert_eq!(p.status.phase, Some(Phase::Progressing));
+        assert!(p.status.message.unwrap().contains("analysis running"));
+        assert_eq!(w.runs.len(), 1, "one run for the step");
+        assert_eq!(p.status.analysis.len(), 1);
+        set_run(
+            &mut w,
+            Some(1),
+            AnalysisPhase::Successful,
+            "error-rate: 0.002 (Successful)",
+        );
+        let p = w.tick();
+        assert!(w.reasons().contains(&"AnalysisSuccessful"));
+        assert_eq!(p.status.current_step_index, Some(2));
+        w.ready();
+        assert_eq!(w.settle().status.phase, Some(Phase::Healthy));
+    }
+
+    #[test]
+    fn a_failed_analysis_aborts_at_once() {
+        let mut w = world();
+        let stable = w.stable();
+        w.settle();
+        set_run(&mut w, Some(1), AnalysisPhase::Failed, "error-rate: 0.3 (Failed)");
+        let p = w.tick();
+        assert_eq!(p.status.abort, Some(true));
+        assert_eq!(p.status.phase, Some(Phase::Degraded));
+        assert!(
+            p.decisions
+                .iter()
+                .any(|d| d.reason == "Aborted" && d.message.contains("error-rate: 0.3")),
+            "{:?}",
+            p.decisions
+        );
+        assert_eq!(p.canary_service_hash.as_deref(), Some(stable.as_str()));
+        assert_eq!(w.size(&stable), 10);
+    }
+
+    #[test]
+    fn an_inconclusive_analysis_pauses_with_a_way_forward() {
+        let mut w = world();
+        w.settle();
+        set_run(
+            &mut w,
+            Some(1),
+            AnalysisPhase::Inconclusive,
+            "error-rate: no data (Inconclusive)",
+        );
+        let p = w.tick();
+        assert_eq!(p.status.phase, Some(Phase::Paused));
+        let message = p.status.message.unwrap();
+        assert!(
+            message.contains("inconclusive")
+                && message.contains("kubectl serin promote web")
+                && message.contains("kubectl serin abort web"),
+            "{message}"
+        );
+        let paused = p
+            .status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Paused")
+            .unwrap();
+        assert_eq!(paused.reason, "InconclusiveAnalysis");
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        assert_eq!(w.tick().status.current_step_index, Some(2), "promote goes past it");
+    }
+
+    #[test]
+    fn an_erroring_analysis_pauses_never_promotes() {
+        let mut w = world();
+        w.settle();
+        set_run(
+            &mut w,
+            Some(1),
+            AnalysisPhase::Error,
+            "error-rate: cannot reach http://prometheus:9090 (Error)",
+        );
+        for _ in 0..5 {
+            let p = w.tick();
+            assert_eq!(p.status.phase, Some(Phase::Paused));
+            assert_eq!(p.status.current_step_index, Some(1));
+            w.advance(60);
+        }
+    }
+
+    #[test]
+    fn background_analysis_runs_until_promotion_and_aborts_on_failure() {
+        let mut w = healthy_world(json!({"strategy": {"canary": {
+            "analysis": {"templates": [{"templateName": "error-rate"}]},
+            "steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]}}}));
+        w.release("web:2");
+        let p = w.settle();
+        assert_eq!(p.status.phase, Some(Phase::Paused));
+        let background: Vec<&ObservedRun> = w.runs.iter().filter(|r| r.step.is_none()).collect();
+        assert_eq!(background.len(), 1);
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        w.tick();
+        w.ready();
+        let p = w.settle();
+        assert_eq!(p.status.phase, Some(Phase::Healthy));
+        assert!(
+            w.runs.iter().all(|r| r.terminating),
+            "promotion stops the background run"
+        );
+
+        w.release("web:3");
+        w.settle();
+        set_run(&mut w, None, AnalysisPhase::Failed, "error-rate: 0.4 (Failed)");
+        let p = w.tick();
+        assert_eq!(p.status.abort, Some(true));
+        w.request(ControlRequests {
+            retry: Some(true),
+            ..Default::default()
+        });
+        let p = w.tick();
+        assert_eq!(p.status.attempt, Some(1));
+        assert!(
+            p.create_runs.iter().any(|r| r.attempt == 1 && r.step.is_none()),
+            "a retry gets a new background run"
+        );
+    }
+
+    #[test]
+    fn default_steps_stop_for_analysis_after_each_weight() {
+        let mut w = healthy_world(
+            json!({"strategy": {"canary": {"analysis": {"templates": [{"templateName": "error-rate"}]}}}}),
+        );
+        w.release("web:2");
+        let mut passed = 0;
+        for _ in 0..200 {
+            let p = w.tick();
+            w.ready();
+            if p.status.phase == Some(Phase::Healthy) {
+                break;
+            }
+            let current = w.current();
+            for r in w
+                .runs
+                .iter_mut()
+                .filter(|r| r.step.is_some() && r.hash == current && r.phase == AnalysisPhase::Running)
+            {
+                r.phase = AnalysisPhase::Successful;
+                passed += 1;
+            }
+        }
+        assert_eq!(passed, 4, "one analysis stop after each of 5, 25, 50, 100");
+        assert_eq!(w.status().phase, Some(Phase::Healthy));
     }
 }

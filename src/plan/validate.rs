@@ -70,10 +70,10 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
         {
             out.push(format!("steps[{i}].pause: {e}"));
         }
-        if step.analysis.is_some() {
-            out.push(format!(
-                "steps[{i}].analysis is not supported by this version of Serin yet"
-            ));
+        if let Some(a) = &step.analysis
+            && a.templates.is_empty()
+        {
+            out.push(format!("steps[{i}].analysis names no templates"));
         }
         if (step.set_header_route.is_some() || step.set_mirror_route.is_some()) && canary.traffic_routing.is_none() {
             out.push(format!(

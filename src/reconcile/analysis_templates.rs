@@ -46,13 +46,20 @@ pub async fn resolve(
     for t in &analysis.templates {
         let (args, ms) = if t.cluster_scope == Some(true) {
             let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-            let found = api.get_opt(&t.template_name).await.map_err(|e| format!("reading ClusterAnalysisTemplate {}: {e}", t.template_name))?;
+            let found = api
+                .get_opt(&t.template_name)
+                .await
+                .map_err(|e| format!("reading ClusterAnalysisTemplate {}: {e}", t.template_name))?;
             let found = found.ok_or_else(|| format!("ClusterAnalysisTemplate {:?} not found", t.template_name))?;
             (found.spec.args, found.spec.metrics)
         } else {
             let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), ns);
-            let found = api.get_opt(&t.template_name).await.map_err(|e| format!("reading AnalysisTemplate {}: {e}", t.template_name))?;
-            let found = found.ok_or_else(|| format!("AnalysisTemplate {:?} not found in namespace {ns}", t.template_name))?;
+            let found = api
+                .get_opt(&t.template_name)
+                .await
+                .map_err(|e| format!("reading AnalysisTemplate {}: {e}", t.template_name))?;
+            let found =
+                found.ok_or_else(|| format!("AnalysisTemplate {:?} not found in namespace {ns}", t.template_name))?;
             (found.spec.args, found.spec.metrics)
         };
         for a in args {
@@ -67,15 +74,24 @@ pub async fn resolve(
             metrics.push(m);
         }
     }
-    let mut values: BTreeMap<String, String> = declared.iter().filter_map(|a| Some((a.name.clone(), a.value.clone()?))).collect();
+    let mut values: BTreeMap<String, String> = declared
+        .iter()
+        .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
+        .collect();
     for a in analysis.args.iter().flatten() {
         let value = match (&a.value, &a.value_from) {
             (Some(v), _) => v.clone(),
             (None, Some(from)) => match (&from.pod_template_hash_value, &from.field_ref) {
                 (Some(which), _) if which == "Stable" => stable_hash.to_string(),
                 (Some(which), _) if which == "Latest" => current_hash.to_string(),
-                (Some(which), _) => return Err(format!("argument {}: podTemplateHashValue must be Stable or Latest, not {which:?}", a.name)),
-                (None, Some(f)) => field(rollout, &f.field_path).ok_or_else(|| format!("argument {}: the Rollout has no field {}", a.name, f.field_path))?,
+                (Some(which), _) => {
+                    return Err(format!(
+                        "argument {}: podTemplateHashValue must be Stable or Latest, not {which:?}",
+                        a.name
+                    ));
+                }
+                (None, Some(f)) => field(rollout, &f.field_path)
+                    .ok_or_else(|| format!("argument {}: the Rollout has no field {}", a.name, f.field_path))?,
                 (None, None) => return Err(format!("argument {} has an empty valueFrom", a.name)),
             },
             (None, None) => return Err(format!("argument {} has no value", a.name)),
@@ -87,6 +103,17 @@ pub async fn resolve(
             p.query = substitute(&p.query, &values).map_err(|e| format!("metric {}: {e}", m.name))?;
         }
     }
-    let args = values.into_iter().map(|(name, value)| TemplateArg { name, value: Some(value) }).collect();
-    Ok(AnalysisRunSpec { metrics, args, terminate: None, background: background.then_some(true) })
+    let args = values
+        .into_iter()
+        .map(|(name, value)| TemplateArg {
+            name,
+            value: Some(value),
+        })
+        .collect();
+    Ok(AnalysisRunSpec {
+        metrics,
+        args,
+        terminate: None,
+        background: background.then_some(true),
+    })
 }

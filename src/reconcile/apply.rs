@@ -183,7 +183,16 @@ async fn apply_runs(
     let current = plan.status.current_pod_hash.clone().unwrap_or_default();
     let stable = plan.status.stable_pod_hash.clone().unwrap_or_default();
     for req in &plan.create_runs {
-        let resolved = resolve(&ctx.client, ns, rollout, &req.analysis, &current, &stable, req.step.is_none()).await;
+        let resolved = resolve(
+            &ctx.client,
+            ns,
+            rollout,
+            &req.analysis,
+            &current,
+            &stable,
+            req.step.is_none(),
+        )
+        .await;
         let (spec, problem) = match resolved {
             Ok(spec) => (spec, None),
             Err(e) => (AnalysisRunSpec::default(), Some(e)),
@@ -191,7 +200,10 @@ async fn apply_runs(
         let labels: std::collections::BTreeMap<String, String> = [
             (ROLLOUT_LABEL.to_string(), rollout.name_any()),
             (REVISION_LABEL.to_string(), current.clone()),
-            (STEP_LABEL.to_string(), req.step.map_or("bg".to_string(), |s| s.to_string())),
+            (
+                STEP_LABEL.to_string(),
+                req.step.map_or("bg".to_string(), |s| s.to_string()),
+            ),
             (ATTEMPT_LABEL.to_string(), req.attempt.to_string()),
         ]
         .into();

@@ -81,7 +81,10 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
         .reflect(rs_writer)
         .touched_objects();
     let (run_reader, run_writer) = reflector::store();
-    let run_stream = watcher(run_api, managed.clone()).default_backoff().reflect(run_writer).touched_objects();
+    let run_stream = watcher(run_api, managed.clone())
+        .default_backoff()
+        .reflect(run_writer)
+        .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
     let svc_stream = watcher(services, managed)
         .default_backoff()

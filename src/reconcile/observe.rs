@@ -1,9 +1,9 @@
 //! What the controller sees of a Rollout: its ReplicaSets (from the cache) and a workload template.
 
 use super::{Context, Error, ROLLOUT_LABEL};
-use crate::crd::rollout::Rollout;
 use crate::crd::analysis::{AnalysisRun, OnError};
 use crate::crd::rollout::MetricSummary;
+use crate::crd::rollout::Rollout;
 use crate::plan::{HASH_LABEL, Observed, ObservedReplicaSet, ObservedRun};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, ResourceExt};
@@ -55,7 +55,11 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         .filter(|r| r.metadata.deletion_timestamp.is_none())
         .map(|r| observe_run(&r))
         .collect();
-    Ok(Observed { replica_sets, analysis_runs, workload_template })
+    Ok(Observed {
+        replica_sets,
+        analysis_runs,
+        workload_template,
+    })
 }
 
 pub const REVISION_LABEL: &str = "serin.dev/revision";
@@ -71,7 +75,10 @@ fn observe_run(r: &AnalysisRun) -> ObservedRun {
         .map(|m| MetricSummary {
             name: m.name.clone(),
             phase: m.phase.as_str().to_string(),
-            value: m.measurements.last().and_then(|x| x.value.clone().or(x.message.clone())),
+            value: m
+                .measurements
+                .last()
+                .and_then(|x| x.value.clone().or(x.message.clone())),
         })
         .collect();
     ObservedRun {
