@@ -117,8 +117,9 @@ pub fn metric_phase(result: &MetricResult, metric: &Metric, background: bool) ->
             .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)
     {
         AnalysisPhase::Error
-    } else if count_of(metric, background).is_some_and(|n| result.count - result.error >= n) {
-        // Errors are retried: only real measurements count towards `count`.
+    } else if count_of(metric, background).is_some_and(|n| result.successful + result.failed >= n) {
+        // Only judged values count towards `count`: errors and no-data are retried (within their
+        // limits), never taken for data. A run passes on `count` real values or not at all.
         AnalysisPhase::Successful
     } else {
         AnalysisPhase::Running

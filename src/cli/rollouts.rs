@@ -293,6 +293,26 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
             images.join(",")
         );
     }
+    if !st.analysis.is_empty() {
+        let _ = writeln!(out, "Analysis:");
+        for a in &st.analysis {
+            let at = if a.step == "background" {
+                "background".to_string()
+            } else {
+                format!("step {}", a.step)
+            };
+            let _ = writeln!(out, "  {:<12} {:<13} {}", at, a.phase, a.run);
+            for m in &a.metrics {
+                let _ = writeln!(
+                    out,
+                    "    {:<22} {:<13} {}",
+                    m.name,
+                    m.phase,
+                    m.value.clone().unwrap_or_default()
+                );
+            }
+        }
+    }
     let conds: Vec<String> = st
         .conditions
         .unwrap_or_default()

@@ -1,0 +1,257 @@
+//! Analysis end to end: `serin sim` + a real Prometheus scraping its traffic + `serin controller`.
+
+mod common;
+
+use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::api::{Api, ListParams};
+use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
+use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn template(prometheus: &str) -> String {
+    format!(
+        r#"
+apiVersion: serin.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: error-rate, namespace: default}}
+spec:
+  args: [{{name: canary-hash}}]
+  metrics:
+  - name: error-rate
+    interval: 2s
+    count: 3
+    initialDelay: 4s
+    failureLimit: 0
+    inconclusiveLimit: 5
+    consecutiveErrorLimit: 2
+    successCondition: "result < 0.05"
+    provider:
+      prometheus:
+        address: {prometheus}
+        timeout: 2s
+        query: |
+          sum(rate(http_requests_total{{namespace="default",pod_template_hash="{{{{args.canary-hash}}}}",code=~"5.."}}[8s]))
+          / sum(rate(http_requests_total{{namespace="default",pod_template_hash="{{{{args.canary-hash}}}}"}}[8s]))
+"#
+    )
+}
+
+fn rollout(image: &str, error_rate: &str) -> String {
+    format!(
+        r#"
+apiVersion: serin.dev/v1alpha1
+kind: Rollout
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        env:
+        - {{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}
+        - {{name: SERIN_SIM_ERROR_RATE, value: "{error_rate}"}}
+  strategy:
+    canary:
+      stableService: web-stable
+      canaryService: web-canary
+      steps:
+      - setWeight: 50
+      - analysis:
+          templates: [{{templateName: error-rate}}]
+          args: [{{name: canary-hash, valueFrom: {{podTemplateHashValue: Latest}}}}]
+      - setWeight: 100
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default, annotations: {{sim.serin.dev/rps: "100"}}}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-stable, namespace: default, annotations: {{sim.serin.dev/rps: "0"}}}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-canary, namespace: default, annotations: {{sim.serin.dev/rps: "0"}}}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+"#
+    )
+}
+
+struct Env {
+    sim: SimCluster,
+    prometheus: Option<Prometheus>,
+    rollouts: Api<Rollout>,
+    runs: Api<AnalysisRun>,
+    rs: Api<ReplicaSet>,
+}
+
+async fn env() -> Env {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let client = sim.client().await;
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &template(&prometheus.url()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Env {
+        rollouts: Api::namespaced(client.clone(), "default"),
+        runs: Api::namespaced(client.clone(), "default"),
+        rs: Api::namespaced(client, "default"),
+        prometheus: Some(prometheus),
+        sim,
+    }
+}
+
+impl Env {
+    fn apply(&self, yaml: &str) {
+        let out = self.sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    async fn status(&self) -> RolloutStatus {
+        self.rollouts
+            .get("web")
+            .await
+            .ok()
+            .and_then(|r| r.status)
+            .unwrap_or_default()
+    }
+
+    async fn size_of(&self, hash: &str) -> i32 {
+        self.rs
+            .get_opt(&format!("web-{hash}"))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.spec?.replicas)
+            .unwrap_or(0)
+    }
+
+    async fn healthy_v1(&self) -> String {
+        self.apply(&rollout("example/web:1", "0"));
+        eventually("version 1 healthy", WAIT, || async {
+            let st = self.status().await;
+            (st.phase == Some(Phase::Healthy)).then_some(st.stable_pod_hash?)
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_release_is_promoted_on_measured_values() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let v1 = e.healthy_v1().await;
+    e.apply(&rollout("example/web:2", "0"));
+    let st = eventually("version 2 promoted", WAIT, || async {
+        let st = e.status().await;
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() != Some(v1.as_str())).then_some(st)
+    })
+    .await;
+    let runs = e
+        .runs
+        .list(&ListParams::default().labels("serin.dev/rollout=web"))
+        .await
+        .unwrap()
+        .items;
+    let run = runs
+        .iter()
+        .find(|r| r.metadata.labels.as_ref().and_then(|l| l.get("serin.dev/revision")) == st.stable_pod_hash.as_ref())
+        .expect("the run of version 2");
+    let status = run.status.clone().unwrap();
+    assert_eq!(status.phase, Some(AnalysisPhase::Successful), "{status:?}");
+    let metric = &status.metric_results[0];
+    let judged: Vec<&str> = metric
+        .measurements
+        .iter()
+        .filter(|m| m.phase == AnalysisPhase::Successful)
+        .filter_map(|m| m.value.as_deref())
+        .collect();
+    assert_eq!(judged.len(), 3, "three measured values: {:?}", metric.measurements);
+    assert!(
+        judged.iter().all(|v| *v == "0"),
+        "a zero error rate, measured: {judged:?}"
+    );
+    // The query went out with the version's hash in it, escaped into its label matcher.
+    let query = &run.spec.metrics[0].provider.prometheus.as_ref().unwrap().query;
+    assert!(
+        query.contains(&format!(
+            "pod_template_hash=\"{}\"",
+            st.stable_pod_hash.clone().unwrap()
+        )),
+        "{query}"
+    );
+    assert_eq!(e.size_of(&v1).await, 0);
+}
+
+#[tokio::test]
+async fn a_bad_release_is_rolled_back_by_its_analysis() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let v1 = e.healthy_v1().await;
+    let released = Instant::now();
+    e.apply(&rollout("example/web:3", "0.3"));
+    let st = eventually("aborted by analysis", WAIT, || async {
+        let st = e.status().await;
+        (st.abort == Some(true)).then_some(st)
+    })
+    .await;
+    let decided = released.elapsed();
+    let v3 = st.current_pod_hash.clone().unwrap();
+    eventually("traffic back on stable", WAIT, || async {
+        let st = e.status().await;
+        (st.canary_weight == Some(0) && e.size_of(&v3).await == 0 && e.size_of(&v1).await == 2).then_some(())
+    })
+    .await;
+    let back = released.elapsed();
+    eprintln!("rollback: analysis verdict {decided:?} after release, traffic on stable {back:?} after release");
+    assert_eq!(st.phase, Some(Phase::Degraded));
+    assert!(
+        st.message.clone().unwrap_or_default().contains("aborted"),
+        "{:?}",
+        st.message
+    );
+    let metric = st
+        .analysis
+        .iter()
+        .flat_map(|a| a.metrics.iter())
+        .find(|m| m.name == "error-rate")
+        .expect("the metric in status");
+    assert_eq!(metric.phase, "Failed");
+    let value: f64 = metric.value.clone().unwrap_or_default().parse().unwrap_or(0.0);
+    assert!((value - 0.3).abs() < 0.08, "measured error rate {value}");
+    let view = e.sim.kubectl_serin_ok(&["get", "rollout", "web"]);
+    assert!(view.contains("error-rate") && view.contains("Failed"), "{view}");
+}
+
+#[tokio::test]
+async fn prometheus_going_away_never_promotes() {
+    let mut e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let v1 = e.healthy_v1().await;
+    // Prometheus stops before the analysis measures anything.
+    drop(e.prometheus.take());
+    e.apply(&rollout("example/web:2", "0"));
+    let st = eventually("paused on analysis errors", WAIT, || async {
+        let st = e.status().await;
+        (st.phase == Some(Phase::Paused)).then_some(st)
+    })
+    .await;
+    let message = st.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("error") && message.contains("kubectl serin promote"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = e.status().await;
+    assert_eq!(st.stable_pod_hash.as_deref(), Some(v1.as_str()), "never promoted");
+    assert_eq!(st.current_step_index, Some(1));
+}
