@@ -11,32 +11,22 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-fn template(prometheus: &str) -> String {
-    format!(
-        r#"
-apiVersion: serin.dev/v1alpha1
-kind: AnalysisTemplate
-metadata: {{name: error-rate, namespace: default}}
-spec:
-  args: [{{name: canary-hash}}]
-  metrics:
-  - name: error-rate
-    interval: 2s
-    count: 3
-    initialDelay: 4s
-    failureLimit: 0
-    inconclusiveLimit: 5
-    consecutiveErrorLimit: 2
-    successCondition: "result < 0.05"
-    provider:
-      prometheus:
-        address: {prometheus}
-        timeout: 2s
-        query: |
-          sum(rate(http_requests_total{{namespace="default",pod_template_hash="{{{{args.canary-hash}}}}",code=~"5.."}}[8s]))
-          / sum(rate(http_requests_total{{namespace="default",pod_template_hash="{{{{args.canary-hash}}}}"}}[8s]))
-"#
-    )
+/// The shipped example templates, pointed at this test's Prometheus and made quick.
+fn templates(prometheus: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    ["analysis-error-rate.yaml", "analysis-latency-p99.yaml"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .expect("shipped template")
+                .replace("http://prometheus.monitoring:9090", prometheus)
+                .replace("interval: 10s", "interval: 2s")
+                .replace("initialDelay: 10s", "initialDelay: 4s")
+                .replace("consecutiveErrorLimit: 3", "consecutiveErrorLimit: 2")
+                .replace("[30s]", "[8s]")
+        })
+        .collect::<Vec<_>>()
+        .join("\n---\n")
 }
 
 fn rollout(image: &str, error_rate: &str) -> String {
@@ -64,7 +54,7 @@ spec:
       steps:
       - setWeight: 50
       - analysis:
-          templates: [{{templateName: error-rate}}]
+          templates: [{{templateName: error-rate}}, {{templateName: latency-p99}}]
           args: [{{name: canary-hash, valueFrom: {{podTemplateHashValue: Latest}}}}]
       - setWeight: 100
 ---
@@ -99,7 +89,7 @@ async fn env() -> Env {
     sim.install_crds();
     let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
     let client = sim.client().await;
-    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &template(&prometheus.url()));
+    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &templates(&prometheus.url()));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     Env {
         rollouts: Api::namespaced(client.clone(), "default"),
@@ -168,7 +158,10 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
         .expect("the run of version 2");
     let status = run.status.clone().unwrap();
     assert_eq!(status.phase, Some(AnalysisPhase::Successful), "{status:?}");
-    let metric = &status.metric_results[0];
+    assert_eq!(status.metric_results.len(), 2, "error rate and p99 latency");
+    let latency = status.metric_results.iter().find(|m| m.name == "latency-p99").expect("latency metric");
+    assert_eq!(latency.phase, AnalysisPhase::Successful);
+    let metric = status.metric_results.iter().find(|m| m.name == "error-rate").expect("error-rate metric");
     let judged: Vec<&str> = metric
         .measurements
         .iter()
