@@ -159,9 +159,17 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
     let status = run.status.clone().unwrap();
     assert_eq!(status.phase, Some(AnalysisPhase::Successful), "{status:?}");
     assert_eq!(status.metric_results.len(), 2, "error rate and p99 latency");
-    let latency = status.metric_results.iter().find(|m| m.name == "latency-p99").expect("latency metric");
+    let latency = status
+        .metric_results
+        .iter()
+        .find(|m| m.name == "latency-p99")
+        .expect("latency metric");
     assert_eq!(latency.phase, AnalysisPhase::Successful);
-    let metric = status.metric_results.iter().find(|m| m.name == "error-rate").expect("error-rate metric");
+    let metric = status
+        .metric_results
+        .iter()
+        .find(|m| m.name == "error-rate")
+        .expect("error-rate metric");
     let judged: Vec<&str> = metric
         .measurements
         .iter()

@@ -4,8 +4,8 @@
 use super::rollouts::{self, Action};
 use crate::crd::rollout::{Phase, Rollout};
 use crate::sim::{self, SimArgs};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, CustomResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -109,6 +109,84 @@ async fn fetch_metrics(addr: std::net::SocketAddr) -> std::io::Result<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).await?;
     Ok(out)
+}
+
+/// A Prometheus server of the demo's own, scraping the traffic simulator; stopped when dropped.
+struct DemoPrometheus {
+    child: std::process::Child,
+    url: String,
+    _dir: PathBuf,
+}
+
+impl Drop for DemoPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+/// Starts Debian's `prometheus` when it is installed; `None` otherwise.
+async fn start_prometheus(traffic: std::net::SocketAddr) -> Option<DemoPrometheus> {
+    let bin = std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| PathBuf::from(d).join("prometheus"))
+        .find(|p| p.is_file())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("serin-demo-prometheus-{port}"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let config = format!(
+        "global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: sim\n  static_configs: [{{targets: ['{traffic}']}}]\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).ok()?;
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let prom = DemoPrometheus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Some(prom);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// The error-rate template, measuring quickly for the demo.
+fn error_rate_template(prometheus: &str) -> serde_json::Value {
+    let query = "sum(rate(http_requests_total{namespace=\"default\",pod_template_hash=\"{{args.canary-hash}}\",code=~\"5..\"}[8s])) / sum(rate(http_requests_total{namespace=\"default\",pod_template_hash=\"{{args.canary-hash}}\"}[8s]))";
+    json!({
+        "apiVersion": "serin.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate", "namespace": "default"},
+        "spec": {"args": [{"name": "canary-hash"}], "metrics": [{
+            "name": "error-rate", "interval": "2s", "count": 3, "initialDelay": "4s",
+            "inconclusiveLimit": 5, "successCondition": "result < 0.05",
+            "provider": {"prometheus": {"address": prometheus, "query": query, "timeout": "2s"}}
+        }]}
+    })
+}
+
+fn analysed_steps() -> serde_json::Value {
+    json!([
+        {"setWeight": 25},
+        {"analysis": {"templates": [{"templateName": "error-rate"}],
+                      "args": [{"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}},
+        {"setWeight": 100}
+    ])
 }
 
 struct Story {
@@ -237,8 +315,24 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
     let pp = PatchParams::apply(MANAGER).force();
-    crds.patch("rollouts.serin.dev", &pp, &Patch::Apply(Rollout::crd()))
-        .await?;
+    for crd in crate::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &pp, &Patch::Apply(crd)).await?;
+    }
+    let prometheus = start_prometheus(cluster.traffic_addr).await;
+    if let Some(p) = &prometheus {
+        let templates: Api<crate::crd::analysis::AnalysisTemplate> = Api::namespaced(client.clone(), "default");
+        templates
+            .patch("error-rate", &pp, &Patch::Apply(error_rate_template(&p.url)))
+            .await?;
+        println!(
+            "  Prometheus ({}) scrapes the simulated traffic; an AnalysisTemplate asks it for each version's error rate.\n",
+            p.url
+        );
+    } else {
+        println!("  Prometheus is not installed here, so no analysis: a person looks and aborts instead.");
+        println!("  (apt-get install prometheus, or `make test` once, and the demo rolls back by itself.)\n");
+    }
     let controller = tokio::spawn(crate::reconcile::run(client.clone(), None, "serin-demo".into()));
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
     for name in ["web", "web-stable", "web-canary"] {
@@ -264,46 +358,83 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         .await?;
 
     println!();
-    story.say("2. Version 2.0 is released. With no steps written, Serin walks 5% -> 25% -> 50% -> 100%:");
-    api.patch("web", &pp, &Patch::Apply(rollout("example/web:2.0", "0.01", None)))
+    if prometheus.is_some() {
+        story.say("2. Version 2.0 (1% errors) is released: 25%, then Prometheus is asked, then 100%:");
+        api.patch(
+            "web",
+            &pp,
+            &Patch::Apply(rollout("example/web:2.0", "0.01", Some(analysed_steps()))),
+        )
         .await?;
+    } else {
+        story.say("2. Version 2.0 is released. With no steps written, Serin walks 5% -> 25% -> 50% -> 100%:");
+        api.patch("web", &pp, &Patch::Apply(rollout("example/web:2.0", "0.01", None)))
+            .await?;
+    }
     story
         .follow("version 2.0 promoted", |r| promoted_to(r, "example/web:2.0"))
         .await?;
 
     println!();
-    story.say("3. Version 3.0 is released, with a pause at 25% for a look. It fails 30% of its requests:");
-    let steps = json!([{"setWeight": 5}, {"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"setWeight": 100}]);
-    api.patch(
-        "web",
-        &pp,
-        &Patch::Apply(rollout("example/web:3.0", "0.30", Some(steps))),
-    )
-    .await?;
-    story
-        .follow("version 3.0 paused at 25%", |r| {
-            observed(r) && phase(r) == Some(Phase::Paused)
-        })
-        .await?;
     let stable = api
         .get("web")
         .await?
         .status
         .and_then(|s| s.stable_pod_hash)
         .unwrap_or_default();
-    let before = traffic(cluster.traffic_addr).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for (hash, (n, e)) in shares(&before, &traffic(cluster.traffic_addr).await) {
-        let version = if hash == stable { "stable 2.0" } else { "canary 3.0" };
+    if prometheus.is_some() {
+        story.say("3. Version 3.0 is released; it fails 30% of its requests. Nobody watches:");
+        api.patch(
+            "web",
+            &pp,
+            &Patch::Apply(rollout("example/web:3.0", "0.30", Some(analysed_steps()))),
+        )
+        .await?;
+        story
+            .follow("version 3.0 rolled back", |r| {
+                observed(r) && r.status.as_ref().and_then(|s| s.abort) == Some(true)
+            })
+            .await?;
+        let st = api.get("web").await?.status.unwrap_or_default();
+        for a in &st.analysis {
+            for m in &a.metrics {
+                story.say(&format!(
+                    "   analysis {}: {} = {} ({})",
+                    a.run,
+                    m.name,
+                    m.value.clone().unwrap_or_default(),
+                    m.phase
+                ));
+            }
+        }
+    } else {
+        story.say("3. Version 3.0 is released, with a pause at 25% for a look. It fails 30% of its requests:");
+        let steps = json!([{"setWeight": 5}, {"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"setWeight": 100}]);
+        api.patch(
+            "web",
+            &pp,
+            &Patch::Apply(rollout("example/web:3.0", "0.30", Some(steps))),
+        )
+        .await?;
+        story
+            .follow("version 3.0 paused at 25%", |r| {
+                observed(r) && phase(r) == Some(Phase::Paused)
+            })
+            .await?;
+        let before = traffic(cluster.traffic_addr).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for (hash, (n, e)) in shares(&before, &traffic(cluster.traffic_addr).await) {
+            let version = if hash == stable { "stable 2.0" } else { "canary 3.0" };
+            story.say(&format!(
+                "   {version} ({hash}): {n:>3} requests in 3s, {:>4.1}% errors",
+                100.0 * e as f64 / n.max(1) as f64
+            ));
+        }
         story.say(&format!(
-            "   {version} ({hash}): {n:>3} requests in 3s, {:>4.1}% errors",
-            100.0 * e as f64 / n.max(1) as f64
+            "   $ kubectl serin abort web   -> {}",
+            rollouts::request(&kube_args, "web", Action::Abort).await?
         ));
     }
-    story.say(&format!(
-        "   $ kubectl serin abort web   -> {}",
-        rollouts::request(&kube_args, "web", Action::Abort).await?
-    ));
     story
         .follow("traffic back on stable", |r| {
             let st = r.status.clone().unwrap_or_default();
@@ -320,20 +451,31 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         "   traffic now: {on_stable} of {total} requests in 2s went to stable version 2.0 ({stable})"
     ));
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    let mut recorded: Vec<(String, String)> = events
+    let mut recorded: Vec<_> = events
         .list(&kube::api::ListParams::default().fields("involvedObject.name=web"))
         .await?
         .items
         .into_iter()
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .filter(|e| e.involved_object.kind.as_deref() == Some("Rollout"))
+        .map(|e| {
+            (
+                e.event_time.map(|t| t.0),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
         .collect();
-    recorded.dedup();
+    recorded.sort_by_key(|(t, _, _)| *t);
     println!("\nEvents Serin recorded on rollout/web (kubectl get events):");
-    for (reason, message) in recorded {
+    for (_, reason, message) in recorded {
         println!("  {reason:<15} {message}");
     }
-    println!("\nDone: 2.0 was promoted step by step; 3.0 was stopped at 25% and every request is back on 2.0.");
-    println!("Next: Serin's Prometheus analysis makes that abort by itself.");
+    if prometheus.is_some() {
+        println!("\nDone: 2.0 passed its analysis and was promoted; 3.0 failed it and was rolled back by itself.");
+    } else {
+        println!("\nDone: 2.0 was promoted step by step; 3.0 was stopped at 25% and every request is back on 2.0.");
+        println!("With Prometheus installed, Serin's analysis makes that abort by itself.");
+    }
 
     if args.hold {
         println!(
