@@ -66,6 +66,32 @@ impl Prometheus {
     }
 }
 
+/// Whether any cause in the chain is the HTTP client's timeout.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<reqwest::Error>().is_some_and(|r| r.is_timeout()) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The error and its causes in one line (`failed to send request: connection refused`).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
 impl MetricProvider for Prometheus {
     async fn measure(&self, query: &str) -> Result<QueryResult, ProviderError> {
         let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
@@ -74,17 +100,11 @@ impl MetricProvider for Prometheus {
         }
         let response = request.get().await.map_err(|e| match e {
             prometheus_http_query::Error::Prometheus(p) => ProviderError::Query(p.to_string()),
-            other => {
-                let message = other.to_string();
-                if message.contains("timed out") || message.contains("timeout") {
-                    ProviderError::Timeout(self.timeout)
-                } else {
-                    ProviderError::Unreachable {
-                        address: self.address.clone(),
-                        message: message.replace(&self.address, ""),
-                    }
-                }
-            }
+            other if timed_out(&other) => ProviderError::Timeout(self.timeout),
+            other => ProviderError::Unreachable {
+                address: self.address.clone(),
+                message: causes(&other),
+            },
         })?;
         match response.data() {
             Data::Scalar(s) => Ok(QueryResult::Scalar(s.value())),

@@ -162,6 +162,11 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(targets: &[String]) -> Prometheus {
+        Self::start_with_data(targets, None)
+    }
+
+    /// Prometheus over a TSDB made beforehand (`promtool tsdb create-blocks-from`).
+    pub fn start_with_data(targets: &[String], data: Option<&Path>) -> Prometheus {
         let bin = which("prometheus").expect(
             "the prometheus server is not installed: run `make test`, which installs Debian's prometheus package",
         );
@@ -176,7 +181,12 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                data.map(Path::to_path_buf)
+                    .unwrap_or_else(|| dir.path().join("data"))
+                    .display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,225 @@
+//! The Prometheus provider against a real Prometheus holding known data (TSDB blocks made by
+//! promtool), directly and through a proxy that demands credentials or answers slowly.
+
+mod common;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use common::Prometheus;
+use serin::analysis::condition::QueryResult;
+use serin::analysis::prometheus::Prometheus as Provider;
+use serin::analysis::provider::{Credentials, MetricProvider, ProviderError};
+use serin::crd::analysis::{Header, PrometheusProvider};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Blocks with three series over the last ten minutes.
+fn blocks(dir: &Path) -> std::path::PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let mut om = String::from("# TYPE test_value gauge\n");
+    for i in 0..=30 {
+        let t = now - 600 + i * 20;
+        om.push_str(&format!("test_value{{case=\"one\"}} 0.25 {t}\ntest_value{{case=\"pair\",n=\"a\"}} 1 {t}\ntest_value{{case=\"pair\",n=\"b\"}} 2 {t}\n"));
+    }
+    om.push_str("# EOF\n");
+    std::fs::write(dir.join("data.om"), om).expect("write openmetrics");
+    let promtool = common::which("promtool").expect("promtool comes with Debian's prometheus package: run `make test`");
+    let out = Command::new(promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(dir.join("data.om"))
+        .arg(dir.join("tsdb"))
+        .output()
+        .expect("promtool runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir.join("tsdb")
+}
+
+fn provider(address: &str, headers: Vec<Header>, creds: Credentials, timeout: Duration) -> Provider {
+    let spec = PrometheusProvider {
+        address: address.into(),
+        query: String::new(),
+        headers,
+        ..Default::default()
+    };
+    Provider::new(&spec, &creds, timeout).expect("provider builds")
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    /// The Authorization header a request must carry.
+    authorization: String,
+    delay: Duration,
+}
+
+async fn forward(State(p): State<Proxy>, headers: HeaderMap, RawQuery(q): RawQuery) -> impl IntoResponse {
+    tokio::time::sleep(p.delay).await;
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let tenant = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if auth != p.authorization || tenant != "team-a" {
+        return (StatusCode::UNAUTHORIZED, "unauthorized".to_string()).into_response();
+    }
+    let url = format!("{}/api/v1/query?{}", p.upstream, q.unwrap_or_default());
+    match reqwest::get(url).await {
+        Ok(r) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            r.text().await.unwrap_or_default(),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+async fn start_proxy(p: Proxy) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route("/api/v1/query", axum::routing::get(forward).post(forward))
+        .with_state(p);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn eventually_value(p: &Provider, q: &str) -> QueryResult {
+    for _ in 0..100 {
+        if let Ok(r) = p.measure(q).await
+            && r != QueryResult::Empty
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no data for {q}");
+}
+
+#[tokio::test]
+async fn measures_known_data_and_reports_errors_plainly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = blocks(dir.path());
+    let prom = Prometheus::start_with_data(&[], Some(&data));
+    let p = provider(&prom.url(), vec![], Credentials::default(), Duration::from_secs(5));
+
+    assert_eq!(
+        eventually_value(&p, r#"test_value{case="one"}"#).await,
+        QueryResult::Scalar(0.25)
+    );
+    match p.measure(r#"sort(test_value{case="pair"})"#).await.unwrap() {
+        QueryResult::Vector(v) => assert_eq!(v, vec![1.0, 2.0]),
+        other => panic!("expected two values, got {other:?}"),
+    }
+    assert_eq!(
+        p.measure(r#"test_value{case="missing"}"#).await.unwrap(),
+        QueryResult::Empty
+    );
+    let nan = p
+        .measure(
+            r#"(test_value{case="one"} - test_value{case="one"}) / (test_value{case="one"} - test_value{case="one"})"#,
+        )
+        .await
+        .unwrap();
+    assert!(nan.is_no_data(), "0/0 is no data, not a value: {nan:?}");
+    assert!(matches!(p.measure("sum(").await, Err(ProviderError::Query(_))));
+    assert!(
+        matches!(p.measure(r#"test_value[5m]"#).await, Err(ProviderError::Query(_))),
+        "range vectors are refused"
+    );
+
+    let closed = provider(
+        &format!("http://127.0.0.1:{}", common::free_port()),
+        vec![],
+        Credentials::default(),
+        Duration::from_secs(2),
+    );
+    assert!(matches!(
+        closed.measure("up").await,
+        Err(ProviderError::Unreachable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn sends_headers_and_credentials_and_times_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = blocks(dir.path());
+    let prom = Prometheus::start_with_data(&[], Some(&data));
+    let direct = provider(&prom.url(), vec![], Credentials::default(), Duration::from_secs(5));
+    eventually_value(&direct, r#"test_value{case="one"}"#).await;
+    let tenant = vec![Header {
+        key: "X-Scope-OrgID".into(),
+        value: "team-a".into(),
+    }];
+
+    let bearer = start_proxy(Proxy {
+        upstream: prom.url(),
+        authorization: "Bearer s3cret-token".into(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    let with_token = Credentials {
+        bearer_token: Some("s3cret-token\n".into()),
+        ..Default::default()
+    };
+    let ok = provider(&bearer, tenant.clone(), with_token, Duration::from_secs(5));
+    assert_eq!(
+        ok.measure(r#"test_value{case="one"}"#).await.unwrap(),
+        QueryResult::Scalar(0.25)
+    );
+    let wrong = Credentials {
+        bearer_token: Some("not-it".into()),
+        ..Default::default()
+    };
+    let refused = provider(&bearer, tenant.clone(), wrong, Duration::from_secs(5))
+        .measure("up")
+        .await;
+    let err = refused.expect_err("a refused request is an error, never a value");
+    assert!(
+        !err.to_string().contains("not-it"),
+        "credentials never appear in errors: {err}"
+    );
+    let no_tenant = provider(
+        &bearer,
+        vec![],
+        Credentials {
+            bearer_token: Some("s3cret-token".into()),
+            ..Default::default()
+        },
+        Duration::from_secs(5),
+    );
+    assert!(no_tenant.measure("up").await.is_err(), "the header is sent");
+
+    let basic = start_proxy(Proxy {
+        upstream: prom.url(),
+        authorization: "Basic YWxpY2U6b3Blbi1zZXNhbWU=".into(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    let alice = Credentials {
+        basic: Some(("alice".into(), "open-sesame".into())),
+        ..Default::default()
+    };
+    assert_eq!(
+        provider(&basic, tenant.clone(), alice, Duration::from_secs(5))
+            .measure(r#"test_value{case="one"}"#)
+            .await
+            .unwrap(),
+        QueryResult::Scalar(0.25)
+    );
+
+    let slow = start_proxy(Proxy {
+        upstream: prom.url(),
+        authorization: String::new(),
+        delay: Duration::from_secs(3),
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let timed_out = provider(&slow, tenant, Credentials::default(), Duration::from_millis(500))
+        .measure("up")
+        .await;
+    assert!(matches!(timed_out, Err(ProviderError::Timeout(_))), "{timed_out:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
