@@ -256,3 +256,49 @@ async fn prometheus_going_away_never_promotes() {
     assert_eq!(st.stable_pod_hash.as_deref(), Some(v1.as_str()), "never promoted");
     assert_eq!(st.current_step_index, Some(1));
 }
+
+#[tokio::test]
+async fn credentials_come_from_a_secret_and_stay_secret() {
+    let e = env().await;
+    let prom_url = e.prometheus.as_ref().map(|p| p.url()).unwrap_or_default();
+    let proxy = common::start_proxy(common::Proxy {
+        upstream: prom_url,
+        authorization: "Bearer tok-9f8e7d".into(),
+        delay: Duration::ZERO,
+    })
+    .await;
+    e.sim.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "prom-token",
+        "--from-literal=token=tok-9f8e7d",
+    ]);
+    let guarded = templates(&proxy)
+        .replace(
+            "        timeout: 5s\n",
+            "        timeout: 5s\n        headers: [{key: X-Scope-OrgID, value: team-a}]\n        authentication: {bearerToken: {name: prom-token, key: token}}\n",
+        );
+    assert!(guarded.contains("bearerToken"), "the templates were rewritten");
+    e.apply(&guarded);
+    let controller = ControllerProc::start(&e.sim, "controller.log");
+    let v1 = e.healthy_v1().await;
+    e.apply(&rollout("example/web:2", "0"));
+    eventually("promoted through the guarded Prometheus", WAIT, || async {
+        let st = e.status().await;
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() != Some(v1.as_str())).then_some(())
+    })
+    .await;
+    for what in [
+        ["get", "analysisruns", "-o", "yaml"],
+        ["get", "events", "-o", "yaml"],
+        ["get", "rollouts", "-o", "yaml"],
+    ] {
+        let out = e.sim.kubectl_ok(&what);
+        assert!(!out.contains("tok-9f8e7d"), "the token leaked into {what:?}");
+    }
+    assert!(
+        !controller.log().contains("tok-9f8e7d"),
+        "the token leaked into the controller's log"
+    );
+}

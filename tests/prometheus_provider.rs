@@ -3,10 +3,7 @@
 
 mod common;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use common::Prometheus;
+use common::{Prometheus, Proxy, start_proxy};
 use serin::analysis::condition::QueryResult;
 use serin::analysis::prometheus::Prometheus as Provider;
 use serin::analysis::provider::{Credentials, MetricProvider, ProviderError};
@@ -47,43 +44,6 @@ fn provider(address: &str, headers: Vec<Header>, creds: Credentials, timeout: Du
         ..Default::default()
     };
     Provider::new(&spec, &creds, timeout).expect("provider builds")
-}
-
-#[derive(Clone)]
-struct Proxy {
-    upstream: String,
-    /// The Authorization header a request must carry.
-    authorization: String,
-    delay: Duration,
-}
-
-async fn forward(State(p): State<Proxy>, headers: HeaderMap, RawQuery(q): RawQuery) -> impl IntoResponse {
-    tokio::time::sleep(p.delay).await;
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let tenant = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if auth != p.authorization || tenant != "team-a" {
-        return (StatusCode::UNAUTHORIZED, "unauthorized".to_string()).into_response();
-    }
-    let url = format!("{}/api/v1/query?{}", p.upstream, q.unwrap_or_default());
-    match reqwest::get(url).await {
-        Ok(r) => (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            r.text().await.unwrap_or_default(),
-        )
-            .into_response(),
-        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    }
-}
-
-async fn start_proxy(p: Proxy) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new()
-        .route("/api/v1/query", axum::routing::get(forward).post(forward))
-        .with_state(p);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
 }
 
 async fn eventually_value(p: &Provider, q: &str) -> QueryResult {

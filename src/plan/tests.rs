@@ -774,3 +774,26 @@ mod analysis {
         assert_eq!(w.status().phase, Some(Phase::Healthy));
     }
 }
+
+#[test]
+fn finished_analysis_runs_beyond_the_history_are_deleted() {
+    let steps: serde_json::Value =
+        serde_json::from_str(r#"[{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "t"}]}}]"#).unwrap();
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": steps}}}));
+    for i in 0..8 {
+        w.advance(10);
+        w.release(&format!("web:{}", i + 2));
+        w.settle();
+        let current = w.current();
+        for r in w.runs.iter_mut().filter(|r| r.hash == current) {
+            r.phase = AnalysisPhase::Successful;
+        }
+        w.settle();
+    }
+    assert!(w.runs.len() <= ANALYSIS_RUN_HISTORY + 1, "{} runs kept", w.runs.len());
+    let current = w.current();
+    assert!(
+        w.runs.iter().any(|r| r.hash == current),
+        "the current version's run stays"
+    );
+}

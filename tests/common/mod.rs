@@ -328,3 +328,48 @@ impl SimCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// A proxy in front of Prometheus's query API that demands an Authorization header and an
+/// `X-Scope-OrgID: team-a` header, and can answer slowly.
+#[derive(Clone)]
+pub struct Proxy {
+    pub upstream: String,
+    pub authorization: String,
+    pub delay: Duration,
+}
+
+async fn forward(
+    axum::extract::State(p): axum::extract::State<Proxy>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    tokio::time::sleep(p.delay).await;
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let tenant = headers.get("x-scope-orgid").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if auth != p.authorization || tenant != "team-a" {
+        return (StatusCode::UNAUTHORIZED, "unauthorized".to_string()).into_response();
+    }
+    let url = format!("{}/api/v1/query?{}", p.upstream, q.unwrap_or_default());
+    match reqwest::get(url).await {
+        Ok(r) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            r.text().await.unwrap_or_default(),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+/// Starts a proxy on a free loopback port; returns its URL.
+pub async fn start_proxy(p: Proxy) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route("/api/v1/query", axum::routing::get(forward).post(forward))
+        .with_state(p);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
