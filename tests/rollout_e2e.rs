@@ -347,6 +347,17 @@ async fn invalid_rollouts_are_refused_or_reported() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "expected {expect:?} in: {err}");
     }
+    // A metric without a condition would pass everything: refused.
+    let no_condition = "apiVersion: serin.dev/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  metrics:\n  - name: m\n    provider: {prometheus: {address: 'http://p:9090', query: up}}\n";
+    let out = e
+        .sim
+        .kubectl_stdin(&["apply", "--server-side", "-f", "-"], no_condition);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a metric needs successCondition"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Accepted by the schema but unsound: a condition and an Event, no crash loop.
     e.apply(&base.replace(
         "selector: {matchLabels: {app: web}}",

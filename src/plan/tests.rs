@@ -797,3 +797,25 @@ fn finished_analysis_runs_beyond_the_history_are_deleted() {
         "the current version's run stays"
     );
 }
+
+#[test]
+fn an_erroring_analysis_aborts_when_the_metric_says_so() {
+    let steps: serde_json::Value =
+        serde_json::from_str(r#"[{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "t"}]}}]"#).unwrap();
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": steps}}}));
+    w.release("web:2");
+    w.settle();
+    let current = w.current();
+    for r in w.runs.iter_mut().filter(|r| r.hash == current) {
+        r.phase = AnalysisPhase::Error;
+        r.abort_on_error = true;
+        r.message = "error-rate: cannot reach prometheus (Error)".into();
+    }
+    let p = w.tick();
+    assert_eq!(p.status.abort, Some(true));
+    assert!(
+        p.decisions
+            .iter()
+            .any(|d| d.reason == "Aborted" && d.message.contains("kept erroring"))
+    );
+}

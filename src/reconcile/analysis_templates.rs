@@ -117,3 +117,26 @@ pub async fn resolve(
         background: background.then_some(true),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_refs_read_the_rollout() {
+        let r: Rollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app.kubernetes.io/name": "web-app"}},
+            "spec": {"replicas": 3, "selector": {}, "strategy": {"canary": {}}}
+        }))
+        .unwrap();
+        assert_eq!(field(&r, "metadata.name").as_deref(), Some("web"));
+        assert_eq!(field(&r, "metadata.namespace").as_deref(), Some("shop"));
+        assert_eq!(
+            field(&r, "metadata.labels['app.kubernetes.io/name']").as_deref(),
+            Some("web-app")
+        );
+        assert_eq!(field(&r, "spec.replicas").as_deref(), Some("3"));
+        assert_eq!(field(&r, "spec.nothing"), None);
+    }
+}
