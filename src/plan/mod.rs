@@ -136,6 +136,15 @@ fn since(now: Timestamp, t: &Option<Time>) -> Duration {
         .unwrap_or_default()
 }
 
+/// What an analysis run means for the rollout.
+enum RunVerdict {
+    Pass,
+    Running(String),
+    /// Pause: (condition reason, message with the way forward).
+    Hold(&'static str, String),
+    Abort(String),
+}
+
 struct Planner<'a> {
     name: String,
     replicas: i32,
@@ -183,6 +192,37 @@ impl<'a> Planner<'a> {
                 attempt: self.attempt(),
                 analysis,
             });
+        }
+    }
+
+    fn judge_run(&self, run: &ObservedRun, what: &str, stable: &str) -> RunVerdict {
+        match run.phase {
+            AnalysisPhase::Successful => RunVerdict::Pass,
+            AnalysisPhase::Failed => RunVerdict::Abort(format!(
+                "{what} failed ({}): traffic goes back to stable {stable}",
+                run.message
+            )),
+            AnalysisPhase::Error if run.abort_on_error => RunVerdict::Abort(format!(
+                "{what} kept erroring ({}): traffic goes back to stable {stable}",
+                run.message
+            )),
+            AnalysisPhase::Inconclusive | AnalysisPhase::Error => RunVerdict::Hold(
+                if run.phase == AnalysisPhase::Error {
+                    "AnalysisError"
+                } else {
+                    "InconclusiveAnalysis"
+                },
+                format!(
+                    "{what} is {} ({}): `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
+                    run.phase.as_str().to_lowercase(),
+                    run.message,
+                    self.name,
+                    self.name
+                ),
+            ),
+            AnalysisPhase::Pending | AnalysisPhase::Running => {
+                RunVerdict::Running(format!("{what} running ({})", run.message))
+            }
         }
     }
 
@@ -383,50 +423,22 @@ impl<'a> Planner<'a> {
             match self.run_for(current, None) {
                 None => self.request_run(current, None, background),
                 Some(run) if Some(&run.name) == self.st.acknowledged_run.as_ref() => {}
-                Some(run) => match run.phase {
-                    AnalysisPhase::Failed => {
-                        self.abort(format!(
-                            "background analysis failed ({}): traffic goes back to stable {stable}",
-                            run.message
-                        ));
+                Some(run) => match self.judge_run(run, "background analysis", stable) {
+                    RunVerdict::Abort(why) => {
+                        self.abort(why);
                         return self.aborted(stable, current);
                     }
-                    AnalysisPhase::Error if run.abort_on_error => {
-                        self.abort(format!(
-                            "background analysis kept erroring ({}): traffic goes back to stable {stable}",
-                            run.message
-                        ));
-                        return self.aborted(stable, current);
+                    RunVerdict::Hold(..) if control.promote_step == Some(self.step_index() as i32) => {
+                        self.st.acknowledged_run = Some(run.name.clone());
+                        let what = run.phase.as_str().to_lowercase();
+                        self.note(
+                            Severity::Normal,
+                            "AnalysisAcknowledged",
+                            format!("going past the {what} background analysis on request"),
+                        );
                     }
-                    AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
-                        if control.promote_step == Some(self.step_index() as i32) {
-                            self.st.acknowledged_run = Some(run.name.clone());
-                            self.note(
-                                Severity::Normal,
-                                "AnalysisAcknowledged",
-                                format!(
-                                    "going past the {} background analysis on request",
-                                    run.phase.as_str().to_lowercase()
-                                ),
-                            );
-                        } else {
-                            analysis_block = Some((
-                                if run.phase == AnalysisPhase::Error {
-                                    "AnalysisError"
-                                } else {
-                                    "InconclusiveAnalysis"
-                                },
-                                format!(
-                                    "background analysis is {} ({}): `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
-                                    run.phase.as_str().to_lowercase(),
-                                    run.message,
-                                    self.name,
-                                    self.name
-                                ),
-                            ));
-                        }
-                    }
-                    _ => {}
+                    RunVerdict::Hold(reason, message) => analysis_block = Some((reason, message)),
+                    RunVerdict::Pass | RunVerdict::Running(_) => {}
                 },
             }
         }
@@ -494,8 +506,8 @@ impl<'a> Planner<'a> {
                         running = Some(format!("step {}/{n}: starting analysis", idx + 1));
                         false
                     }
-                    Some(run) => match run.phase {
-                        AnalysisPhase::Successful => {
+                    Some(run) => match self.judge_run(run, &format!("analysis at step {}/{n}", idx + 1), stable) {
+                        RunVerdict::Pass => {
                             self.note(
                                 Severity::Normal,
                                 "AnalysisSuccessful",
@@ -503,42 +515,16 @@ impl<'a> Planner<'a> {
                             );
                             true
                         }
-                        AnalysisPhase::Failed => {
-                            self.abort(format!(
-                                "analysis at step {}/{n} failed ({}): traffic goes back to stable {stable}",
-                                idx + 1,
-                                run.message
-                            ));
+                        RunVerdict::Abort(why) => {
+                            self.abort(why);
                             return self.aborted(stable, current);
                         }
-                        AnalysisPhase::Error if run.abort_on_error => {
-                            self.abort(format!(
-                                "analysis at step {}/{n} kept erroring ({}): traffic goes back to stable {stable}",
-                                idx + 1,
-                                run.message
-                            ));
-                            return self.aborted(stable, current);
-                        }
-                        AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
-                            waiting = Some((
-                                if run.phase == AnalysisPhase::Error {
-                                    "AnalysisError"
-                                } else {
-                                    "InconclusiveAnalysis"
-                                },
-                                format!(
-                                    "analysis at step {}/{n} is {} ({}): `kubectl serin promote {}` goes on, `kubectl serin abort {}` goes back",
-                                    idx + 1,
-                                    run.phase.as_str().to_lowercase(),
-                                    run.message,
-                                    self.name,
-                                    self.name
-                                ),
-                            ));
+                        RunVerdict::Hold(reason, message) => {
+                            waiting = Some((reason, message));
                             false
                         }
-                        _ => {
-                            running = Some(format!("step {}/{n}: analysis running ({})", idx + 1, run.message));
+                        RunVerdict::Running(message) => {
+                            running = Some(message);
                             false
                         }
                     },

@@ -619,7 +619,7 @@ mod analysis {
         let p = w.settle();
         assert_eq!(p.status.current_step_index, Some(1));
         assert_eq!(p.status.phase, Some(Phase::Progressing));
-        assert!(p.status.message.unwrap().contains("analysis running"));
+        assert!(p.status.message.unwrap().contains("analysis at step 2/3 running"));
         assert_eq!(w.runs.len(), 1, "one run for the step");
         assert_eq!(p.status.analysis.len(), 1);
         set_run(
