@@ -89,8 +89,7 @@ async fn env() -> Env {
     sim.install_crds();
     let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
     let client = sim.client().await;
-    let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &templates(&prometheus.url()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sim.apply_yaml(&templates(&prometheus.url()));
     Env {
         rollouts: Api::namespaced(client.clone(), "default"),
         runs: Api::namespaced(client.clone(), "default"),
@@ -102,8 +101,7 @@ async fn env() -> Env {
 
 impl Env {
     fn apply(&self, yaml: &str) {
-        let out = self.sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.sim.apply_yaml(yaml);
     }
 
     async fn status(&self) -> RolloutStatus {

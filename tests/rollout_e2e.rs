@@ -67,8 +67,7 @@ async fn env() -> Env {
 
 impl Env {
     fn apply(&self, yaml: &str) {
-        let out = self.sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.sim.apply_yaml(yaml);
     }
 
     async fn status(&self) -> serin::crd::rollout::RolloutStatus {

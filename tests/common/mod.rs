@@ -283,6 +283,12 @@ impl ControllerProc {
 }
 
 impl SimCluster {
+    /// `kubectl apply --server-side` of YAML; fails the test with kubectl's words if refused.
+    pub fn apply_yaml(&self, yaml: &str) {
+        let out = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
+        assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Installs Serin's CRDs from `crds/` with kubectl, as a user would.
     pub fn install_crds(&self) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
