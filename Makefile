@@ -32,6 +32,7 @@ tools: $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION) $(TOOLS)/bin/helm.stamp prometheu
 .PHONY: prometheus
 prometheus:
 	@command -v prometheus >/dev/null || scripts/apt-install prometheus
+	@command -v openssl >/dev/null || scripts/apt-install openssl
 
 $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION):
 	@command -v python3 >/dev/null || scripts/apt-install python3

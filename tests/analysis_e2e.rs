@@ -236,9 +236,22 @@ async fn prometheus_going_away_never_promotes() {
     let mut e = env().await;
     let _controller = ControllerProc::start(&e.sim, "controller.log");
     let v1 = e.healthy_v1().await;
-    // Prometheus stops before the analysis measures anything.
-    drop(e.prometheus.take());
     e.apply(&rollout("example/web:2", "0"));
+    // Prometheus stops once the analysis has begun measuring.
+    eventually("a first measurement", WAIT, || async {
+        let runs = e
+            .runs
+            .list(&ListParams::default().labels("serin.dev/rollout=web"))
+            .await
+            .ok()?
+            .items;
+        runs.iter()
+            .filter_map(|r| r.status.as_ref())
+            .any(|s| s.metric_results.iter().any(|m| !m.measurements.is_empty()))
+            .then_some(())
+    })
+    .await;
+    drop(e.prometheus.take());
     let st = eventually("paused on analysis errors", WAIT, || async {
         let st = e.status().await;
         (st.phase == Some(Phase::Paused)).then_some(st)

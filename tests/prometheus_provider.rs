@@ -183,3 +183,115 @@ async fn sends_headers_and_credentials_and_times_out() {
     assert!(matches!(timed_out, Err(ProviderError::Timeout(_))), "{timed_out:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl command.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("write");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=serin-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    std::fs::write(
+        dir.join("web.yml"),
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .expect("write");
+}
+
+#[tokio::test]
+async fn speaks_tls_with_a_given_ca_or_when_told_to_skip_verification() {
+    use serin::crd::analysis::{PrometheusTls, SecretKeyRef};
+    let dir = tempfile::tempdir().expect("temp dir");
+    certificates(dir.path());
+    let prom = Prometheus::start_full(&[], None, Some(&dir.path().join("web.yml")));
+    let address = format!("https://127.0.0.1:{}", prom.port);
+    let tls = |insecure: Option<bool>, ca: bool| PrometheusTls {
+        ca: ca.then(|| SecretKeyRef {
+            name: "prom-ca".into(),
+            key: "ca.crt".into(),
+        }),
+        insecure_skip_verify: insecure,
+    };
+    let build = |t: PrometheusTls, pem: Option<Vec<u8>>| {
+        let spec = PrometheusProvider {
+            address: address.clone(),
+            query: String::new(),
+            tls: Some(t),
+            ..Default::default()
+        };
+        Provider::new(
+            &spec,
+            &Credentials {
+                ca_pem: pem,
+                ..Default::default()
+            },
+            Duration::from_secs(5),
+        )
+        .expect("provider builds")
+    };
+    let ca = std::fs::read(dir.path().join("ca.crt")).expect("ca");
+    let trusted = build(tls(None, true), Some(ca));
+    assert_eq!(eventually_value(&trusted, "vector(1)").await, QueryResult::Scalar(1.0));
+    let untrusted = build(tls(None, false), None);
+    assert!(
+        matches!(
+            untrusted.measure("vector(1)").await,
+            Err(ProviderError::Unreachable { .. })
+        ),
+        "an unknown CA is refused"
+    );
+    let skipping = build(tls(Some(true), false), None);
+    assert_eq!(skipping.measure("vector(1)").await.unwrap(), QueryResult::Scalar(1.0));
+}

@@ -167,6 +167,11 @@ impl Prometheus {
 
     /// Prometheus over a TSDB made beforehand (`promtool tsdb create-blocks-from`).
     pub fn start_with_data(targets: &[String], data: Option<&Path>) -> Prometheus {
+        Self::start_full(targets, data, None)
+    }
+
+    /// Prometheus with a web config (TLS), serving HTTPS.
+    pub fn start_full(targets: &[String], data: Option<&Path>, web_config: Option<&Path>) -> Prometheus {
         let bin = which("prometheus").expect(
             "the prometheus server is not installed: run `make test`, which installs Debian's prometheus package",
         );
@@ -188,6 +193,7 @@ impl Prometheus {
                     .display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(web_config.map(|w| format!("--web.config.file={}", w.display())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -286,7 +292,11 @@ impl SimCluster {
     /// `kubectl apply --server-side` of YAML; fails the test with kubectl's words if refused.
     pub fn apply_yaml(&self, yaml: &str) {
         let out = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
-        assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Installs Serin's CRDs from `crds/` with kubectl, as a user would.
