@@ -7,3 +7,4 @@ pub mod hash;
 pub mod plan;
 pub mod reconcile;
 pub mod sim;
+pub mod traffic;

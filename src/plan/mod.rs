@@ -639,12 +639,18 @@ impl<'a> Planner<'a> {
     }
 
     fn move_towards(&mut self, stable: &str, current: &str, t: Targets) {
+        // With a router and a full stable, the canary's Pods are extra by design, not a surge.
+        let surge = if self.routed && self.canary.dynamic_stable_scale != Some(true) {
+            self.replicas
+        } else {
+            self.surge
+        };
         let next = step_towards(
             self.replicas,
             t,
             self.sizes_of(current),
             self.sizes_of(stable),
-            self.surge,
+            surge,
             self.unavailable,
         );
         self.want(current, next.canary);
@@ -813,6 +819,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         };
     };
     conditions::remove(&mut conds, conditions::INVALID_SPEC);
+    // The shell sets this one when a router refuses; a plan that gets written means it worked.
+    conditions::remove(&mut conds, "TrafficRouting");
     let canary = spec.strategy.canary.clone().unwrap_or_default();
     let steps_list = steps::effective_steps(&canary);
     let routed = canary.traffic_routing.is_some();

@@ -819,3 +819,113 @@ fn an_erroring_analysis_aborts_when_the_metric_says_so() {
             .any(|d| d.reason == "Aborted" && d.message.contains("kept erroring"))
     );
 }
+
+mod routed {
+    use super::*;
+
+    fn routed_world(extra: serde_json::Value) -> World {
+        let mut spec = json!({"replicas": 4, "strategy": {"canary": {
+            "stableService": "web-stable", "canaryService": "web-canary",
+            "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
+            "steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]}}});
+        merge(&mut spec, extra);
+        let mut w = World::new(rollout(spec));
+        w.settle();
+        w.release("web:2");
+        w
+    }
+
+    #[test]
+    fn the_router_takes_the_exact_weight_and_the_stable_stays_full() {
+        let mut w = routed_world(json!({}));
+        let stable = w.stable();
+        let p = w.tick();
+        assert_eq!(p.weight, 0, "no weight before a canary Pod is available");
+        w.ready();
+        let p = w.settle();
+        assert_eq!(
+            (p.status.current_step_index, p.weight),
+            (Some(1), 5),
+            "5% exactly, with 4 replicas"
+        );
+        let current = w.current();
+        assert_eq!(
+            (w.size(&current), w.size(&stable)),
+            (1, 4),
+            "one canary Pod; the stable stays full"
+        );
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        w.tick();
+        w.ready();
+        let p = w.settle();
+        assert_eq!(p.weight, 50);
+        assert_eq!((w.size(&current), w.size(&stable)), (2, 4));
+    }
+
+    #[test]
+    fn dynamic_stable_scale_shrinks_the_stable_as_the_weight_grows() {
+        let mut w = routed_world(json!({"strategy": {"canary": {"dynamicStableScale": true}}}));
+        let stable = w.stable();
+        w.tick();
+        w.ready();
+        w.settle();
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        w.tick();
+        w.ready();
+        w.settle();
+        assert_eq!(w.size(&stable), 2, "50% of 4");
+    }
+
+    #[test]
+    fn abort_moves_traffic_at_once_and_pods_after_the_delay() {
+        let mut w = routed_world(json!({"strategy": {"canary": {"abortScaleDownDelaySeconds": 30}}}));
+        w.tick();
+        w.ready();
+        w.settle();
+        let current = w.current();
+        w.request(ControlRequests {
+            abort: Some(true),
+            ..Default::default()
+        });
+        let p = w.tick();
+        assert_eq!(p.weight, 0, "traffic back on stable first");
+        assert_eq!(w.size(&current), 1, "the canary keeps its Pods for the delay");
+        assert!(p.requeue_after.unwrap() <= Duration::from_secs(30));
+        w.advance(31);
+        w.tick();
+        assert_eq!(w.size(&current), 0);
+    }
+
+    #[test]
+    fn promotion_gives_the_canary_all_traffic_before_the_old_version_goes() {
+        let mut w = routed_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 50}]}}}));
+        let stable = w.stable();
+        w.tick();
+        w.ready();
+        let mut promoted = None;
+        for _ in 0..20 {
+            let p = w.tick();
+            w.ready();
+            if p.decisions.iter().any(|d| d.reason == "Promoted") {
+                promoted = Some(p);
+                break;
+            }
+        }
+        let p = promoted.expect("promoted");
+        assert_eq!(p.weight, 100, "all traffic on the new version at promotion");
+        assert_eq!(
+            w.size(&stable),
+            4,
+            "the old version keeps its Pods while traffic drains"
+        );
+        w.advance(31);
+        w.settle();
+        assert_eq!(w.size(&stable), 0);
+    }
+}

@@ -61,8 +61,22 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
             "stableService and canaryService are both {a:?}: they must be two Services"
         ));
     }
-    if canary.traffic_routing.is_some() {
-        out.push("spec.strategy.canary.trafficRouting is not supported by this version of Serin yet: remove it to split traffic by Pod ratio".into());
+    if let Some(routing) = &canary.traffic_routing {
+        match &routing.gateway_api {
+            Some(g) if g.http_route.is_none() && g.http_routes.as_ref().is_none_or(|r| r.is_empty()) && g.grpc_route.is_none() => {
+                out.push("spec.strategy.canary.trafficRouting.gatewayAPI names no httpRoute, httpRoutes or grpcRoute".into());
+            }
+            Some(_) => {}
+            None => out.push(
+                "spec.strategy.canary.trafficRouting: only gatewayAPI is supported by this version of Serin yet (nginx, istio and smi are not)".into(),
+            ),
+        }
+        if canary.stable_service.is_none() || canary.canary_service.is_none() {
+            out.push(
+                "spec.strategy.canary.trafficRouting needs stableService and canaryService: the router sends to them"
+                    .into(),
+            );
+        }
     }
     for (i, step) in effective_steps(canary).iter().enumerate() {
         if let Some(p) = &step.pause
@@ -74,6 +88,11 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
             && a.templates.is_empty()
         {
             out.push(format!("steps[{i}].analysis names no templates"));
+        }
+        if (step.set_header_route.is_some() || step.set_mirror_route.is_some()) && canary.traffic_routing.is_some() {
+            out.push(format!(
+                "steps[{i}]: header and mirror routes are not supported by this version of Serin yet"
+            ));
         }
         if (step.set_header_route.is_some() || step.set_mirror_route.is_some()) && canary.traffic_routing.is_none() {
             out.push(format!(

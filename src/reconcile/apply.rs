@@ -250,3 +250,56 @@ async fn apply_runs(
     }
     Ok(())
 }
+
+/// A router that cannot be set stops the rollout where it is: a condition and an Event say why.
+pub async fn report_router_error(
+    ctx: &Context,
+    rollout: &Rollout,
+    error: &crate::traffic::RouterError,
+) -> Result<(), Error> {
+    use crate::plan::conditions;
+    let message = error.to_string();
+    let mut status = rollout.status.clone().unwrap_or_default();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    let already = conds
+        .iter()
+        .any(|c| c.type_ == "TrafficRouting" && c.message == message);
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    conditions::set(
+        &mut conds,
+        "TrafficRouting",
+        false,
+        "RouterError",
+        &message,
+        rollout.metadata.generation,
+        &now,
+    );
+    status.conditions = Some(conds);
+    status.message = Some(format!("traffic router: {message}"));
+    if !already {
+        let d = crate::plan::Decision {
+            severity: crate::plan::Severity::Warning,
+            reason: "TrafficRoutingError",
+            action: format!("Route-{}", crate::hash::hash_text(&message)),
+            message: message.clone(),
+        };
+        if let Err(e) = super::events::record(&ctx.client, rollout, &ctx.instance, &d).await {
+            tracing::warn!(error = %e, "could not record an Event");
+        }
+    }
+    let plan_status = Plan {
+        replica_sets: Vec::new(),
+        delete: Vec::new(),
+        stable_service_hash: None,
+        canary_service_hash: None,
+        weight: 0,
+        status,
+        decisions: Vec::new(),
+        requeue_after: None,
+        scale_down_workload: false,
+        create_runs: Vec::new(),
+        terminate_runs: Vec::new(),
+        delete_runs: Vec::new(),
+    };
+    apply_status(ctx, rollout, &plan_status).await
+}

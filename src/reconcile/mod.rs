@@ -6,6 +6,7 @@ mod analysis_templates;
 mod apply;
 pub mod events;
 mod observe;
+mod router;
 
 use crate::crd::analysis::AnalysisRun;
 use crate::crd::rollout::Rollout;
@@ -31,6 +32,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the Rollout has no {0}")]
     MissingField(&'static str),
+    #[error("traffic router: {0}")]
+    Router(#[from] crate::traffic::RouterError),
 }
 
 impl Error {
@@ -40,6 +43,7 @@ impl Error {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
             Error::Kube(_) => "kube",
             Error::MissingField(_) => "missing_field",
+            Error::Router(_) => "router",
         }
     }
 }
@@ -124,6 +128,17 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
     let _enter = span.enter();
     // Objects first, then the decisions' Events, then status: a crash anywhere in between
     // recomputes the same decisions, and their Events are named by them, so none is lost or doubled.
+    // Traffic first: abort and promotion put it on the right version before any Pod goes.
+    let routed = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.traffic_routing.is_some());
+    if routed && let Err(e) = router::set_weight(&ctx.client, &rollout, plan.weight).await {
+        apply::report_router_error(&ctx, &rollout, &e).await?;
+        return Ok(Action::requeue(Duration::from_secs(10)));
+    }
     apply::apply_objects(&ctx, &rollout, &observed, &plan).await?;
     for d in &plan.decisions {
         tracing::info!(reason = d.reason, "{}", d.message);
