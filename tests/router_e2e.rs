@@ -1,0 +1,252 @@
+//! Traffic routers end to end: `serin sim` with an HTTPRoute CRD applied by kubectl, the real
+//! controller, and a real Prometheus measuring what the route sends where.
+
+mod common;
+
+use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn httproute_crd() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml")
+}
+
+const ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+spec:
+  parentRefs: [{name: gateway}]
+  hostnames: [web.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x-team, value: web}]}}]
+    backendRefs:
+    - {name: web-stable, port: 80, weight: 100}
+    - {name: web-canary, port: 80, weight: 0}
+"#;
+
+fn rollout(image: &str) -> String {
+    format!(
+        r#"
+apiVersion: serin.dev/v1alpha1
+kind: Rollout
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: 4
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        env: [{{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}]
+  strategy:
+    canary:
+      stableService: web-stable
+      canaryService: web-canary
+      abortScaleDownDelaySeconds: 2
+      trafficRouting:
+        gatewayAPI: {{httpRoute: web}}
+      steps: [{{setWeight: 5}}, {{pause: {{}}}}, {{setWeight: 50}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-stable, namespace: default}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-canary, namespace: default}}
+spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+"#
+    )
+}
+
+async fn route(client: &kube::Client) -> Value {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    serde_json::to_value(api.get("web").await.expect("route")).expect("json")
+}
+
+fn weights(route: &Value) -> (i64, i64) {
+    let refs = &route["spec"]["rules"][0]["backendRefs"];
+    (
+        refs[0]["weight"].as_i64().unwrap_or(-1),
+        refs[1]["weight"].as_i64().unwrap_or(-1),
+    )
+}
+
+/// A sync as ArgoCD makes it with the documented settings (`ignoreDifferences` on backendRef
+/// weights, `RespectIgnoreDifferences=true`, server-side apply): the Git manifest, with the ignored
+/// fields taken from the live object, applied by ArgoCD's field manager with force.
+async fn argocd_sync(sim: &SimCluster, client: &kube::Client, git: &str) {
+    let mut desired: Value = serde_saphyr::from_str(git).expect("yaml");
+    let live = route(client).await;
+    let live_refs = live["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for rule in desired["spec"]["rules"].as_array_mut().into_iter().flatten() {
+        for b in rule["backendRefs"].as_array_mut().into_iter().flatten() {
+            if let Some(w) = live_refs
+                .iter()
+                .find(|l| l["name"] == b["name"])
+                .map(|l| l["weight"].clone())
+            {
+                b["weight"] = w;
+            }
+        }
+    }
+    let out = sim.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=argocd-controller",
+            "-f",
+            "-",
+        ],
+        &desired.to_string(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn status(api: &Api<Rollout>) -> RolloutStatus {
+    api.get("web").await.ok().and_then(|r| r.status).unwrap_or_default()
+}
+
+async fn share_of_canary(prom: &prometheus_http_query::Client, canary_hash: &str) -> Option<f64> {
+    let q = format!(
+        "sum(rate(http_requests_total{{pod_template_hash=\"{canary_hash}\"}}[6s])) / sum(rate(http_requests_total[6s]))"
+    );
+    let r = prom.query(q).get().await.ok()?;
+    r.data().as_vector()?.first().map(|s| s.sample().value())
+}
+
+#[tokio::test]
+async fn five_percent_through_an_httproute_and_back_on_abort() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    sim.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        httproute_crd().to_str().unwrap_or_default(),
+    ]);
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/httproutes.gateway.networking.k8s.io",
+        "--timeout=10s",
+    ]);
+    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    // The route comes from "Git", applied by ArgoCD's field manager.
+    let out = sim.kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"],
+        ROUTE,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    sim.apply_yaml(&rollout("example/web:1"));
+    eventually("healthy", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    assert_eq!(weights(&route(&client).await), (100, 0));
+
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let st = eventually("paused at 5%", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
+    })
+    .await;
+    assert_eq!(st.canary_weight, Some(5));
+    assert_eq!(weights(&route(&client).await), (95, 5));
+    let canary = st.current_pod_hash.clone().unwrap_or_default();
+    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
+    let share = eventually("about 5% of requests on the canary", WAIT, || {
+        let (p, c) = (prom_client.clone(), canary.clone());
+        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
+    })
+    .await;
+    eprintln!("canary share of requests at weight 5: {share:.4}");
+
+    // "ArgoCD" syncs the unchanged manifest again: Serin's weights and the user's fields both stay.
+    argocd_sync(&sim, &client, ROUTE).await;
+    let after = route(&client).await;
+    assert_eq!(weights(&after), (95, 5));
+    assert_eq!(after["spec"]["hostnames"][0], "web.example.com");
+    assert_eq!(after["spec"]["rules"][0]["filters"][0]["type"], "RequestHeaderModifier");
+    // A change in Git elsewhere in the route is applied and still leaves the weights alone.
+    argocd_sync(&sim, &client, &ROUTE.replace("web.example.com", "www.example.com")).await;
+    let after = route(&client).await;
+    assert_eq!(
+        (weights(&after), after["spec"]["hostnames"][0].as_str()),
+        ((95, 5), Some("www.example.com"))
+    );
+    // And no write loop: with nothing changing, the controller leaves the route alone.
+    let rv = after["metadata"]["resourceVersion"].clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(route(&client).await["metadata"]["resourceVersion"], rv);
+
+    sim.kubectl_serin_ok(&["abort", "web"]);
+    eventually("route back on stable", WAIT, || async {
+        (weights(&route(&client).await) == (100, 0)).then_some(())
+    })
+    .await;
+    let st = status(&rollouts).await;
+    assert_eq!(st.phase, Some(Phase::Degraded));
+}
+
+#[tokio::test]
+async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    sim.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        httproute_crd().to_str().unwrap_or_default(),
+    ]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    sim.apply_yaml(&rollout("example/web:1"));
+    let st = eventually("a TrafficRouting condition", WAIT, || async {
+        let st = status(&rollouts).await;
+        st.conditions
+            .clone()?
+            .into_iter()
+            .find(|c| c.type_ == "TrafficRouting" && c.status == "False")
+            .map(|c| (st, c))
+    })
+    .await;
+    assert!(st.1.message.contains("HTTPRoute web not found"), "{}", st.1.message);
+    let out = sim.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TrafficRoutingError"));
+    // Once the route exists, the rollout goes on.
+    sim.apply_yaml(ROUTE);
+    eventually("healthy", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+}
