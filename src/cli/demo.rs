@@ -39,7 +39,10 @@ const MANAGER: &str = "serin-demo";
 const REPLICAS: i32 = 20;
 
 fn rollout(image: &str, error_rate: &str, steps: Option<serde_json::Value>) -> serde_json::Value {
-    let mut canary = json!({"stableService": "web-stable", "canaryService": "web-canary"});
+    let mut canary = json!({"stableService": "web-stable", "canaryService": "web-canary",
+                            "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
+                            // Quick for the demo; a real gateway wants time to drain connections.
+                            "abortScaleDownDelaySeconds": 3, "scaleDownDelaySeconds": 3});
     if let Some(steps) = steps {
         canary["steps"] = steps;
     }
@@ -58,14 +61,24 @@ fn rollout(image: &str, error_rate: &str, steps: Option<serde_json::Value>) -> s
     })
 }
 
-/// Users reach `web` (every Pod of the app, so traffic follows the Pod ratio); `web-stable` and
-/// `web-canary` address one version each and carry no user traffic of their own.
+/// `web-stable` and `web-canary` address one version each; Serin points their selectors.
 fn service(name: &str) -> serde_json::Value {
-    let rps = if name == "web" { "50" } else { "0" };
     json!({"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": name, "namespace": "default", "annotations": {"sim.serin.dev/rps": rps}},
+           "metadata": {"name": name, "namespace": "default"},
            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
 }
+
+/// Users reach the app through this HTTPRoute (50 requests/s); Serin sets its weights.
+fn http_route() -> serde_json::Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": "web", "namespace": "default", "annotations": {"sim.serin.dev/rps": "50"}},
+           "spec": {"parentRefs": [{"name": "gateway"}], "hostnames": ["web.example.com"],
+                    "rules": [{"backendRefs": [{"name": "web-stable", "port": 80, "weight": 100},
+                                               {"name": "web-canary", "port": 80, "weight": 0}]}]}})
+}
+
+/// The HTTPRoute CRD the simulated cluster ships (a compact one, written for it).
+const HTTPROUTE_CRD: &str = include_str!("../sim/crds/httproutes.gateway.networking.k8s.io.yaml");
 
 /// Requests and errors per pod-template hash, from the traffic simulator's counters.
 async fn traffic(addr: std::net::SocketAddr) -> BTreeMap<String, (u64, u64)> {
@@ -182,7 +195,7 @@ fn error_rate_template(prometheus: &str) -> serde_json::Value {
 
 fn analysed_steps() -> serde_json::Value {
     json!([
-        {"setWeight": 25},
+        {"setWeight": 5},
         {"analysis": {"templates": [{"templateName": "error-rate"}],
                       "args": [{"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}},
         {"setWeight": 100}
@@ -333,11 +346,22 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         println!("  Prometheus is not installed here, so no analysis: a person looks and aborts instead.");
         println!("  (apt-get install prometheus, or `make test` once, and the demo rolls back by itself.)\n");
     }
+    let route_crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+        serde_saphyr::from_str(HTTPROUTE_CRD).map_err(|e| DemoError::Config(format!("the HTTPRoute CRD: {e}")))?;
+    crds.patch("httproutes.gateway.networking.k8s.io", &pp, &Patch::Apply(route_crd))
+        .await?;
     let controller = tokio::spawn(crate::reconcile::run(client.clone(), None, "serin-demo".into()));
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
-    for name in ["web", "web-stable", "web-canary"] {
+    for name in ["web-stable", "web-canary"] {
         services.patch(name, &pp, &Patch::Apply(service(name))).await?;
     }
+    let gvk = kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::core::ApiResource::from_gvk_with_plural(&gvk, "httproutes"),
+    );
+    routes.patch("web", &pp, &Patch::Apply(http_route())).await?;
     let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let mut story = Story {
         api: api.clone(),
@@ -350,7 +374,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         ..Default::default()
     };
 
-    story.say("1. Rollout `web` is created at version 1.0 (20 Pods): the first version gets every Pod at once.");
+    story.say("1. Rollout `web` (20 Pods) is created at version 1.0, behind the Gateway API HTTPRoute `web`:");
     api.patch("web", &pp, &Patch::Apply(rollout("example/web:1.0", "0.01", None)))
         .await?;
     story
@@ -359,7 +383,9 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
 
     println!();
     if prometheus.is_some() {
-        story.say("2. Version 2.0 (1% errors) is released: 25%, then Prometheus is asked, then 100%:");
+        story.say(
+            "2. Version 2.0 (1% errors) is released: the route sends it exactly 5%, Prometheus is asked, then 100%:",
+        );
         api.patch(
             "web",
             &pp,
@@ -367,7 +393,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         )
         .await?;
     } else {
-        story.say("2. Version 2.0 is released. With no steps written, Serin walks 5% -> 25% -> 50% -> 100%:");
+        story.say("2. Version 2.0 is released. With no steps written, the route walks 5% -> 25% -> 50% -> 100%:");
         api.patch("web", &pp, &Patch::Apply(rollout("example/web:2.0", "0.01", None)))
             .await?;
     }
@@ -408,8 +434,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
             }
         }
     } else {
-        story.say("3. Version 3.0 is released, with a pause at 25% for a look. It fails 30% of its requests:");
-        let steps = json!([{"setWeight": 5}, {"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"setWeight": 100}]);
+        story.say("3. Version 3.0 is released, with a pause at 5% for a look. It fails 30% of its requests:");
+        let steps = json!([{"setWeight": 5}, {"pause": {}}, {"setWeight": 50}, {"setWeight": 100}]);
         api.patch(
             "web",
             &pp,
@@ -471,9 +497,11 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         println!("  {reason:<15} {message}");
     }
     if prometheus.is_some() {
-        println!("\nDone: 2.0 passed its analysis and was promoted; 3.0 failed it and was rolled back by itself.");
+        println!(
+            "\nDone: 2.0 passed its analysis and was promoted; 3.0 failed it at 5% and was rolled back by itself."
+        );
     } else {
-        println!("\nDone: 2.0 was promoted step by step; 3.0 was stopped at 25% and every request is back on 2.0.");
+        println!("\nDone: 2.0 was promoted step by step; 3.0 was stopped at 5% and every request is back on 2.0.");
         println!("With Prometheus installed, Serin's analysis makes that abort by itself.");
     }
 
