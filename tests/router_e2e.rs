@@ -52,6 +52,7 @@ spec:
       stableService: web-stable
       canaryService: web-canary
       abortScaleDownDelaySeconds: 2
+      scaleDownDelaySeconds: 2
       trafficRouting:
         gatewayAPI: {{httpRoute: web}}
       steps: [{{setWeight: 5}}, {{pause: {{}}}}, {{setWeight: 50}}]
@@ -320,4 +321,114 @@ async fn the_published_httproute_crd_works_with_the_router() {
         live["spec"]["rules"][0]["matches"][0]["path"]["value"], "/",
         "the published schema's fields stay"
     );
+}
+
+const INGRESS: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web-stable, port: {number: 80}}}}
+"#;
+
+#[tokio::test]
+async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    sim.apply_yaml(INGRESS);
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", "nginx: {stableIngress: web}"));
+    eventually("healthy", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    assert!(
+        !sim.kubectl_ok(&["get", "ingress", "-o", "name"]).contains("web-canary"),
+        "no canary Ingress without a canary"
+    );
+
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let st = eventually("paused at 5%", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
+    })
+    .await;
+    let weight = sim.kubectl_ok(&[
+        "get",
+        "ingress",
+        "web-canary",
+        "-o",
+        "jsonpath={.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
+    ]);
+    assert_eq!(weight, "5");
+    let backend = sim.kubectl_ok(&[
+        "get",
+        "ingress",
+        "web-canary",
+        "-o",
+        "jsonpath={.spec.rules[0].http.paths[0].backend.service.name}",
+    ]);
+    assert_eq!(backend, "web-canary");
+    let user = sim.kubectl_ok(&[
+        "get",
+        "ingress",
+        "web",
+        "-o",
+        "jsonpath={.spec.rules[0].http.paths[0].backend.service.name}",
+    ]);
+    assert_eq!(user, "web-stable", "the user's Ingress is not touched");
+    let canary = st.current_pod_hash.clone().unwrap_or_default();
+    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
+    let share = eventually("about 5% of requests on the canary", WAIT, || {
+        let (p, c) = (prom_client.clone(), canary.clone());
+        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
+    })
+    .await;
+    eprintln!("canary share through NGINX at weight 5: {share:.4}");
+
+    sim.kubectl_serin_ok(&["promote", "web", "--full"]);
+    eventually("promoted", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash == st.current_pod_hash).then_some(())
+    })
+    .await;
+    eventually("canary Ingress gone", WAIT, || async {
+        (!sim.kubectl_ok(&["get", "ingress", "-o", "name"]).contains("web-canary")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_shipped_nginx_example_runs() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout-nginx.yaml");
+    sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
+    eventually("healthy", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
+    eventually("a canary Ingress at 5%", WAIT, || async {
+        let w = sim.kubectl(&[
+            "get",
+            "ingress",
+            "web-canary",
+            "-o",
+            "jsonpath={.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
+        ]);
+        (String::from_utf8_lossy(&w.stdout) == "5").then_some(())
+    })
+    .await;
 }

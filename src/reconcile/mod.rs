@@ -135,7 +135,8 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
         .canary
         .as_ref()
         .is_some_and(|c| c.traffic_routing.is_some());
-    if routed && let Err(e) = router::set_weight(&ctx.client, &rollout, plan.weight).await {
+    let canary_running = plan.status.current_pod_hash != plan.status.stable_pod_hash && plan.status.abort != Some(true);
+    if routed && let Err(e) = router::set_weight(&ctx.client, &rollout, plan.weight, canary_running).await {
         apply::report_router_error(&ctx, &rollout, &e).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));
     }

@@ -2,7 +2,7 @@
 
 use super::MANAGER;
 use crate::crd::rollout::Rollout;
-use crate::traffic::{RouterError, gateway_api};
+use crate::traffic::{RouterError, gateway_api, nginx};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
@@ -31,8 +31,13 @@ fn gateway_routes(rollout: &Rollout) -> Vec<(&'static str, &'static str, String)
 }
 
 /// Puts `weight` percent of traffic on the canary. Writes only what differs; `Ok` once the
-/// router says so.
-pub async fn set_weight(client: &Client, rollout: &Rollout, weight: i32) -> Result<(), RouterError> {
+/// router says so. `canary_running` is false once there is no canary left to route to.
+pub async fn set_weight(
+    client: &Client,
+    rollout: &Rollout,
+    weight: i32,
+    canary_running: bool,
+) -> Result<(), RouterError> {
     let ns = rollout.namespace().unwrap_or_default();
     let Some(canary) = rollout.spec.strategy.canary.as_ref() else {
         return Ok(());
@@ -42,6 +47,9 @@ pub async fn set_weight(client: &Client, rollout: &Rollout, weight: i32) -> Resu
             "a traffic router needs stableService and canaryService".into(),
         ));
     };
+    if let Some(nginx) = canary.traffic_routing.as_ref().and_then(|t| t.nginx.as_ref()) {
+        return set_nginx(client, rollout, nginx, stable_svc, canary_svc, weight, canary_running).await;
+    }
     for (kind, plural, name) in gateway_routes(rollout) {
         let ar =
             ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind), plural);
@@ -69,5 +77,71 @@ pub async fn set_weight(client: &Client, rollout: &Rollout, weight: i32) -> Resu
                 .map_err(|e| RouterError::Api(e.to_string()))?;
         }
     }
+    Ok(())
+}
+
+/// NGINX: the generated canary Ingress carries the weight while a canary runs, and goes after.
+async fn set_nginx(
+    client: &Client,
+    rollout: &Rollout,
+    nginx: &crate::crd::rollout::NginxRouting,
+    stable_svc: &str,
+    canary_svc: &str,
+    weight: i32,
+    canary_running: bool,
+) -> Result<(), RouterError> {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let ns = rollout.namespace().unwrap_or_default();
+    let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+    let canary_name = nginx::canary_name(&nginx.stable_ingress);
+    let existing = api
+        .get_opt(&canary_name)
+        .await
+        .map_err(|e| RouterError::Api(e.to_string()))?;
+    if !canary_running {
+        if existing.is_some() {
+            match api.delete(&canary_name, &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(RouterError::Api(e.to_string())),
+            }
+        }
+        return Ok(());
+    }
+    let stable = api
+        .get_opt(&nginx.stable_ingress)
+        .await
+        .map_err(|e| RouterError::Api(e.to_string()))?
+        .ok_or_else(|| RouterError::NotFound {
+            kind: "Ingress".into(),
+            name: nginx.stable_ingress.clone(),
+            namespace: ns.clone(),
+        })?;
+    let stable = serde_json::to_value(&stable).map_err(|e| RouterError::Api(e.to_string()))?;
+    let prefix = nginx.annotation_prefix.as_deref().unwrap_or(nginx::DEFAULT_PREFIX);
+    let mut labels = serde_json::Map::new();
+    labels.insert(super::ROLLOUT_LABEL.into(), json!(rollout.name_any()));
+    let mut desired = nginx::canary_ingress(&stable, stable_svc, canary_svc, prefix, weight, labels)?;
+    if let Some(owner) = kube::Resource::controller_owner_ref(rollout, &()) {
+        desired["metadata"]["ownerReferences"] = json!([owner]);
+    }
+    if let Some(current) = existing.and_then(|e| serde_json::to_value(e).ok()) {
+        let same = current["spec"] == desired["spec"]
+            && desired["metadata"]["annotations"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .all(|(k, v)| current["metadata"]["annotations"][k] == *v);
+        if same {
+            return Ok(());
+        }
+    }
+    api.patch(
+        &canary_name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await
+    .map_err(|e| RouterError::Api(e.to_string()))?;
     Ok(())
 }

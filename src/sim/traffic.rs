@@ -104,6 +104,72 @@ fn route_shares(route: &Value) -> Vec<Share> {
     out
 }
 
+/// Whether an Ingress is an NGINX canary (`<prefix>/canary: "true"`), and its weight.
+fn canary_weight(ingress: &Value) -> Option<f64> {
+    let annotations = ingress["metadata"]["annotations"].as_object()?;
+    let canary = annotations.iter().any(|(k, v)| k.ends_with("/canary") && v == "true");
+    if !canary {
+        return None;
+    }
+    let weight = annotations
+        .iter()
+        .find(|(k, _)| k.ends_with("/canary-weight"))
+        .and_then(|(_, v)| v.as_str()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Some(weight.clamp(0.0, 100.0))
+}
+
+fn ingress_backends(ingress: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
+        let host = rule["host"].as_str().unwrap_or("").to_string();
+        for path in rule["http"]["paths"].as_array().into_iter().flatten() {
+            if let Some(svc) = path["backend"]["service"]["name"].as_str() {
+                out.push((
+                    format!("{host}{}", path["path"].as_str().unwrap_or("/")),
+                    svc.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Traffic through Ingresses, as NGINX sends it: each path of a plain Ingress gets its share, and a
+/// canary Ingress for the same host and path takes its canary-weight percent of that.
+fn ingress_shares(ingresses: &[Arc<Value>]) -> Vec<Share> {
+    let mut out = Vec::new();
+    for ing in ingresses.iter().filter(|i| canary_weight(i).is_none()) {
+        let ns = meta::namespace(ing);
+        let backends = ingress_backends(ing);
+        if backends.is_empty() {
+            continue;
+        }
+        let per_path = rps_of(ing) / backends.len() as f64;
+        for (at, svc) in backends {
+            let canary = ingresses.iter().filter(|c| meta::namespace(c) == ns).find_map(|c| {
+                let w = canary_weight(c)?;
+                let (_, to) = ingress_backends(c).into_iter().find(|(p, _)| *p == at)?;
+                Some((w, to))
+            });
+            let (w, to) = canary.unwrap_or((0.0, String::new()));
+            out.push(Share {
+                namespace: ns.to_string(),
+                service: svc,
+                rps: per_path * (100.0 - w) / 100.0,
+            });
+            if !to.is_empty() {
+                out.push(Share {
+                    namespace: ns.to_string(),
+                    service: to,
+                    rps: per_path * w / 100.0,
+                });
+            }
+        }
+    }
+    out
+}
+
 impl Traffic {
     /// Sends `dt` worth of requests through the cluster as it is now.
     pub fn step(&mut self, store: &Store, dt: f64) {
@@ -117,14 +183,17 @@ impl Traffic {
         let services = list("", "v1", "services");
         let pods = list("", "v1", "pods");
         let routes = list("gateway.networking.k8s.io", "v1", "httproutes");
+        let ingresses = list("networking.k8s.io", "v1", "ingresses");
 
         let mut shares = Vec::new();
         let mut routed: HashSet<(String, String)> = HashSet::new();
-        for r in &routes {
-            for s in route_shares(r) {
-                routed.insert((s.namespace.clone(), s.service.clone()));
-                shares.push(s);
-            }
+        for s in routes
+            .iter()
+            .flat_map(|r| route_shares(r))
+            .chain(ingress_shares(&ingresses))
+        {
+            routed.insert((s.namespace.clone(), s.service.clone()));
+            shares.push(s);
         }
         for svc in &services {
             let key = (meta::namespace(svc).to_string(), meta::name(svc).to_string());

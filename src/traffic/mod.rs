@@ -2,6 +2,7 @@
 //! per router; `reconcile` calls them through [`Router`].
 
 pub mod gateway_api;
+pub mod nginx;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RouterError {

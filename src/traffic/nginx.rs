@@ -1,0 +1,109 @@
+//! NGINX Ingress: a generated `<stableIngress>-canary` Ingress, a copy of the user's pointing at
+//! the canary Service, with the canary annotations NGINX reads. Serin owns it and deletes it when
+//! no canary runs; the user's Ingress is never touched.
+
+use super::RouterError;
+use serde_json::{Map, Value, json};
+
+pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
+
+pub fn canary_name(stable_ingress: &str) -> String {
+    format!("{stable_ingress}-canary")
+}
+
+/// Replaces backends that name `stable` with `canary`; the number replaced.
+fn swap_backends(v: &mut Value, stable: &str, canary: &str) -> usize {
+    match v {
+        Value::Object(map) => {
+            let mut n = 0;
+            if let Some(svc) = map.get_mut("service")
+                && svc["name"] == stable
+            {
+                svc["name"] = json!(canary);
+                n += 1;
+            }
+            for (k, child) in map.iter_mut() {
+                if k != "service" {
+                    n += swap_backends(child, stable, canary);
+                }
+            }
+            n
+        }
+        Value::Array(items) => items.iter_mut().map(|i| swap_backends(i, stable, canary)).sum(),
+        _ => 0,
+    }
+}
+
+/// The canary Ingress for `weight` percent, from the user's stable Ingress.
+pub fn canary_ingress(
+    stable_ingress: &Value,
+    stable: &str,
+    canary: &str,
+    prefix: &str,
+    weight: i32,
+    labels: Map<String, Value>,
+) -> Result<Value, RouterError> {
+    let name = stable_ingress["metadata"]["name"].as_str().unwrap_or("");
+    let mut spec = stable_ingress["spec"].clone();
+    if swap_backends(&mut spec, stable, canary) == 0 {
+        return Err(RouterError::Invalid(format!(
+            "Ingress {name} has no backend that sends to the stable Service {stable:?}"
+        )));
+    }
+    // NGINX takes the canary's rules from the stable Ingress: a default backend is not allowed.
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("defaultBackend");
+    }
+    let mut annotations = Map::new();
+    annotations.insert(format!("{prefix}/canary"), json!("true"));
+    annotations.insert(format!("{prefix}/canary-weight"), json!(weight.to_string()));
+    Ok(json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": canary_name(name),
+            "namespace": stable_ingress["metadata"]["namespace"],
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ingress() -> Value {
+        json!({"metadata": {"name": "web", "namespace": "shop", "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "web.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-stable", "port": {"number": 80}}}},
+            {"path": "/static", "pathType": "Prefix", "backend": {"service": {"name": "cdn", "port": {"number": 80}}}}
+        ]}}]}})
+    }
+
+    #[test]
+    fn copies_the_ingress_towards_the_canary_with_its_weight() {
+        let c = canary_ingress(&ingress(), "web-stable", "web-canary", DEFAULT_PREFIX, 5, Map::new()).unwrap();
+        assert_eq!(c["metadata"]["name"], "web-canary");
+        assert_eq!(
+            c["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"],
+            "true"
+        );
+        assert_eq!(
+            c["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"],
+            "5"
+        );
+        let paths = &c["spec"]["rules"][0]["http"]["paths"];
+        assert_eq!(paths[0]["backend"]["service"]["name"], "web-canary");
+        assert_eq!(paths[1]["backend"]["service"]["name"], "cdn", "other backends stay");
+        assert_eq!(c["spec"]["ingressClassName"], "nginx");
+        let custom = canary_ingress(&ingress(), "web-stable", "web-canary", "custom.io", 5, Map::new()).unwrap();
+        assert_eq!(custom["metadata"]["annotations"]["custom.io/canary-weight"], "5");
+    }
+
+    #[test]
+    fn an_ingress_without_the_stable_service_is_an_error() {
+        assert!(canary_ingress(&ingress(), "other", "web-canary", DEFAULT_PREFIX, 5, Map::new()).is_err());
+    }
+}
