@@ -432,3 +432,50 @@ async fn the_shipped_nginx_example_runs() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn smi_gets_a_traffic_split_with_the_weight() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let crd =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/trafficsplits.split.smi-spec.io.yaml");
+    sim.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap_or_default()]);
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/trafficsplits.split.smi-spec.io",
+        "--timeout=10s",
+    ]);
+    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    sim.apply_yaml("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: \"200\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n");
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", "smi: {rootService: web}"));
+    eventually("healthy", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let st = eventually("paused at 5%", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
+    })
+    .await;
+    let weights = sim.kubectl_ok(&[
+        "get",
+        "trafficsplit",
+        "web",
+        "-o",
+        "jsonpath={.spec.backends[*].weight}",
+    ]);
+    assert_eq!(weights, "95 5");
+    let canary = st.current_pod_hash.clone().unwrap_or_default();
+    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
+    let share = eventually("about 5% of requests on the canary", WAIT, || {
+        let (p, c) = (prom_client.clone(), canary.clone());
+        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
+    })
+    .await;
+    eprintln!("canary share through SMI at weight 5: {share:.4}");
+}

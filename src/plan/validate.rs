@@ -67,9 +67,9 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
                 out.push("spec.strategy.canary.trafficRouting.gatewayAPI names no httpRoute, httpRoutes or grpcRoute".into());
             }
             Some(_) => {}
-            None if routing.nginx.is_some() => {}
+            None if routing.nginx.is_some() || routing.smi.is_some() => {}
             None => out.push(
-                "spec.strategy.canary.trafficRouting: gatewayAPI and nginx are supported by this version of Serin (istio and smi are not yet)".into(),
+                "spec.strategy.canary.trafficRouting: gatewayAPI, nginx and smi are supported by this version of Serin (istio is not yet)".into(),
             ),
         }
         if canary.stable_service.is_none() || canary.canary_service.is_none() {

@@ -2,7 +2,7 @@
 
 use super::MANAGER;
 use crate::crd::rollout::Rollout;
-use crate::traffic::{RouterError, gateway_api, nginx};
+use crate::traffic::{RouterError, gateway_api, nginx, smi};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
@@ -47,6 +47,9 @@ pub async fn set_weight(
             "a traffic router needs stableService and canaryService".into(),
         ));
     };
+    if let Some(smi) = canary.traffic_routing.as_ref().and_then(|t| t.smi.as_ref()) {
+        return set_smi(client, rollout, smi, stable_svc, canary_svc, weight).await;
+    }
     if let Some(nginx) = canary.traffic_routing.as_ref().and_then(|t| t.nginx.as_ref()) {
         return set_nginx(client, rollout, nginx, stable_svc, canary_svc, weight, canary_running).await;
     }
@@ -143,5 +146,49 @@ async fn set_nginx(
     )
     .await
     .map_err(|e| RouterError::Api(e.to_string()))?;
+    Ok(())
+}
+
+/// SMI: the TrafficSplit (named by `trafficSplit`, else after the Rollout) takes the weight.
+async fn set_smi(
+    client: &Client,
+    rollout: &Rollout,
+    smi: &crate::crd::rollout::SmiRouting,
+    stable_svc: &str,
+    canary_svc: &str,
+    weight: i32,
+) -> Result<(), RouterError> {
+    let ns = rollout.namespace().unwrap_or_default();
+    let name = smi.traffic_split.clone().unwrap_or_else(|| rollout.name_any());
+    let root = smi.root_service.clone().unwrap_or_else(|| stable_svc.to_string());
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("split.smi-spec.io", "v1alpha2", "TrafficSplit"),
+        "trafficsplits",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+    let mut labels = serde_json::Map::new();
+    labels.insert(super::ROLLOUT_LABEL.into(), json!(rollout.name_any()));
+    let mut desired = smi::traffic_split(&name, &ns, &root, stable_svc, canary_svc, weight, labels);
+    if let Some(owner) = kube::Resource::controller_owner_ref(rollout, &()) {
+        desired["metadata"]["ownerReferences"] = json!([owner]);
+    }
+    let current = api.get_opt(&name).await.map_err(|e| RouterError::Api(e.to_string()))?;
+    if current
+        .and_then(|c| serde_json::to_value(c).ok())
+        .is_some_and(|c| c["spec"] == desired["spec"])
+    {
+        return Ok(());
+    }
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
+        .await
+        .map_err(|e| {
+            if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+                RouterError::Invalid(
+                    "the TrafficSplit kind (split.smi-spec.io/v1alpha2) is not installed in the cluster".into(),
+                )
+            } else {
+                RouterError::Api(e.to_string())
+            }
+        })?;
     Ok(())
 }

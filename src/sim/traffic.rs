@@ -104,6 +104,39 @@ fn route_shares(route: &Value) -> Vec<Share> {
     out
 }
 
+/// Traffic for an SMI TrafficSplit's root Service, shared out by backend weight. The rate is the
+/// split's `sim.serin.dev/rps`, else the root Service's, else the default.
+fn split_shares(split: &Value, services: &[Arc<Value>]) -> Vec<Share> {
+    let ns = meta::namespace(split);
+    let root = split["spec"]["service"].as_str().unwrap_or("");
+    let rps = if split["metadata"]["annotations"][RPS_ANNOTATION].is_string() {
+        rps_of(split)
+    } else {
+        services
+            .iter()
+            .find(|s| meta::namespace(s) == ns && meta::name(s) == root)
+            .map_or(DEFAULT_RPS, |s| rps_of(s))
+    };
+    let backends: Vec<(&str, f64)> = split["spec"]["backends"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| Some((b["service"].as_str()?, b["weight"].as_f64().unwrap_or(0.0).max(0.0))))
+        .collect();
+    let total: f64 = backends.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    backends
+        .into_iter()
+        .map(|(svc, w)| Share {
+            namespace: ns.to_string(),
+            service: svc.to_string(),
+            rps: rps * w / total,
+        })
+        .collect()
+}
+
 /// Whether an Ingress is an NGINX canary (`<prefix>/canary: "true"`), and its weight.
 fn canary_weight(ingress: &Value) -> Option<f64> {
     let annotations = ingress["metadata"]["annotations"].as_object()?;
@@ -184,13 +217,22 @@ impl Traffic {
         let pods = list("", "v1", "pods");
         let routes = list("gateway.networking.k8s.io", "v1", "httproutes");
         let ingresses = list("networking.k8s.io", "v1", "ingresses");
+        let splits = list("split.smi-spec.io", "v1alpha2", "trafficsplits");
 
         let mut shares = Vec::new();
         let mut routed: HashSet<(String, String)> = HashSet::new();
+        for split in &splits {
+            // The root Service's traffic is the split's to share out.
+            if let Some(root) = split["spec"]["service"].as_str() {
+                routed.insert((meta::namespace(split).to_string(), root.to_string()));
+            }
+        }
+        let split_shares = splits.iter().flat_map(|t| split_shares(t, &services));
         for s in routes
             .iter()
             .flat_map(|r| route_shares(r))
             .chain(ingress_shares(&ingresses))
+            .chain(split_shares)
         {
             routed.insert((s.namespace.clone(), s.service.clone()));
             shares.push(s);

@@ -3,6 +3,7 @@
 
 pub mod gateway_api;
 pub mod nginx;
+pub mod smi;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RouterError {
