@@ -479,3 +479,78 @@ async fn smi_gets_a_traffic_split_with_the_weight() {
     .await;
     eprintln!("canary share through SMI at weight 5: {share:.4}");
 }
+
+const VIRTUAL_SERVICE: &str = r#"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+spec:
+  hosts: [web]
+  http:
+  - name: primary
+    route:
+    - {destination: {host: web-stable}, weight: 100}
+    - {destination: {host: web-canary}, weight: 0}
+"#;
+
+#[tokio::test]
+async fn istio_virtual_service_weights_follow_the_steps() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let crd =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/virtualservices.networking.istio.io.yaml");
+    sim.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap_or_default()]);
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/virtualservices.networking.istio.io",
+        "--timeout=10s",
+    ]);
+    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    sim.apply_yaml(VIRTUAL_SERVICE);
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    sim.apply_yaml(&rollout("example/web:1").replace(
+        "gatewayAPI: {httpRoute: web}",
+        "istio: {virtualService: {name: web, routes: [primary]}}",
+    ));
+    eventually("healthy", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let st = eventually("paused at 5%", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
+    })
+    .await;
+    let weights = sim.kubectl_ok(&[
+        "get",
+        "virtualservice",
+        "web",
+        "-o",
+        "jsonpath={.spec.http[0].route[*].weight}",
+    ]);
+    assert_eq!(weights, "95 5");
+    let canary = st.current_pod_hash.clone().unwrap_or_default();
+    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
+    let share = eventually("about 5% of requests on the canary", WAIT, || {
+        let (p, c) = (prom_client.clone(), canary.clone());
+        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
+    })
+    .await;
+    eprintln!("canary share through Istio at weight 5: {share:.4}");
+    sim.kubectl_serin_ok(&["abort", "web"]);
+    eventually("back on stable", WAIT, || async {
+        let w = sim.kubectl_ok(&[
+            "get",
+            "virtualservice",
+            "web",
+            "-o",
+            "jsonpath={.spec.http[0].route[*].weight}",
+        ]);
+        (w == "100 0").then_some(())
+    })
+    .await;
+}

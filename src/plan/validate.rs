@@ -63,14 +63,17 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
     }
     if let Some(routing) = &canary.traffic_routing {
         match &routing.gateway_api {
-            Some(g) if g.http_route.is_none() && g.http_routes.as_ref().is_none_or(|r| r.is_empty()) && g.grpc_route.is_none() => {
-                out.push("spec.strategy.canary.trafficRouting.gatewayAPI names no httpRoute, httpRoutes or grpcRoute".into());
+            Some(g)
+                if g.http_route.is_none()
+                    && g.http_routes.as_ref().is_none_or(|r| r.is_empty())
+                    && g.grpc_route.is_none() =>
+            {
+                out.push(
+                    "spec.strategy.canary.trafficRouting.gatewayAPI names no httpRoute, httpRoutes or grpcRoute".into(),
+                );
             }
             Some(_) => {}
-            None if routing.nginx.is_some() || routing.smi.is_some() => {}
-            None => out.push(
-                "spec.strategy.canary.trafficRouting: gatewayAPI, nginx and smi are supported by this version of Serin (istio is not yet)".into(),
-            ),
+            None => {}
         }
         if canary.stable_service.is_none() || canary.canary_service.is_none() {
             out.push(

@@ -2,7 +2,7 @@
 
 use super::MANAGER;
 use crate::crd::rollout::Rollout;
-use crate::traffic::{RouterError, gateway_api, nginx, smi};
+use crate::traffic::{RouterError, gateway_api, istio, nginx, smi};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
@@ -47,6 +47,37 @@ pub async fn set_weight(
             "a traffic router needs stableService and canaryService".into(),
         ));
     };
+    if let Some(istio) = canary.traffic_routing.as_ref().and_then(|t| t.istio.as_ref()) {
+        let vs = &istio.virtual_service;
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("networking.istio.io", "v1beta1", "VirtualService"),
+            "virtualservices",
+        );
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        let current = api
+            .get_opt(&vs.name)
+            .await
+            .map_err(|e| RouterError::Api(e.to_string()))?
+            .ok_or_else(|| RouterError::NotFound {
+                kind: "VirtualService".into(),
+                name: vs.name.clone(),
+                namespace: ns.clone(),
+            })?;
+        let value = serde_json::to_value(&current).map_err(|e| RouterError::Api(e.to_string()))?;
+        let routes = vs.routes.clone().unwrap_or_default();
+        if let Some(http) = istio::weighted_http(&value, &routes, stable_svc, canary_svc, weight)? {
+            let patch = json!({
+                "apiVersion": "networking.istio.io/v1beta1",
+                "kind": "VirtualService",
+                "metadata": {"name": vs.name, "namespace": ns},
+                "spec": {"http": http},
+            });
+            api.patch(&vs.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+                .await
+                .map_err(|e| RouterError::Api(e.to_string()))?;
+        }
+        return Ok(());
+    }
     if let Some(smi) = canary.traffic_routing.as_ref().and_then(|t| t.smi.as_ref()) {
         return set_smi(client, rollout, smi, stable_svc, canary_svc, weight).await;
     }

@@ -137,6 +137,49 @@ fn split_shares(split: &Value, services: &[Arc<Value>]) -> Vec<Share> {
         .collect()
 }
 
+/// Traffic into an Istio VirtualService: shared equally by its http routes, then by destination weight.
+fn virtual_service_shares(vs: &Value) -> Vec<Share> {
+    let ns = meta::namespace(vs);
+    let routes = vs["spec"]["http"].as_array().cloned().unwrap_or_default();
+    if routes.is_empty() {
+        return Vec::new();
+    }
+    let per_route = rps_of(vs) / routes.len() as f64;
+    let mut out = Vec::new();
+    for route in &routes {
+        let dests: Vec<(&str, f64)> = route["route"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                Some((
+                    crate::traffic::istio::host_service(d["destination"]["host"].as_str()?),
+                    d["weight"].as_f64(),
+                ))
+            })
+            .map(|(h, w)| (h, w.unwrap_or(-1.0)))
+            .collect();
+        // No weights at all means an even split, as Istio does with one destination.
+        let explicit = dests.iter().any(|(_, w)| *w >= 0.0);
+        let weights: Vec<f64> = dests
+            .iter()
+            .map(|(_, w)| if explicit { w.max(0.0) } else { 1.0 })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        if total <= 0.0 {
+            continue;
+        }
+        for ((svc, _), w) in dests.iter().zip(weights) {
+            out.push(Share {
+                namespace: ns.to_string(),
+                service: svc.to_string(),
+                rps: per_route * w / total,
+            });
+        }
+    }
+    out
+}
+
 /// Whether an Ingress is an NGINX canary (`<prefix>/canary: "true"`), and its weight.
 fn canary_weight(ingress: &Value) -> Option<f64> {
     let annotations = ingress["metadata"]["annotations"].as_object()?;
@@ -218,6 +261,7 @@ impl Traffic {
         let routes = list("gateway.networking.k8s.io", "v1", "httproutes");
         let ingresses = list("networking.k8s.io", "v1", "ingresses");
         let splits = list("split.smi-spec.io", "v1alpha2", "trafficsplits");
+        let virtual_services = list("networking.istio.io", "v1beta1", "virtualservices");
 
         let mut shares = Vec::new();
         let mut routed: HashSet<(String, String)> = HashSet::new();
@@ -227,7 +271,23 @@ impl Traffic {
                 routed.insert((meta::namespace(split).to_string(), root.to_string()));
             }
         }
-        let split_shares = splits.iter().flat_map(|t| split_shares(t, &services));
+        for vs in &virtual_services {
+            for host in vs["spec"]["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                routed.insert((
+                    meta::namespace(vs).to_string(),
+                    crate::traffic::istio::host_service(host).to_string(),
+                ));
+            }
+        }
+        let split_shares = splits
+            .iter()
+            .flat_map(|t| split_shares(t, &services))
+            .chain(virtual_services.iter().flat_map(|v| virtual_service_shares(v)));
         for s in routes
             .iter()
             .flat_map(|r| route_shares(r))

@@ -2,6 +2,7 @@
 //! per router; `reconcile` calls them through [`Router`].
 
 pub mod gateway_api;
+pub mod istio;
 pub mod nginx;
 pub mod smi;
 

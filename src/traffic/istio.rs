@@ -1,0 +1,108 @@
+//! Istio: the destination weights of the stable and canary hosts in the named HTTP routes of a
+//! VirtualService the user owns.
+
+use super::RouterError;
+use serde_json::{Value, json};
+
+/// The Service a destination host names (`web-stable`, `web-stable.shop.svc.cluster.local`).
+pub fn host_service(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+/// The `http` routes with the canary at `weight` percent, or `None` when they already say so.
+/// `routes` picks routes by name; empty means every route that sends to the stable host.
+pub fn weighted_http(
+    vs: &Value,
+    routes: &[String],
+    stable: &str,
+    canary: &str,
+    weight: i32,
+) -> Result<Option<Value>, RouterError> {
+    let name = vs["metadata"]["name"].as_str().unwrap_or("");
+    let http = vs["spec"]["http"]
+        .as_array()
+        .ok_or_else(|| RouterError::Invalid(format!("VirtualService {name} has no spec.http routes")))?;
+    for wanted in routes {
+        if !http.iter().any(|r| r["name"] == wanted.as_str()) {
+            return Err(RouterError::Invalid(format!(
+                "VirtualService {name} has no http route named {wanted:?}"
+            )));
+        }
+    }
+    let sends_to = |d: &Value, svc: &str| {
+        d["destination"]["host"]
+            .as_str()
+            .is_some_and(|h| host_service(h) == svc)
+    };
+    let mut out = Vec::with_capacity(http.len());
+    let mut matched = 0;
+    for (i, route) in http.iter().enumerate() {
+        let picked = if routes.is_empty() {
+            route["route"]
+                .as_array()
+                .is_some_and(|ds| ds.iter().any(|d| sends_to(d, stable)))
+        } else {
+            route["name"].as_str().is_some_and(|n| routes.iter().any(|r| r == n))
+        };
+        if !picked {
+            out.push(route.clone());
+            continue;
+        }
+        let dests = route["route"].as_array().cloned().unwrap_or_default();
+        if !dests.iter().any(|d| sends_to(d, stable)) || !dests.iter().any(|d| sends_to(d, canary)) {
+            return Err(RouterError::Invalid(format!(
+                "http route {i} of VirtualService {name} must have destinations {stable:?} and {canary:?}"
+            )));
+        }
+        matched += 1;
+        let mut route = route.clone();
+        for d in route["route"].as_array_mut().into_iter().flatten() {
+            if sends_to(d, stable) {
+                d["weight"] = json!(100 - weight);
+            } else if sends_to(d, canary) {
+                d["weight"] = json!(weight);
+            }
+        }
+        out.push(route);
+    }
+    if matched == 0 {
+        return Err(RouterError::Invalid(format!(
+            "VirtualService {name} has no http route to the stable Service {stable:?}"
+        )));
+    }
+    Ok(if out == *http { None } else { Some(Value::Array(out)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vs() -> Value {
+        json!({"metadata": {"name": "web"}, "spec": {"hosts": ["web"], "http": [
+            {"name": "primary", "route": [
+                {"destination": {"host": "web-stable.shop.svc.cluster.local"}, "weight": 100},
+                {"destination": {"host": "web-canary"}, "weight": 0}]},
+            {"name": "other", "route": [{"destination": {"host": "api"}}]}
+        ]}})
+    }
+
+    #[test]
+    fn sets_destination_weights_of_the_named_routes() {
+        let http = weighted_http(&vs(), &["primary".into()], "web-stable", "web-canary", 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(http[0]["route"][0]["weight"], 90);
+        assert_eq!(http[0]["route"][1]["weight"], 10);
+        assert_eq!(http[1], vs()["spec"]["http"][1]);
+        let all = weighted_http(&vs(), &[], "web-stable", "web-canary", 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(all, http, "without names, the routes to the stable host");
+    }
+
+    #[test]
+    fn unknown_routes_and_missing_destinations_are_errors() {
+        assert!(weighted_http(&vs(), &["nope".into()], "web-stable", "web-canary", 10).is_err());
+        assert!(weighted_http(&vs(), &["other".into()], "web-stable", "web-canary", 10).is_err());
+    }
+}
