@@ -554,3 +554,51 @@ async fn istio_virtual_service_weights_follow_the_steps() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    sim.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        httproute_crd().to_str().unwrap_or_default(),
+    ]);
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/httproutes.gateway.networking.k8s.io",
+        "--timeout=10s",
+    ]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    sim.apply_yaml(ROUTE);
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    let steps = "[{setWeight: 5}, {setHeaderRoute: {name: beta, match: [{headerName: x-beta, headerValue: {exact: \"1\"}}]}}, {pause: {}}]";
+    sim.apply_yaml(&rollout("example/web:1").replace("[{setWeight: 5}, {pause: {}}, {setWeight: 50}]", steps));
+    eventually("healthy", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let live = eventually("a header rule", WAIT, || async {
+        let r = route(&client).await;
+        (r["spec"]["rules"].as_array().map_or(0, |a| a.len()) == 2).then_some(r)
+    })
+    .await;
+    let rule = &live["spec"]["rules"][1];
+    assert_eq!(rule["name"], "serin-beta");
+    assert_eq!(rule["matches"][0]["headers"][0]["name"], "x-beta");
+    assert_eq!(
+        rule["matches"][0]["path"]["value"], "/",
+        "it keeps the path of the user's rule"
+    );
+    assert_eq!(rule["backendRefs"][0]["name"], "web-canary");
+    sim.kubectl_serin_ok(&["promote", "web", "--full"]);
+    eventually("header rule removed", WAIT, || async {
+        let r = route(&client).await;
+        (r["spec"]["rules"].as_array().map_or(0, |a| a.len()) == 1).then_some(())
+    })
+    .await;
+}

@@ -466,9 +466,27 @@ pub struct RolloutStatus {
     /// A background analysis run a person chose to go past (promote) after it was inconclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_run: Option<String>,
+    /// Header routes set by `setHeaderRoute` steps, removed on promotion and abort.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_routes: Vec<ManagedRoute>,
+    /// Mirror routes set by `setMirrorRoute` steps, removed on promotion and abort.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirror_routes: Vec<ManagedRoute>,
     /// The analysis runs of the current version, with each metric's last value and verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analysis: Vec<AnalysisSummary>,
+}
+
+/// A route Serin adds to the router for a step: requests matching go to (or are copied to) the canary.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedRoute {
+    pub name: String,
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub match_: Vec<HeaderMatch>,
+    /// Mirror routes: percent of matching requests copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<i32>,
 }
 
 /// One analysis run as the Rollout shows it.

@@ -9,7 +9,8 @@ pub mod validate;
 
 use crate::crd::analysis::AnalysisPhase;
 use crate::crd::rollout::{
-    AnalysisSummary, CanaryStep, CanaryStrategy, MetricSummary, Phase, Rollout, RolloutAnalysis, RolloutStatus,
+    AnalysisSummary, CanaryStep, CanaryStrategy, ManagedRoute, MetricSummary, Phase, Rollout, RolloutAnalysis,
+    RolloutStatus,
 };
 use crate::hash::pod_template_hash;
 use jiff::Timestamp;
@@ -319,8 +320,14 @@ impl<'a> Planner<'a> {
     }
 
     /// No canary: the current version is the stable one and gets every Pod.
+    fn clear_routes(&mut self) {
+        self.st.header_routes.clear();
+        self.st.mirror_routes.clear();
+    }
+
     fn steady(&mut self, current: &str) {
         self.terminate_runs();
+        self.clear_routes();
         self.st.current_pod_hash = Some(current.to_string());
         self.st.current_step_index = Some(self.steps.len() as i32);
         self.st.current_step_started_at = None;
@@ -386,6 +393,7 @@ impl<'a> Planner<'a> {
             self.st.canary_weight = Some(0);
             self.st.attempt = None;
             self.st.acknowledged_run = None;
+            self.clear_routes();
             self.set_step(0);
         }
         let aborted = self.st.abort == Some(true);
@@ -529,6 +537,22 @@ impl<'a> Planner<'a> {
                         }
                     },
                 }
+            } else if let Some(h) = &step.set_header_route {
+                let route = ManagedRoute {
+                    name: h.name.clone(),
+                    match_: h.match_.clone().unwrap_or_default(),
+                    percentage: None,
+                };
+                upsert(&mut self.st.header_routes, route);
+                true
+            } else if let Some(m) = &step.set_mirror_route {
+                let route = ManagedRoute {
+                    name: m.name.clone(),
+                    match_: m.match_.clone().unwrap_or_default(),
+                    percentage: m.percentage,
+                };
+                upsert(&mut self.st.mirror_routes, route);
+                true
             } else if let Some(scale) = &step.set_canary_scale {
                 self.st.canary_scale = match (scale.replicas, scale.weight) {
                     (Some(r), _) => Some(r),
@@ -680,6 +704,7 @@ impl<'a> Planner<'a> {
                 format!("version {current} is promoted: it has all the traffic and becomes stable"),
             );
             self.terminate_runs();
+            self.clear_routes();
             self.st.previous_stable_hash = Some(stable.to_string());
             self.st.promoted_at = Some(self.now_time());
             self.st.stable_pod_hash = Some(current.to_string());
@@ -723,6 +748,7 @@ impl<'a> Planner<'a> {
     /// as the stable fills up (without one, where Pods are the traffic).
     fn aborted(&mut self, stable: &str, current: &str) {
         self.terminate_runs();
+        self.clear_routes();
         self.weight = 0;
         self.want(stable, self.replicas);
         let canary_spec = self.sizes_of(current).spec;
@@ -748,6 +774,14 @@ impl<'a> Planner<'a> {
             "aborted: traffic is back on stable version {stable}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
             self.name
         );
+    }
+}
+
+/// Sets a named route; a route without matches is the step's way of removing it.
+fn upsert(routes: &mut Vec<ManagedRoute>, route: ManagedRoute) {
+    routes.retain(|r| r.name != route.name);
+    if !route.match_.is_empty() {
+        routes.push(route);
     }
 }
 

@@ -929,3 +929,43 @@ mod routed {
         assert_eq!(w.size(&stable), 0);
     }
 }
+
+#[test]
+fn header_and_mirror_routes_live_from_their_step_until_promotion_or_abort() {
+    let steps: serde_json::Value = serde_json::from_str(
+        r#"[{"setWeight": 10},
+            {"setHeaderRoute": {"name": "beta", "match": [{"headerName": "x-beta", "headerValue": {"exact": "1"}}]}},
+            {"setMirrorRoute": {"name": "shadow", "match": [{"headerName": "x-any"}], "percentage": 20}},
+            {"pause": {}},
+            {"setHeaderRoute": {"name": "beta"}},
+            {"pause": {}}]"#,
+    )
+    .unwrap();
+    let mut w = healthy_world(
+        json!({"strategy": {"canary": {"stableService": "s", "canaryService": "c",
+        "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}}, "steps": steps}}}),
+    );
+    w.release("web:2");
+    w.tick();
+    w.ready();
+    let p = w.settle();
+    assert_eq!(p.status.current_step_index, Some(3));
+    assert_eq!(p.status.header_routes.len(), 1);
+    assert_eq!(p.status.mirror_routes[0].percentage, Some(20));
+    w.request(ControlRequests {
+        promote_step: Some(3),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert!(
+        p.status.header_routes.is_empty(),
+        "a setHeaderRoute without match removes it"
+    );
+    assert_eq!(p.status.mirror_routes.len(), 1);
+    w.request(ControlRequests {
+        abort: Some(true),
+        ..Default::default()
+    });
+    let p = w.tick();
+    assert!(p.status.mirror_routes.is_empty(), "abort removes managed routes");
+}

@@ -93,10 +93,15 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
         {
             out.push(format!("steps[{i}].analysis names no templates"));
         }
-        if (step.set_header_route.is_some() || step.set_mirror_route.is_some()) && canary.traffic_routing.is_some() {
-            out.push(format!(
-                "steps[{i}]: header and mirror routes are not supported by this version of Serin yet"
-            ));
+        if let Some(routing) = &canary.traffic_routing {
+            if step.set_header_route.is_some() && routing.smi.is_some() {
+                out.push(format!("steps[{i}]: SMI TrafficSplits cannot route by header"));
+            }
+            if step.set_mirror_route.is_some() && (routing.smi.is_some() || routing.nginx.is_some()) {
+                out.push(format!(
+                    "steps[{i}]: mirror routes need the Gateway API or Istio router"
+                ));
+            }
         }
         if (step.set_header_route.is_some() || step.set_mirror_route.is_some()) && canary.traffic_routing.is_none() {
             out.push(format!(

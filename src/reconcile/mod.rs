@@ -136,7 +136,17 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
         .as_ref()
         .is_some_and(|c| c.traffic_routing.is_some());
     let canary_running = plan.status.current_pod_hash != plan.status.stable_pod_hash && plan.status.abort != Some(true);
-    if routed && let Err(e) = router::set_weight(&ctx.client, &rollout, plan.weight, canary_running).await {
+    if routed
+        && let Err(e) = router::set_weight(
+            &ctx.client,
+            &rollout,
+            plan.weight,
+            canary_running,
+            &plan.status.header_routes,
+            &plan.status.mirror_routes,
+        )
+        .await
+    {
         apply::report_router_error(&ctx, &rollout, &e).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));
     }

@@ -1,7 +1,7 @@
 //! Setting the canary weight on the router a Rollout names, through the Kubernetes API.
 
 use super::MANAGER;
-use crate::crd::rollout::Rollout;
+use crate::crd::rollout::{ManagedRoute, Rollout};
 use crate::traffic::{RouterError, gateway_api, istio, nginx, smi};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -37,6 +37,8 @@ pub async fn set_weight(
     rollout: &Rollout,
     weight: i32,
     canary_running: bool,
+    headers: &[ManagedRoute],
+    mirrors: &[ManagedRoute],
 ) -> Result<(), RouterError> {
     let ns = rollout.namespace().unwrap_or_default();
     let Some(canary) = rollout.spec.strategy.canary.as_ref() else {
@@ -65,7 +67,7 @@ pub async fn set_weight(
             })?;
         let value = serde_json::to_value(&current).map_err(|e| RouterError::Api(e.to_string()))?;
         let routes = vs.routes.clone().unwrap_or_default();
-        if let Some(http) = istio::weighted_http(&value, &routes, stable_svc, canary_svc, weight)? {
+        if let Some(http) = istio::routed_http(&value, &routes, stable_svc, canary_svc, weight, headers, mirrors)? {
             let patch = json!({
                 "apiVersion": "networking.istio.io/v1beta1",
                 "kind": "VirtualService",
@@ -82,7 +84,17 @@ pub async fn set_weight(
         return set_smi(client, rollout, smi, stable_svc, canary_svc, weight).await;
     }
     if let Some(nginx) = canary.traffic_routing.as_ref().and_then(|t| t.nginx.as_ref()) {
-        return set_nginx(client, rollout, nginx, stable_svc, canary_svc, weight, canary_running).await;
+        return set_nginx(
+            client,
+            rollout,
+            nginx,
+            stable_svc,
+            canary_svc,
+            weight,
+            canary_running,
+            headers.first(),
+        )
+        .await;
     }
     for (kind, plural, name) in gateway_routes(rollout) {
         let ar =
@@ -98,7 +110,8 @@ pub async fn set_weight(
                 namespace: ns.clone(),
             })?;
         let value = serde_json::to_value(&route).map_err(|e| RouterError::Api(e.to_string()))?;
-        if let Some(rules) = gateway_api::weighted_rules(&value, kind, stable_svc, canary_svc, weight)? {
+        if let Some(rules) = gateway_api::routed_rules(&value, kind, stable_svc, canary_svc, weight, headers, mirrors)?
+        {
             // Only the rules: the user's other fields stay theirs.
             let patch = json!({
                 "apiVersion": "gateway.networking.k8s.io/v1",
@@ -115,6 +128,7 @@ pub async fn set_weight(
 }
 
 /// NGINX: the generated canary Ingress carries the weight while a canary runs, and goes after.
+#[allow(clippy::too_many_arguments)]
 async fn set_nginx(
     client: &Client,
     rollout: &Rollout,
@@ -123,6 +137,7 @@ async fn set_nginx(
     canary_svc: &str,
     weight: i32,
     canary_running: bool,
+    header: Option<&ManagedRoute>,
 ) -> Result<(), RouterError> {
     use k8s_openapi::api::networking::v1::Ingress;
     let ns = rollout.namespace().unwrap_or_default();
@@ -155,7 +170,7 @@ async fn set_nginx(
     let prefix = nginx.annotation_prefix.as_deref().unwrap_or(nginx::DEFAULT_PREFIX);
     let mut labels = serde_json::Map::new();
     labels.insert(super::ROLLOUT_LABEL.into(), json!(rollout.name_any()));
-    let mut desired = nginx::canary_ingress(&stable, stable_svc, canary_svc, prefix, weight, labels)?;
+    let mut desired = nginx::canary_ingress(&stable, stable_svc, canary_svc, prefix, weight, header, labels)?;
     if let Some(owner) = kube::Resource::controller_owner_ref(rollout, &()) {
         desired["metadata"]["ownerReferences"] = json!([owner]);
     }

@@ -2,7 +2,106 @@
 //! HTTPRoute (or GRPCRoute) the user owns. Only the rules that send to the stable Service change.
 
 use super::RouterError;
+use crate::crd::rollout::{HeaderMatch, ManagedRoute};
 use serde_json::{Value, json};
+
+/// Rules Serin adds for header and mirror routes are named with this prefix.
+pub const MANAGED_PREFIX: &str = "serin-";
+
+fn managed(rule: &Value) -> bool {
+    rule["name"].as_str().is_some_and(|n| n.starts_with(MANAGED_PREFIX))
+}
+
+/// Header matches in the Gateway API's form; a prefix becomes a regular expression.
+fn header_matches(m: &[HeaderMatch]) -> Vec<Value> {
+    m.iter()
+        .map(|h| {
+            let v = h.header_value.clone().unwrap_or_default();
+            match (v.exact, v.prefix, v.regex) {
+                (Some(e), _, _) => json!({"type": "Exact", "name": h.header_name, "value": e}),
+                (_, Some(p), _) => json!({"type": "RegularExpression", "name": h.header_name, "value": format!("^{}.*", regex::escape(&p))}),
+                (_, _, Some(r)) => json!({"type": "RegularExpression", "name": h.header_name, "value": r}),
+                _ => json!({"type": "RegularExpression", "name": h.header_name, "value": ".*"}),
+            }
+        })
+        .collect()
+}
+
+/// The rules, weighted, with Serin's header and mirror rules after the user's (copying the path
+/// matches of the rule they stand beside). `None` when the route already says all that.
+pub fn routed_rules(
+    route: &Value,
+    kind: &str,
+    stable: &str,
+    canary: &str,
+    weight: i32,
+    headers: &[ManagedRoute],
+    mirrors: &[ManagedRoute],
+) -> Result<Option<Value>, RouterError> {
+    let current = route["spec"]["rules"].clone();
+    let mut user = route.clone();
+    if let Some(rules) = user["spec"]["rules"].as_array_mut() {
+        rules.retain(|r| !managed(r));
+    }
+    let mut rules =
+        weighted_rules(&user, kind, stable, canary, weight)?.unwrap_or_else(|| user["spec"]["rules"].clone());
+    let first = rules
+        .as_array()
+        .and_then(|rs| {
+            rs.iter().find(|r| {
+                r["backendRefs"]
+                    .as_array()
+                    .is_some_and(|b| b.iter().any(|b| b["name"] == stable))
+            })
+        })
+        .cloned()
+        .unwrap_or_default();
+    let base_matches: Vec<Value> = first["matches"]
+        .as_array()
+        .cloned()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| vec![json!({})]);
+    let backend = |svc: &str| {
+        let mut b = first["backendRefs"]
+            .as_array()
+            .and_then(|bs| bs.iter().find(|b| b["name"] == stable))
+            .cloned()
+            .unwrap_or_default();
+        b["name"] = json!(svc);
+        if let Some(m) = b.as_object_mut() {
+            m.remove("weight");
+        }
+        b
+    };
+    let matches = |r: &ManagedRoute| -> Vec<Value> {
+        base_matches
+            .iter()
+            .map(|m| {
+                let mut m = m.clone();
+                m["headers"] = json!(header_matches(&r.match_));
+                m
+            })
+            .collect()
+    };
+    if let Some(list) = rules.as_array_mut() {
+        for h in headers {
+            list.push(json!({"name": format!("{MANAGED_PREFIX}{}", h.name), "matches": matches(h), "backendRefs": [backend(canary)]}));
+        }
+        for m in mirrors {
+            let mut mirror = json!({"backendRef": backend(canary)});
+            if let Some(p) = m.percentage {
+                mirror["percent"] = json!(p);
+            }
+            list.push(json!({
+                "name": format!("{MANAGED_PREFIX}{}", m.name),
+                "matches": matches(m),
+                "filters": [{"type": "RequestMirror", "requestMirror": mirror}],
+                "backendRefs": [backend(stable)],
+            }));
+        }
+    }
+    Ok(if rules == current { None } else { Some(rules) })
+}
 
 /// The rules with the canary at `weight` percent, or `None` when they already say so.
 pub fn weighted_rules(
@@ -101,6 +200,60 @@ mod tests {
             "nothing to write"
         );
         assert_eq!(current_weight(&at5, "web-canary"), Some(5));
+    }
+
+    #[test]
+    fn header_and_mirror_rules_are_added_and_taken_away() {
+        use crate::crd::rollout::StringMatch;
+        let header = ManagedRoute {
+            name: "beta".into(),
+            match_: vec![HeaderMatch {
+                header_name: "x-beta".into(),
+                header_value: Some(StringMatch {
+                    exact: Some("1".into()),
+                    ..Default::default()
+                }),
+            }],
+            percentage: None,
+        };
+        let mirror = ManagedRoute {
+            name: "shadow".into(),
+            match_: header.match_.clone(),
+            percentage: Some(20),
+        };
+        let rules = routed_rules(
+            &route(),
+            "HTTPRoute",
+            "web-stable",
+            "web-canary",
+            5,
+            &[header],
+            &[mirror],
+        )
+        .unwrap()
+        .unwrap();
+        let rules = rules.as_array().unwrap();
+        assert_eq!(rules.len(), 4);
+        assert_eq!(rules[2]["name"], "serin-beta");
+        assert_eq!(
+            rules[2]["matches"][0]["headers"][0],
+            json!({"type": "Exact", "name": "x-beta", "value": "1"})
+        );
+        assert_eq!(rules[2]["backendRefs"][0]["name"], "web-canary");
+        assert_eq!(
+            rules[3]["filters"][0]["requestMirror"]["backendRef"]["name"],
+            "web-canary"
+        );
+        assert_eq!(rules[3]["filters"][0]["requestMirror"]["percent"], 20);
+        assert_eq!(rules[3]["backendRefs"][0]["name"], "web-stable");
+        // Without managed routes they go again, and the weights stay.
+        let mut with = route();
+        with["spec"]["rules"] = Value::Array(rules.clone());
+        let back = routed_rules(&with, "HTTPRoute", "web-stable", "web-canary", 5, &[], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.as_array().unwrap().len(), 2);
+        assert_eq!(back[1]["backendRefs"][1]["weight"], 5);
     }
 
     #[test]

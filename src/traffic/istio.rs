@@ -2,6 +2,7 @@
 //! VirtualService the user owns.
 
 use super::RouterError;
+use crate::crd::rollout::{HeaderMatch, ManagedRoute};
 use serde_json::{Value, json};
 
 /// The Service a destination host names (`web-stable`, `web-stable.shop.svc.cluster.local`).
@@ -73,6 +74,77 @@ pub fn weighted_http(
     Ok(if out == *http { None } else { Some(Value::Array(out)) })
 }
 
+const MANAGED_PREFIX: &str = "serin-";
+
+fn istio_match(m: &[HeaderMatch]) -> Value {
+    let mut headers = serde_json::Map::new();
+    for h in m {
+        let v = h.header_value.clone().unwrap_or_default();
+        let matcher = match (v.exact, v.prefix, v.regex) {
+            (Some(e), _, _) => json!({"exact": e}),
+            (_, Some(p), _) => json!({"prefix": p}),
+            (_, _, Some(r)) => json!({"regex": r}),
+            _ => json!({"regex": ".*"}),
+        };
+        headers.insert(h.header_name.to_lowercase(), matcher);
+    }
+    json!([{"headers": headers}])
+}
+
+/// The http routes, weighted, with Serin's header and mirror routes first (Istio takes the first
+/// route that matches). `None` when the VirtualService already says all that.
+pub fn routed_http(
+    vs: &Value,
+    routes: &[String],
+    stable: &str,
+    canary: &str,
+    weight: i32,
+    headers: &[ManagedRoute],
+    mirrors: &[ManagedRoute],
+) -> Result<Option<Value>, RouterError> {
+    let current = vs["spec"]["http"].clone();
+    let mut user = vs.clone();
+    if let Some(http) = user["spec"]["http"].as_array_mut() {
+        http.retain(|r| !r["name"].as_str().is_some_and(|n| n.starts_with(MANAGED_PREFIX)));
+    }
+    let weighted =
+        weighted_http(&user, routes, stable, canary, weight)?.unwrap_or_else(|| user["spec"]["http"].clone());
+    // Destinations as the user wrote their hosts (short or fully qualified).
+    let host_of = |svc: &str| {
+        weighted
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["route"].as_array().cloned().unwrap_or_default())
+            .find_map(|d| {
+                d["destination"]["host"]
+                    .as_str()
+                    .filter(|h| host_service(h) == svc)
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| svc.to_string())
+    };
+    let mut out = Vec::new();
+    for h in headers {
+        out.push(
+            json!({"name": format!("{MANAGED_PREFIX}{}", h.name), "match": istio_match(&h.match_),
+                        "route": [{"destination": {"host": host_of(canary)}, "weight": 100}]}),
+        );
+    }
+    for m in mirrors {
+        let mut r = json!({"name": format!("{MANAGED_PREFIX}{}", m.name), "match": istio_match(&m.match_),
+                           "route": [{"destination": {"host": host_of(stable)}, "weight": 100}],
+                           "mirror": {"host": host_of(canary)}});
+        if let Some(p) = m.percentage {
+            r["mirrorPercentage"] = json!({"value": p});
+        }
+        out.push(r);
+    }
+    out.extend(weighted.as_array().cloned().unwrap_or_default());
+    let out = Value::Array(out);
+    Ok(if out == current { None } else { Some(out) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +170,55 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(all, http, "without names, the routes to the stable host");
+    }
+
+    #[test]
+    fn header_and_mirror_routes_go_first_and_go_away() {
+        use crate::crd::rollout::StringMatch;
+        let m = vec![HeaderMatch {
+            header_name: "X-Beta".into(),
+            header_value: Some(StringMatch {
+                prefix: Some("yes".into()),
+                ..Default::default()
+            }),
+        }];
+        let header = ManagedRoute {
+            name: "beta".into(),
+            match_: m.clone(),
+            percentage: None,
+        };
+        let mirror = ManagedRoute {
+            name: "shadow".into(),
+            match_: m,
+            percentage: Some(10),
+        };
+        let http = routed_http(
+            &vs(),
+            &["primary".into()],
+            "web-stable",
+            "web-canary",
+            10,
+            &[header],
+            &[mirror],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(http[0]["name"], "serin-beta");
+        assert_eq!(http[0]["match"][0]["headers"]["x-beta"], json!({"prefix": "yes"}));
+        assert_eq!(http[0]["route"][0]["destination"]["host"], "web-canary");
+        assert_eq!(http[1]["mirror"]["host"], "web-canary");
+        assert_eq!(
+            http[1]["route"][0]["destination"]["host"],
+            "web-stable.shop.svc.cluster.local"
+        );
+        assert_eq!(http[1]["mirrorPercentage"]["value"], 10);
+        assert_eq!(http[2]["route"][1]["weight"], 10);
+        let mut with = vs();
+        with["spec"]["http"] = http;
+        let back = routed_http(&with, &["primary".into()], "web-stable", "web-canary", 10, &[], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.as_array().unwrap().len(), 2);
     }
 
     #[test]

@@ -34,13 +34,15 @@ fn swap_backends(v: &mut Value, stable: &str, canary: &str) -> usize {
     }
 }
 
-/// The canary Ingress for `weight` percent, from the user's stable Ingress.
+/// The canary Ingress for `weight` percent, from the user's stable Ingress; with a header route,
+/// requests carrying that header go to the canary whatever the weight (NGINX takes one header).
 pub fn canary_ingress(
     stable_ingress: &Value,
     stable: &str,
     canary: &str,
     prefix: &str,
     weight: i32,
+    header: Option<&crate::crd::rollout::ManagedRoute>,
     labels: Map<String, Value>,
 ) -> Result<Value, RouterError> {
     let name = stable_ingress["metadata"]["name"].as_str().unwrap_or("");
@@ -57,6 +59,19 @@ pub fn canary_ingress(
     let mut annotations = Map::new();
     annotations.insert(format!("{prefix}/canary"), json!("true"));
     annotations.insert(format!("{prefix}/canary-weight"), json!(weight.to_string()));
+    if let Some(h) = header.and_then(|r| r.match_.first()) {
+        annotations.insert(format!("{prefix}/canary-by-header"), json!(h.header_name));
+        let v = h.header_value.clone().unwrap_or_default();
+        match (v.exact, v.prefix, v.regex) {
+            (Some(e), _, _) => annotations.insert(format!("{prefix}/canary-by-header-value"), json!(e)),
+            (_, Some(p), _) => annotations.insert(
+                format!("{prefix}/canary-by-header-pattern"),
+                json!(format!("^{}.*", regex::escape(&p))),
+            ),
+            (_, _, Some(r)) => annotations.insert(format!("{prefix}/canary-by-header-pattern"), json!(r)),
+            _ => None,
+        };
+    }
     Ok(json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -84,7 +99,16 @@ mod tests {
 
     #[test]
     fn copies_the_ingress_towards_the_canary_with_its_weight() {
-        let c = canary_ingress(&ingress(), "web-stable", "web-canary", DEFAULT_PREFIX, 5, Map::new()).unwrap();
+        let c = canary_ingress(
+            &ingress(),
+            "web-stable",
+            "web-canary",
+            DEFAULT_PREFIX,
+            5,
+            None,
+            Map::new(),
+        )
+        .unwrap();
         assert_eq!(c["metadata"]["name"], "web-canary");
         assert_eq!(
             c["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"],
@@ -98,12 +122,41 @@ mod tests {
         assert_eq!(paths[0]["backend"]["service"]["name"], "web-canary");
         assert_eq!(paths[1]["backend"]["service"]["name"], "cdn", "other backends stay");
         assert_eq!(c["spec"]["ingressClassName"], "nginx");
-        let custom = canary_ingress(&ingress(), "web-stable", "web-canary", "custom.io", 5, Map::new()).unwrap();
+        let beta = crate::crd::rollout::ManagedRoute {
+            name: "beta".into(),
+            match_: vec![crate::crd::rollout::HeaderMatch {
+                header_name: "X-Beta".into(),
+                header_value: Some(crate::crd::rollout::StringMatch {
+                    exact: Some("on".into()),
+                    ..Default::default()
+                }),
+            }],
+            percentage: None,
+        };
+        let by_header = canary_ingress(
+            &ingress(),
+            "web-stable",
+            "web-canary",
+            DEFAULT_PREFIX,
+            0,
+            Some(&beta),
+            Map::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            by_header["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header"],
+            "X-Beta"
+        );
+        assert_eq!(
+            by_header["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header-value"],
+            "on"
+        );
+        let custom = canary_ingress(&ingress(), "web-stable", "web-canary", "custom.io", 5, None, Map::new()).unwrap();
         assert_eq!(custom["metadata"]["annotations"]["custom.io/canary-weight"], "5");
     }
 
     #[test]
     fn an_ingress_without_the_stable_service_is_an_error() {
-        assert!(canary_ingress(&ingress(), "other", "web-canary", DEFAULT_PREFIX, 5, Map::new()).is_err());
+        assert!(canary_ingress(&ingress(), "other", "web-canary", DEFAULT_PREFIX, 5, None, Map::new()).is_err());
     }
 }
