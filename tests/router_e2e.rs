@@ -602,3 +602,102 @@ async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn istio_subsets_follow_the_versions_hashes() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    for f in [
+        "virtualservices.networking.istio.io.yaml",
+        "destinationrules.networking.istio.io.yaml",
+    ] {
+        let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/sim/crds")
+            .join(f);
+        sim.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap_or_default()]);
+    }
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/destinationrules.networking.istio.io",
+        "--timeout=10s",
+    ]);
+    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    sim.apply_yaml(
+        r#"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+spec:
+  hosts: [web]
+  http:
+  - name: primary
+    route:
+    - {destination: {host: web, subset: stable}, weight: 100}
+    - {destination: {host: web, subset: canary}, weight: 0}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: web, namespace: default}
+spec:
+  host: web
+  subsets:
+  - {name: stable, labels: {app: web}}
+  - {name: canary, labels: {app: web}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+"#,
+    );
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    let routing = "istio: {virtualService: {name: web, routes: [primary]}, destinationRule: {name: web, stableSubsetName: stable, canarySubsetName: canary}}";
+    sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", routing));
+    // Here users reach the app through the `web` host alone: the two version Services carry none.
+    sim.kubectl_ok(&[
+        "annotate",
+        "service",
+        "web-stable",
+        "web-canary",
+        "sim.serin.dev/rps=0",
+        "--overwrite",
+    ]);
+    let v1 = eventually("healthy", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.phase == Some(Phase::Healthy)).then_some(st.stable_pod_hash?)
+    })
+    .await;
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let st = eventually("paused at 5%", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
+    })
+    .await;
+    let v2 = st.current_pod_hash.clone().unwrap_or_default();
+    let labels = sim.kubectl_ok(&[
+        "get",
+        "destinationrule",
+        "web",
+        "-o",
+        "jsonpath={.spec.subsets[*].labels.serin\\.dev/pod-template-hash}",
+    ]);
+    assert_eq!(labels, format!("{v1} {v2}"));
+    let weights = sim.kubectl_ok(&[
+        "get",
+        "virtualservice",
+        "web",
+        "-o",
+        "jsonpath={.spec.http[0].route[*].weight}",
+    ]);
+    assert_eq!(weights, "95 5");
+    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
+    let share = eventually("about 5% of requests on the canary subset", WAIT, || {
+        let (p, c) = (prom_client.clone(), v2.clone());
+        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
+    })
+    .await;
+    eprintln!("canary share through Istio subsets at weight 5: {share:.4}");
+}

@@ -335,6 +335,17 @@ pub struct NginxRouting {
 #[serde(rename_all = "camelCase")]
 pub struct IstioRouting {
     pub virtual_service: IstioVirtualService,
+    /// Subset based routing: the DestinationRule whose subsets Serin points at the versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_rule: Option<IstioDestinationRule>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioDestinationRule {
+    pub name: String,
+    pub stable_subset_name: String,
+    pub canary_subset_name: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

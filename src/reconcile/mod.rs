@@ -144,6 +144,10 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
             canary_running,
             &plan.status.header_routes,
             &plan.status.mirror_routes,
+            (
+                plan.status.stable_pod_hash.as_deref().unwrap_or_default(),
+                plan.status.current_pod_hash.as_deref().unwrap_or_default(),
+            ),
         )
         .await
     {

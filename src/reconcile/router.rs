@@ -39,6 +39,7 @@ pub async fn set_weight(
     canary_running: bool,
     headers: &[ManagedRoute],
     mirrors: &[ManagedRoute],
+    hashes: (&str, &str),
 ) -> Result<(), RouterError> {
     let ns = rollout.namespace().unwrap_or_default();
     let Some(canary) = rollout.spec.strategy.canary.as_ref() else {
@@ -49,36 +50,17 @@ pub async fn set_weight(
             "a traffic router needs stableService and canaryService".into(),
         ));
     };
-    if let Some(istio) = canary.traffic_routing.as_ref().and_then(|t| t.istio.as_ref()) {
-        let vs = &istio.virtual_service;
-        let ar = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("networking.istio.io", "v1beta1", "VirtualService"),
-            "virtualservices",
-        );
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
-        let current = api
-            .get_opt(&vs.name)
-            .await
-            .map_err(|e| RouterError::Api(e.to_string()))?
-            .ok_or_else(|| RouterError::NotFound {
-                kind: "VirtualService".into(),
-                name: vs.name.clone(),
-                namespace: ns.clone(),
-            })?;
-        let value = serde_json::to_value(&current).map_err(|e| RouterError::Api(e.to_string()))?;
-        let routes = vs.routes.clone().unwrap_or_default();
-        if let Some(http) = istio::routed_http(&value, &routes, stable_svc, canary_svc, weight, headers, mirrors)? {
-            let patch = json!({
-                "apiVersion": "networking.istio.io/v1beta1",
-                "kind": "VirtualService",
-                "metadata": {"name": vs.name, "namespace": ns},
-                "spec": {"http": http},
-            });
-            api.patch(&vs.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-                .await
-                .map_err(|e| RouterError::Api(e.to_string()))?;
-        }
-        return Ok(());
+    if let Some(istio_routing) = canary.traffic_routing.as_ref().and_then(|t| t.istio.as_ref()) {
+        return set_istio(
+            client,
+            rollout,
+            istio_routing,
+            (stable_svc, canary_svc),
+            weight,
+            hashes,
+            (headers, mirrors),
+        )
+        .await;
     }
     if let Some(smi) = canary.traffic_routing.as_ref().and_then(|t| t.smi.as_ref()) {
         return set_smi(client, rollout, smi, stable_svc, canary_svc, weight).await;
@@ -236,5 +218,75 @@ async fn set_smi(
                 RouterError::Api(e.to_string())
             }
         })?;
+    Ok(())
+}
+
+fn istio_api(client: &Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("networking.istio.io", "v1beta1", kind), plural);
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+async fn get_dynamic(
+    api: &Api<DynamicObject>,
+    kind: &str,
+    name: &str,
+    ns: &str,
+) -> Result<serde_json::Value, RouterError> {
+    let obj = api
+        .get_opt(name)
+        .await
+        .map_err(|e| RouterError::Api(e.to_string()))?
+        .ok_or_else(|| RouterError::NotFound {
+            kind: kind.into(),
+            name: name.into(),
+            namespace: ns.into(),
+        })?;
+    serde_json::to_value(&obj).map_err(|e| RouterError::Api(e.to_string()))
+}
+
+/// Istio: with a DestinationRule, its subsets select the versions' hashes and the VirtualService
+/// weighs the subsets; without one, the VirtualService weighs the two Services' hosts.
+async fn set_istio(
+    client: &Client,
+    rollout: &Rollout,
+    routing: &crate::crd::rollout::IstioRouting,
+    services: (&str, &str),
+    weight: i32,
+    hashes: (&str, &str),
+    routes: (&[ManagedRoute], &[ManagedRoute]),
+) -> Result<(), RouterError> {
+    let ns = rollout.namespace().unwrap_or_default();
+    let apply = |kind: &'static str, name: String, spec: serde_json::Value| json!({"apiVersion": "networking.istio.io/v1beta1", "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec});
+    let (stable, canary) = match &routing.destination_rule {
+        Some(dr) => {
+            let api = istio_api(client, &ns, "DestinationRule", "destinationrules");
+            let current = get_dynamic(&api, "DestinationRule", &dr.name, &ns).await?;
+            if let Some(subsets) = istio::subsets(
+                &current,
+                &dr.stable_subset_name,
+                &dr.canary_subset_name,
+                hashes.0,
+                hashes.1,
+            )? {
+                let patch = apply("DestinationRule", dr.name.clone(), json!({"subsets": subsets}));
+                api.patch(&dr.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+                    .await
+                    .map_err(|e| RouterError::Api(e.to_string()))?;
+            }
+            (dr.stable_subset_name.as_str(), dr.canary_subset_name.as_str())
+        }
+        None => services,
+    };
+    let vs = &routing.virtual_service;
+    let api = istio_api(client, &ns, "VirtualService", "virtualservices");
+    let current = get_dynamic(&api, "VirtualService", &vs.name, &ns).await?;
+    let names = vs.routes.clone().unwrap_or_default();
+    let by_subset = routing.destination_rule.is_some();
+    if let Some(http) = istio::routed_http(&current, &names, stable, canary, weight, by_subset, routes.0, routes.1)? {
+        let patch = apply("VirtualService", vs.name.clone(), json!({"http": http}));
+        api.patch(&vs.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+            .await
+            .map_err(|e| RouterError::Api(e.to_string()))?;
+    }
     Ok(())
 }

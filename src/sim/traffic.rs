@@ -58,6 +58,8 @@ struct Share {
     namespace: String,
     service: String,
     rps: f64,
+    /// Labels a Pod must also have (an Istio DestinationRule subset's).
+    subset: Option<serde_json::Map<String, Value>>,
 }
 
 fn rps_of(obj: &Value) -> f64 {
@@ -98,6 +100,7 @@ fn route_shares(route: &Value) -> Vec<Share> {
                 namespace: b["namespace"].as_str().unwrap_or(ns).to_string(),
                 service: b["name"].as_str().unwrap_or("").to_string(),
                 rps: per_rule * weight(b) / sum,
+                subset: None,
             });
         }
     }
@@ -133,12 +136,13 @@ fn split_shares(split: &Value, services: &[Arc<Value>]) -> Vec<Share> {
             namespace: ns.to_string(),
             service: svc.to_string(),
             rps: rps * w / total,
+            subset: None,
         })
         .collect()
 }
 
 /// Traffic into an Istio VirtualService: shared equally by its http routes, then by destination weight.
-fn virtual_service_shares(vs: &Value) -> Vec<Share> {
+fn virtual_service_shares(vs: &Value, rules: &[Arc<Value>]) -> Vec<Share> {
     let ns = meta::namespace(vs);
     let routes = vs["spec"]["http"].as_array().cloned().unwrap_or_default();
     if routes.is_empty() {
@@ -147,33 +151,51 @@ fn virtual_service_shares(vs: &Value) -> Vec<Share> {
     let per_route = rps_of(vs) / routes.len() as f64;
     let mut out = Vec::new();
     for route in &routes {
-        let dests: Vec<(&str, f64)> = route["route"]
+        let dests: Vec<(&str, Option<&str>, f64)> = route["route"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|d| {
+                let host = crate::traffic::istio::host_service(d["destination"]["host"].as_str()?);
                 Some((
-                    crate::traffic::istio::host_service(d["destination"]["host"].as_str()?),
-                    d["weight"].as_f64(),
+                    host,
+                    d["destination"]["subset"].as_str(),
+                    d["weight"].as_f64().unwrap_or(-1.0),
                 ))
             })
-            .map(|(h, w)| (h, w.unwrap_or(-1.0)))
             .collect();
         // No weights at all means an even split, as Istio does with one destination.
-        let explicit = dests.iter().any(|(_, w)| *w >= 0.0);
+        let explicit = dests.iter().any(|(_, _, w)| *w >= 0.0);
         let weights: Vec<f64> = dests
             .iter()
-            .map(|(_, w)| if explicit { w.max(0.0) } else { 1.0 })
+            .map(|(_, _, w)| if explicit { w.max(0.0) } else { 1.0 })
             .collect();
         let total: f64 = weights.iter().sum();
         if total <= 0.0 {
             continue;
         }
-        for ((svc, _), w) in dests.iter().zip(weights) {
+        for ((svc, subset, _), w) in dests.iter().zip(weights) {
+            // A subset selects Pods by its DestinationRule's labels, on top of the Service's.
+            let labels = subset.and_then(|name| {
+                rules
+                    .iter()
+                    .filter(|r| meta::namespace(r) == ns)
+                    .filter(|r| {
+                        r["spec"]["host"]
+                            .as_str()
+                            .is_some_and(|h| crate::traffic::istio::host_service(h) == *svc)
+                    })
+                    .find_map(|r| {
+                        r["spec"]["subsets"].as_array()?.iter().find(|s| s["name"] == name)?["labels"]
+                            .as_object()
+                            .cloned()
+                    })
+            });
             out.push(Share {
                 namespace: ns.to_string(),
                 service: svc.to_string(),
                 rps: per_route * w / total,
+                subset: labels,
             });
         }
     }
@@ -233,12 +255,14 @@ fn ingress_shares(ingresses: &[Arc<Value>]) -> Vec<Share> {
                 namespace: ns.to_string(),
                 service: svc,
                 rps: per_path * (100.0 - w) / 100.0,
+                subset: None,
             });
             if !to.is_empty() {
                 out.push(Share {
                     namespace: ns.to_string(),
                     service: to,
                     rps: per_path * w / 100.0,
+                    subset: None,
                 });
             }
         }
@@ -262,6 +286,7 @@ impl Traffic {
         let ingresses = list("networking.k8s.io", "v1", "ingresses");
         let splits = list("split.smi-spec.io", "v1alpha2", "trafficsplits");
         let virtual_services = list("networking.istio.io", "v1beta1", "virtualservices");
+        let destination_rules = list("networking.istio.io", "v1beta1", "destinationrules");
 
         let mut shares = Vec::new();
         let mut routed: HashSet<(String, String)> = HashSet::new();
@@ -284,10 +309,11 @@ impl Traffic {
                 ));
             }
         }
-        let split_shares = splits
-            .iter()
-            .flat_map(|t| split_shares(t, &services))
-            .chain(virtual_services.iter().flat_map(|v| virtual_service_shares(v)));
+        let split_shares = splits.iter().flat_map(|t| split_shares(t, &services)).chain(
+            virtual_services
+                .iter()
+                .flat_map(|v| virtual_service_shares(v, &destination_rules)),
+        );
         for s in routes
             .iter()
             .flat_map(|r| route_shares(r))
@@ -304,6 +330,7 @@ impl Traffic {
                     namespace: key.0,
                     service: key.1,
                     rps: rps_of(svc),
+                    subset: None,
                 });
             }
         }
@@ -323,7 +350,11 @@ impl Traffic {
             let Some(sel) = svc["spec"]["selector"].as_object() else {
                 continue;
             };
-            let selector = LabelSelector::from_object(&serde_json::json!({"matchLabels": sel}));
+            let mut labels = sel.clone();
+            if let Some(extra) = &share.subset {
+                labels.extend(extra.clone());
+            }
+            let selector = LabelSelector::from_object(&serde_json::json!({"matchLabels": labels}));
             let backends: Vec<&&Arc<Value>> = pods_by_ns
                 .get(share.namespace.as_str())
                 .map(|ps| {

@@ -1,5 +1,5 @@
-//! Istio: the destination weights of the stable and canary hosts in the named HTTP routes of a
-//! VirtualService the user owns.
+//! Istio: the destination weights of the stable and canary hosts (or DestinationRule subsets) in
+//! the named HTTP routes of a VirtualService the user owns, and the subsets' pod-template hashes.
 
 use super::RouterError;
 use crate::crd::rollout::{HeaderMatch, ManagedRoute};
@@ -18,6 +18,7 @@ pub fn weighted_http(
     stable: &str,
     canary: &str,
     weight: i32,
+    by_subset: bool,
 ) -> Result<Option<Value>, RouterError> {
     let name = vs["metadata"]["name"].as_str().unwrap_or("");
     let http = vs["spec"]["http"]
@@ -30,10 +31,13 @@ pub fn weighted_http(
             )));
         }
     }
-    let sends_to = |d: &Value, svc: &str| {
-        d["destination"]["host"]
-            .as_str()
-            .is_some_and(|h| host_service(h) == svc)
+    // Host based: `stable`/`canary` name Services; subset based: DestinationRule subsets.
+    let sends_to = |d: &Value, to: &str| {
+        if by_subset {
+            d["destination"]["subset"] == to
+        } else {
+            d["destination"]["host"].as_str().is_some_and(|h| host_service(h) == to)
+        }
     };
     let mut out = Vec::with_capacity(http.len());
     let mut matched = 0;
@@ -93,12 +97,14 @@ fn istio_match(m: &[HeaderMatch]) -> Value {
 
 /// The http routes, weighted, with Serin's header and mirror routes first (Istio takes the first
 /// route that matches). `None` when the VirtualService already says all that.
+#[allow(clippy::too_many_arguments)]
 pub fn routed_http(
     vs: &Value,
     routes: &[String],
     stable: &str,
     canary: &str,
     weight: i32,
+    by_subset: bool,
     headers: &[ManagedRoute],
     mirrors: &[ManagedRoute],
 ) -> Result<Option<Value>, RouterError> {
@@ -107,34 +113,39 @@ pub fn routed_http(
     if let Some(http) = user["spec"]["http"].as_array_mut() {
         http.retain(|r| !r["name"].as_str().is_some_and(|n| n.starts_with(MANAGED_PREFIX)));
     }
-    let weighted =
-        weighted_http(&user, routes, stable, canary, weight)?.unwrap_or_else(|| user["spec"]["http"].clone());
-    // Destinations as the user wrote their hosts (short or fully qualified).
-    let host_of = |svc: &str| {
-        weighted
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|r| r["route"].as_array().cloned().unwrap_or_default())
-            .find_map(|d| {
-                d["destination"]["host"]
-                    .as_str()
-                    .filter(|h| host_service(h) == svc)
-                    .map(String::from)
-            })
-            .unwrap_or_else(|| svc.to_string())
+    let weighted = weighted_http(&user, routes, stable, canary, weight, by_subset)?
+        .unwrap_or_else(|| user["spec"]["http"].clone());
+    // Destinations as the user wrote them (short or fully qualified hosts; subsets of a host).
+    let all_dests: Vec<Value> = weighted
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["route"].as_array().cloned().unwrap_or_default())
+        .map(|d| d["destination"].clone())
+        .collect();
+    let dest_of = |to: &str| -> Value {
+        if by_subset {
+            let host = all_dests.iter().find_map(|d| d["host"].as_str()).unwrap_or(to);
+            json!({"host": host, "subset": to})
+        } else {
+            let host = all_dests
+                .iter()
+                .find_map(|d| d["host"].as_str().filter(|h| host_service(h) == to))
+                .unwrap_or(to);
+            json!({"host": host})
+        }
     };
     let mut out = Vec::new();
     for h in headers {
         out.push(
             json!({"name": format!("{MANAGED_PREFIX}{}", h.name), "match": istio_match(&h.match_),
-                        "route": [{"destination": {"host": host_of(canary)}, "weight": 100}]}),
+                        "route": [{"destination": dest_of(canary), "weight": 100}]}),
         );
     }
     for m in mirrors {
         let mut r = json!({"name": format!("{MANAGED_PREFIX}{}", m.name), "match": istio_match(&m.match_),
-                           "route": [{"destination": {"host": host_of(stable)}, "weight": 100}],
-                           "mirror": {"host": host_of(canary)}});
+                           "route": [{"destination": dest_of(stable), "weight": 100}],
+                           "mirror": dest_of(canary)});
         if let Some(p) = m.percentage {
             r["mirrorPercentage"] = json!({"value": p});
         }
@@ -160,13 +171,13 @@ mod tests {
 
     #[test]
     fn sets_destination_weights_of_the_named_routes() {
-        let http = weighted_http(&vs(), &["primary".into()], "web-stable", "web-canary", 10)
+        let http = weighted_http(&vs(), &["primary".into()], "web-stable", "web-canary", 10, false)
             .unwrap()
             .unwrap();
         assert_eq!(http[0]["route"][0]["weight"], 90);
         assert_eq!(http[0]["route"][1]["weight"], 10);
         assert_eq!(http[1], vs()["spec"]["http"][1]);
-        let all = weighted_http(&vs(), &[], "web-stable", "web-canary", 10)
+        let all = weighted_http(&vs(), &[], "web-stable", "web-canary", 10, false)
             .unwrap()
             .unwrap();
         assert_eq!(all, http, "without names, the routes to the stable host");
@@ -198,6 +209,7 @@ mod tests {
             "web-stable",
             "web-canary",
             10,
+            false,
             &[header],
             &[mirror],
         )
@@ -215,15 +227,81 @@ mod tests {
         assert_eq!(http[2]["route"][1]["weight"], 10);
         let mut with = vs();
         with["spec"]["http"] = http;
-        let back = routed_http(&with, &["primary".into()], "web-stable", "web-canary", 10, &[], &[])
-            .unwrap()
-            .unwrap();
+        let back = routed_http(
+            &with,
+            &["primary".into()],
+            "web-stable",
+            "web-canary",
+            10,
+            false,
+            &[],
+            &[],
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(back.as_array().unwrap().len(), 2);
     }
 
     #[test]
-    fn unknown_routes_and_missing_destinations_are_errors() {
-        assert!(weighted_http(&vs(), &["nope".into()], "web-stable", "web-canary", 10).is_err());
-        assert!(weighted_http(&vs(), &["other".into()], "web-stable", "web-canary", 10).is_err());
+    fn subset_based_routes_weigh_subsets() {
+        let subsets = json!({"metadata": {"name": "web"}, "spec": {"http": [{"name": "primary", "route": [
+            {"destination": {"host": "web", "subset": "stable"}, "weight": 100},
+            {"destination": {"host": "web", "subset": "canary"}, "weight": 0}]}]}});
+        let http = weighted_http(&subsets, &[], "stable", "canary", 30, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                http[0]["route"][0]["weight"].as_i64(),
+                http[0]["route"][1]["weight"].as_i64()
+            ),
+            (Some(70), Some(30))
+        );
     }
+
+    #[test]
+    fn unknown_routes_and_missing_destinations_are_errors() {
+        assert!(weighted_http(&vs(), &["nope".into()], "web-stable", "web-canary", 10, false).is_err());
+        assert!(weighted_http(&vs(), &["other".into()], "web-stable", "web-canary", 10, false).is_err());
+    }
+}
+
+/// The DestinationRule's subsets with the stable and canary subsets selecting their versions'
+/// pod-template hashes; `None` when they already do.
+pub fn subsets(
+    dr: &Value,
+    stable_subset: &str,
+    canary_subset: &str,
+    stable_hash: &str,
+    canary_hash: &str,
+) -> Result<Option<Value>, RouterError> {
+    let name = dr["metadata"]["name"].as_str().unwrap_or("");
+    let current = dr["spec"]["subsets"]
+        .as_array()
+        .ok_or_else(|| RouterError::Invalid(format!("DestinationRule {name} has no spec.subsets")))?;
+    for wanted in [stable_subset, canary_subset] {
+        if !current.iter().any(|s| s["name"] == wanted) {
+            return Err(RouterError::Invalid(format!(
+                "DestinationRule {name} has no subset named {wanted:?}"
+            )));
+        }
+    }
+    let out: Vec<Value> = current
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            let hash = if s["name"] == stable_subset {
+                Some(stable_hash)
+            } else if s["name"] == canary_subset {
+                Some(canary_hash)
+            } else {
+                None
+            };
+            if let Some(h) = hash {
+                s["labels"][crate::plan::HASH_LABEL] = json!(h);
+            }
+            s
+        })
+        .collect();
+    Ok(if out == *current { None } else { Some(Value::Array(out)) })
 }
