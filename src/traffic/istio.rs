@@ -156,6 +156,46 @@ pub fn routed_http(
     Ok(if out == current { None } else { Some(out) })
 }
 
+/// The DestinationRule's subsets with the stable and canary subsets selecting their versions'
+/// pod-template hashes; `None` when they already do.
+pub fn subsets(
+    dr: &Value,
+    stable_subset: &str,
+    canary_subset: &str,
+    stable_hash: &str,
+    canary_hash: &str,
+) -> Result<Option<Value>, RouterError> {
+    let name = dr["metadata"]["name"].as_str().unwrap_or("");
+    let current = dr["spec"]["subsets"]
+        .as_array()
+        .ok_or_else(|| RouterError::Invalid(format!("DestinationRule {name} has no spec.subsets")))?;
+    for wanted in [stable_subset, canary_subset] {
+        if !current.iter().any(|s| s["name"] == wanted) {
+            return Err(RouterError::Invalid(format!(
+                "DestinationRule {name} has no subset named {wanted:?}"
+            )));
+        }
+    }
+    let out: Vec<Value> = current
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            let hash = if s["name"] == stable_subset {
+                Some(stable_hash)
+            } else if s["name"] == canary_subset {
+                Some(canary_hash)
+            } else {
+                None
+            };
+            if let Some(h) = hash {
+                s["labels"][crate::plan::HASH_LABEL] = json!(h);
+            }
+            s
+        })
+        .collect();
+    Ok(if out == *current { None } else { Some(Value::Array(out)) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,48 +300,19 @@ mod tests {
     }
 
     #[test]
+    fn subsets_select_the_versions() {
+        let dr = json!({"metadata": {"name": "web"}, "spec": {"host": "web", "subsets": [
+            {"name": "stable", "labels": {"app": "web"}}, {"name": "canary", "labels": {"app": "web"}}, {"name": "v0"}]}});
+        let s = subsets(&dr, "stable", "canary", "aaa", "bbb").unwrap().unwrap();
+        assert_eq!(s[0]["labels"]["serin.dev/pod-template-hash"], "aaa");
+        assert_eq!(s[1]["labels"]["serin.dev/pod-template-hash"], "bbb");
+        assert_eq!(s[2], json!({"name": "v0"}));
+        assert!(subsets(&dr, "stable", "missing", "a", "b").is_err());
+    }
+
+    #[test]
     fn unknown_routes_and_missing_destinations_are_errors() {
         assert!(weighted_http(&vs(), &["nope".into()], "web-stable", "web-canary", 10, false).is_err());
         assert!(weighted_http(&vs(), &["other".into()], "web-stable", "web-canary", 10, false).is_err());
     }
-}
-
-/// The DestinationRule's subsets with the stable and canary subsets selecting their versions'
-/// pod-template hashes; `None` when they already do.
-pub fn subsets(
-    dr: &Value,
-    stable_subset: &str,
-    canary_subset: &str,
-    stable_hash: &str,
-    canary_hash: &str,
-) -> Result<Option<Value>, RouterError> {
-    let name = dr["metadata"]["name"].as_str().unwrap_or("");
-    let current = dr["spec"]["subsets"]
-        .as_array()
-        .ok_or_else(|| RouterError::Invalid(format!("DestinationRule {name} has no spec.subsets")))?;
-    for wanted in [stable_subset, canary_subset] {
-        if !current.iter().any(|s| s["name"] == wanted) {
-            return Err(RouterError::Invalid(format!(
-                "DestinationRule {name} has no subset named {wanted:?}"
-            )));
-        }
-    }
-    let out: Vec<Value> = current
-        .iter()
-        .map(|s| {
-            let mut s = s.clone();
-            let hash = if s["name"] == stable_subset {
-                Some(stable_hash)
-            } else if s["name"] == canary_subset {
-                Some(canary_hash)
-            } else {
-                None
-            };
-            if let Some(h) = hash {
-                s["labels"][crate::plan::HASH_LABEL] = json!(h);
-            }
-            s
-        })
-        .collect();
-    Ok(if out == *current { None } else { Some(Value::Array(out)) })
 }
