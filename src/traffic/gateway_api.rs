@@ -1,9 +1,42 @@
 //! Gateway API: the weights of the stable and canary Service backendRefs in the rules of an
 //! HTTPRoute (or GRPCRoute) the user owns. Only the rules that send to the stable Service change.
 
-use super::RouterError;
-use crate::crd::rollout::{HeaderMatch, ManagedRoute};
+use super::{Desired, RouterError, TrafficRouter, apply_json, dynamic_api, get_json};
+use crate::crd::rollout::{GatewayApiRouting, HeaderMatch, ManagedRoute};
 use serde_json::{Value, json};
+
+impl TrafficRouter for GatewayApiRouting {
+    async fn apply(&self, client: &kube::Client, d: &Desired<'_>) -> Result<(), RouterError> {
+        let http = self
+            .http_route
+            .iter()
+            .chain(self.http_routes.iter().flatten())
+            .map(|n| ("HTTPRoute", "httproutes", n));
+        for (kind, plural, name) in http.chain(self.grpc_route.iter().map(|n| ("GRPCRoute", "grpcroutes", n))) {
+            let api = dynamic_api(client, d.namespace, "gateway.networking.k8s.io", "v1", kind, plural);
+            let route = get_json(&api, kind, name, d.namespace).await?;
+            if let Some(rules) = routed_rules(
+                &route,
+                kind,
+                d.stable_service,
+                d.canary_service,
+                d.weight,
+                d.headers,
+                d.mirrors,
+            )? {
+                // Only the rules: the user's other fields stay theirs.
+                let patch = json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": kind,
+                    "metadata": {"name": name, "namespace": d.namespace},
+                    "spec": {"rules": rules},
+                });
+                apply_json(&api, name, &patch).await?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Rules Serin adds for header and mirror routes are named with this prefix.
 pub const MANAGED_PREFIX: &str = "serin-";

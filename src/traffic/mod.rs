@@ -19,3 +19,78 @@ pub enum RouterError {
     #[error("Kubernetes API: {0}")]
     Api(String),
 }
+
+use crate::crd::rollout::ManagedRoute;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Client;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use std::future::Future;
+
+/// Everything a router needs to say for one reconcile.
+pub struct Desired<'a> {
+    pub namespace: &'a str,
+    pub rollout: &'a str,
+    pub stable_service: &'a str,
+    pub canary_service: &'a str,
+    pub weight: i32,
+    /// False once no canary is left to route to (after promotion or abort).
+    pub canary_running: bool,
+    pub headers: &'a [ManagedRoute],
+    pub mirrors: &'a [ManagedRoute],
+    pub stable_hash: &'a str,
+    pub canary_hash: &'a str,
+    /// Owner of the objects a router creates (so they go with the Rollout).
+    pub owner: Option<OwnerReference>,
+}
+
+/// A traffic router: makes its objects say `desired`, writing only what differs.
+pub trait TrafficRouter {
+    fn apply(&self, client: &Client, desired: &Desired<'_>) -> impl Future<Output = Result<(), RouterError>> + Send;
+}
+
+/// The field manager of every router write.
+pub const MANAGER: &str = "serin";
+
+/// An object of a kind known by group, version, kind and plural, read as JSON.
+pub(crate) async fn get_json(
+    api: &kube::Api<DynamicObject>,
+    kind: &str,
+    name: &str,
+    ns: &str,
+) -> Result<serde_json::Value, RouterError> {
+    let obj = api
+        .get_opt(name)
+        .await
+        .map_err(|e| RouterError::Api(e.to_string()))?
+        .ok_or_else(|| RouterError::NotFound {
+            kind: kind.into(),
+            name: name.into(),
+            namespace: ns.into(),
+        })?;
+    serde_json::to_value(&obj).map_err(|e| RouterError::Api(e.to_string()))
+}
+
+pub(crate) fn dynamic_api(
+    client: &Client,
+    ns: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> kube::Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    kube::Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// Server-side apply of `patch` as Serin, with force: Serin's fields are Serin's.
+pub(crate) async fn apply_json(
+    api: &kube::Api<DynamicObject>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<(), RouterError> {
+    api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| RouterError::Api(e.to_string()))
+}

@@ -2,8 +2,79 @@
 //! the canary Service, with the canary annotations NGINX reads. Serin owns it and deletes it when
 //! no canary runs; the user's Ingress is never touched.
 
-use super::RouterError;
+use super::{Desired, RouterError, TrafficRouter};
+use crate::crd::rollout::NginxRouting;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value, json};
+
+impl TrafficRouter for NginxRouting {
+    /// The generated canary Ingress carries the weight while a canary runs, and goes after.
+    async fn apply(&self, client: &kube::Client, d: &Desired<'_>) -> Result<(), RouterError> {
+        let api: kube::Api<Ingress> = kube::Api::namespaced(client.clone(), d.namespace);
+        let canary_name = canary_name(&self.stable_ingress);
+        let existing = api
+            .get_opt(&canary_name)
+            .await
+            .map_err(|e| RouterError::Api(e.to_string()))?;
+        if !d.canary_running {
+            if existing.is_some() {
+                match api.delete(&canary_name, &Default::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(RouterError::Api(e.to_string())),
+                }
+            }
+            return Ok(());
+        }
+        let stable = api
+            .get_opt(&self.stable_ingress)
+            .await
+            .map_err(|e| RouterError::Api(e.to_string()))?
+            .ok_or_else(|| RouterError::NotFound {
+                kind: "Ingress".into(),
+                name: self.stable_ingress.clone(),
+                namespace: d.namespace.into(),
+            })?;
+        let stable = serde_json::to_value(&stable).map_err(|e| RouterError::Api(e.to_string()))?;
+        let prefix = self.annotation_prefix.as_deref().unwrap_or(DEFAULT_PREFIX);
+        let mut labels = Map::new();
+        labels.insert(crate::reconcile::ROLLOUT_LABEL.into(), json!(d.rollout));
+        let mut desired = canary_ingress(
+            &stable,
+            d.stable_service,
+            d.canary_service,
+            prefix,
+            d.weight,
+            d.headers.first(),
+            labels,
+        )?;
+        if let Some(owner) = &d.owner {
+            desired["metadata"]["ownerReferences"] = json!([owner]);
+        }
+        if let Some(current) = existing.and_then(|e| serde_json::to_value(e).ok()) {
+            let annotations = desired["metadata"]["annotations"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let same = current["spec"] == desired["spec"]
+                && annotations
+                    .iter()
+                    .all(|(k, v)| current["metadata"]["annotations"][k] == *v);
+            if same {
+                return Ok(());
+            }
+        }
+        api.patch(
+            &canary_name,
+            &PatchParams::apply(super::MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| RouterError::Api(e.to_string()))
+    }
+}
 
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
 

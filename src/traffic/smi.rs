@@ -1,7 +1,54 @@
 //! SMI: a TrafficSplit Serin creates and owns, splitting the root Service's traffic between the
 //! stable and canary Services by weight.
 
+use super::{Desired, RouterError, TrafficRouter, apply_json, dynamic_api};
+use crate::crd::rollout::SmiRouting;
 use serde_json::{Map, Value, json};
+
+impl TrafficRouter for SmiRouting {
+    async fn apply(&self, client: &kube::Client, d: &Desired<'_>) -> Result<(), RouterError> {
+        let name = self.traffic_split.clone().unwrap_or_else(|| d.rollout.to_string());
+        let root = self
+            .root_service
+            .clone()
+            .unwrap_or_else(|| d.stable_service.to_string());
+        let api = dynamic_api(
+            client,
+            d.namespace,
+            "split.smi-spec.io",
+            "v1alpha2",
+            "TrafficSplit",
+            "trafficsplits",
+        );
+        let mut labels = Map::new();
+        labels.insert(crate::reconcile::ROLLOUT_LABEL.into(), json!(d.rollout));
+        let mut desired = traffic_split(
+            &name,
+            d.namespace,
+            &root,
+            d.stable_service,
+            d.canary_service,
+            d.weight,
+            labels,
+        );
+        if let Some(owner) = &d.owner {
+            desired["metadata"]["ownerReferences"] = json!([owner]);
+        }
+        let current = api.get_opt(&name).await.map_err(|e| RouterError::Api(e.to_string()))?;
+        if current
+            .and_then(|c| serde_json::to_value(c).ok())
+            .is_some_and(|c| c["spec"] == desired["spec"])
+        {
+            return Ok(());
+        }
+        apply_json(&api, &name, &desired).await.map_err(|e| match e {
+            RouterError::Api(m) if m.contains("404") || m.contains("not found") => RouterError::Invalid(
+                "the TrafficSplit kind (split.smi-spec.io/v1alpha2) is not installed in the cluster".into(),
+            ),
+            other => other,
+        })
+    }
+}
 
 pub const API_VERSION: &str = "split.smi-spec.io/v1alpha2";
 
