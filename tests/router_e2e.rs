@@ -126,6 +126,27 @@ async fn status(api: &Api<Rollout>) -> RolloutStatus {
     api.get("web").await.ok().and_then(|r| r.status).unwrap_or_default()
 }
 
+/// Releases version 2 and waits for the rollout to pause at its first pause step.
+async fn release_to_first_pause(sim: &SimCluster, rollouts: &Api<Rollout>) -> RolloutStatus {
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    eventually("paused at 5%", WAIT, || async {
+        let st = status(rollouts).await;
+        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
+    })
+    .await
+}
+
+/// Prometheus sees about 5% of all requests answered by the canary version.
+async fn five_percent_measured(prom: &Prometheus, canary: &str, what: &str) {
+    let client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
+    let share = eventually("about 5% of requests on the canary", WAIT, || {
+        let (p, c) = (client.clone(), canary.to_string());
+        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
+    })
+    .await;
+    eprintln!("{what}: {share:.4}");
+}
+
 async fn share_of_canary(prom: &prometheus_http_query::Client, canary_hash: &str) -> Option<f64> {
     let q = format!(
         "sum(rate(http_requests_total{{pod_template_hash=\"{canary_hash}\"}}[6s])) / sum(rate(http_requests_total[6s]))"
@@ -167,22 +188,11 @@ async fn five_percent_through_an_httproute_and_back_on_abort() {
     .await;
     assert_eq!(weights(&route(&client).await), (100, 0));
 
-    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
-    let st = eventually("paused at 5%", WAIT, || async {
-        let st = status(&rollouts).await;
-        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
-    })
-    .await;
+    let st = release_to_first_pause(&sim, &rollouts).await;
     assert_eq!(st.canary_weight, Some(5));
     assert_eq!(weights(&route(&client).await), (95, 5));
     let canary = st.current_pod_hash.clone().unwrap_or_default();
-    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
-    let share = eventually("about 5% of requests on the canary", WAIT, || {
-        let (p, c) = (prom_client.clone(), canary.clone());
-        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
-    })
-    .await;
-    eprintln!("canary share of requests at weight 5: {share:.4}");
+    five_percent_measured(&prom, &canary, "canary share of requests at weight 5").await;
 
     // "ArgoCD" syncs the unchanged manifest again: Serin's weights and the user's fields both stay.
     argocd_sync(&sim, &client, ROUTE).await;
@@ -355,12 +365,7 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
         "no canary Ingress without a canary"
     );
 
-    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
-    let st = eventually("paused at 5%", WAIT, || async {
-        let st = status(&rollouts).await;
-        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
-    })
-    .await;
+    let st = release_to_first_pause(&sim, &rollouts).await;
     let weight = sim.kubectl_ok(&[
         "get",
         "ingress",
@@ -386,13 +391,7 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
     ]);
     assert_eq!(user, "web-stable", "the user's Ingress is not touched");
     let canary = st.current_pod_hash.clone().unwrap_or_default();
-    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
-    let share = eventually("about 5% of requests on the canary", WAIT, || {
-        let (p, c) = (prom_client.clone(), canary.clone());
-        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
-    })
-    .await;
-    eprintln!("canary share through NGINX at weight 5: {share:.4}");
+    five_percent_measured(&prom, &canary, "canary share through NGINX at weight 5").await;
 
     sim.kubectl_serin_ok(&["promote", "web", "--full"]);
     eventually("promoted", WAIT, || async {
@@ -456,12 +455,7 @@ async fn smi_gets_a_traffic_split_with_the_weight() {
         (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
     })
     .await;
-    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
-    let st = eventually("paused at 5%", WAIT, || async {
-        let st = status(&rollouts).await;
-        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
-    })
-    .await;
+    let st = release_to_first_pause(&sim, &rollouts).await;
     let weights = sim.kubectl_ok(&[
         "get",
         "trafficsplit",
@@ -471,13 +465,7 @@ async fn smi_gets_a_traffic_split_with_the_weight() {
     ]);
     assert_eq!(weights, "95 5");
     let canary = st.current_pod_hash.clone().unwrap_or_default();
-    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
-    let share = eventually("about 5% of requests on the canary", WAIT, || {
-        let (p, c) = (prom_client.clone(), canary.clone());
-        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
-    })
-    .await;
-    eprintln!("canary share through SMI at weight 5: {share:.4}");
+    five_percent_measured(&prom, &canary, "canary share through SMI at weight 5").await;
 }
 
 const VIRTUAL_SERVICE: &str = r#"
@@ -519,12 +507,7 @@ async fn istio_virtual_service_weights_follow_the_steps() {
         (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
     })
     .await;
-    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
-    let st = eventually("paused at 5%", WAIT, || async {
-        let st = status(&rollouts).await;
-        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
-    })
-    .await;
+    let st = release_to_first_pause(&sim, &rollouts).await;
     let weights = sim.kubectl_ok(&[
         "get",
         "virtualservice",
@@ -534,13 +517,7 @@ async fn istio_virtual_service_weights_follow_the_steps() {
     ]);
     assert_eq!(weights, "95 5");
     let canary = st.current_pod_hash.clone().unwrap_or_default();
-    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
-    let share = eventually("about 5% of requests on the canary", WAIT, || {
-        let (p, c) = (prom_client.clone(), canary.clone());
-        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
-    })
-    .await;
-    eprintln!("canary share through Istio at weight 5: {share:.4}");
+    five_percent_measured(&prom, &canary, "canary share through Istio at weight 5").await;
     sim.kubectl_serin_ok(&["abort", "web"]);
     eventually("back on stable", WAIT, || async {
         let w = sim.kubectl_ok(&[
@@ -670,12 +647,7 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
         (st.phase == Some(Phase::Healthy)).then_some(st.stable_pod_hash?)
     })
     .await;
-    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
-    let st = eventually("paused at 5%", WAIT, || async {
-        let st = status(&rollouts).await;
-        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(1)).then_some(st)
-    })
-    .await;
+    let st = release_to_first_pause(&sim, &rollouts).await;
     let v2 = st.current_pod_hash.clone().unwrap_or_default();
     let labels = sim.kubectl_ok(&[
         "get",
@@ -693,11 +665,5 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
         "jsonpath={.spec.http[0].route[*].weight}",
     ]);
     assert_eq!(weights, "95 5");
-    let prom_client = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("client");
-    let share = eventually("about 5% of requests on the canary subset", WAIT, || {
-        let (p, c) = (prom_client.clone(), v2.clone());
-        async move { share_of_canary(&p, &c).await.filter(|s| (s - 0.05).abs() < 0.02) }
-    })
-    .await;
-    eprintln!("canary share through Istio subsets at weight 5: {share:.4}");
+    five_percent_measured(&prom, &v2, "canary share through Istio subsets at weight 5").await;
 }
