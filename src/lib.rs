@@ -1,5 +1,6 @@
 //! Serin: a progressive-delivery operator for Kubernetes.
 
+pub mod admin;
 pub mod analysis;
 pub mod cli;
 pub mod crd;

@@ -155,7 +155,7 @@ impl Env {
 #[tokio::test]
 async fn a_release_walks_its_steps_and_promotes() {
     let e = env().await;
-    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let controller = ControllerProc::start(&e.sim, "controller.log");
     e.apply(&rollout_yaml(
         4,
         "example/web:1",
@@ -198,6 +198,38 @@ async fn a_release_walks_its_steps_and_promotes() {
     // The rollout is healthy for kubectl wait, too.
     e.sim
         .kubectl_ok(&["wait", "--for=condition=Healthy", "rollout/web", "--timeout=10s"]);
+
+    // The controller says what it did on /metrics, and that it is alive and ready.
+    let admin = format!("http://127.0.0.1:{}", controller.metrics_port);
+    assert_eq!(
+        reqwest::get(format!("{admin}/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{admin}/readyz")).await.unwrap().status().as_u16(),
+        200
+    );
+    let metrics = eventually("metrics of the promoted rollout", WAIT, || {
+        let admin = admin.clone();
+        async move {
+            let text = reqwest::get(format!("{admin}/metrics")).await.ok()?.text().await.ok()?;
+            text.contains(r#"serin_rollout_phase{namespace="default",rollout="web",phase="Healthy"} 1"#)
+                .then_some(text)
+        }
+    })
+    .await;
+    assert!(
+        metrics.contains(r#"serin_rollout_promotions_total{namespace="default",rollout="web"} 1"#),
+        "{metrics}"
+    );
+    let info =
+        format!(r#"serin_rollout_info{{namespace="default",rollout="web",strategy="canary",revision="{v2}"}} 1"#);
+    assert!(metrics.contains(&info), "{metrics}");
+    assert!(metrics.contains("serin_reconcile_duration_seconds_count"), "{metrics}");
 }
 
 #[tokio::test]

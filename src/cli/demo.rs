@@ -350,7 +350,12 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         serde_saphyr::from_str(HTTPROUTE_CRD).map_err(|e| DemoError::Config(format!("the HTTPRoute CRD: {e}")))?;
     crds.patch("httproutes.gateway.networking.k8s.io", &pp, &Patch::Apply(route_crd))
         .await?;
-    let controller = tokio::spawn(crate::reconcile::run(client.clone(), None, "serin-demo".into()));
+    let controller = tokio::spawn(crate::reconcile::run(
+        client.clone(),
+        None,
+        "serin-demo".into(),
+        Default::default(),
+    ));
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
     for name in ["web-stable", "web-canary"] {
         services.patch(name, &pp, &Patch::Apply(service(name))).await?;

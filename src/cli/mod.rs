@@ -100,6 +100,9 @@ pub enum SetWhat {
 pub struct ControllerArgs {
     #[command(flatten)]
     pub kube: kube_args::KubeArgs,
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +129,11 @@ pub enum CliError {
     Rollout(#[from] rollouts::RolloutCmdError),
     #[error(transparent)]
     Connect(#[from] kube_args::ConnectError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -187,7 +195,18 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
             .unwrap_or("x")
     );
     tracing::info!(namespace = namespace.as_deref().unwrap_or("(all)"), instance = %instance, "serin controller starting");
-    crate::reconcile::run(client, namespace, instance).await;
+    let admin = std::sync::Arc::new(crate::admin::Admin::default());
+    let addr = args.metrics_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CliError::Bind { addr, source })?;
+    let server = axum::serve(listener, crate::admin::router(admin.clone()));
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "the admin server stopped");
+        }
+    });
+    crate::reconcile::run(client, namespace, instance, admin).await;
     tracing::info!("serin controller stopped");
     Ok(())
 }

@@ -55,16 +55,17 @@ pub struct Context {
     pub replica_sets: reflector::Store<ReplicaSet>,
     pub services: reflector::Store<Service>,
     pub runs: reflector::Store<AnalysisRun>,
+    pub admin: Arc<crate::admin::Admin>,
 }
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
-pub async fn run(client: Client, namespace: Option<String>, instance: String) {
+pub async fn run(client: Client, namespace: Option<String>, instance: String, admin: Arc<crate::admin::Admin>) {
     let runs = analysis_run::run(client.clone(), namespace.clone(), instance.clone());
-    let rollouts = run_rollouts(client, namespace, instance);
+    let rollouts = run_rollouts(client, namespace, instance, admin);
     futures::join!(runs, rollouts);
 }
 
-async fn run_rollouts(client: Client, namespace: Option<String>, instance: String) {
+async fn run_rollouts(client: Client, namespace: Option<String>, instance: String, admin: Arc<crate::admin::Admin>) {
     fn api<K>(c: &Client, namespace: &Option<String>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -100,8 +101,36 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
         replica_sets: rs_reader,
         services: svc_reader,
         runs: run_reader,
+        admin: admin.clone(),
     });
-    Controller::new(rollouts, watcher::Config::default())
+    let controller = Controller::new(rollouts, watcher::Config::default());
+    // Ready once every cache has its first full list; series of deleted Rollouts are swept.
+    {
+        let (ctx, rollout_store) = (ctx.clone(), controller.store());
+        tokio::spawn(async move {
+            let synced = futures::future::join4(
+                ctx.replica_sets.wait_until_ready(),
+                ctx.services.wait_until_ready(),
+                ctx.runs.wait_until_ready(),
+                rollout_store.wait_until_ready(),
+            )
+            .await;
+            if matches!(synced, (Ok(()), Ok(()), Ok(()), Ok(()))) {
+                ctx.admin.set_ready();
+            }
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                let live: std::collections::HashSet<(String, String)> = rollout_store
+                    .state()
+                    .iter()
+                    .map(|r| (r.namespace().unwrap_or_default(), r.name_any()))
+                    .collect();
+                ctx.admin.metrics.forget_all_but(&live);
+            }
+        });
+    }
+    controller
         .owns_stream(rs_stream)
         .owns_stream(run_stream)
         .watches_stream(svc_stream, |svc: Service| {
@@ -119,6 +148,14 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
 }
 
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_rollout(rollout, &ctx).await;
+    ctx.admin.metrics.reconcile_took(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    let ctx = ctx.clone();
     let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = rollout.name_any();
     let observed = observe::observe(&ctx, &rollout, &ns).await?;
@@ -162,14 +199,24 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
         }
     }
     apply::apply_status(&ctx, &rollout, &plan).await?;
+    let metrics = &ctx.admin.metrics;
+    metrics.observe(&ns, &name, &plan.status);
+    for d in &plan.decisions {
+        match d.reason {
+            "Aborted" => metrics.aborted(&ns, &name),
+            "Promoted" => metrics.promoted(&ns, &name),
+            _ => {}
+        }
+    }
     Ok(match plan.requeue_after {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
 }
 
-fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(rollout: Arc<Rollout>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = rollout.name_any();
+    ctx.admin.metrics.reconcile_failed(error.label());
     match error.label() {
         // Someone wrote in between (a `kubectl serin` request): look again at once.
         "conflict" => Action::requeue(Duration::from_millis(200)),

@@ -255,14 +255,22 @@ where
 pub struct ControllerProc {
     pub proc: Proc,
     pub log: PathBuf,
+    /// Port of /metrics, /healthz and /readyz.
+    pub metrics_port: u16,
 }
 
 impl ControllerProc {
     pub fn start(sim: &SimCluster, log_name: &str) -> ControllerProc {
         let log = sim.dir.path().join(log_name);
         let file = std::fs::File::create(&log).expect("controller log");
+        let metrics_port = free_port();
         let child = Command::new(serin_bin())
-            .args(["controller", "--kubeconfig"])
+            .args([
+                "controller",
+                "--metrics-addr",
+                &format!("127.0.0.1:{metrics_port}"),
+                "--kubeconfig",
+            ])
             .arg(&sim.kubeconfig)
             .env("RUST_LOG", "info,serin=debug")
             .stdout(Stdio::null())
@@ -275,6 +283,7 @@ impl ControllerProc {
                 name: "serin controller",
             },
             log,
+            metrics_port,
         }
     }
 

@@ -1,0 +1,265 @@
+//! The controller's own metrics (prometheus-client, OpenMetrics text): what each Rollout is doing,
+//! and how reconciling goes. A deleted Rollout's series are removed.
+
+use crate::crd::rollout::{Phase, RolloutStatus};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    pub namespace: String,
+    pub rollout: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InfoLabels {
+    pub namespace: String,
+    pub rollout: String,
+    pub strategy: String,
+    pub revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub namespace: String,
+    pub rollout: String,
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
+const PHASES: [Phase; 4] = [Phase::Progressing, Phase::Paused, Phase::Healthy, Phase::Degraded];
+
+pub struct Metrics {
+    registry: Registry,
+    info: Family<InfoLabels, Gauge>,
+    phase: Family<PhaseLabels, Gauge>,
+    weight: Family<RolloutLabels, Gauge>,
+    step: Family<RolloutLabels, Gauge>,
+    aborts: Family<RolloutLabels, Counter>,
+    promotions: Family<RolloutLabels, Counter>,
+    reconcile_duration: Histogram,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    /// The info labels last set per Rollout, to remove them when the revision changes.
+    last_info: Mutex<std::collections::HashMap<(String, String), InfoLabels>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("serin");
+        let info = Family::<InfoLabels, Gauge>::default();
+        let phase = Family::<PhaseLabels, Gauge>::default();
+        let weight = Family::<RolloutLabels, Gauge>::default();
+        let step = Family::<RolloutLabels, Gauge>::default();
+        let aborts = Family::<RolloutLabels, Counter>::default();
+        let promotions = Family::<RolloutLabels, Counter>::default();
+        let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "rollout_info",
+            "A Rollout, its strategy and current revision (always 1)",
+            info.clone(),
+        );
+        registry.register(
+            "rollout_phase",
+            "1 for the Rollout's current phase, 0 for the others",
+            phase.clone(),
+        );
+        registry.register(
+            "rollout_canary_weight",
+            "Percent of traffic on the new version",
+            weight.clone(),
+        );
+        registry.register("rollout_step", "Index of the step being worked on", step.clone());
+        registry.register(
+            "rollout_aborts",
+            "Rollouts aborted (by analysis, deadline or a person)",
+            aborts.clone(),
+        );
+        registry.register(
+            "rollout_promotions",
+            "New versions promoted to stable",
+            promotions.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile of a Rollout took",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by kind of error",
+            reconcile_errors.clone(),
+        );
+        Metrics {
+            registry,
+            info,
+            phase,
+            weight,
+            step,
+            aborts,
+            promotions,
+            reconcile_duration,
+            reconcile_errors,
+            last_info: Mutex::new(Default::default()),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Publishes a Rollout's state after a reconcile.
+    pub fn observe(&self, namespace: &str, rollout: &str, status: &RolloutStatus) {
+        let key = RolloutLabels {
+            namespace: namespace.into(),
+            rollout: rollout.into(),
+        };
+        let info = InfoLabels {
+            namespace: namespace.into(),
+            rollout: rollout.into(),
+            strategy: "canary".into(),
+            revision: status.current_pod_hash.clone().unwrap_or_default(),
+        };
+        let mut last = self.last_info.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = last.insert((namespace.into(), rollout.into()), info.clone())
+            && old != info
+        {
+            self.info.remove(&old);
+        }
+        self.info.get_or_create(&info).set(1);
+        for p in PHASES {
+            let labels = PhaseLabels {
+                namespace: namespace.into(),
+                rollout: rollout.into(),
+                phase: p.as_str().into(),
+            };
+            self.phase
+                .get_or_create(&labels)
+                .set(i64::from(status.phase == Some(p)));
+        }
+        self.weight
+            .get_or_create(&key)
+            .set(i64::from(status.canary_weight.unwrap_or(0)));
+        self.step
+            .get_or_create(&key)
+            .set(i64::from(status.current_step_index.unwrap_or(0)));
+    }
+
+    pub fn aborted(&self, namespace: &str, rollout: &str) {
+        self.aborts
+            .get_or_create(&RolloutLabels {
+                namespace: namespace.into(),
+                rollout: rollout.into(),
+            })
+            .inc();
+    }
+
+    pub fn promoted(&self, namespace: &str, rollout: &str) {
+        self.promotions
+            .get_or_create(&RolloutLabels {
+                namespace: namespace.into(),
+                rollout: rollout.into(),
+            })
+            .inc();
+    }
+
+    pub fn reconcile_took(&self, seconds: f64) {
+        self.reconcile_duration.observe(seconds);
+    }
+
+    pub fn reconcile_failed(&self, error: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels { error: error.into() })
+            .inc();
+    }
+
+    /// Series of Rollouts not in `live` go.
+    pub fn forget_all_but(&self, live: &std::collections::HashSet<(String, String)>) {
+        let known: Vec<(String, String)> = self
+            .last_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for (ns, name) in known.into_iter().filter(|k| !live.contains(k)) {
+            self.forget(&ns, &name);
+        }
+    }
+
+    /// A deleted Rollout's series go.
+    pub fn forget(&self, namespace: &str, rollout: &str) {
+        let key = RolloutLabels {
+            namespace: namespace.into(),
+            rollout: rollout.into(),
+        };
+        if let Some(info) = self
+            .last_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.into(), rollout.into()))
+        {
+            self.info.remove(&info);
+        }
+        for p in PHASES {
+            self.phase.remove(&PhaseLabels {
+                namespace: namespace.into(),
+                rollout: rollout.into(),
+                phase: p.as_str().into(),
+            });
+        }
+        self.weight.remove(&key);
+        self.step.remove(&key);
+        self.aborts.remove(&key);
+        self.promotions.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_follow_a_rollout_and_go_with_it() {
+        let m = Metrics::default();
+        let st = RolloutStatus {
+            phase: Some(Phase::Paused),
+            canary_weight: Some(25),
+            current_step_index: Some(2),
+            current_pod_hash: Some("abc".into()),
+            ..Default::default()
+        };
+        m.observe("shop", "web", &st);
+        m.aborted("shop", "web");
+        let text = m.render();
+        assert!(
+            text.contains(r#"serin_rollout_phase{namespace="shop",rollout="web",phase="Paused"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"serin_rollout_phase{namespace="shop",rollout="web",phase="Healthy"} 0"#));
+        assert!(text.contains(r#"serin_rollout_canary_weight{namespace="shop",rollout="web"} 25"#));
+        assert!(
+            text.contains(r#"serin_rollout_info{namespace="shop",rollout="web",strategy="canary",revision="abc"} 1"#)
+        );
+        assert!(text.contains(r#"serin_rollout_aborts_total{namespace="shop",rollout="web"} 1"#));
+        m.forget("shop", "web");
+        assert!(
+            !m.render().contains(r#"rollout="web""#),
+            "a deleted Rollout's series go"
+        );
+    }
+}
