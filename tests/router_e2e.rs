@@ -12,8 +12,15 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// A CRD of the simulated cluster's (`src/sim/crds/`).
+fn sim_crd(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/sim/crds")
+        .join(file)
+}
+
 fn httproute_crd() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml")
+    sim_crd("httproutes.gateway.networking.k8s.io.yaml")
 }
 
 const ROUTE: &str = r#"
@@ -126,6 +133,13 @@ async fn status(api: &Api<Rollout>) -> RolloutStatus {
     api.get("web").await.ok().and_then(|r| r.status).unwrap_or_default()
 }
 
+async fn healthy(rollouts: &Api<Rollout>) {
+    eventually("healthy", WAIT, || async {
+        (status(rollouts).await.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+}
+
 /// Releases version 2 and waits for the rollout to pause at its first pause step.
 async fn release_to_first_pause(sim: &SimCluster, rollouts: &Api<Rollout>) -> RolloutStatus {
     sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
@@ -159,18 +173,7 @@ async fn share_of_canary(prom: &prometheus_http_query::Client, canary_hash: &str
 async fn five_percent_through_an_httproute_and_back_on_abort() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        httproute_crd().to_str().unwrap_or_default(),
-    ]);
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/httproutes.gateway.networking.k8s.io",
-        "--timeout=10s",
-    ]);
+    sim.install_crd_file(&httproute_crd());
     let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
@@ -182,10 +185,7 @@ async fn five_percent_through_an_httproute_and_back_on_abort() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.apply_yaml(&rollout("example/web:1"));
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     assert_eq!(weights(&route(&client).await), (100, 0));
 
     let st = release_to_first_pause(&sim, &rollouts).await;
@@ -225,12 +225,7 @@ async fn five_percent_through_an_httproute_and_back_on_abort() {
 async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        httproute_crd().to_str().unwrap_or_default(),
-    ]);
+    sim.install_crd_file(&httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let _controller = ControllerProc::start(&sim, "controller.log");
@@ -256,37 +251,20 @@ async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("TrafficRoutingError"));
     // Once the route exists, the rollout goes on.
     sim.apply_yaml(ROUTE);
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
 }
 
 #[tokio::test]
 async fn the_shipped_gateway_api_example_runs() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        httproute_crd().to_str().unwrap_or_default(),
-    ]);
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/httproutes.gateway.networking.k8s.io",
-        "--timeout=10s",
-    ]);
+    sim.install_crd_file(&httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let _controller = ControllerProc::start(&sim, "controller.log");
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout-gateway-api.yaml");
     sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
     eventually("5% on the route", WAIT, || async {
         (weights(&route(&client).await) == (95, 5)).then_some(())
@@ -305,22 +283,13 @@ async fn the_published_httproute_crd_works_with_the_router() {
     }
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.kubectl_ok(&["apply", "--server-side", "-f", published.to_str().unwrap_or_default()]);
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/httproutes.gateway.networking.k8s.io",
-        "--timeout=10s",
-    ]);
+    sim.install_crd_file(&published);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.apply_yaml(ROUTE);
     sim.apply_yaml(&rollout("example/web:1"));
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
     eventually("5% on the published route", WAIT, || async {
         (weights(&route(&client).await) == (95, 5)).then_some(())
@@ -356,10 +325,7 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
     sim.apply_yaml(INGRESS);
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", "nginx: {stableIngress: web}"));
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     assert!(
         !sim.kubectl_ok(&["get", "ingress", "-o", "name"]).contains("web-canary"),
         "no canary Ingress without a canary"
@@ -414,10 +380,7 @@ async fn the_shipped_nginx_example_runs() {
     let _controller = ControllerProc::start(&sim, "controller.log");
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout-nginx.yaml");
     sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
     eventually("a canary Ingress at 5%", WAIT, || async {
         let w = sim.kubectl(&[
@@ -436,25 +399,14 @@ async fn the_shipped_nginx_example_runs() {
 async fn smi_gets_a_traffic_split_with_the_weight() {
     let sim = SimCluster::start();
     sim.install_crds();
-    let crd =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/trafficsplits.split.smi-spec.io.yaml");
-    sim.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap_or_default()]);
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/trafficsplits.split.smi-spec.io",
-        "--timeout=10s",
-    ]);
+    sim.install_crd_file(&sim_crd("trafficsplits.split.smi-spec.io.yaml"));
     let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     sim.apply_yaml("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: \"200\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n");
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", "smi: {rootService: web}"));
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     let st = release_to_first_pause(&sim, &rollouts).await;
     let weights = sim.kubectl_ok(&[
         "get",
@@ -485,15 +437,7 @@ spec:
 async fn istio_virtual_service_weights_follow_the_steps() {
     let sim = SimCluster::start();
     sim.install_crds();
-    let crd =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/virtualservices.networking.istio.io.yaml");
-    sim.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap_or_default()]);
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/virtualservices.networking.istio.io",
-        "--timeout=10s",
-    ]);
+    sim.install_crd_file(&sim_crd("virtualservices.networking.istio.io.yaml"));
     let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
@@ -503,10 +447,7 @@ async fn istio_virtual_service_weights_follow_the_steps() {
         "gatewayAPI: {httpRoute: web}",
         "istio: {virtualService: {name: web, routes: [primary]}}",
     ));
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     let st = release_to_first_pause(&sim, &rollouts).await;
     let weights = sim.kubectl_ok(&[
         "get",
@@ -536,28 +477,14 @@ async fn istio_virtual_service_weights_follow_the_steps() {
 async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        httproute_crd().to_str().unwrap_or_default(),
-    ]);
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/httproutes.gateway.networking.k8s.io",
-        "--timeout=10s",
-    ]);
+    sim.install_crd_file(&httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     sim.apply_yaml(ROUTE);
     let _controller = ControllerProc::start(&sim, "controller.log");
     let steps = "[{setWeight: 5}, {setHeaderRoute: {name: beta, match: [{headerName: x-beta, headerValue: {exact: \"1\"}}]}}, {pause: {}}]";
     sim.apply_yaml(&rollout("example/web:1").replace("[{setWeight: 5}, {pause: {}}, {setWeight: 50}]", steps));
-    eventually("healthy", WAIT, || async {
-        (status(&rollouts).await.phase == Some(Phase::Healthy)).then_some(())
-    })
-    .await;
+    healthy(&rollouts).await;
     sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
     let live = eventually("a header rule", WAIT, || async {
         let r = route(&client).await;
@@ -588,17 +515,8 @@ async fn istio_subsets_follow_the_versions_hashes() {
         "virtualservices.networking.istio.io.yaml",
         "destinationrules.networking.istio.io.yaml",
     ] {
-        let crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/sim/crds")
-            .join(f);
-        sim.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap_or_default()]);
+        sim.install_crd_file(&sim_crd(f));
     }
-    sim.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/destinationrules.networking.istio.io",
-        "--timeout=10s",
-    ]);
     let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");

@@ -308,6 +308,27 @@ impl SimCluster {
         );
     }
 
+    /// Applies a CRD file named `<crd name>.yaml` and waits until it is Established.
+    pub fn install_crd_file(&self, path: &Path) {
+        self.kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .trim_start_matches("gateway.networking.k8s.io_");
+        let name = if name == "httproutes" {
+            "httproutes.gateway.networking.k8s.io"
+        } else {
+            name
+        };
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=10s",
+        ]);
+    }
+
     /// Installs Serin's CRDs from `crds/` with kubectl, as a user would.
     pub fn install_crds(&self) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
