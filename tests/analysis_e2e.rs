@@ -136,7 +136,7 @@ impl Env {
 #[tokio::test]
 async fn a_healthy_release_is_promoted_on_measured_values() {
     let e = env().await;
-    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let controller = ControllerProc::start(&e.sim, "controller.log");
     let v1 = e.healthy_v1().await;
     e.apply(&rollout("example/web:2", "0"));
     let st = eventually("version 2 promoted", WAIT, || async {
@@ -189,6 +189,23 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
         "{query}"
     );
     assert_eq!(e.size_of(&v1).await, 0);
+    // The controller's /metrics carries each metric's last value and its threshold.
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", controller.metrics_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"serin_analysis_measurement_value{namespace="default",rollout="web",metric="error-rate"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"serin_analysis_threshold{namespace="default",rollout="web",metric="latency-p99",bound="max"} 0.5"#
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RolloutLabels {
@@ -32,6 +33,21 @@ pub struct PhaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MeasurementLabels {
+    pub namespace: String,
+    pub rollout: String,
+    pub metric: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThresholdLabels {
+    pub namespace: String,
+    pub rollout: String,
+    pub metric: String,
+    pub bound: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub error: String,
 }
@@ -48,6 +64,10 @@ pub struct Metrics {
     promotions: Family<RolloutLabels, Counter>,
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
+    measurement: Family<MeasurementLabels, Gauge<f64, AtomicU64>>,
+    threshold: Family<ThresholdLabels, Gauge<f64, AtomicU64>>,
+    /// Analysis metrics measured per Rollout, to remove them with it.
+    measured: Mutex<std::collections::HashSet<MeasurementLabels>>,
     /// The info labels last set per Rollout, to remove them when the revision changes.
     last_info: Mutex<std::collections::HashMap<(String, String), InfoLabels>>,
 }
@@ -63,6 +83,18 @@ impl Default for Metrics {
         let promotions = Family::<RolloutLabels, Counter>::default();
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let measurement = Family::<MeasurementLabels, Gauge<f64, AtomicU64>>::default();
+        let threshold = Family::<ThresholdLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "analysis_measurement_value",
+            "The last value an analysis metric measured",
+            measurement.clone(),
+        );
+        registry.register(
+            "analysis_threshold",
+            "The thresholdRange bound of an analysis metric",
+            threshold.clone(),
+        );
         registry.register(
             "rollout_info",
             "A Rollout, its strategy and current revision (always 1)",
@@ -109,6 +141,9 @@ impl Default for Metrics {
             promotions,
             reconcile_duration,
             reconcile_errors,
+            measurement,
+            threshold,
+            measured: Mutex::new(Default::default()),
             last_info: Mutex::new(Default::default()),
         }
     }
@@ -177,6 +212,39 @@ impl Metrics {
             .inc();
     }
 
+    /// The last value an analysis metric measured for a Rollout, with its threshold bounds.
+    pub fn measured(
+        &self,
+        namespace: &str,
+        rollout: &str,
+        metric: &str,
+        value: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) {
+        let labels = MeasurementLabels {
+            namespace: namespace.into(),
+            rollout: rollout.into(),
+            metric: metric.into(),
+        };
+        self.measurement.get_or_create(&labels).set(value);
+        self.measured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(labels.clone());
+        for (bound, v) in [("min", min), ("max", max)] {
+            if let Some(v) = v {
+                let l = ThresholdLabels {
+                    namespace: namespace.into(),
+                    rollout: rollout.into(),
+                    metric: metric.into(),
+                    bound: bound.into(),
+                };
+                self.threshold.get_or_create(&l).set(v);
+            }
+        }
+    }
+
     pub fn reconcile_took(&self, seconds: f64) {
         self.reconcile_duration.observe(seconds);
     }
@@ -226,6 +294,24 @@ impl Metrics {
         self.step.remove(&key);
         self.aborts.remove(&key);
         self.promotions.remove(&key);
+        let mut measured = self.measured.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<MeasurementLabels> = measured
+            .iter()
+            .filter(|m| m.namespace == namespace && m.rollout == rollout)
+            .cloned()
+            .collect();
+        for m in gone {
+            self.measurement.remove(&m);
+            for bound in ["min", "max"] {
+                self.threshold.remove(&ThresholdLabels {
+                    namespace: m.namespace.clone(),
+                    rollout: m.rollout.clone(),
+                    metric: m.metric.clone(),
+                    bound: bound.into(),
+                });
+            }
+            measured.remove(&m);
+        }
     }
 }
 
@@ -256,6 +342,20 @@ mod tests {
             text.contains(r#"serin_rollout_info{namespace="shop",rollout="web",strategy="canary",revision="abc"} 1"#)
         );
         assert!(text.contains(r#"serin_rollout_aborts_total{namespace="shop",rollout="web"} 1"#));
+        m.measured("shop", "web", "error-rate", 0.25, None, Some(0.05));
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"serin_analysis_measurement_value{namespace="shop",rollout="web",metric="error-rate"} 0.25"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"serin_analysis_threshold{namespace="shop",rollout="web",metric="error-rate",bound="max"} 0.05"#
+            ),
+            "{text}"
+        );
         m.forget("shop", "web");
         assert!(
             !m.render().contains(r#"rollout="web""#),

@@ -22,14 +22,19 @@ use std::time::Duration;
 pub struct RunContext {
     pub client: Client,
     pub instance: String,
+    pub admin: Arc<crate::admin::Admin>,
 }
 
-pub async fn run(client: Client, namespace: Option<String>, instance: String) {
+pub async fn run(client: Client, namespace: Option<String>, instance: String, admin: Arc<crate::admin::Admin>) {
     let runs: Api<AnalysisRun> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let ctx = Arc::new(RunContext { client, instance });
+    let ctx = Arc::new(RunContext {
+        client,
+        instance,
+        admin,
+    });
     Controller::new(runs, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -137,6 +142,22 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action
             let metric = &run.spec.metrics[i];
             let started = jiff::Timestamp::now();
             let outcome = measure(&ctx.client, &ns, metric).await;
+            if let Outcome::Judged {
+                result: crate::analysis::condition::QueryResult::Scalar(v),
+                ..
+            } = &outcome
+                && let Some(rollout) = run.labels().get(super::ROLLOUT_LABEL)
+            {
+                let range = metric.threshold_range.as_ref();
+                ctx.admin.metrics.measured(
+                    &ns,
+                    rollout,
+                    &metric.name,
+                    *v,
+                    range.and_then(|r| r.min),
+                    range.and_then(|r| r.max),
+                );
+            }
             let finished = jiff::Timestamp::now();
             let idx = match status.metric_results.iter().position(|r| r.name == metric.name) {
                 Some(i) => i,

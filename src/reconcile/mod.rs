@@ -60,7 +60,7 @@ pub struct Context {
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
 pub async fn run(client: Client, namespace: Option<String>, instance: String, admin: Arc<crate::admin::Admin>) {
-    let runs = analysis_run::run(client.clone(), namespace.clone(), instance.clone());
+    let runs = analysis_run::run(client.clone(), namespace.clone(), instance.clone(), admin.clone());
     let rollouts = run_rollouts(client, namespace, instance, admin);
     futures::join!(runs, rollouts);
 }
