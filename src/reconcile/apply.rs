@@ -2,7 +2,7 @@
 //! differ from what is observed, then one status write.
 
 use super::{Context, Error, MANAGER, ROLLOUT_LABEL};
-use crate::crd::rollout::Rollout;
+use crate::crd::rollout::{Rollout, RolloutStatus};
 use crate::plan::{HASH_LABEL, Observed, Plan};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
@@ -110,13 +110,13 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
 }
 
 /// The one status write of a reconcile, when anything changed.
-pub async fn apply_status(ctx: &Context, rollout: &Rollout, plan: &Plan) -> Result<(), Error> {
+pub async fn apply_status(ctx: &Context, rollout: &Rollout, status: &RolloutStatus) -> Result<(), Error> {
     let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = rollout.name_any();
-    if rollout.status.as_ref() != Some(&plan.status) {
+    if rollout.status.as_ref() != Some(status) {
         let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
         let mut next = rollout.clone();
-        next.status = Some(plan.status.clone());
+        next.status = Some(status.clone());
         next.metadata.managed_fields = None;
         // resourceVersion stays: a request written since we read makes this a 409, and we look again.
         api.replace_status(&name, &PostParams::default(), &next).await?;
@@ -287,19 +287,5 @@ pub async fn report_router_error(
             tracing::warn!(error = %e, "could not record an Event");
         }
     }
-    let plan_status = Plan {
-        replica_sets: Vec::new(),
-        delete: Vec::new(),
-        stable_service_hash: None,
-        canary_service_hash: None,
-        weight: 0,
-        status,
-        decisions: Vec::new(),
-        requeue_after: None,
-        scale_down_workload: false,
-        create_runs: Vec::new(),
-        terminate_runs: Vec::new(),
-        delete_runs: Vec::new(),
-    };
-    apply_status(ctx, rollout, &plan_status).await
+    apply_status(ctx, rollout, &status).await
 }

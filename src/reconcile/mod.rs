@@ -154,11 +154,10 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
     result
 }
 
-async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Arc<Context>) -> Result<Action, Error> {
-    let ctx = ctx.clone();
+async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Action, Error> {
     let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = rollout.name_any();
-    let observed = observe::observe(&ctx, &rollout, &ns).await?;
+    let observed = observe::observe(ctx, &rollout, &ns).await?;
     let now = jiff::Timestamp::now();
     let plan = plan::plan(&rollout, &observed, now);
     let span = tracing::info_span!("reconcile", namespace = %ns, rollout = %name, revision = plan.status.current_pod_hash.as_deref().unwrap_or(""));
@@ -188,17 +187,17 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Arc<Context>) -> Result<
         )
         .await
     {
-        apply::report_router_error(&ctx, &rollout, &e).await?;
+        apply::report_router_error(ctx, &rollout, &e).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));
     }
-    apply::apply_objects(&ctx, &rollout, &observed, &plan).await?;
+    apply::apply_objects(ctx, &rollout, &observed, &plan).await?;
     for d in &plan.decisions {
         tracing::info!(reason = d.reason, "{}", d.message);
         if let Err(e) = events::record(&ctx.client, rollout.as_ref(), &ctx.instance, d).await {
             tracing::warn!(error = %e, "could not record an Event");
         }
     }
-    apply::apply_status(&ctx, &rollout, &plan).await?;
+    apply::apply_status(ctx, &rollout, &plan.status).await?;
     let metrics = &ctx.admin.metrics;
     metrics.observe(&ns, &name, &plan.status);
     for d in &plan.decisions {

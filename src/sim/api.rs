@@ -328,7 +328,6 @@ fn resource_verb(
     let rt = rt.clone();
     let ns = rp.namespace.clone().unwrap_or_default();
     let store = &st.store;
-    let opts = &opts;
     match (method.clone(), rp.name.as_deref(), sub) {
         (Method::GET, None, None) => {
             if q.flag("watch") {
