@@ -217,8 +217,11 @@ async fn five_percent_through_an_httproute_and_back_on_abort() {
         (weights(&route(&client).await) == (100, 0)).then_some(())
     })
     .await;
-    let st = status(&rollouts).await;
-    assert_eq!(st.phase, Some(Phase::Degraded));
+    // The status is written after the route moves: wait for it too.
+    eventually("aborted", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Degraded)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
