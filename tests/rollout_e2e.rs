@@ -277,72 +277,192 @@ async fn abort_brings_traffic_back_and_retry_starts_over() {
     assert_eq!(e.size_of(&v2).await, 2);
 }
 
+const EIGHT_STEPS: &str = "[{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 40}, {pause: {duration: 2s}}, {setWeight: 60}, {pause: {duration: 2s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
+
+/// What a release looked like from outside: the step and weight at every sample.
+struct Walk {
+    steps: Vec<i32>,
+    weights: Vec<i32>,
+}
+
+impl Env {
+    /// Releases `example/web:2` over EIGHT_STEPS, calling `disrupt` with the step at each sample
+    /// until the rollout is done.
+    async fn walk(&self, mut disrupt: impl AsyncFnMut(i32)) -> Walk {
+        self.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+        let mut walk = Walk {
+            steps: Vec::new(),
+            weights: Vec::new(),
+        };
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let st = self.status().await;
+            if let Some(i) = st.current_step_index
+                && st.current_pod_hash != st.stable_pod_hash
+            {
+                walk.steps.push(i);
+                walk.weights.push(st.canary_weight.unwrap_or(0));
+                disrupt(i).await;
+            }
+            if st.phase == Some(Phase::Healthy) && st.stable_pod_hash == st.current_pod_hash && !walk.steps.is_empty() {
+                return walk;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rollout did not finish: steps seen {:?}",
+                walk.steps
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every step was taken once, in order, and traffic never went back.
+    async fn assert_walked_once(&self, walk: &Walk) {
+        let seen = &walk.steps;
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "the step never went back: {seen:?}"
+        );
+        let completed = self.events("StepCompleted").await;
+        for i in 1..=8 {
+            let n = completed
+                .iter()
+                .filter(|m| m.starts_with(&format!("step {i}/8 done")))
+                .count();
+            assert_eq!(n, 1, "step {i} completed exactly once: {completed:?}");
+        }
+        let max_so_far: Vec<i32> = walk
+            .weights
+            .iter()
+            .scan(0, |m, w| {
+                *m = (*m).max(*w);
+                Some(*m)
+            })
+            .collect();
+        let drops = walk
+            .weights
+            .iter()
+            .zip(&max_so_far)
+            .filter(|(w, m)| **w + 20 < **m)
+            .count();
+        assert_eq!(drops, 0, "traffic never fell back a step: {:?}", walk.weights);
+    }
+}
+
 #[tokio::test]
 async fn a_killed_controller_resumes_where_it_was() {
     let e = env().await;
     let mut controller = ControllerProc::start(&e.sim, "controller-1.log");
-    let steps = "[{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 40}, {pause: {duration: 2s}}, {setWeight: 60}, {pause: {duration: 2s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
-    e.apply(&rollout_yaml(5, "example/web:1", steps));
+    e.apply(&rollout_yaml(5, "example/web:1", EIGHT_STEPS));
     e.wait_phase(Phase::Healthy, None).await;
-    e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
-
-    let mut seen: Vec<i32> = Vec::new();
-    let mut weights: Vec<i32> = Vec::new();
     let mut restarts = 0;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let st = e.status().await;
-        if let Some(i) = st.current_step_index
-            && st.current_pod_hash != st.stable_pod_hash
-        {
-            seen.push(i);
-            weights.push(st.canary_weight.unwrap_or(0));
-        }
-        // SIGKILL in the middle of the rollout, twice, and start again.
-        if restarts < 2 && seen.last().is_some_and(|i| *i >= 2 + 3 * restarts) {
-            controller.kill();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            controller = ControllerProc::start(
-                &e.sim,
-                if restarts == 0 {
+    let walk = e
+        .walk(async |step| {
+            // SIGKILL in the middle of the rollout, twice, and start again.
+            if restarts < 2 && step >= 2 + 3 * restarts {
+                controller.kill();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let log = if restarts == 0 {
                     "controller-2.log"
                 } else {
                     "controller-3.log"
-                },
-            );
-            restarts += 1;
-        }
-        if st.phase == Some(Phase::Healthy) && st.stable_pod_hash == st.current_pod_hash && !seen.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rollout did not finish: steps seen {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(restarts, 2, "two kills mid-rollout: steps seen {seen:?}");
-    assert!(
-        seen.windows(2).all(|w| w[0] <= w[1]),
-        "the step never went back: {seen:?}"
-    );
-    let completed = e.events("StepCompleted").await;
-    for i in 1..=8 {
-        let n = completed
-            .iter()
-            .filter(|m| m.starts_with(&format!("step {i}/8 done")))
-            .count();
-        assert_eq!(n, 1, "step {i} completed exactly once: {completed:?}");
-    }
-    let max_so_far: Vec<i32> = weights
-        .iter()
-        .scan(0, |m, w| {
-            *m = (*m).max(*w);
-            Some(*m)
+                };
+                controller = ControllerProc::start(&e.sim, log);
+                restarts += 1;
+            }
         })
-        .collect();
-    let drops = weights.iter().zip(&max_so_far).filter(|(w, m)| **w + 20 < **m).count();
-    assert_eq!(drops, 0, "traffic never fell back a step: {weights:?}");
+        .await;
+    assert_eq!(restarts, 2, "two kills mid-rollout: steps seen {:?}", walk.steps);
+    e.assert_walked_once(&walk).await;
+}
+
+async fn readyz(port: u16) -> Option<String> {
+    reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// Writes a controller made, by resource, from its own request counter (Lease renewals aside).
+async fn writes_but_leases(port: u16) -> Vec<String> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with("serin_kube_requests_total{"))
+        .filter(|l| {
+            ["create", "patch", "update", "delete"]
+                .iter()
+                .any(|v| l.contains(&format!(r#"verb="{v}""#)))
+        })
+        .filter(|l| !l.contains(r#"kind="leases""#))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn two_controllers_elect_one_leader_and_hand_over() {
+    let e = env().await;
+    let mut procs = [
+        ControllerProc::start(&e.sim, "controller-a.log"),
+        ControllerProc::start(&e.sim, "controller-b.log"),
+    ];
+    let ports: Vec<u16> = procs.iter().map(|p| p.metrics_port).collect();
+    let deadline = std::time::Instant::now() + WAIT;
+    let (leader, standby) = loop {
+        let roles = (readyz(ports[0]).await, readyz(ports[1]).await);
+        match (roles.0.as_deref(), roles.1.as_deref()) {
+            (Some("ready: leader"), Some("ready: standby")) => break (0, 1),
+            (Some("ready: standby"), Some("ready: leader")) => break (1, 0),
+            _ if std::time::Instant::now() > deadline => {
+                panic!("no single leader: {roles:?}\n{}\n{}", procs[0].log(), procs[1].log())
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    e.apply(&rollout_yaml(5, "example/web:1", EIGHT_STEPS));
+    e.wait_phase(Phase::Healthy, None).await;
+
+    let mut handover = None;
+    let walk = e
+        .walk(async |step| {
+            if handover.is_none() && step >= 3 {
+                let standby_writes = writes_but_leases(ports[standby]).await;
+                assert!(standby_writes.is_empty(), "only the leader writes: {standby_writes:?}");
+                let leader_writes = writes_but_leases(ports[leader]).await;
+                assert!(!leader_writes.is_empty(), "the leader's writes are counted");
+                procs[leader].kill();
+                let killed = std::time::Instant::now();
+                eventually("the standby takes over", WAIT, || async {
+                    (readyz(ports[standby]).await.as_deref() == Some("ready: leader")).then_some(())
+                })
+                .await;
+                handover = Some(killed.elapsed());
+            }
+        })
+        .await;
+    let handover = handover.expect("the leader was killed mid-rollout");
+    eprintln!("handover after SIGKILL of the leader: {handover:?} (lease 2s)");
+    // The Lease expires 2s after the last renewal, and the taker waits up to 1s to avoid a tie.
+    assert!(handover < Duration::from_millis(3500), "handover took {handover:?}");
+    e.assert_walked_once(&walk).await;
+
+    // SIGTERM: the leader stops, and gives the Lease up on its way out.
+    let status = procs[standby].terminate();
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    let holder = e.sim.kubectl_ok(&[
+        "get",
+        "lease",
+        "serin-controller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder.trim(), "", "the Lease was released");
 }
 
 #[tokio::test]
@@ -460,7 +580,8 @@ async fn one_canary_step_costs_few_api_calls() {
     eprintln!("API calls of serin-controller for one step (pause promoted -> setWeight 50 -> pause):");
     for (k, n) in &after {
         let d = n - before.get(k).copied().unwrap_or(0);
-        if d > 0 && !k.starts_with("watch") {
+        // Lease renewals are the leader's heartbeat, not the step's work.
+        if d > 0 && !k.starts_with("watch") && !k.ends_with(" leases") {
             eprintln!("  {k:<32} {d}");
             if !k.starts_with("get") && !k.starts_with("list") {
                 writes += d;
@@ -477,6 +598,7 @@ async fn one_canary_step_costs_few_api_calls() {
     let idle_writes: u64 = idle_after
         .iter()
         .filter(|(k, _)| !k.starts_with("get") && !k.starts_with("list") && !k.starts_with("watch"))
+        .filter(|(k, _)| !k.ends_with(" leases"))
         .map(|(k, n)| n - idle_before.get(k).copied().unwrap_or(0))
         .sum();
     assert_eq!(idle_writes, 0, "{idle_after:?}");

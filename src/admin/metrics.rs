@@ -68,6 +68,8 @@ pub struct Metrics {
     threshold: Family<ThresholdLabels, Gauge<f64, AtomicU64>>,
     /// Analysis metrics measured per Rollout, to remove them with it.
     measured: Mutex<std::collections::HashSet<MeasurementLabels>>,
+    /// Requests to the Kubernetes API, counted by the client's layer.
+    pub kube_requests: super::kube_requests::RequestCounter,
     /// The info labels last set per Rollout, to remove them when the revision changes.
     last_info: Mutex<std::collections::HashMap<(String, String), InfoLabels>>,
 }
@@ -131,8 +133,15 @@ impl Default for Metrics {
             "Reconciles that failed, by kind of error",
             reconcile_errors.clone(),
         );
+        let kube_requests = super::kube_requests::RequestCounter::default();
+        registry.register(
+            "kube_requests",
+            "Requests to the Kubernetes API by verb, resource and response code",
+            kube_requests.clone(),
+        );
         Metrics {
             registry,
+            kube_requests,
             info,
             phase,
             weight,

@@ -1,6 +1,7 @@
 //! The controller's admin server: `/metrics`, `/healthz` (the process is alive) and `/readyz`
-//! (its caches have synced).
+//! (its caches have synced: it leads, or stands by ready to).
 
+pub mod kube_requests;
 pub mod metrics;
 
 use axum::Router;
@@ -9,22 +10,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Default)]
 pub struct Admin {
     pub metrics: metrics::Metrics,
-    ready: AtomicBool,
-}
-
-impl Admin {
-    pub fn set_ready(&self) {
-        self.ready.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
+    pub gate: crate::leader::Gate,
 }
 
 pub fn router(admin: Arc<Admin>) -> Router {
@@ -45,8 +35,10 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route(
             "/readyz",
             get(|State(a): State<Arc<Admin>>| async move {
-                if a.is_ready() {
-                    (StatusCode::OK, "ready").into_response()
+                let role = a.gate.role();
+                if role.synced {
+                    let body = if role.leader { "ready: leader" } else { "ready: standby" };
+                    (StatusCode::OK, body).into_response()
                 } else {
                     (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet").into_response()
                 }

@@ -32,6 +32,12 @@ impl KubeArgs {
     }
 
     pub async fn connect_as(&self, agent: &str) -> Result<(kube::Client, String), ConnectError> {
+        let (config, namespace) = self.config_as(agent).await?;
+        Ok((kube::Client::try_from(config)?, namespace))
+    }
+
+    /// The client configuration, for callers that add layers to the client.
+    pub async fn config_as(&self, agent: &str) -> Result<(kube::Config, String), ConnectError> {
         let options = kube::config::KubeConfigOptions {
             context: self.context.clone(),
             ..Default::default()
@@ -63,6 +69,6 @@ impl KubeArgs {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        Ok((kube::Client::try_from(config)?, namespace))
+        Ok((config, namespace))
     }
 }

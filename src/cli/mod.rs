@@ -103,6 +103,15 @@ pub struct ControllerArgs {
     /// Where to serve /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
+    /// Run only while holding the `serin-controller` Lease, so that several replicas can run.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub leader_elect: bool,
+    /// Namespace of the Lease; defaults to $POD_NAMESPACE, then the kubeconfig's namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Seconds a standby waits for a silent leader before it takes over.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub leader_election_lease_duration: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +143,10 @@ pub enum CliError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Leader(#[from] crate::leader::LeaderError),
+    #[error("lost the leader Lease to another process; stopping so that only one acts")]
+    LostLease,
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -184,7 +197,13 @@ fn crds(args: CrdsArgs) -> Result<(), CliError> {
 
 async fn controller(args: ControllerArgs) -> Result<(), CliError> {
     let namespace = args.kube.namespace.clone();
-    let (client, _) = args.kube.connect_as("serin-controller").await?;
+    let (config, kube_namespace) = args.kube.config_as("serin-controller").await?;
+    let admin = std::sync::Arc::new(crate::admin::Admin::default());
+    let counted = crate::admin::kube_requests::CountRequests(admin.metrics.kube_requests.clone());
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(kube_args::ConnectError::from)?
+        .with_layer(&counted)
+        .build();
     let pod = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "serin".into());
@@ -195,7 +214,6 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
             .unwrap_or("x")
     );
     tracing::info!(namespace = namespace.as_deref().unwrap_or("(all)"), instance = %instance, "serin controller starting");
-    let admin = std::sync::Arc::new(crate::admin::Admin::default());
     let addr = args.metrics_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -206,7 +224,36 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
             tracing::error!(error = %e, "the admin server stopped");
         }
     });
-    crate::reconcile::run(client, namespace, instance, admin).await;
+    let election = if args.leader_elect {
+        let lease_ns = args
+            .leader_election_namespace
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or(kube_namespace);
+        let election = crate::leader::campaign(
+            client.clone(),
+            &lease_ns,
+            &instance,
+            args.leader_election_lease_duration,
+            admin.clone(),
+        )
+        .await?;
+        Some(election)
+    } else {
+        admin.gate.set_leader(true);
+        None
+    };
+    let controllers = crate::reconcile::run(client, namespace, instance, admin);
+    let Some(mut election) = election else {
+        controllers.await;
+        tracing::info!("serin controller stopped");
+        return Ok(());
+    };
+    tokio::select! {
+        _ = controllers => {}
+        _ = election.lost() => return Err(CliError::LostLease),
+    }
+    // Stopped by a signal: hand the Lease over now rather than after it expires.
+    election.release().await;
     tracing::info!("serin controller stopped");
     Ok(())
 }

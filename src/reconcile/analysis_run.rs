@@ -35,7 +35,9 @@ pub async fn run(client: Client, namespace: Option<String>, instance: String, ad
         instance,
         admin,
     });
+    let activations = ctx.admin.gate.activations();
     Controller::new(runs, watcher::Config::default())
+        .reconcile_all_on(activations)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
@@ -120,6 +122,9 @@ async fn measure(client: &Client, ns: &str, metric: &Metric) -> Outcome {
 }
 
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action, Error> {
+    if !ctx.admin.gate.may_act() {
+        return Ok(Action::await_change());
+    }
     let ns = run.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = run.name_any();
     let mut status = run.status.clone().unwrap_or_default();

@@ -80,19 +80,28 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
     let services: Api<Service> = api(&client, &namespace);
     let run_api: Api<AnalysisRun> = api(&client, &namespace);
     let managed = watcher::Config::default().labels(ROLLOUT_LABEL);
+    let lists = Arc::new(InitialLists {
+        pending: std::sync::atomic::AtomicUsize::new(4),
+        admin: admin.clone(),
+    });
+    let (rollout_reader, rollout_writer) = reflector::store();
+    let rollout_stream = lists
+        .track(watcher(rollouts, watcher::Config::default()).default_backoff())
+        .reflect(rollout_writer)
+        .touched_objects();
     let (rs_reader, rs_writer) = reflector::store();
-    let rs_stream = watcher(replica_sets, managed.clone())
-        .default_backoff()
+    let rs_stream = lists
+        .track(watcher(replica_sets, managed.clone()).default_backoff())
         .reflect(rs_writer)
         .touched_objects();
     let (run_reader, run_writer) = reflector::store();
-    let run_stream = watcher(run_api, managed.clone())
-        .default_backoff()
+    let run_stream = lists
+        .track(watcher(run_api, managed.clone()).default_backoff())
         .reflect(run_writer)
         .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
-    let svc_stream = watcher(services, managed)
-        .default_backoff()
+    let svc_stream = lists
+        .track(watcher(services, managed).default_backoff())
         .reflect(svc_writer)
         .touched_objects();
     let ctx = Arc::new(Context {
@@ -103,25 +112,15 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
         runs: run_reader,
         admin: admin.clone(),
     });
-    let controller = Controller::new(rollouts, watcher::Config::default());
-    // Ready once every cache has its first full list; series of deleted Rollouts are swept.
+    let controller = Controller::for_stream(rollout_stream, rollout_reader.clone());
+    // Series of deleted Rollouts are swept.
     {
-        let (ctx, rollout_store) = (ctx.clone(), controller.store());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            let synced = futures::future::join4(
-                ctx.replica_sets.wait_until_ready(),
-                ctx.services.wait_until_ready(),
-                ctx.runs.wait_until_ready(),
-                rollout_store.wait_until_ready(),
-            )
-            .await;
-            if matches!(synced, (Ok(()), Ok(()), Ok(()), Ok(()))) {
-                ctx.admin.set_ready();
-            }
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
                 tick.tick().await;
-                let live: std::collections::HashSet<(String, String)> = rollout_store
+                let live: std::collections::HashSet<(String, String)> = rollout_reader
                     .state()
                     .iter()
                     .map(|r| (r.namespace().unwrap_or_default(), r.name_any()))
@@ -130,6 +129,7 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
             }
         });
     }
+    let activations = ctx.admin.gate.activations();
     controller
         .owns_stream(rs_stream)
         .owns_stream(run_stream)
@@ -137,6 +137,7 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
             let name = svc.labels().get(ROLLOUT_LABEL)?.clone();
             Some(ObjectRef::<Rollout>::new(&name).within(&svc.namespace()?))
         })
+        .reconcile_all_on(activations)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -147,7 +148,36 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
         .await;
 }
 
+/// Opens the gate once every cache has had its first full list. Watched from the event streams
+/// themselves: a store's `wait_until_ready` keeps one waker, and the controller already waits on it.
+struct InitialLists {
+    pending: std::sync::atomic::AtomicUsize,
+    admin: Arc<crate::admin::Admin>,
+}
+
+impl InitialLists {
+    fn track<K, S>(self: &Arc<Self>, events: S) -> impl futures::Stream<Item = S::Item> + use<K, S>
+    where
+        S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    {
+        let (lists, mut listed) = (self.clone(), false);
+        events.inspect(move |event| {
+            if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
+                listed = true;
+                if lists.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+                    lists.admin.gate.set_synced();
+                }
+            }
+        })
+    }
+}
+
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // A plan made from a half-filled cache would see no ReplicaSets and start over; a standby
+    // must not write. Both are looked at again when the gate opens.
+    if !ctx.admin.gate.may_act() {
+        return Ok(Action::await_change());
+    }
     let started = std::time::Instant::now();
     let result = reconcile_rollout(rollout, &ctx).await;
     ctx.admin.metrics.reconcile_took(started.elapsed().as_secs_f64());

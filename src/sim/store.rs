@@ -361,7 +361,10 @@ impl Store {
         let old_external = existing.as_ref().map(|o| from_storage(rt, o));
         if patch_type == PatchType::Apply {
             let mut applied = check_body(rt, body.clone())?;
-            if meta::name(&applied) != name {
+            // As in the API server: the name may be left out when the object exists, since the
+            // merge keeps the live one; creating needs it.
+            let unnamed_update = meta::name(&applied).is_empty() && existing.is_some();
+            if meta::name(&applied) != name && !unnamed_update {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",
                     meta::name(&applied)

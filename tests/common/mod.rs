@@ -260,7 +260,12 @@ pub struct ControllerProc {
 }
 
 impl ControllerProc {
+    /// A controller with a short Lease, so that a successor takes over within two seconds.
     pub fn start(sim: &SimCluster, log_name: &str) -> ControllerProc {
+        Self::start_with(sim, log_name, &["--leader-election-lease-duration=2"])
+    }
+
+    pub fn start_with(sim: &SimCluster, log_name: &str, extra: &[&str]) -> ControllerProc {
         let log = sim.dir.path().join(log_name);
         let file = std::fs::File::create(&log).expect("controller log");
         let metrics_port = free_port();
@@ -272,6 +277,7 @@ impl ControllerProc {
                 "--kubeconfig",
             ])
             .arg(&sim.kubeconfig)
+            .args(extra)
             .env("RUST_LOG", "info,serin=debug")
             .stdout(Stdio::null())
             .stderr(file)
@@ -287,6 +293,14 @@ impl ControllerProc {
         }
     }
 
+    /// SIGTERM, as the kubelet stops a Pod, and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.proc.child.id().to_string()])
+            .status();
+        self.proc.child.wait().expect("the controller exits")
+    }
+
     pub fn kill(&mut self) {
         let _ = self.proc.child.kill();
         let _ = self.proc.child.wait();
@@ -294,6 +308,20 @@ impl ControllerProc {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProc {
+    /// A failing test shows what the controller said last.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- {} (last lines) ---", self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

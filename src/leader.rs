@@ -1,0 +1,153 @@
+//! Leader election on the `serin-controller` Lease, and the gate every reconcile passes: a
+//! process acts only when its caches are synced and it holds the Lease. Standbys keep warm
+//! caches, so a handover costs one Lease expiry and no relist.
+
+use futures::{Stream, StreamExt};
+use kube::Client;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::WatchStream;
+
+pub const LEASE_NAME: &str = "serin-controller";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    #[error("cannot set up the leader Lease {namespace}/{LEASE_NAME}: {source}")]
+    Setup {
+        namespace: String,
+        source: LeaseManagerError,
+    },
+    #[error("the lease duration must be at least 2 seconds, not {0}")]
+    Duration(u64),
+}
+
+/// What this process may do right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Role {
+    /// Every cache has its first full list: a plan made now sees the whole world.
+    pub synced: bool,
+    /// This process holds the Lease (or election is off).
+    pub leader: bool,
+}
+
+impl Role {
+    pub fn may_act(self) -> bool {
+        self.synced && self.leader
+    }
+}
+
+pub struct Gate {
+    role: watch::Sender<Role>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            role: watch::channel(Role::default()).0,
+        }
+    }
+}
+
+impl Gate {
+    pub fn set_synced(&self) {
+        self.role.send_if_modified(|r| !std::mem::replace(&mut r.synced, true));
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.role
+            .send_if_modified(|r| std::mem::replace(&mut r.leader, leader) != leader);
+    }
+
+    pub fn role(&self) -> Role {
+        *self.role.borrow()
+    }
+
+    pub fn may_act(&self) -> bool {
+        self.role().may_act()
+    }
+
+    /// Yields each time this process becomes able to act, so that every object is looked at
+    /// then: reconciles skipped while standing by are not lost.
+    pub fn activations(&self) -> impl Stream<Item = ()> + Send + 'static {
+        WatchStream::new(self.role.subscribe())
+            .filter(|r| futures::future::ready(r.may_act()))
+            .map(|_| ())
+    }
+}
+
+/// A running election. Dropping it without `release` leaves the Lease to expire.
+pub struct Election {
+    forward: JoinHandle<()>,
+    manager: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
+    lost: watch::Receiver<bool>,
+}
+
+/// Campaigns for the Lease in `namespace` as `identity`; the gate follows the outcome.
+/// The holder renews a third of the duration before it ends.
+pub async fn campaign(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    lease_seconds: u64,
+    admin: std::sync::Arc<crate::admin::Admin>,
+) -> Result<Election, LeaderError> {
+    if lease_seconds < 2 {
+        return Err(LeaderError::Duration(lease_seconds));
+    }
+    let setup = |source| LeaderError::Setup {
+        namespace: namespace.to_string(),
+        source,
+    };
+    let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
+        .with_namespace(namespace)
+        .with_identity(identity)
+        .with_duration(lease_seconds)
+        .with_grace((lease_seconds / 3).max(1))
+        .with_field_manager(format!("serin-leader-{identity}"))
+        .build()
+        .await
+        .map_err(setup)?;
+    let (mut held, manager) = manager.watch().await;
+    let (lost_tx, lost) = watch::channel(false);
+    let forward = tokio::spawn(async move {
+        let mut was_leader = false;
+        loop {
+            let leader = *held.borrow_and_update();
+            if leader != was_leader {
+                tracing::info!(lease = LEASE_NAME, leader, "leadership changed");
+            }
+            admin.gate.set_leader(leader);
+            if was_leader && !leader {
+                // Another process may act from now on: stop at once rather than race it.
+                let _ = lost_tx.send(true);
+            }
+            was_leader = leader;
+            if held.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Election { forward, manager, lost })
+}
+
+impl Election {
+    /// Resolves if this process held the Lease and lost it.
+    pub async fn lost(&mut self) {
+        let _ = self.lost.wait_for(|lost| *lost).await;
+    }
+
+    /// Gives the Lease up, so that a standby takes over without waiting for it to expire.
+    pub async fn release(self) {
+        self.forward.abort();
+        // The manager releases the Lease once the last receiver of its state is gone.
+        let _ = self.forward.await;
+        match tokio::time::timeout(Duration::from_secs(5), self.manager).await {
+            Ok(Ok(Ok(_))) => tracing::info!(lease = LEASE_NAME, "released the Lease"),
+            Ok(Ok(Err(e))) => tracing::warn!(lease = LEASE_NAME, error = %e, "could not release the Lease"),
+            Ok(Err(e)) => tracing::warn!(lease = LEASE_NAME, error = %e, "the Lease task failed"),
+            Err(_) => tracing::warn!(lease = LEASE_NAME, "gave up releasing the Lease after 5s"),
+        }
+    }
+}
