@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ControllerProc, SimCluster, eventually};
+use common::{ControllerProc, Prometheus, SimCluster, eventually};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Service};
 use kube::api::{Api, ListParams};
@@ -156,6 +156,17 @@ impl Env {
 async fn a_release_walks_its_steps_and_promotes() {
     let e = env().await;
     let controller = ControllerProc::start(&e.sim, "controller.log");
+    // A real Prometheus scrapes the controller, as a ServiceMonitor would have it.
+    let prom = Prometheus::start(&[format!("127.0.0.1:{}", controller.metrics_port)]);
+    let prom = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("prometheus client");
+    let scalar = |q: &'static str| {
+        let prom = prom.clone();
+        async move {
+            let r = prom.query(q).get().await.ok()?;
+            let v = r.data().as_vector()?.first()?.sample().value();
+            Some(v)
+        }
+    };
     e.apply(&rollout_yaml(
         4,
         "example/web:1",
@@ -165,6 +176,11 @@ async fn a_release_walks_its_steps_and_promotes() {
     let v1 = first.stable_pod_hash.clone().unwrap();
     assert_eq!(e.sizes().await, vec![(v1.clone(), 4)]);
     assert_eq!(e.selector_hash("web-stable").await, v1);
+
+    eventually("Prometheus scrapes the controller", WAIT, || async {
+        (scalar(r#"serin_rollout_phase{rollout="web",phase="Healthy"}"#).await? == 1.0).then_some(())
+    })
+    .await;
 
     let said = e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
     assert!(said.contains("example/web:2"), "{said}");
@@ -182,6 +198,10 @@ async fn a_release_walks_its_steps_and_promotes() {
         "{view}"
     );
 
+    eventually("Prometheus sees the pause at 50%", WAIT, || async {
+        (scalar(r#"serin_rollout_canary_weight{rollout="web"}"#).await? == 50.0).then_some(())
+    })
+    .await;
     let said = e.sim.kubectl_serin_ok(&["promote", "web"]);
     assert!(said.contains("moving past step 4/5"), "{said}");
     let done = e.wait_phase(Phase::Healthy, None).await;
@@ -230,6 +250,17 @@ async fn a_release_walks_its_steps_and_promotes() {
         format!(r#"serin_rollout_info{{namespace="default",rollout="web",strategy="canary",revision="{v2}"}} 1"#);
     assert!(metrics.contains(&info), "{metrics}");
     assert!(metrics.contains("serin_reconcile_duration_seconds_count"), "{metrics}");
+
+    // What Prometheus stored: the 50% pause it saw, the promotion, and the API calls by verb.
+    eventually("Prometheus has the rollout's story", WAIT, || async {
+        let healthy = scalar(r#"serin_rollout_phase{rollout="web",phase="Healthy"}"#).await?;
+        let peak = scalar(r#"max_over_time(serin_rollout_canary_weight{rollout="web"}[5m])"#).await?;
+        let promotions = scalar(r#"serin_rollout_promotions_total{rollout="web"}"#).await?;
+        let status_writes =
+            scalar(r#"sum(serin_kube_requests_total{verb="update",kind="rollouts/status",code="200"})"#).await?;
+        (healthy == 1.0 && peak >= 50.0 && promotions == 1.0 && status_writes > 0.0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
