@@ -155,7 +155,11 @@ impl Env {
 #[tokio::test]
 async fn a_release_walks_its_steps_and_promotes() {
     let e = env().await;
-    let controller = ControllerProc::start(&e.sim, "controller.log");
+    let controller = ControllerProc::start_with(
+        &e.sim,
+        "controller.log",
+        &["--leader-election-lease-duration=2", "--log-format=json"],
+    );
     // A real Prometheus scrapes the controller, as a ServiceMonitor would have it.
     let prom = Prometheus::start(&[format!("127.0.0.1:{}", controller.metrics_port)]);
     let prom = prometheus_http_query::Client::try_from(prom.url().as_str()).expect("prometheus client");
@@ -261,6 +265,21 @@ async fn a_release_walks_its_steps_and_promotes() {
         (healthy == 1.0 && peak >= 50.0 && promotions == 1.0 && status_writes > 0.0).then_some(())
     })
     .await;
+
+    // JSON logs, one object a line; what the controller decided names the Rollout and revision.
+    let log = controller.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let promoted = lines
+        .iter()
+        .find(|l| l["fields"]["reason"] == "Promoted")
+        .unwrap_or_else(|| panic!("a Promoted line: {log}"));
+    assert_eq!(promoted["span"]["namespace"], "default", "{promoted}");
+    assert_eq!(promoted["span"]["rollout"], "web", "{promoted}");
+    assert_eq!(promoted["span"]["revision"], v2.as_str(), "{promoted}");
+    assert_eq!(promoted["level"], "INFO", "{promoted}");
 }
 
 #[tokio::test]

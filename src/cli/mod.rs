@@ -13,8 +13,32 @@ use clap::{Parser, Subcommand};
     about = "Progressive delivery for Kubernetes: canary rollouts checked by Prometheus"
 )]
 pub struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// Logs to stderr at the level RUST_LOG says (info by default). In JSON, each line carries
+    /// the fields of the span it was written in: the Rollout's namespace, name and revision.
+    pub fn init_logging(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        let logs = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        match self.log_format {
+            LogFormat::Text => logs.init(),
+            LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 pub struct RunContext {
     pub client: Client,
@@ -125,6 +126,18 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action
     if !ctx.admin.gate.may_act() {
         return Ok(Action::await_change());
     }
+    let label = |key: &str| run.labels().get(key).cloned().unwrap_or_default();
+    let span = tracing::info_span!(
+        "analysis_run",
+        namespace = run.namespace().unwrap_or_default(),
+        rollout = label(super::ROLLOUT_LABEL),
+        revision = label(super::observe::REVISION_LABEL),
+        run = run.name_any(),
+    );
+    reconcile_run(run, ctx).instrument(span).await
+}
+
+async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action, Error> {
     let ns = run.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = run.name_any();
     let mut status = run.status.clone().unwrap_or_default();

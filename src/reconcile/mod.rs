@@ -20,6 +20,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The field manager of every write Serin makes.
 pub const MANAGER: &str = "serin";
@@ -179,7 +180,14 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
         return Ok(Action::await_change());
     }
     let started = std::time::Instant::now();
-    let result = reconcile_rollout(rollout, &ctx).await;
+    // Every line logged while reconciling names the Rollout and the revision it is rolling out.
+    let span = tracing::info_span!(
+        "rollout",
+        namespace = rollout.namespace().unwrap_or_default(),
+        rollout = rollout.name_any(),
+        revision = tracing::field::Empty,
+    );
+    let result = reconcile_rollout(rollout, &ctx).instrument(span).await;
     ctx.admin.metrics.reconcile_took(started.elapsed().as_secs_f64());
     result
 }
@@ -190,8 +198,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
     let observed = observe::observe(ctx, &rollout, &ns).await?;
     let now = jiff::Timestamp::now();
     let plan = plan::plan(&rollout, &observed, now);
-    let span = tracing::info_span!("reconcile", namespace = %ns, rollout = %name, revision = plan.status.current_pod_hash.as_deref().unwrap_or(""));
-    let _enter = span.enter();
+    tracing::Span::current().record("revision", plan.status.current_pod_hash.as_deref().unwrap_or(""));
     // Objects first, then the decisions' Events, then status: a crash anywhere in between
     // recomputes the same decisions, and their Events are named by them, so none is lost or doubled.
     // Traffic first: abort and promotion put it on the right version before any Pod goes.
