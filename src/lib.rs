@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod cli;
 pub mod crd;
 pub mod hash;
+pub mod hooks;
 pub mod leader;
 pub mod plan;
 pub mod reconcile;

@@ -48,6 +48,12 @@ pub struct ThresholdLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub r#type: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub error: String,
 }
@@ -68,6 +74,7 @@ pub struct Metrics {
     threshold: Family<ThresholdLabels, Gauge<f64, AtomicU64>>,
     /// Analysis metrics measured per Rollout, to remove them with it.
     measured: Mutex<std::collections::HashSet<MeasurementLabels>>,
+    notifications: Family<NotificationLabels, Counter>,
     /// Requests to the Kubernetes API, counted by the client's layer.
     pub kube_requests: super::kube_requests::RequestCounter,
     /// The info labels last set per Rollout, to remove them when the revision changes.
@@ -133,6 +140,12 @@ impl Default for Metrics {
             "Reconciles that failed, by kind of error",
             reconcile_errors.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications by target type and outcome (sent, failed after retries, dropped)",
+            notifications.clone(),
+        );
         let kube_requests = super::kube_requests::RequestCounter::default();
         registry.register(
             "kube_requests",
@@ -141,6 +154,7 @@ impl Default for Metrics {
         );
         Metrics {
             registry,
+            notifications,
             kube_requests,
             info,
             phase,
@@ -258,6 +272,16 @@ impl Metrics {
         self.reconcile_duration.observe(seconds);
     }
 
+    /// A notification's fate: `sent`, `failed` (after its retries) or `dropped` (queue full).
+    pub fn notified(&self, kind: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                r#type: kind.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
     pub fn reconcile_failed(&self, error: &str) {
         self.reconcile_errors
             .get_or_create(&ErrorLabels { error: error.into() })
@@ -364,6 +388,11 @@ mod tests {
                 r#"serin_analysis_threshold{namespace="shop",rollout="web",metric="error-rate",bound="max"} 0.05"#
             ),
             "{text}"
+        );
+        m.notified("slack", "failed");
+        assert!(
+            m.render()
+                .contains(r#"serin_notifications_total{type="slack",outcome="failed"} 1"#)
         );
         m.forget("shop", "web");
         assert!(

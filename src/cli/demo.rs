@@ -350,11 +350,15 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         serde_saphyr::from_str(HTTPROUTE_CRD).map_err(|e| DemoError::Config(format!("the HTTPRoute CRD: {e}")))?;
     crds.patch("httproutes.gateway.networking.k8s.io", &pp, &Patch::Apply(route_crd))
         .await?;
+    // One controller and no rival: it leads from the start.
+    let admin = std::sync::Arc::new(crate::admin::Admin::default());
+    admin.gate.set_leader(true);
     let controller = tokio::spawn(crate::reconcile::run(
         client.clone(),
         None,
         "serin-demo".into(),
-        Default::default(),
+        admin,
+        "default".into(),
     ));
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
     for name in ["web-stable", "web-canary"] {

@@ -130,7 +130,8 @@ pub struct ControllerArgs {
     /// Run only while holding the `serin-controller` Lease, so that several replicas can run.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub leader_elect: bool,
-    /// Namespace of the Lease; defaults to $POD_NAMESPACE, then the kubeconfig's namespace.
+    /// The controller's namespace, for its Lease and the `serin-notifications` ConfigMap of default
+    /// notification targets; defaults to $POD_NAMESPACE, then the kubeconfig's namespace.
     #[arg(long, value_name = "NAMESPACE")]
     pub leader_election_namespace: Option<String>,
     /// Seconds a standby waits for a silent leader before it takes over.
@@ -248,14 +249,15 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
             tracing::error!(error = %e, "the admin server stopped");
         }
     });
+    // The controller's own namespace: its Lease and its default notification targets.
+    let home = args
+        .leader_election_namespace
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or(kube_namespace);
     let election = if args.leader_elect {
-        let lease_ns = args
-            .leader_election_namespace
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .unwrap_or(kube_namespace);
         let election = crate::leader::campaign(
             client.clone(),
-            &lease_ns,
+            &home,
             &instance,
             args.leader_election_lease_duration,
             admin.clone(),
@@ -266,7 +268,7 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         admin.gate.set_leader(true);
         None
     };
-    let controllers = crate::reconcile::run(client, namespace, instance, admin);
+    let controllers = crate::reconcile::run(client, namespace, instance, admin, home);
     let Some(mut election) = election else {
         controllers.await;
         tracing::info!("serin controller stopped");

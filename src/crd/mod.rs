@@ -1,6 +1,7 @@
 //! Serin's custom resource definitions and their YAML.
 
 pub mod analysis;
+pub mod hooks;
 pub mod rollout;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -114,6 +114,9 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
     pub strategy: RolloutStrategy,
+    /// Who hears about steps, pauses, failed analyses, aborts and promotions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::hooks::Notifications>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -167,6 +170,9 @@ pub struct CanaryStrategy {
     /// With a traffic router, shrink the stable as the canary grows instead of keeping it full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_stable_scale: Option<bool>,
+    /// Webhook gates, called with Flagger's payload so that its load tester and approval tools work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<super::hooks::Webhook>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -486,6 +492,9 @@ pub struct RolloutStatus {
     /// The analysis runs of the current version, with each metric's last value and verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analysis: Vec<AnalysisSummary>,
+    /// The webhook gates' last answers for the current version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<super::hooks::WebhookRecord>,
 }
 
 /// A route Serin adds to the router for a step: requests matching go to (or are copied to) the canary.

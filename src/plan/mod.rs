@@ -3,11 +3,13 @@
 //! the decisions worth an Event, and when to look again. No I/O and no clock: `now` is an argument.
 
 pub mod conditions;
+pub mod gates;
 pub mod replicas;
 pub mod steps;
 pub mod validate;
 
 use crate::crd::analysis::AnalysisPhase;
+use crate::crd::hooks::WebhookType;
 use crate::crd::rollout::{
     AnalysisSummary, CanaryStep, CanaryStrategy, ManagedRoute, MetricSummary, Phase, Rollout, RolloutAnalysis,
     RolloutStatus,
@@ -121,6 +123,8 @@ pub struct Plan {
     pub terminate_runs: Vec<String>,
     /// Finished runs beyond the history.
     pub delete_runs: Vec<String>,
+    /// Webhook gates to call now; their answers go into `status.webhooks`.
+    pub call_webhooks: Vec<gates::GateCall>,
 }
 
 /// The template a Rollout runs: its own, or its workload's.
@@ -167,6 +171,7 @@ struct Planner<'a> {
     message: String,
     create_runs: Vec<RunRequest>,
     terminate_runs: Vec<String>,
+    calls: Vec<gates::GateCall>,
 }
 
 impl<'a> Planner<'a> {
@@ -393,6 +398,7 @@ impl<'a> Planner<'a> {
             self.st.canary_weight = Some(0);
             self.st.attempt = None;
             self.st.acknowledged_run = None;
+            self.st.webhooks.clear();
             self.clear_routes();
             self.set_step(0);
         }
@@ -412,15 +418,22 @@ impl<'a> Planner<'a> {
         } else if control.abort == Some(true) && !aborted {
             self.abort(format!("aborted on request: traffic goes back to stable {stable}"));
         }
-        if self.st.abort != Some(true) && control.promote_full == Some(true) && self.step_index() < n {
+        if self.st.abort != Some(true) && control.promote_full == Some(true) {
             self.note(
                 Severity::Normal,
                 "PromotedFull",
                 format!("remaining steps skipped: version {current} is promoted"),
             );
             self.set_step(n);
+            self.confirm_by_hand();
         }
         if self.st.abort == Some(true) {
+            return self.aborted(stable, current);
+        }
+        if self.step_index() < n
+            && let Some(why) = self.rollback_requested()
+        {
+            self.abort(why);
             return self.aborted(stable, current);
         }
         // The background analysis watches the whole rollout; its verdict stops every step.
@@ -459,11 +472,27 @@ impl<'a> Planner<'a> {
         };
         let mut waiting: Option<(&'static str, String)> = analysis_block;
         let mut running: Option<String> = None;
-        while paused_by.is_none() && waiting.is_none() && self.step_index() < n {
+        // Pre-rollout gates hold traffic at 0 until they pass.
+        let mut before_traffic = false;
+        while paused_by.is_none() && waiting.is_none() && running.is_none() && self.step_index() < n {
             let idx = self.step_index();
             let step = self.steps[idx].clone();
             // `kubectl serin promote` moves past the current step, whatever it waits for.
             let promoted = control.promote_step == Some(idx as i32);
+            if idx == 0 && !promoted {
+                match self.check_gates(WebhookType::PreRollout, None, "pre-rollout") {
+                    RunVerdict::Pass => {}
+                    RunVerdict::Abort(why) => {
+                        self.abort(why);
+                        return self.aborted(stable, current);
+                    }
+                    RunVerdict::Running(m) | RunVerdict::Hold(_, m) => {
+                        before_traffic = true;
+                        running = Some(m);
+                        break;
+                    }
+                }
+            }
             let done = if promoted {
                 true
             } else if step.set_weight.is_some() {
@@ -566,6 +595,19 @@ impl<'a> Planner<'a> {
             if !done {
                 break;
             }
+            if !promoted {
+                match self.check_gates(WebhookType::Rollout, Some(idx as i32), &format!("step {}/{n}", idx + 1)) {
+                    RunVerdict::Pass => {}
+                    RunVerdict::Abort(why) => {
+                        self.abort(why);
+                        return self.aborted(stable, current);
+                    }
+                    RunVerdict::Running(m) | RunVerdict::Hold(_, m) => {
+                        running = Some(m);
+                        break;
+                    }
+                }
+            }
             self.note(
                 Severity::Normal,
                 "StepCompleted",
@@ -573,11 +615,25 @@ impl<'a> Planner<'a> {
             );
             self.set_step(idx + 1);
         }
-        if self.step_index() >= n {
+        if self.step_index() >= n && paused_by.is_none() {
+            match self.confirm_promotion() {
+                RunVerdict::Pass => return self.promote(stable, current),
+                RunVerdict::Abort(why) => {
+                    self.abort(why);
+                    return self.aborted(stable, current);
+                }
+                RunVerdict::Running(m) => running = Some(m),
+                RunVerdict::Hold(reason, m) => waiting = Some((reason, m)),
+            }
+        } else if self.step_index() >= n {
             return self.promote(stable, current);
         }
-        let idx = self.step_index();
-        let w = steps::weight_at(&self.steps, idx);
+        let idx = self.step_index().min(n.saturating_sub(1));
+        let w = if before_traffic && !self.routed {
+            0
+        } else {
+            steps::weight_at(&self.steps, idx)
+        };
         let t = targets(
             self.replicas,
             w,
@@ -587,7 +643,9 @@ impl<'a> Planner<'a> {
         );
         self.move_towards(stable, current, t);
         self.weight = if self.routed {
-            if self.sizes_of(current).available >= t.canary {
+            if before_traffic {
+                0
+            } else if self.sizes_of(current).available >= t.canary {
                 w
             } else {
                 self.st.canary_weight.unwrap_or(0).min(w)
@@ -703,6 +761,7 @@ impl<'a> Planner<'a> {
                 "Promoted",
                 format!("version {current} is promoted: it has all the traffic and becomes stable"),
             );
+            self.post_rollout(true);
             self.terminate_runs();
             self.clear_routes();
             self.st.previous_stable_hash = Some(stable.to_string());
@@ -742,6 +801,7 @@ impl<'a> Planner<'a> {
         self.st.abort = Some(true);
         self.st.aborted_at = Some(self.now_time());
         self.note(Severity::Warning, "Aborted", why);
+        self.post_rollout(false);
     }
 
     /// Traffic back on stable at once; the canary's Pods go after the delay (with a router) or
@@ -850,6 +910,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
             create_runs: Vec::new(),
             terminate_runs: Vec::new(),
             delete_runs: Vec::new(),
+            call_webhooks: Vec::new(),
         };
     };
     conditions::remove(&mut conds, conditions::INVALID_SPEC);
@@ -885,6 +946,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         message: String::new(),
         create_runs: Vec::new(),
         terminate_runs: Vec::new(),
+        calls: Vec::new(),
     };
     let current = pod_template_hash(&template);
     let mut current_template = template.clone();
@@ -1126,6 +1188,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         create_runs: p.create_runs,
         terminate_runs: p.terminate_runs,
         delete_runs,
+        call_webhooks: p.calls,
     }
 }
 

@@ -969,3 +969,199 @@ fn header_and_mirror_routes_live_from_their_step_until_promotion_or_abort() {
     let p = w.tick();
     assert!(p.status.mirror_routes.is_empty(), "abort removes managed routes");
 }
+
+// Webhook gates: the plan asks for calls; the answers come back through status.
+
+fn gated_world(hooks: serde_json::Value) -> World {
+    healthy_world(json!({"strategy": {"canary": {
+        "stableService": "web-stable", "canaryService": "web-canary",
+        "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
+        "scaleDownDelaySeconds": 0,
+        "steps": [{"setWeight": 20}, {"pause": {"duration": "10s"}}, {"setWeight": 50}],
+        "webhooks": hooks
+    }}}))
+}
+
+impl World {
+    /// Answers every call of the last plan as `answer` says, as the shell would.
+    fn answer(&mut self, answer: impl Fn(&gates::GateCall) -> Result<u16, String>) -> Vec<gates::GateCall> {
+        let calls = self.last.as_ref().map(|p| p.call_webhooks.clone()).unwrap_or_default();
+        let status = self.rollout.status.get_or_insert_default();
+        for c in &calls {
+            let rec = gates::answer_record(status, c, answer(c), self.now);
+            gates::record(&mut status.webhooks, rec);
+        }
+        calls
+    }
+}
+
+#[test]
+fn pre_rollout_gates_hold_traffic_until_they_pass() {
+    let mut w = gated_world(
+        json!([{"name": "smoke", "type": "pre-rollout", "url": "http://t/s", "failureLimit": 1, "interval": "5s"}]),
+    );
+    w.release("web:2");
+    let p = w.tick();
+    w.ready();
+    assert_eq!(p.call_webhooks.len(), 1);
+    assert_eq!(p.call_webhooks[0].phase, "Progressing");
+    assert_eq!(p.weight, 0, "no traffic before the pre-rollout gate passes");
+    // One failure is allowed: no call again before the interval, no traffic, no abort.
+    w.answer(|_| Err("HTTP 500".into()));
+    let p = w.tick();
+    assert!(p.call_webhooks.is_empty(), "the interval has not passed");
+    assert_eq!((p.weight, p.status.abort), (0, None));
+    assert!(p.status.message.as_deref().unwrap_or_default().contains("smoke failed"));
+    w.advance(5);
+    let p = w.tick();
+    assert_eq!(p.call_webhooks.len(), 1, "called again after the interval");
+    w.answer(|_| Ok(200));
+    w.ready();
+    w.tick();
+    w.ready();
+    let p = w.tick();
+    assert_eq!(p.weight, 20, "traffic flows once the gate passed");
+    assert_eq!(p.status.current_step_index, Some(1));
+}
+
+#[test]
+fn a_pre_rollout_gate_failing_past_its_limit_aborts() {
+    let mut w = gated_world(json!([{"name": "smoke", "type": "pre-rollout", "url": "http://t/s"}]));
+    w.release("web:2");
+    w.tick();
+    w.answer(|_| Err("HTTP 503: not ready".into()));
+    let p = w.tick();
+    assert_eq!(p.status.abort, Some(true));
+    assert!(w.reasons().contains(&"Aborted"));
+    assert!(
+        p.status.message.as_deref().unwrap_or_default().contains("aborted"),
+        "{:?}",
+        p.status.message
+    );
+}
+
+#[test]
+fn rollout_gates_are_asked_at_every_step_and_count_failures() {
+    let mut w = gated_world(
+        json!([{"name": "load", "type": "rollout", "url": "http://t/l", "failureLimit": 1, "interval": "1s"}]),
+    );
+    w.release("web:2");
+    let mut asked = Vec::new();
+    for _ in 0..40 {
+        let p = w.tick();
+        w.ready();
+        let calls = w.answer(|_| Ok(200));
+        asked.extend(calls.iter().map(|c| c.step));
+        w.advance(1);
+        if p.status.phase == Some(Phase::Healthy) {
+            break;
+        }
+    }
+    assert_eq!(asked, vec![Some(0), Some(1), Some(2)], "once per step");
+    assert_eq!(w.status().phase, Some(Phase::Healthy));
+
+    // Two failures at one step (limit 1): abort.
+    w.release("web:3");
+    w.tick();
+    w.ready();
+    for _ in 0..6 {
+        w.tick();
+        w.ready();
+        w.answer(|_| Err("HTTP 500".into()));
+        w.advance(1);
+    }
+    assert_eq!(w.status().abort, Some(true));
+}
+
+#[test]
+fn confirm_promotion_waits_paused_until_it_says_yes() {
+    let mut w =
+        gated_world(json!([{"name": "approval", "type": "confirm-promotion", "url": "http://t/a", "interval": "2s"}]));
+    w.release("web:2");
+    let stable = w.stable();
+    for _ in 0..20 {
+        w.tick();
+        w.ready();
+        w.answer(|_| Err("HTTP 403".into()));
+        w.advance(1);
+    }
+    let st = w.status().clone();
+    assert_eq!(st.phase, Some(Phase::Paused));
+    assert_eq!(st.stable_pod_hash.as_deref(), Some(stable.as_str()), "not promoted");
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("waiting for webhook approval"),
+        "{:?}",
+        st.message
+    );
+    assert_eq!(w.last.as_ref().unwrap().weight, 50, "the last step's weight holds");
+    w.advance(2);
+    w.tick();
+    w.answer(|_| Ok(200));
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    assert_ne!(w.stable(), stable);
+}
+
+#[test]
+fn promote_full_stands_in_for_a_confirmation() {
+    let mut w = gated_world(json!([{"name": "approval", "type": "confirm-promotion", "url": "http://t/a"}]));
+    w.release("web:2");
+    let stable = w.stable();
+    w.tick();
+    w.request(ControlRequests {
+        promote_full: Some(true),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    assert_ne!(w.stable(), stable);
+}
+
+#[test]
+fn a_rollback_gate_saying_yes_aborts_and_post_rollout_hears_of_it() {
+    let mut w = gated_world(json!([
+        {"name": "panic-button", "type": "rollback", "url": "http://t/r", "interval": "1s"},
+        {"name": "report", "type": "post-rollout", "url": "http://t/p"}
+    ]));
+    w.release("web:2");
+    let p = w.tick();
+    w.ready();
+    assert_eq!(
+        p.call_webhooks.len(),
+        1,
+        "the rollback gate is asked while the canary runs"
+    );
+    w.answer(|_| Err("HTTP 404".into()));
+    w.advance(1);
+    let p = w.tick();
+    assert_eq!(p.status.abort, None, "a no is no rollback");
+    w.answer(|_| Ok(200));
+    let p = w.tick();
+    assert_eq!(p.status.abort, Some(true));
+    let post: Vec<_> = p.call_webhooks.iter().filter(|c| c.webhook.name == "report").collect();
+    assert_eq!(post.len(), 1);
+    assert_eq!(post[0].phase, "Failed");
+    w.answer(|_| Ok(200));
+    let p = w.tick();
+    assert!(p.call_webhooks.is_empty(), "post-rollout is told once");
+}
+
+#[test]
+fn post_rollout_hears_of_a_promotion_once() {
+    let mut w = gated_world(json!([{"name": "report", "type": "post-rollout", "url": "http://t/p"}]));
+    w.release("web:2");
+    let mut told = Vec::new();
+    for _ in 0..40 {
+        let p = w.tick();
+        w.ready();
+        told.extend(w.answer(|_| Ok(200)).into_iter().map(|c| c.phase));
+        w.advance(10);
+        if p.status.phase == Some(Phase::Healthy) {
+            break;
+        }
+    }
+    assert_eq!(told, vec!["Succeeded"]);
+}

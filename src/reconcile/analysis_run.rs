@@ -1,12 +1,13 @@
 //! The AnalysisRun controller: takes each metric's measurements when they are due, records them,
 //! and sets the run's verdict. The bookkeeping is pure (`analysis::verdict`); this only queries.
 
+use super::secrets::secret_value;
 use super::{Error, events};
 use crate::analysis::condition::judge;
 use crate::analysis::prometheus::{DEFAULT_TIMEOUT, Prometheus};
 use crate::analysis::provider::{Credentials, MetricProvider};
 use crate::analysis::verdict::{self, Outcome};
-use crate::crd::analysis::{AnalysisPhase, AnalysisRun, Metric, MetricResult, SecretKeyRef};
+use crate::crd::analysis::{AnalysisPhase, AnalysisRun, Metric, MetricResult};
 use crate::plan::steps::parse_duration;
 use crate::plan::{Decision, Severity};
 use futures::StreamExt;
@@ -54,24 +55,6 @@ fn error_policy(_run: Arc<AnalysisRun>, error: &Error, _ctx: Arc<RunContext>) ->
         "conflict" => Action::requeue(Duration::from_millis(200)),
         _ => Action::requeue(Duration::from_secs(5)),
     }
-}
-
-async fn secret_value(api: &Api<Secret>, r: &SecretKeyRef) -> Result<String, String> {
-    let secret = api
-        .get_opt(&r.name)
-        .await
-        .map_err(|e| format!("reading Secret {}: {e}", r.name))?;
-    let secret = secret.ok_or_else(|| format!("Secret {} not found", r.name))?;
-    let bytes = secret.data.as_ref().and_then(|d| d.get(&r.key)).map(|b| b.0.clone());
-    let bytes = bytes.or_else(|| {
-        secret
-            .string_data
-            .as_ref()
-            .and_then(|d| d.get(&r.key))
-            .map(|s| s.as_bytes().to_vec())
-    });
-    let bytes = bytes.ok_or_else(|| format!("Secret {} has no key {}", r.name, r.key))?;
-    String::from_utf8(bytes).map_err(|_| format!("Secret {} key {} is not text", r.name, r.key))
 }
 
 /// One measurement of one metric: read credentials, query, judge. Errors become an Error outcome.

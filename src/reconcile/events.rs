@@ -12,7 +12,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 pub const REPORTER: &str = "serin";
 
-pub async fn record<K>(client: &Client, object: &K, instance: &str, d: &Decision) -> Result<(), kube::Error>
+/// Records the decision's Event; true when it is new, false when it was recorded before.
+pub async fn record<K>(client: &Client, object: &K, instance: &str, d: &Decision) -> Result<bool, kube::Error>
 where
     K: Resource<DynamicType = ()>,
 {
@@ -44,8 +45,8 @@ where
     };
     let api: Api<Event> = Api::namespaced(client.clone(), &ns);
     match api.create(&PostParams::default(), &event).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -7,6 +7,7 @@ mod apply;
 pub mod events;
 mod observe;
 mod router;
+pub mod secrets;
 
 use crate::crd::analysis::AnalysisRun;
 use crate::crd::rollout::Rollout;
@@ -57,16 +58,32 @@ pub struct Context {
     pub services: reflector::Store<Service>,
     pub runs: reflector::Store<AnalysisRun>,
     pub admin: Arc<crate::admin::Admin>,
+    /// For webhook gates.
+    pub http: reqwest::Client,
+    pub notifier: crate::hooks::notify::Notifier,
 }
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
-pub async fn run(client: Client, namespace: Option<String>, instance: String, admin: Arc<crate::admin::Admin>) {
+/// `home` is the controller's own namespace, where the default notification targets live.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    instance: String,
+    admin: Arc<crate::admin::Admin>,
+    home: String,
+) {
     let runs = analysis_run::run(client.clone(), namespace.clone(), instance.clone(), admin.clone());
-    let rollouts = run_rollouts(client, namespace, instance, admin);
+    let rollouts = run_rollouts(client, namespace, instance, admin, home);
     futures::join!(runs, rollouts);
 }
 
-async fn run_rollouts(client: Client, namespace: Option<String>, instance: String, admin: Arc<crate::admin::Admin>) {
+async fn run_rollouts(
+    client: Client,
+    namespace: Option<String>,
+    instance: String,
+    admin: Arc<crate::admin::Admin>,
+    home: String,
+) {
     fn api<K>(c: &Client, namespace: &Option<String>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -105,7 +122,12 @@ async fn run_rollouts(client: Client, namespace: Option<String>, instance: Strin
         .track(watcher(services, managed).default_backoff())
         .reflect(svc_writer)
         .touched_objects();
+    let http = reqwest::Client::new();
+    let notifier =
+        crate::hooks::notify::Notifier::start(client.clone(), http.clone(), instance.clone(), admin.clone(), home);
     let ctx = Arc::new(Context {
+        http,
+        notifier,
         client,
         instance,
         replica_sets: rs_reader,
@@ -197,7 +219,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
     let name = rollout.name_any();
     let observed = observe::observe(ctx, &rollout, &ns).await?;
     let now = jiff::Timestamp::now();
-    let plan = plan::plan(&rollout, &observed, now);
+    let mut plan = plan::plan(&rollout, &observed, now);
     tracing::Span::current().record("revision", plan.status.current_pod_hash.as_deref().unwrap_or(""));
     // Objects first, then the decisions' Events, then status: a crash anywhere in between
     // recomputes the same decisions, and their Events are named by them, so none is lost or doubled.
@@ -228,10 +250,31 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
         return Ok(Action::requeue(Duration::from_secs(10)));
     }
     apply::apply_objects(ctx, &rollout, &observed, &plan).await?;
+    if !plan.call_webhooks.is_empty() {
+        let failed = crate::hooks::gates::call(
+            &ctx.client,
+            &ctx.http,
+            &rollout,
+            &plan.call_webhooks,
+            &mut plan.status,
+            now,
+        )
+        .await;
+        plan.decisions.extend(failed);
+        // The answers are in the status about to be written; the next plan acts on them.
+        let soon = Duration::from_millis(100);
+        plan.requeue_after = Some(plan.requeue_after.map_or(soon, |d| d.min(soon)));
+    }
     for d in &plan.decisions {
         tracing::info!(reason = d.reason, "{}", d.message);
-        if let Err(e) = events::record(&ctx.client, rollout.as_ref(), &ctx.instance, d).await {
-            tracing::warn!(error = %e, "could not record an Event");
+        // A decision recorded before (a restart in between) was notified before.
+        match events::record(&ctx.client, rollout.as_ref(), &ctx.instance, d).await {
+            Ok(true) => ctx.notifier.decided(&rollout, d, &plan.status),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record an Event");
+                ctx.notifier.decided(&rollout, d, &plan.status);
+            }
         }
     }
     apply::apply_status(ctx, &rollout, &plan.status).await?;
