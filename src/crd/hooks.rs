@@ -90,9 +90,9 @@ pub struct NotificationTarget {
     pub type_: TargetType,
     #[serde(flatten)]
     pub endpoint: Endpoint,
-    /// The events to send; all of them when omitted.
+    /// The events to send; all of them when omitted. (Not `on`: YAML 1.1 reads that key as `true`.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on: Option<Vec<NotificationEvent>>,
+    pub events: Option<Vec<NotificationEvent>>,
     /// Slack only: post to this channel instead of the webhook's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -100,7 +100,7 @@ pub struct NotificationTarget {
 
 impl NotificationTarget {
     pub fn wants(&self, event: NotificationEvent) -> bool {
-        self.on.as_ref().is_none_or(|on| on.contains(&event))
+        self.events.as_ref().is_none_or(|e| e.contains(&event))
     }
 }
 

@@ -1,5 +1,5 @@
-//! Notifications: what the plan decided, sent to Slack, Teams or a JSON webhook from a queue of
-//! its own, so that a slow or broken receiver never holds a reconcile. Each delivery is tried a
+//! Notifications: what the plan decided, sent to Slack, Teams or a JSON webhook from queues of
+//! their own (one per target), so that a slow or broken receiver never holds a reconcile. Each delivery is tried a
 //! few times with growing pauses; one that still fails is an Event on the Rollout and a metric.
 
 use super::format::{Notice, notification};
@@ -10,6 +10,7 @@ use crate::crd::rollout::Rollout;
 use crate::plan::{Decision, Severity};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, ResourceExt};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -43,6 +44,14 @@ impl DefaultTargets {
         self.read = Some((std::time::Instant::now(), targets.clone()));
         Ok(targets)
     }
+}
+
+struct Delivery {
+    target: NotificationTarget,
+    secret_ns: String,
+    rollout: Arc<Rollout>,
+    action: String,
+    notice: Notice,
 }
 
 struct Job {
@@ -87,14 +96,24 @@ impl Notifier {
         };
         tokio::spawn(async move {
             let mut defaults = DefaultTargets::default();
+            // One queue per target: its messages arrive in order, and a broken one delays no other.
+            let mut lanes: HashMap<String, mpsc::Sender<Delivery>> = HashMap::new();
             while let Some(job) = jobs.recv().await {
                 let targets = sender.targets_for(&job, &mut defaults).await;
                 for (target, secret_ns) in targets {
-                    let (sender, job) = (
-                        sender.clone(),
-                        (job.rollout.clone(), job.action.clone(), job.notice.clone()),
-                    );
-                    tokio::spawn(async move { sender.deliver(target, secret_ns, job.0, job.1, job.2).await });
+                    let key = format!("{secret_ns}/{}/{}", target.name, target.type_.as_str());
+                    let lane = lanes.entry(key).or_insert_with(|| sender.lane());
+                    let delivery = Delivery {
+                        target,
+                        secret_ns,
+                        rollout: job.rollout.clone(),
+                        action: job.action.clone(),
+                        notice: job.notice.clone(),
+                    };
+                    if lane.try_send(delivery).is_err() {
+                        tracing::warn!("a notification target's queue is full; a notification was dropped");
+                        sender.admin.metrics.notified("queue", "dropped");
+                    }
                 }
             }
         });
@@ -169,14 +188,26 @@ impl Sender {
         serde_saphyr::from_str(&text).map_err(|e| format!("{DEFAULTS_KEY} is not a list of targets: {e}"))
     }
 
-    async fn deliver(
-        &self,
-        target: NotificationTarget,
-        secret_ns: String,
-        rollout: Arc<Rollout>,
-        action: String,
-        notice: Notice,
-    ) {
+    /// A target's own delivery task, sending one message after the other.
+    fn lane(&self) -> mpsc::Sender<Delivery> {
+        let (tx, mut rx) = mpsc::channel::<Delivery>(QUEUE);
+        let sender = self.clone();
+        tokio::spawn(async move {
+            while let Some(d) = rx.recv().await {
+                sender.deliver(d).await;
+            }
+        });
+        tx
+    }
+
+    async fn deliver(&self, d: Delivery) {
+        let Delivery {
+            target,
+            secret_ns,
+            rollout,
+            action,
+            notice,
+        } = d;
         let kind = target.type_.as_str();
         let body = notification(target.type_, &notice, target.channel.as_deref());
         let mut last_error = String::new();

@@ -61,6 +61,7 @@ pub struct Context {
     /// For webhook gates.
     pub http: reqwest::Client,
     pub notifier: crate::hooks::notify::Notifier,
+    pub answers: crate::hooks::gates::RecentAnswers,
 }
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
@@ -128,6 +129,7 @@ async fn run_rollouts(
     let ctx = Arc::new(Context {
         http,
         notifier,
+        answers: Default::default(),
         client,
         instance,
         replica_sets: rs_reader,
@@ -219,7 +221,8 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
     let name = rollout.name_any();
     let observed = observe::observe(ctx, &rollout, &ns).await?;
     let now = jiff::Timestamp::now();
-    let mut plan = plan::plan(&rollout, &observed, now);
+    let overlaid = ctx.answers.overlay(&rollout);
+    let mut plan = plan::plan(overlaid.as_ref().unwrap_or(&rollout), &observed, now);
     tracing::Span::current().record("revision", plan.status.current_pod_hash.as_deref().unwrap_or(""));
     // Objects first, then the decisions' Events, then status: a crash anywhere in between
     // recomputes the same decisions, and their Events are named by them, so none is lost or doubled.
@@ -258,6 +261,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
             &plan.call_webhooks,
             &mut plan.status,
             now,
+            &ctx.answers,
         )
         .await;
         plan.decisions.extend(failed);
