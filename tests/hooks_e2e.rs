@@ -431,3 +431,21 @@ async fn failing_gates_and_rollback_gates_abort() {
     );
     assert_eq!(rx.bodies("/stop").len(), 3);
 }
+
+#[tokio::test]
+async fn the_shipped_hook_examples_are_accepted() {
+    let e = Env::start().await;
+    e.sim.kubectl_ok(&["create", "namespace", "serin-system"]);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    for file in ["rollout-with-hooks.yaml", "notifications-defaults.yaml"] {
+        let path = dir.join(file);
+        e.sim
+            .kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
+    }
+    let api: Api<Rollout> = Api::namespaced(e.client.clone(), "default");
+    let r = api.get("web").await.expect("the example Rollout");
+    let canary = r.spec.strategy.canary.expect("canary");
+    assert_eq!(canary.webhooks.len(), 4);
+    let targets = r.spec.notifications.expect("notifications").targets;
+    assert_eq!(targets[0].events.as_ref().map(Vec::len), Some(4));
+}
