@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use common::{ControllerProc, Prometheus, SimCluster, eventually, web_rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
@@ -30,50 +30,32 @@ fn templates(prometheus: &str) -> String {
 }
 
 fn rollout(image: &str, error_rate: &str) -> String {
-    format!(
-        r#"
-apiVersion: serin.dev/v1alpha1
-kind: Rollout
-metadata: {{name: web, namespace: default}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: web
-        image: {image}
-        env:
-        - {{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}
-        - {{name: SERIN_SIM_ERROR_RATE, value: "{error_rate}"}}
-  strategy:
-    canary:
-      stableService: web-stable
-      canaryService: web-canary
-      steps:
+    let canary = "      steps:
       - setWeight: 50
       - analysis:
-          templates: [{{templateName: error-rate}}, {{templateName: latency-p99}}]
-          args: [{{name: canary-hash, valueFrom: {{podTemplateHashValue: Latest}}}}]
-      - setWeight: 100
+          templates: [{templateName: error-rate}, {templateName: latency-p99}]
+          args: [{name: canary-hash, valueFrom: {podTemplateHashValue: Latest}}]
+      - setWeight: 100";
+    let rollout = web_rollout(2, image, &[("SERIN_SIM_ERROR_RATE", error_rate)], "", canary);
+    // Traffic reaches the Pods through `web`; the stable and canary Services carry none.
+    rollout
+        + r#"
 ---
 apiVersion: v1
 kind: Service
-metadata: {{name: web, namespace: default, annotations: {{sim.serin.dev/rps: "100"}}}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "100"}}
+spec: {selector: {app: web}, ports: [{port: 80}]}
 ---
 apiVersion: v1
 kind: Service
-metadata: {{name: web-stable, namespace: default, annotations: {{sim.serin.dev/rps: "0"}}}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+metadata: {name: web-stable, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
+spec: {selector: {app: web}, ports: [{port: 80}]}
 ---
 apiVersion: v1
 kind: Service
-metadata: {{name: web-canary, namespace: default, annotations: {{sim.serin.dev/rps: "0"}}}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
+metadata: {name: web-canary, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
+spec: {selector: {app: web}, ports: [{port: 80}]}
 "#
-    )
 }
 
 struct Env {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ControllerProc, SimCluster, eventually};
+use common::{ControllerProc, SimCluster, WEB_SERVICES, eventually, web_rollout};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
@@ -84,40 +84,8 @@ impl Receiver {
 }
 
 fn rollout_yaml(image: &str, steps: &str, extra_spec: &str, extra_canary: &str) -> String {
-    format!(
-        r#"
-apiVersion: serin.dev/v1alpha1
-kind: Rollout
-metadata: {{name: web, namespace: default}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: web
-        image: {image}
-        env: [{{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}]
-{extra_spec}
-  strategy:
-    canary:
-      stableService: web-stable
-      canaryService: web-canary
-      steps: {steps}
-{extra_canary}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web-stable, namespace: default}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web-canary, namespace: default}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
-"#
-    )
+    let canary = format!("      steps: {steps}\n{extra_canary}");
+    web_rollout(2, image, &[], extra_spec, &canary) + WEB_SERVICES
 }
 
 struct Env {

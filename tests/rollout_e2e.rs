@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use common::{ControllerProc, Prometheus, SimCluster, WEB_SERVICES, eventually, web_rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Service};
 use kube::api::{Api, ListParams};
@@ -12,38 +12,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(40);
 
 fn rollout_yaml(replicas: u32, image: &str, steps: &str) -> String {
-    format!(
-        r#"
-apiVersion: serin.dev/v1alpha1
-kind: Rollout
-metadata: {{name: web, namespace: default}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: web
-        image: {image}
-        env: [{{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}]
-  strategy:
-    canary:
-      stableService: web-stable
-      canaryService: web-canary
-      steps: {steps}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web-stable, namespace: default}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web-canary, namespace: default}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
-"#
-    )
+    web_rollout(replicas, image, &[], "", &format!("      steps: {steps}")) + WEB_SERVICES
 }
 
 struct Env {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use common::{ControllerProc, Prometheus, SimCluster, WEB_SERVICES, eventually, web_rollout};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -39,42 +39,12 @@ spec:
 "#;
 
 fn rollout(image: &str) -> String {
-    format!(
-        r#"
-apiVersion: serin.dev/v1alpha1
-kind: Rollout
-metadata: {{name: web, namespace: default}}
-spec:
-  replicas: 4
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: web
-        image: {image}
-        env: [{{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}]
-  strategy:
-    canary:
-      stableService: web-stable
-      canaryService: web-canary
-      abortScaleDownDelaySeconds: 2
+    let canary = "      abortScaleDownDelaySeconds: 2
       scaleDownDelaySeconds: 2
       trafficRouting:
-        gatewayAPI: {{httpRoute: web}}
-      steps: [{{setWeight: 5}}, {{pause: {{}}}}, {{setWeight: 50}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web-stable, namespace: default}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web-canary, namespace: default}}
-spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}
-"#
-    )
+        gatewayAPI: {httpRoute: web}
+      steps: [{setWeight: 5}, {pause: {}}, {setWeight: 50}]";
+    web_rollout(4, image, &[], "", canary) + WEB_SERVICES
 }
 
 async fn route(client: &kube::Client) -> Value {

@@ -447,3 +447,50 @@ pub async fn start_proxy(p: Proxy) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
 }
+
+/// A `web` Rollout in `default` whose Pods are ready 0.2s after they start. `env` adds container
+/// variables; `spec` adds lines under `spec:` (2-space indent) and `canary` lines under
+/// `strategy.canary:` (6-space indent), after its stable and canary Services.
+pub fn web_rollout(replicas: u32, image: &str, env: &[(&str, &str)], spec: &str, canary: &str) -> String {
+    let env: String = env
+        .iter()
+        .map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n"))
+        .collect();
+    format!(
+        r#"apiVersion: serin.dev/v1alpha1
+kind: Rollout
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        env:
+        - {{name: SERIN_SIM_READY_SECONDS, value: "0.2"}}
+{env}{spec}
+  strategy:
+    canary:
+      stableService: web-stable
+      canaryService: web-canary
+{canary}
+"#
+    )
+}
+
+/// The `web-stable` and `web-canary` Services of `web_rollout`, as a YAML stream to append.
+pub const WEB_SERVICES: &str = r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-stable, namespace: default}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-canary, namespace: default}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+"#;
