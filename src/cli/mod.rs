@@ -1,5 +1,6 @@
 //! The `serin` command line.
 
+pub mod argocd;
 pub mod demo;
 pub mod kube_args;
 pub mod rollouts;
@@ -49,6 +50,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print Serin's CustomResourceDefinitions as YAML (or write one file each with --write DIR).
     Crds(CrdsArgs),
+    /// Print the argocd-cm entries that give ArgoCD Serin's health checks and actions.
+    ArgocdCm,
     /// Run the controller: reconcile Rollouts (all namespaces, or the one given with -n).
     Controller(ControllerArgs),
     /// Show a Rollout: phase, steps, weight, ReplicaSets, last decision.
@@ -179,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sim(args) => crate::sim::run(args).await?,
         Command::Demo(args) => demo::run(args).await?,
         Command::Crds(args) => crds(args)?,
+        Command::ArgocdCm => print!("{}", argocd::config_map().map_err(|e| CliError::Yaml(e.to_string()))?),
         Command::Controller(args) => controller(args).await?,
         Command::Get {
             what: GetWhat::Rollout { name, watch, kube },

@@ -31,19 +31,18 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::s
 mod tests {
     use super::*;
 
-    /// `crds/` holds exactly what `serin crds --write crds` produces.
+    /// `crds/` and the chart's `crds/` hold exactly what `serin crds --write DIR` produces.
     #[test]
     fn checked_in_crds_are_current() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-        for crd in all() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (dir, crd) in ["crds", "charts/serin/crds"]
+            .iter()
+            .flat_map(|d| all().into_iter().map(move |c| (root.join(d), c)))
+        {
             let path = dir.join(file_name(&crd));
             let want = to_yaml(&crd).unwrap();
             let have = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                have == want,
-                "{} is stale: run `cargo run -- crds --write crds`",
-                path.display()
-            );
+            assert!(have == want, "{} is stale: run `make manifests`", path.display());
         }
     }
 }
