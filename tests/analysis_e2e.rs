@@ -138,6 +138,9 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
         .expect("the run of version 2");
     let status = run.status.clone().unwrap();
     assert_eq!(status.phase, Some(AnalysisPhase::Successful), "{status:?}");
+    // ArgoCD's health check reads the same run as Healthy.
+    let health = common::argocd::health("AnalysisRun", &serde_json::to_value(run).unwrap());
+    assert_eq!(health.0, "Healthy", "{health:?}");
     assert_eq!(status.metric_results.len(), 2, "error rate and p99 latency");
     let latency = status
         .metric_results
@@ -228,6 +231,24 @@ async fn a_bad_release_is_rolled_back_by_its_analysis() {
     assert!((value - 0.3).abs() < 0.08, "measured error rate {value}");
     let view = e.sim.kubectl_serin_ok(&["get", "rollout", "web"]);
     assert!(view.contains("error-rate") && view.contains("Failed"), "{view}");
+    // ArgoCD: the failed run is Degraded with its reason; the Rollout too, with the controller's words.
+    let runs = e
+        .runs
+        .list(&ListParams::default().labels("serin.dev/rollout=web"))
+        .await
+        .unwrap()
+        .items;
+    let failed = runs
+        .iter()
+        .find(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AnalysisPhase::Failed))
+        .expect("the failed run");
+    let (health, message) = common::argocd::health("AnalysisRun", &serde_json::to_value(failed).unwrap());
+    assert_eq!(health, "Degraded");
+    assert!(message.contains("error-rate"), "{message}");
+    let rollout = serde_json::to_value(e.rollouts.get("web").await.unwrap()).unwrap();
+    let (health, message) = common::argocd::health("Rollout", &rollout);
+    assert_eq!(health, "Degraded");
+    assert!(message.contains("aborted"), "{message}");
 }
 
 #[tokio::test]
@@ -265,6 +286,9 @@ async fn prometheus_going_away_never_promotes() {
     let st = e.status().await;
     assert_eq!(st.stable_pod_hash.as_deref(), Some(v1.as_str()), "never promoted");
     assert_eq!(st.current_step_index, Some(1));
+    // ArgoCD: a run in error waits for a person, and so does the Rollout.
+    let rollout = serde_json::to_value(e.rollouts.get("web").await.unwrap()).unwrap();
+    assert_eq!(common::argocd::health("Rollout", &rollout).0, "Suspended");
 }
 
 #[tokio::test]

@@ -235,6 +235,36 @@ async fn a_release_walks_its_steps_and_promotes() {
     })
     .await;
 
+    // The Grafana dashboard's queries all run against this Prometheus, and its core panels have data.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/charts/serin/dashboards/serin.json"
+        ))
+        .expect("the dashboard"),
+    )
+    .expect("dashboard JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    for panel in panels {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"]
+                .as_str()
+                .expect("expr")
+                .replace("$namespace", ".*")
+                .replace("$rollout", ".*")
+                .replace("$job", ".*")
+                .replace("$__rate_interval", "1m");
+            let result = prom.query(expr.as_str()).get().await;
+            let data = result.unwrap_or_else(|e| panic!("panel {}: {expr}: {e}", panel["title"]));
+            let series = data.data().as_vector().map_or(0, |v| v.len());
+            if ["Canary weight", "Controller up", "Kubernetes API requests"]
+                .contains(&panel["title"].as_str().unwrap_or_default())
+            {
+                assert!(series > 0, "panel {} has data: {expr}", panel["title"]);
+            }
+        }
+    }
+
     // JSON logs, one object a line; what the controller decided names the Rollout and revision.
     let log = controller.log();
     let lines: Vec<serde_json::Value> = log

@@ -140,6 +140,7 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
                 .map(String::from)
                 .unwrap_or_else(|| default_manager(&headers)),
             verb: super::requests::verb(method.as_str(), rp.name.is_some(), watch, ct).into(),
+            group: rp.group.clone(),
             resource,
             code: response.status().as_u16(),
         });

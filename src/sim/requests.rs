@@ -9,6 +9,8 @@ use std::sync::Mutex;
 pub struct RequestKey {
     pub client: String,
     pub verb: String,
+    /// The API group (`""` for the core group), so that RBAC rules can be checked against it.
+    pub group: String,
     pub resource: String,
     pub code: u16,
 }
@@ -25,13 +27,13 @@ impl RequestCounts {
     pub fn render(&self) -> String {
         let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::from(
-            "# HELP apiserver_request_total Requests answered, by client, verb, resource and code.\n# TYPE apiserver_request_total counter\n",
+            "# HELP apiserver_request_total Requests answered, by client, verb, group, resource and code.\n# TYPE apiserver_request_total counter\n",
         );
         for (k, n) in m.iter() {
             let _ = writeln!(
                 out,
-                "apiserver_request_total{{client=\"{}\",verb=\"{}\",resource=\"{}\",code=\"{}\"}} {n}",
-                k.client, k.verb, k.resource, k.code
+                "apiserver_request_total{{client=\"{}\",verb=\"{}\",group=\"{}\",resource=\"{}\",code=\"{}\"}} {n}",
+                k.client, k.verb, k.group, k.resource, k.code
             );
         }
         out

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod argocd;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -133,17 +135,47 @@ impl SimCluster {
     }
 }
 
-/// kubectl from the project's tools (installed by `make test`), else from PATH.
-pub fn kubectl_path() -> PathBuf {
+/// A tool from the project's tools (installed by `make test`), else from PATH.
+pub fn tool_path(name: &str) -> PathBuf {
     let tools = std::env::var("SERIN_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"));
-    let local = tools.join("bin/kubectl");
-    if local.exists() {
-        local
-    } else {
-        PathBuf::from("kubectl")
+    let local = tools.join("bin").join(name);
+    if local.exists() { local } else { PathBuf::from(name) }
+}
+
+pub fn kubectl_path() -> PathBuf {
+    tool_path("kubectl")
+}
+
+/// Runs helm (with the cluster's kubeconfig when given) and fails the test with its words if it fails.
+pub fn helm_ok(kubeconfig: Option<&Path>, args: &[&str]) -> String {
+    let home = tempfile::tempdir().expect("helm home");
+    let mut c = Command::new(tool_path("helm"));
+    c.args(args).env("HOME", home.path());
+    if let Some(k) = kubeconfig {
+        c.env("KUBECONFIG", k);
     }
+    let out = c.output().expect("helm runs");
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// helm's error output for a command that must fail.
+pub fn helm_err(args: &[&str]) -> String {
+    let home = tempfile::tempdir().expect("helm home");
+    let out = Command::new(tool_path("helm"))
+        .args(args)
+        .env("HOME", home.path())
+        .output()
+        .expect("helm runs");
+    assert!(!out.status.success(), "helm {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn kubectl_cmd(kubeconfig: &Path) -> Command {

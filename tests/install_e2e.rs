@@ -1,0 +1,399 @@
+//! Installing Serin: the Helm chart (lint, every values mode validated strictly against the
+//! simulated cluster's schemas, a real `helm install`), the kustomize base, and a controller run
+//! exactly as the chart runs it, within the chart's RBAC, read by ArgoCD's Lua health checks and
+//! driven by its actions.
+
+mod common;
+
+use common::argocd;
+use common::{ControllerProc, SimCluster, WEB_SERVICES, eventually, helm_err, helm_ok, web_rollout};
+use kube::api::Api;
+use serde_json::{Value, json};
+use serin::crd::rollout::{Phase, Rollout};
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(40);
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/serin");
+
+fn template(values: &[&str]) -> String {
+    let mut args = vec!["template", "serin", CHART, "--namespace", "serin-system"];
+    for v in values {
+        args.extend(["--set", v]);
+    }
+    helm_ok(None, &args)
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .expect("helm renders YAML")
+        .into_iter()
+        .filter(|d| d.is_object())
+        .collect()
+}
+
+fn kinds(docs: &[Value]) -> Vec<String> {
+    let mut k: Vec<String> = docs
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    k.sort();
+    k
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+/// A cluster that knows every kind the chart may render, with the namespaces it uses.
+fn cluster_for_validation() -> SimCluster {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for crd in [
+        "servicemonitors.monitoring.coreos.com.yaml",
+        "podmonitors.monitoring.coreos.com.yaml",
+    ] {
+        sim.install_crd_file(&data.join(crd));
+    }
+    sim.kubectl_ok(&["create", "namespace", "serin-system"]);
+    sim.kubectl_ok(&["create", "namespace", "shop"]);
+    sim
+}
+
+#[tokio::test]
+async fn the_chart_lints_and_validates_strictly_in_every_mode() {
+    helm_ok(None, &["lint", "--strict", CHART]);
+    helm_ok(
+        None,
+        &[
+            "lint",
+            "--strict",
+            CHART,
+            "--set",
+            "watchNamespace=shop,metrics.serviceMonitor.enabled=true",
+        ],
+    );
+    let sim = cluster_for_validation();
+    let modes: [&[&str]; 4] = [
+        &[],
+        &["watchNamespace=shop"],
+        &[
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.podMonitor.enabled=true",
+            "networkPolicy.enabled=true",
+            "dashboards.enabled=true",
+            "notifications.defaultTargets[0].name=ops",
+            "notifications.defaultTargets[0].type=slack",
+            "notifications.defaultTargets[0].url=https://hooks.example/x",
+        ],
+        &[
+            "leaderElection.enabled=false",
+            "replicaCount=1",
+            "rbac.create=false",
+            "serviceAccount.create=false",
+            "podDisruptionBudget.enabled=false",
+        ],
+    ];
+    for values in modes {
+        let yaml = template(values);
+        // Strict: an unknown or misspelt field anywhere is an error, checked by the API server.
+        let out = sim.kubectl_stdin(
+            &[
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "--validate=strict",
+                "-f",
+                "-",
+            ],
+            &yaml,
+        );
+        assert!(
+            out.status.success(),
+            "{values:?}: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rendered = docs(&yaml);
+        for role in rendered
+            .iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+        {
+            let text = role["rules"].to_string();
+            assert!(!text.contains("\"*\""), "no wildcard in RBAC: {text}");
+        }
+    }
+
+    // Defaults: two replicas electing a leader, locked down, probed.
+    let defaults = docs(&template(&[]));
+    assert_eq!(
+        kinds(&defaults),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ]
+    );
+    let deploy = find(&defaults, "Deployment");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let pod = &deploy["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert!(c["args"].as_array().unwrap().contains(&json!("--leader-elect=true")));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(c["resources"]["limits"]["memory"].is_string());
+
+    // One namespace: a Role is all it needs.
+    let single = docs(&template(&["watchNamespace=shop"]));
+    assert!(
+        !kinds(&single).iter().any(|k| k.starts_with("Cluster")),
+        "{:?}",
+        kinds(&single)
+    );
+    let role = single
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == "shop")
+        .expect("a Role in the watched namespace");
+    assert!(!role["rules"].to_string().contains("clusteranalysistemplates"));
+    let args = find(&single, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("--namespace=shop"), "{args}");
+
+    // The dashboard ships in a ConfigMap the Grafana sidecar finds by its label.
+    let extras = docs(&template(&["dashboards.enabled=true"]));
+    let cm = extras
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .expect("dashboard ConfigMap");
+    let dashboard: Value = serde_json::from_str(cm["data"]["serin.json"].as_str().unwrap()).expect("dashboard JSON");
+    assert_eq!(dashboard["uid"], "serin-rollouts");
+
+    // Values are checked against values.schema.json.
+    let err = helm_err(&["template", "serin", CHART, "--set", "logFormat=xml"]);
+    assert!(err.contains("logFormat"), "{err}");
+}
+
+#[tokio::test]
+async fn the_kustomize_base_is_the_chart_and_applies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let want = helm_ok(
+        None,
+        &[
+            "template",
+            "serin",
+            CHART,
+            "--namespace",
+            "serin-system",
+            "--include-crds",
+        ],
+    );
+    let have = std::fs::read_to_string(root.join("deploy/serin.yaml")).unwrap_or_default();
+    assert!(have == want, "deploy/serin.yaml is stale: run `make manifests`");
+
+    let sim = SimCluster::start();
+    let base = root.join("deploy");
+    let rendered = sim.kubectl_ok(&["kustomize", base.to_str().unwrap_or_default()]);
+    assert!(rendered.contains("kind: Namespace") && rendered.contains("kind: Deployment"));
+    // As a user types it: client-side apply of the whole base, CRDs included.
+    sim.kubectl_ok(&["apply", "-k", base.to_str().unwrap_or_default()]);
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/rollouts.serin.dev",
+        "--timeout=20s",
+    ]);
+    let ready = eventually("the controller Deployment is available", WAIT, || async {
+        let out = sim.kubectl(&[
+            "-n",
+            "serin-system",
+            "get",
+            "deployment",
+            "serin",
+            "-o",
+            "jsonpath={.status.availableReplicas}",
+        ]);
+        let n = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (n == "2").then_some(n)
+    })
+    .await;
+    assert_eq!(ready, "2");
+}
+
+/// The (group, resource, verb) requests a client made, from the API server's request counts.
+async fn requests_of(sim: &SimCluster, client: &str) -> Vec<(String, String, String)> {
+    let body = reqwest::get(format!("{}/metrics", sim.api_url()))
+        .await
+        .expect("sim metrics")
+        .text()
+        .await
+        .expect("text");
+    let mut out: Vec<(String, String, String)> = body
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(&format!("client=\"{client}\"")))
+        .map(|line| {
+            let field = |name: &str| {
+                line.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            // Server-side apply is a patch to RBAC.
+            let verb = match field("verb").as_str() {
+                "apply" => "patch".to_string(),
+                v => v.to_string(),
+            };
+            (field("group"), field("resource"), verb)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn allowed(rules: &[Value], group: &str, resource: &str, verb: &str) -> bool {
+    rules.iter().any(|r| {
+        let has = |key: &str, v: &str| r[key].as_array().is_some_and(|a| a.iter().any(|x| x == v));
+        has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+    })
+}
+
+async fn rollout_json(client: &kube::Client) -> Value {
+    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    serde_json::to_value(api.get("web").await.expect("the Rollout")).expect("JSON")
+}
+
+async fn wait_health(client: &kube::Client, want: &str) -> (Value, String) {
+    eventually(&format!("ArgoCD health {want}"), WAIT, || async {
+        let obj = rollout_json(client).await;
+        let (status, message) = argocd::health("Rollout", &obj);
+        (status == want).then_some((obj, message))
+    })
+    .await
+}
+
+/// What ArgoCD does when a person clicks an action: run its Lua, patch the status it changed.
+fn run_action(sim: &SimCluster, action: &str, obj: &Value) {
+    let patch = argocd::action_status_patch(action, obj).unwrap_or_else(|| panic!("{action} changes the status"));
+    sim.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+#[tokio::test]
+async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
+    let sim = SimCluster::start();
+    // A real `helm install` into the simulated cluster: CRDs, RBAC, Deployment, NOTES.
+    let notes = helm_ok(
+        Some(&sim.kubeconfig),
+        &[
+            "install",
+            "serin",
+            CHART,
+            "--namespace",
+            "serin-system",
+            "--create-namespace",
+        ],
+    );
+    assert!(notes.contains("kubectl serin get rollout web --watch"), "{notes}");
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/rollouts.serin.dev",
+        "--timeout=20s",
+    ]);
+    let rendered = docs(&template(&[]));
+    let deploy = find(&rendered, "Deployment");
+    let args: Vec<String> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str().map(String::from))
+        .filter(|a| a != "controller" && !a.starts_with("--metrics-addr"))
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The controller as the chart runs it, with the chart's flags.
+    let controller = ControllerProc::start_with(&sim, "controller.log", &args);
+    let client = sim.client().await;
+    sim.apply_yaml(
+        &(web_rollout(
+            2,
+            "example/web:1",
+            &[],
+            "",
+            "      steps: [{setWeight: 50}, {pause: {}}]",
+        ) + WEB_SERVICES),
+    );
+
+    let (_, message) = wait_health(&client, "Healthy").await;
+    assert!(message.contains("available"), "{message}");
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let (paused, message) = wait_health(&client, "Suspended").await;
+    assert!(message.contains("paused at step 2/2 until promoted"), "{message}");
+    assert_eq!(
+        argocd::enabled_actions(&paused),
+        ["abort", "pause", "promote", "promote-full"]
+    );
+
+    // Abort from ArgoCD: Degraded, with the controller's words.
+    run_action(&sim, "abort", &paused);
+    let (aborted, message) = wait_health(&client, "Degraded").await;
+    assert!(message.contains("aborted: traffic is back on stable"), "{message}");
+    assert_eq!(argocd::enabled_actions(&aborted), ["pause", "retry"]);
+    run_action(&sim, "retry", &aborted);
+    let (paused, _) = wait_health(&client, "Suspended").await;
+
+    // Pause and resume hold and release it; promote moves past the pause.
+    run_action(&sim, "pause", &paused);
+    let paused = eventually("paused by request", WAIT, || async {
+        let obj = rollout_json(&client).await;
+        (obj["status"]["userPaused"] == true).then_some(obj)
+    })
+    .await;
+    assert!(argocd::enabled_actions(&paused).contains(&"resume".to_string()));
+    run_action(&sim, "resume", &paused);
+    let resumed = eventually("resumed", WAIT, || async {
+        let obj = rollout_json(&client).await;
+        (obj["status"]["userPaused"].is_null() && obj["status"]["phase"] == "Paused").then_some(obj)
+    })
+    .await;
+    run_action(&sim, "promote", &resumed);
+    let (done, _) = wait_health(&client, "Healthy").await;
+    assert_eq!(done["status"]["stablePodHash"], done["status"]["currentPodHash"]);
+    assert_eq!(argocd::enabled_actions(&done), ["pause"]);
+    let st: Rollout = serde_json::from_value(done).expect("a Rollout");
+    assert_eq!(st.status.and_then(|s| s.phase), Some(Phase::Healthy));
+
+    // Every request the controller made is allowed by the chart's RBAC.
+    let cluster_rules = find(&rendered, "ClusterRole")["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let leader_rules = find(&rendered, "Role")["rules"].as_array().cloned().unwrap_or_default();
+    let made = requests_of(&sim, "serin-controller").await;
+    assert!(made.iter().any(|(_, r, _)| r == "leases"), "{made:?}");
+    for (group, resource, verb) in &made {
+        let ok = allowed(&cluster_rules, group, resource, verb)
+            || (resource == "leases" || resource == "configmaps" || resource == "secrets")
+                && (allowed(&leader_rules, group, resource, verb));
+        assert!(ok, "the chart's RBAC does not allow {verb} {group}/{resource}");
+    }
+    drop(controller);
+}
