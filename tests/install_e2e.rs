@@ -397,3 +397,98 @@ async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
     }
     drop(controller);
 }
+
+/// The image builds from what the Dockerfile copies: every file the binary embeds is copied in,
+/// and the final stage is distroless, static and non-root.
+#[test]
+fn the_dockerfile_copies_what_the_binary_embeds_and_runs_as_non_root() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            parts[..parts.len().saturating_sub(1)].to_vec()
+        })
+        .collect();
+    for path in &copied {
+        assert!(
+            root.join(path).exists(),
+            "the Dockerfile copies {path}, which is missing"
+        );
+    }
+    // Every include_str! in src/ points under a copied path.
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for embedded in text
+                .split("include_str!(\"")
+                .skip(1)
+                .filter_map(|t| t.split('"').next())
+            {
+                let file = path.parent().unwrap().join(embedded);
+                let file = file
+                    .canonicalize()
+                    .unwrap_or_else(|_| panic!("{} embeds a missing {embedded}", path.display()));
+                let rel = file
+                    .strip_prefix(root.canonicalize().unwrap())
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                assert!(
+                    copied.iter().any(|c| rel.starts_with(c.trim_end_matches('/'))),
+                    "{rel} (embedded by {}) is not copied into the image",
+                    path.display()
+                );
+            }
+        }
+    }
+    let last_from = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .last()
+        .unwrap_or_default();
+    assert!(
+        last_from.contains("distroless/static") && last_from.contains("nonroot"),
+        "{last_from}"
+    );
+    assert_eq!(
+        dockerfile.lines().filter(|l| l.starts_with("FROM ")).count(),
+        2,
+        "multi-stage"
+    );
+    let user = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("USER "))
+        .last()
+        .unwrap_or_default();
+    assert!(!user.contains("root") && !user.ends_with(" 0"), "{user}");
+    assert!(dockerfile.contains("x86_64-unknown-linux-musl"), "a static binary");
+}
+
+/// Every example is YAML with an apiVersion and kind in each document.
+#[test]
+fn every_example_is_well_formed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("examples").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("example");
+        for doc in docs(&text) {
+            assert!(
+                doc["apiVersion"].is_string() && doc["kind"].is_string(),
+                "{}: {doc}",
+                entry.path().display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "{seen} documents");
+}
