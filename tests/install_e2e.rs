@@ -451,11 +451,7 @@ fn the_dockerfile_copies_what_the_binary_embeds_and_runs_as_non_root() {
             }
         }
     }
-    let last_from = dockerfile
-        .lines()
-        .filter(|l| l.starts_with("FROM "))
-        .last()
-        .unwrap_or_default();
+    let last_from = dockerfile.lines().rfind(|l| l.starts_with("FROM ")).unwrap_or_default();
     assert!(
         last_from.contains("distroless/static") && last_from.contains("nonroot"),
         "{last_from}"
@@ -465,11 +461,7 @@ fn the_dockerfile_copies_what_the_binary_embeds_and_runs_as_non_root() {
         2,
         "multi-stage"
     );
-    let user = dockerfile
-        .lines()
-        .filter(|l| l.starts_with("USER "))
-        .last()
-        .unwrap_or_default();
+    let user = dockerfile.lines().rfind(|l| l.starts_with("USER ")).unwrap_or_default();
     assert!(!user.contains("root") && !user.ends_with(" 0"), "{user}");
     assert!(dockerfile.contains("x86_64-unknown-linux-musl"), "a static binary");
 }
