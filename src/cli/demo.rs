@@ -308,6 +308,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         watch_history: 20_000,
         bookmark_seconds: 5.0,
         traffic_tick_seconds: 0.25,
+        faults: None,
     };
     let (cluster, serving) = sim::start(sim_args).await?;
     let server = tokio::spawn(serving);

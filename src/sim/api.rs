@@ -25,6 +25,7 @@ pub struct ApiState {
     pub server_address: String,
     pub bookmark_interval: Duration,
     pub requests: Arc<super::requests::RequestCounts>,
+    pub faults: Arc<super::faults::Faults>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -117,9 +118,44 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
         )
             .into_response();
     }
-    let response = match dispatch(&st, &method, &uri, &headers, &body) {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    if uri.path() == "/sim/faults" {
+        return faults_endpoint(&st, &method, &body);
+    }
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let watching = method == Method::GET
+        && uri
+            .query()
+            .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
+    let fault = match parse_route(uri.path()) {
+        Some(Route::Resource(_)) => st.faults.draw(agent, method != Method::GET, watching),
+        _ => None,
+    };
+    use super::faults::Fault;
+    let injected = match fault {
+        Some(Fault::Conflict) => Some(ApiError::conflict(
+            "",
+            "objects",
+            "injected",
+            "the object has been modified (injected fault); please apply your changes to the latest version and try again",
+        )),
+        Some(Fault::Throttle) => Some(ApiError::too_many_requests(1)),
+        Some(Fault::Error) => Some(ApiError::internal("injected fault: the server could not answer")),
+        Some(Fault::Expired) => Some(ApiError::gone("too old resource version (injected fault)")),
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        None => None,
+    };
+    let response = match injected {
+        Some(e) => e.into_response(),
+        None => match dispatch(&st, &method, &uri, &headers, &body) {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
     };
     if let Some(Route::Resource(rp)) = parse_route(uri.path()) {
         let watch = uri
@@ -146,6 +182,22 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
         });
     }
     response
+}
+
+/// `GET /sim/faults` shows the faults in force; `PUT` replaces them (JSON, see `faults::FaultSpec`).
+fn faults_endpoint(st: &ApiState, method: &Method, body: &Bytes) -> Response {
+    match *method {
+        Method::GET => json_response(StatusCode::OK, &json!(st.faults.spec())),
+        Method::PUT => {
+            let spec: Result<super::faults::FaultSpec, String> =
+                serde_json::from_slice(body).map_err(|e| format!("not a fault spec: {e}"));
+            match spec.and_then(|s| st.faults.set(s.clone()).map(|_| s)) {
+                Ok(s) => json_response(StatusCode::OK, &json!(s)),
+                Err(e) => ApiError::bad_request(e).into_response(),
+            }
+        }
+        _ => ApiError::method_not_allowed("GET or PUT /sim/faults").into_response(),
+    }
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
@@ -601,10 +653,19 @@ fn watch(
         ),
     };
     let bookmarks = q.flag("allowWatchBookmarks");
-    let timeout = q
+    let asked = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs);
+    // An injected cut ends the stream early, as a dropped connection would; faults set while the
+    // watch runs apply to it too.
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let faults = st.faults.clone();
+    let timeout = asked;
     let as_table = wants_table(headers);
     let include = q.get("includeObject").unwrap_or("Metadata").to_string();
     let ns = ns.map(String::from);
@@ -661,13 +722,20 @@ fn watch(
         if send_initial && tx.send(Ok(bookmark(last_rv, true))).await.is_err() {
             return;
         }
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let began = tokio::time::Instant::now();
+        let deadline = timeout.map(|t| began + t);
         let mut ticker = tokio::time::interval(interval);
         ticker.tick().await;
+        let mut faults_tick = tokio::time::interval(Duration::from_millis(250));
         let key = rt.storage_key();
         loop {
-            let sleep_until =
-                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
+            let cut = faults.watch_cut(&agent).map(|c| began + c);
+            let sleep_until = match (deadline, cut) {
+                (Some(d), Some(c)) => d.min(c),
+                (d, c) => d
+                    .or(c)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365)),
+            };
             tokio::select! {
                 received = live.recv() => match received {
                     Ok(e) => {
@@ -705,6 +773,7 @@ fn watch(
                     }
                 }
                 _ = tokio::time::sleep_until(sleep_until) => return,
+                _ = faults_tick.tick() => {}
                 _ = tx.closed() => return,
             }
         }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod convert;
 pub mod crd;
 pub mod discovery;
+pub mod faults;
 pub mod fieldset;
 pub mod gc;
 pub mod kubeconfig;
@@ -62,6 +63,16 @@ pub struct SimArgs {
     /// Seconds between traffic simulation steps.
     #[arg(long, default_value_t = 0.25)]
     pub traffic_tick_seconds: f64,
+    /// Faults to inject from the start, as JSON (`{"client":"serin-controller","conflict":0.1,...}`);
+    /// `PUT /sim/faults` changes them later.
+    #[arg(long, value_name = "JSON", value_parser = parse_faults)]
+    pub faults: Option<faults::FaultSpec>,
+}
+
+fn parse_faults(s: &str) -> Result<faults::FaultSpec, String> {
+    let spec: faults::FaultSpec = serde_json::from_str(s).map_err(|e| format!("not a fault spec: {e}"))?;
+    spec.validate()?;
+    Ok(spec)
 }
 
 /// A running simulated cluster, for tests and the demo in this process.
@@ -93,6 +104,7 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
         server_address: api_addr.to_string(),
         bookmark_interval: Duration::from_secs_f64(args.bookmark_seconds.max(0.1)),
         requests: Arc::new(requests::RequestCounts::default()),
+        faults: Arc::new(faults::Faults::new(args.faults.clone().unwrap_or_default())),
     };
     let traffic = Arc::new(Mutex::new(traffic::Traffic::default()));
     tokio::spawn(gc::run(store.clone()));

@@ -358,6 +358,21 @@ impl Drop for ControllerProc {
 }
 
 impl SimCluster {
+    /// Sets the faults the cluster injects (`PUT /sim/faults`).
+    pub async fn set_faults(&self, spec: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/sim/faults", self.api_url()))
+            .json(&spec)
+            .send()
+            .await
+            .expect("the sim answers");
+        assert!(
+            r.status().is_success(),
+            "faults refused: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
     /// `kubectl apply --server-side` of YAML; fails the test with kubectl's words if refused.
     pub fn apply_yaml(&self, yaml: &str) {
         let out = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
@@ -484,6 +499,11 @@ pub async fn start_proxy(p: Proxy) -> String {
 /// variables; `spec` adds lines under `spec:` (2-space indent) and `canary` lines under
 /// `strategy.canary:` (6-space indent), after its stable and canary Services.
 pub fn web_rollout(replicas: u32, image: &str, env: &[(&str, &str)], spec: &str, canary: &str) -> String {
+    named_rollout("web", replicas, image, env, spec, canary)
+}
+
+/// `web_rollout` under another name, with Services `NAME-stable` and `NAME-canary`.
+pub fn named_rollout(name: &str, replicas: u32, image: &str, env: &[(&str, &str)], spec: &str, canary: &str) -> String {
     let env: String = env
         .iter()
         .map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n"))
@@ -491,12 +511,12 @@ pub fn web_rollout(replicas: u32, image: &str, env: &[(&str, &str)], spec: &str,
     format!(
         r#"apiVersion: serin.dev/v1alpha1
 kind: Rollout
-metadata: {{name: web, namespace: default}}
+metadata: {{name: {name}, namespace: default}}
 spec:
   replicas: {replicas}
-  selector: {{matchLabels: {{app: web}}}}
+  selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: web}}}}
+    metadata: {{labels: {{app: {name}}}}}
     spec:
       containers:
       - name: web
@@ -506,11 +526,18 @@ spec:
 {env}{spec}
   strategy:
     canary:
-      stableService: web-stable
-      canaryService: web-canary
+      stableService: {name}-stable
+      canaryService: {name}-canary
 {canary}
 "#
     )
+}
+
+/// The stable and canary Services of `named_rollout`, as a YAML stream to append.
+pub fn services_of(name: &str) -> String {
+    WEB_SERVICES
+        .replace("web-", &format!("{name}-"))
+        .replace("app: web", &format!("app: {name}"))
 }
 
 /// The `web-stable` and `web-canary` Services of `web_rollout`, as a YAML stream to append.
