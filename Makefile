@@ -28,6 +28,14 @@ fuzz:
 soak: tools
 	SERIN_SOAK_N=$(SOAK_N) SERIN_SOAK_SEED=$(SOAK_SEED) cargo test --release --test resilience_e2e -- --nocapture
 
+# The scale benchmark: N=100, 1000 and 10000 Rollouts (written to docs/benchmarks.md), or one size
+# with `make bench N=500`. IDLE sets the idle period in seconds (300 by default).
+IDLE ?= 300
+bench:
+	cargo build --release
+	# The harness needs no optimising: only the controller and sim it starts are measured.
+	cargo bench --profile dev --bench scale -- $(if $(N),--n $(N),--write-docs) --idle-seconds $(IDLE)
+
 # Regenerates every checked-in artefact; tests fail when one is stale.
 manifests: tools
 	cargo run -q -- crds --write crds

@@ -1,0 +1,687 @@
+//! `make bench`: the release `serin controller` against `serin sim` with N Rollouts. Releases a
+//! new version across a share of them (a few of which fail their analysis against a fake
+//! Prometheus), then idles, and prints per N: controller peak and steady RSS, CPU seconds,
+//! reconciles per second, the time from a canary ReplicaSet becoming ready to the next weight
+//! change, the time from a failed measurement to traffic on stable, API writes per step, and
+//! writes while idle; the simulated cluster's own cost beside it. The last line is
+//! `bench: n=N peak_rss_mib=X writes_per_step=Y rollback_p99_ms=Z idle_writes=W`.
+//!
+//! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--write-docs]
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use serin::crd::analysis::AnalysisRun;
+use serin::crd::rollout::Rollout;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Args {
+    sizes: Vec<usize>,
+    release_share: f64,
+    idle_seconds: u64,
+    write_docs: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        sizes: Vec::new(),
+        release_share: 0.1,
+        idle_seconds: 300,
+        write_docs: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--n" => a.sizes.extend(it.next().and_then(|n| n.parse::<usize>().ok())),
+            "--release-share" => a.release_share = it.next().and_then(|n| n.parse().ok()).unwrap_or(0.1),
+            "--idle-seconds" => a.idle_seconds = it.next().and_then(|n| n.parse().ok()).unwrap_or(300),
+            "--write-docs" => a.write_docs = true,
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    if a.sizes.is_empty() {
+        a.sizes = vec![100, 1_000, 10_000];
+    }
+    a
+}
+
+fn serin_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/serin")
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Resident memory now and at its peak (MiB), and CPU seconds, from /proc.
+fn usage(pid: u32) -> (f64, f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0, cpu)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn metric_sum(url: &str, prefix: &str, filter: impl Fn(&str) -> bool) -> f64 {
+    let body = match reqwest::get(url).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0.0,
+    };
+    body.lines()
+        .filter(|l| l.starts_with(prefix) && filter(l))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// The controller's writes the API server counted (Lease renewals aside).
+async fn writes(sim_api: &str) -> f64 {
+    metric_sum(&format!("{sim_api}/metrics"), "apiserver_request_total{", |l| {
+        l.contains("client=\"serin-controller\"")
+            && !l.contains("resource=\"leases\"")
+            && ["apply", "create", "update", "patch", "delete"]
+                .iter()
+                .any(|v| l.contains(&format!("verb=\"{v}\"")))
+    })
+    .await
+}
+
+async fn requests(sim_api: &str) -> f64 {
+    metric_sum(&format!("{sim_api}/metrics"), "apiserver_request_total{", |l| {
+        l.contains("client=\"serin-controller\"") && !l.contains("resource=\"leases\"") && !l.contains("verb=\"watch\"")
+    })
+    .await
+}
+
+fn template(name: &str, image: &str) -> Value {
+    json!({"metadata": {"labels": {"app": name}},
+           "spec": {"containers": [{"name": "app", "image": image,
+                    "env": [{"name": "SERIN_SIM_READY_SECONDS", "value": "0.5"}]}]}})
+}
+
+fn rollout(name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": template(name, image),
+            "strategy": {"canary": {
+                "stableService": format!("{name}-stable"), "canaryService": format!("{name}-canary"),
+                "steps": [{"setWeight": 50}, {"pause": {"duration": "2s"}},
+                          {"analysis": {"templates": [{"templateName": "error-rate"}],
+                                        "args": [{"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}},
+                          {"setWeight": 100}]
+            }}
+        }
+    })
+}
+
+fn service(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+           "spec": {"selector": {"app": name.trim_end_matches("-stable").trim_end_matches("-canary")}, "ports": [{"port": 80}]}})
+}
+
+/// A fake Prometheus: the error rate of a version is 0.5 for the bad hashes, 0 for the others.
+async fn fake_prometheus(bad: Arc<Mutex<HashSet<String>>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let answer = move |uri: axum::http::Uri, body: String| {
+        let bad = bad.clone();
+        async move {
+            let query = format!("{} {}", uri.query().unwrap_or(""), body);
+            let query = urlencoding_decode(&query);
+            let is_bad = bad.lock().unwrap().iter().any(|h| query.contains(h.as_str()));
+            let value = if is_bad { "0.5" } else { "0" };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            axum::Json(json!({"status": "success", "data": {"resultType": "vector",
+                "result": [{"metric": {}, "value": [now, value]}]}}))
+        }
+    };
+    let app = axum::Router::new().route("/api/v1/query", axum::routing::get(answer.clone()).post(answer));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+fn urlencoding_decode(s: &str) -> String {
+    let bytes = s.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = std::str::from_utf8(&bytes[(i + 1).min(bytes.len())..(i + 3).min(bytes.len())])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Default)]
+struct Timeline {
+    /// Per rollout: when its canary ReplicaSet last became ready.
+    canary_ready: HashMap<String, Instant>,
+    ready_to_weight_ms: Vec<f64>,
+    weights: HashMap<String, i32>,
+    steps: HashMap<String, i32>,
+    step_changes: u64,
+    failed_at: HashMap<String, Instant>,
+    rollback_ms: Vec<f64>,
+    released: HashSet<String>,
+}
+
+struct Row {
+    n: usize,
+    setup_s: f64,
+    peak_rss: f64,
+    steady_rss: f64,
+    cpu_s: f64,
+    reconciles_per_s: f64,
+    ready_p50: f64,
+    ready_p99: f64,
+    rollback_p99: f64,
+    requests_per_step: f64,
+    writes_per_step: f64,
+    idle_writes: f64,
+    idle_seconds: u64,
+    sim_peak_rss: f64,
+    sim_cpu_s: f64,
+}
+
+async fn run(n: usize, a: &Args) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let sim = Proc(
+        Command::new(serin_bin())
+            .args([
+                "sim",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--traffic-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--watch-history", "200000", "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serin sim"),
+    );
+    let sim_api = format!("http://127.0.0.1:{port}");
+    while !kubeconfig.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(config).expect("client");
+    let pp = PatchParams::apply("bench").force();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for crd in serin::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &pp, &Patch::Apply(&crd)).await.expect("CRD");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bad: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let prometheus = fake_prometheus(bad.clone()).await;
+    let dynamic = |kind: &str| {
+        let (group, version, plural) = match kind {
+            "Rollout" => ("serin.dev", "v1alpha1", "rollouts"),
+            "AnalysisTemplate" => ("serin.dev", "v1alpha1", "analysistemplates"),
+            _ => ("", "v1", "services"),
+        };
+        let ar = kube::core::ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        Api::<kube::core::DynamicObject>::namespaced_with(client.clone(), "default", &ar)
+    };
+    let template_obj = json!({"apiVersion": "serin.dev/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "error-rate", "namespace": "default"},
+        "spec": {"args": [{"name": "hash"}], "metrics": [{"name": "error-rate", "interval": "1s", "count": 2,
+            "successCondition": "result < 0.05",
+            "provider": {"prometheus": {"address": prometheus, "query": "errors{hash=\"{{args.hash}}\"}"}}}]}});
+    dynamic("AnalysisTemplate")
+        .patch("error-rate", &pp, &Patch::Apply(&template_obj))
+        .await
+        .expect("template");
+    let names: Vec<String> = (0..n).map(|i| format!("app{i:05}")).collect();
+
+    let setup = Instant::now();
+    let controller = Proc(
+        Command::new(serin_bin())
+            .args([
+                "controller",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--leader-elect=false",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serin controller"),
+    );
+    let pid = controller.0.id();
+    let apply_all = |objs: Vec<(String, &'static str, Value)>| {
+        let dynamic = &dynamic;
+        let pp = &pp;
+        async move {
+            futures::stream::iter(objs)
+                .map(|(name, kind, obj)| async move {
+                    let api = dynamic(kind);
+                    for _ in 0..5 {
+                        if api.patch(&name, pp, &Patch::Apply(&obj)).await.is_ok() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<_>>()
+                .await;
+        }
+    };
+    let mut objs = Vec::new();
+    for name in &names {
+        for s in [format!("{name}-stable"), format!("{name}-canary")] {
+            objs.push((s.clone(), "Service", service(&s)));
+        }
+        objs.push((name.clone(), "Rollout", rollout(name, "example/app:1")));
+    }
+    apply_all(objs).await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    loop {
+        let list = rollouts
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let healthy = list
+            .iter()
+            .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(serin::crd::rollout::Phase::Healthy))
+            .count();
+        if healthy == n {
+            break;
+        }
+        if setup.elapsed() > Duration::from_secs(1800) {
+            eprintln!("n={n}: only {healthy} healthy after 30 min");
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let setup_s = setup.elapsed().as_secs_f64();
+    let (_, _, cpu_setup) = usage(pid);
+
+    // Watch what happens from here on.
+    let timeline: Arc<Mutex<Timeline>> = Arc::default();
+    let released: Vec<String> = names
+        .iter()
+        .step_by(((1.0 / a.release_share).round() as usize).max(1))
+        .cloned()
+        .collect();
+    let failing: Vec<String> = released.iter().step_by(10).cloned().collect();
+    {
+        let mut t = timeline.lock().unwrap();
+        t.released = released.iter().cloned().collect();
+        let mut b = bad.lock().unwrap();
+        for name in &failing {
+            let tpl: PodTemplateSpec = serde_json::from_value(template(name, "example/app:2")).expect("template");
+            b.insert(serin::hash::pod_template_hash(&tpl));
+        }
+    }
+    let watch_rollouts = {
+        let timeline = timeline.clone();
+        let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+        tokio::spawn(async move {
+            let mut s = watcher(api, Default::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Ok(Some(r)) = s.try_next().await {
+                let name = r.metadata.name.clone().unwrap_or_default();
+                let st = r.status.clone().unwrap_or_default();
+                let mut t = timeline.lock().unwrap();
+                if !t.released.contains(&name) {
+                    continue;
+                }
+                let weight = st.canary_weight.unwrap_or(0);
+                let step = st.current_step_index.unwrap_or(0);
+                if t.steps.get(&name).is_some_and(|s| step > *s) {
+                    let more = (step - t.steps[&name]) as u64;
+                    t.step_changes += more;
+                }
+                t.steps.insert(name.clone(), step);
+                if t.weights.get(&name) != Some(&weight) {
+                    t.weights.insert(name.clone(), weight);
+                    if let Some(ready) = t.canary_ready.remove(&name) {
+                        t.ready_to_weight_ms.push(ready.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    if weight == 0
+                        && st.abort == Some(true)
+                        && let Some(failed) = t.failed_at.remove(&name)
+                    {
+                        t.rollback_ms.push(failed.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        })
+    };
+    let watch_rs = {
+        let timeline = timeline.clone();
+        let api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+        tokio::spawn(async move {
+            let mut s = watcher(api, Default::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            let mut was_ready: HashMap<String, i32> = HashMap::new();
+            while let Ok(Some(rs)) = s.try_next().await {
+                let owner = rs
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("serin.dev/rollout").cloned())
+                    .unwrap_or_default();
+                let rs_name = rs.metadata.name.clone().unwrap_or_default();
+                let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                let ready = rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+                let before = was_ready.insert(rs_name, ready).unwrap_or(0);
+                if spec > 0 && ready == spec && before < ready {
+                    let mut t = timeline.lock().unwrap();
+                    if t.released.contains(&owner) {
+                        t.canary_ready.insert(owner, Instant::now());
+                    }
+                }
+            }
+        })
+    };
+    let watch_runs = {
+        let timeline = timeline.clone();
+        let api: Api<AnalysisRun> = Api::namespaced(client.clone(), "default");
+        tokio::spawn(async move {
+            let mut s = watcher(api, Default::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Ok(Some(run)) = s.try_next().await {
+                let failed = run
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.metric_results.iter().any(|m| m.failed > 0));
+                let owner = run
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("serin.dev/rollout").cloned())
+                    .unwrap_or_default();
+                if failed {
+                    timeline
+                        .lock()
+                        .unwrap()
+                        .failed_at
+                        .entry(owner)
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Release.
+    let metrics_url = controller_metrics_url(pid).await;
+    let reconciles_before = metric_sum(&metrics_url, "serin_reconcile_duration_seconds_count", |_| true).await;
+    let writes_before = writes(&sim_api).await;
+    let requests_before = requests(&sim_api).await;
+    let release_start = Instant::now();
+    let objs: Vec<(String, &'static str, Value)> = released
+        .iter()
+        .map(|name| (name.clone(), "Rollout", rollout(name, "example/app:2")))
+        .collect();
+    apply_all(objs).await;
+    loop {
+        let list = rollouts
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let done = list
+            .iter()
+            .filter(|r| released.contains(r.metadata.name.as_ref().unwrap_or(&String::new())))
+            .filter(|r| {
+                let st = r.status.clone().unwrap_or_default();
+                (st.phase == Some(serin::crd::rollout::Phase::Healthy) && st.current_pod_hash == st.stable_pod_hash)
+                    || (st.abort == Some(true) && st.canary_weight == Some(0))
+            })
+            .count();
+        if done == released.len() || release_start.elapsed() > Duration::from_secs(1800) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Old ReplicaSets go after the promotion; let the last writes land.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let release_s = release_start.elapsed().as_secs_f64();
+    let reconciles =
+        metric_sum(&metrics_url, "serin_reconcile_duration_seconds_count", |_| true).await - reconciles_before;
+    let release_writes = writes(&sim_api).await - writes_before;
+    let release_requests = requests(&sim_api).await - requests_before;
+
+    // Idle.
+    let idle_before = writes(&sim_api).await;
+    tokio::time::sleep(Duration::from_secs(a.idle_seconds)).await;
+    let idle_writes = writes(&sim_api).await - idle_before;
+    let (steady_rss, peak_rss, cpu_s) = usage(pid);
+    let (_, sim_peak_rss, sim_cpu_s) = usage(sim.0.id());
+    watch_rollouts.abort();
+    watch_rs.abort();
+    watch_runs.abort();
+    let mut t = timeline.lock().unwrap();
+    let steps = t.step_changes.max(1) as f64;
+    let row = Row {
+        n,
+        setup_s,
+        peak_rss,
+        steady_rss,
+        cpu_s,
+        reconciles_per_s: reconciles / release_s,
+        ready_p50: percentile(&mut t.ready_to_weight_ms, 0.5),
+        ready_p99: percentile(&mut t.ready_to_weight_ms, 0.99),
+        rollback_p99: percentile(&mut t.rollback_ms, 0.99),
+        requests_per_step: release_requests / steps,
+        writes_per_step: release_writes / steps,
+        idle_writes,
+        idle_seconds: a.idle_seconds,
+        sim_peak_rss,
+        sim_cpu_s,
+    };
+    eprintln!(
+        "n={n}: setup {setup_s:.0}s (controller CPU {cpu_setup:.1}s), release of {} ({} failing) in {release_s:.1}s, {} steps",
+        released.len(),
+        failing.len(),
+        t.step_changes
+    );
+    drop(controller);
+    drop(sim);
+    row
+}
+
+/// The controller was started on port 0; its address is in /proc (the one listening socket).
+async fn controller_metrics_url(pid: u32) -> String {
+    for _ in 0..50 {
+        if let Some(port) = listening_port(pid) {
+            return format!("http://127.0.0.1:{port}/metrics");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    "http://127.0.0.1:1/metrics".into()
+}
+
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_string_lossy()
+                .strip_prefix("socket:[")
+                .map(|s| s.trim_end_matches(']').to_string())
+        })
+        .collect();
+    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    tcp.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // State 0A is LISTEN.
+        (f.get(3) == Some(&"0A") && f.get(9).is_some_and(|i| inodes.contains(*i)))
+            .then(|| {
+                f.get(1)?
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            })
+            .flatten()
+    })
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown CPU")
+        .trim()
+        .to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok())
+        .map_or(0.0, |k| k / 1024.0 / 1024.0);
+    format!("{cores} cores ({cpu}), {mem:.0} GiB RAM, Linux; release build")
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 | requests / step | writes / step | idle writes | sim peak RSS | sim CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        out += &format!(
+            "| {} | {:.0} s | {:.1} MiB | {:.1} MiB | {:.1} s | {:.1} | {:.0} / {:.0} ms | {:.0} ms | {:.1} | {:.1} | {:.0} in {} s | {:.0} MiB | {:.1} s |\n",
+            r.n,
+            r.setup_s,
+            r.peak_rss,
+            r.steady_rss,
+            r.cpu_s,
+            r.reconciles_per_s,
+            r.ready_p50,
+            r.ready_p99,
+            r.rollback_p99,
+            r.requests_per_step,
+            r.writes_per_step,
+            r.idle_writes,
+            r.idle_seconds,
+            r.sim_peak_rss,
+            r.sim_cpu_s
+        );
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    if !serin_bin().exists() {
+        eprintln!("build the release binary first: cargo build --release");
+        std::process::exit(2);
+    }
+    let mut rows = Vec::new();
+    for &n in &a.sizes {
+        rows.push(run(n, &a).await);
+        println!("{}", table(&rows));
+    }
+    if a.write_docs {
+        let doc = format!(
+            "# Benchmarks\n\nMade by `make bench` (`cargo bench --bench scale`) on {}, {}.\n\n{}\n",
+            machine(),
+            jiff::Timestamp::now().strftime("%Y-%m-%d"),
+            table(&rows)
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        // Keep the notes below the figures.
+        let notes = old
+            .split_once("\n## ")
+            .map(|(_, n)| format!("\n## {n}"))
+            .unwrap_or_default();
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+        if let Err(e) = std::fs::write(&path, doc + &notes) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+    }
+    if let Some(r) = rows.last() {
+        println!(
+            "bench: n={} peak_rss_mib={:.1} writes_per_step={:.2} rollback_p99_ms={:.0} idle_writes={:.0}",
+            r.n, r.peak_rss, r.writes_per_step, r.rollback_p99, r.idle_writes
+        );
+    }
+}
