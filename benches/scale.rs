@@ -116,6 +116,33 @@ async fn writes(sim_api: &str) -> f64 {
     .await
 }
 
+/// The controller's writes by verb and resource, to say what an idle write was.
+async fn writes_by_kind(sim_api: &str) -> std::collections::BTreeMap<String, f64> {
+    let body = reqwest::get(format!("{sim_api}/metrics")).await.map(|r| r.text()).ok();
+    let body = match body {
+        Some(b) => b.await.unwrap_or_default(),
+        None => String::new(),
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for l in body.lines().filter(|l| l.contains("client=\"serin-controller\"")) {
+        let field = |k: &str| {
+            l.split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        if ["apply", "create", "update", "patch", "delete"].contains(&field("verb").as_str())
+            && field("resource") != "leases"
+        {
+            let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            *out.entry(format!("{} {} {}", field("verb"), field("resource"), field("code")))
+                .or_default() += n;
+        }
+    }
+    out
+}
+
 async fn requests(sim_api: &str) -> f64 {
     metric_sum(&format!("{sim_api}/metrics"), "apiserver_request_total{", |l| {
         l.contains("client=\"serin-controller\"") && !l.contains("resource=\"leases\"") && !l.contains("verb=\"watch\"")
@@ -496,19 +523,31 @@ async fn run(n: usize, a: &Args) -> Row {
         .map(|name| (name.clone(), "Rollout", rollout(name, "example/app:2")))
         .collect();
     apply_all(objs).await;
+    let new_hash: HashMap<String, String> = released
+        .iter()
+        .map(|name| {
+            let tpl: PodTemplateSpec = serde_json::from_value(template(name, "example/app:2")).expect("template");
+            (name.clone(), serin::hash::pod_template_hash(&tpl))
+        })
+        .collect();
     loop {
         let list = rollouts
             .list(&Default::default())
             .await
             .map(|l| l.items)
             .unwrap_or_default();
+        // Done: the new version promoted and its old Pods gone, or aborted with traffic on stable.
         let done = list
             .iter()
-            .filter(|r| released.contains(r.metadata.name.as_ref().unwrap_or(&String::new())))
             .filter(|r| {
+                let name = r.metadata.name.clone().unwrap_or_default();
+                let Some(new) = new_hash.get(&name) else { return false };
                 let st = r.status.clone().unwrap_or_default();
-                (st.phase == Some(serin::crd::rollout::Phase::Healthy) && st.current_pod_hash == st.stable_pod_hash)
-                    || (st.abort == Some(true) && st.canary_weight == Some(0))
+                let promoted =
+                    st.phase == Some(serin::crd::rollout::Phase::Healthy) && st.stable_pod_hash.as_ref() == Some(new);
+                let aborted =
+                    st.abort == Some(true) && st.canary_weight == Some(0) && st.current_pod_hash.as_ref() == Some(new);
+                promoted || aborted
             })
             .count();
         if done == released.len() || release_start.elapsed() > Duration::from_secs(1800) {
@@ -526,8 +565,40 @@ async fn run(n: usize, a: &Args) -> Row {
 
     // Idle.
     let idle_before = writes(&sim_api).await;
+    let kinds_before = writes_by_kind(&sim_api).await;
     tokio::time::sleep(Duration::from_secs(a.idle_seconds)).await;
     let idle_writes = writes(&sim_api).await - idle_before;
+    if idle_writes > 0.0 {
+        let after = writes_by_kind(&sim_api).await;
+        let what: Vec<String> = after
+            .iter()
+            .filter(|(k, v)| **v > kinds_before.get(*k).copied().unwrap_or(0.0))
+            .map(|(k, v)| format!("{k}: {}", v - kinds_before.get(k).copied().unwrap_or(0.0)))
+            .collect();
+        eprintln!("n={n}: idle writes: {what:?}");
+        if std::env::var("BENCH_DEBUG").is_ok() {
+            let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+            for e in events
+                .list(&Default::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+            {
+                let regarding = e.regarding.and_then(|r| r.name).unwrap_or_default();
+                if e.metadata.creation_timestamp.as_ref().is_some_and(|t| {
+                    t.0.as_second() + (a.idle_seconds as i64) + 1 >= jiff::Timestamp::now().as_second()
+                }) {
+                    eprintln!(
+                        "  {regarding} {:?} {:?} {:?}",
+                        e.metadata.creation_timestamp.map(|t| t.0.to_string()),
+                        e.reason,
+                        e.note
+                    );
+                }
+            }
+            eprintln!("  idle began at {}", jiff::Timestamp::now());
+        }
+    }
     let (steady_rss, peak_rss, cpu_s) = usage(pid);
     let (_, sim_peak_rss, sim_cpu_s) = usage(sim.0.id());
     watch_rollouts.abort();
