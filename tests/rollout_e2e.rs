@@ -712,3 +712,16 @@ async fn pause_resume_and_scale_like_an_autoscaler() {
     ]);
     assert!(selector.contains("\"selector\":\"app=web\""), "{selector}");
 }
+
+#[tokio::test]
+async fn sigterm_stops_a_controller_even_before_its_caches_fill() {
+    // No CRDs: the Rollout cache never gets its first list, and its controller never starts.
+    let sim = SimCluster::start();
+    let mut controller = ControllerProc::start(&sim, "controller.log");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let asked = std::time::Instant::now();
+    let status = controller.terminate();
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}: {}", controller.log());
+    assert!(took < Duration::from_secs(15), "stopping took {took:?}");
+}

@@ -273,19 +273,49 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         None
     };
     let controllers = crate::reconcile::run(client, namespace, instance, admin, home);
+    // The controllers stop on SIGTERM once their running reconciles finish; one still waiting for a
+    // first list (its CRD not installed, the API server gone) would never finish, so the wait is bounded.
+    let bounded = async {
+        tokio::select! {
+            _ = controllers => {}
+            _ = stop_requested_then(SHUTDOWN_GRACE) => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "stopping without waiting longer for the controllers");
+            }
+        }
+    };
     let Some(mut election) = election else {
-        controllers.await;
+        bounded.await;
         tracing::info!("serin controller stopped");
         return Ok(());
     };
     tokio::select! {
-        _ = controllers => {}
+        _ = bounded => {}
         _ = election.lost() => return Err(CliError::LostLease),
     }
     // Stopped by a signal: hand the Lease over now rather than after it expires.
     election.release().await;
     tracing::info!("serin controller stopped");
     Ok(())
+}
+
+/// How long a stopping controller waits for its reconciles before it exits anyway.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Resolves `grace` after the first SIGTERM or SIGINT.
+async fn stop_requested_then(grace: std::time::Duration) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tokio::time::sleep(grace).await;
 }
 
 async fn get_rollout(kube: &kube_args::KubeArgs, name: &str, watch: bool) -> Result<(), CliError> {

@@ -105,22 +105,26 @@ async fn run_rollouts(
     });
     let (rollout_reader, rollout_writer) = reflector::store();
     let rollout_stream = lists
-        .track(watcher(rollouts, watcher::Config::default()).default_backoff())
+        .track(
+            watcher(rollouts, watcher::Config::default())
+                .default_backoff()
+                .modify(lean),
+        )
         .reflect(rollout_writer)
         .touched_objects();
     let (rs_reader, rs_writer) = reflector::store();
     let rs_stream = lists
-        .track(watcher(replica_sets, managed.clone()).default_backoff())
+        .track(watcher(replica_sets, managed.clone()).default_backoff().modify(lean))
         .reflect(rs_writer)
         .touched_objects();
     let (run_reader, run_writer) = reflector::store();
     let run_stream = lists
-        .track(watcher(run_api, managed.clone()).default_backoff())
+        .track(watcher(run_api, managed.clone()).default_backoff().modify(lean))
         .reflect(run_writer)
         .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
     let svc_stream = lists
-        .track(watcher(services, managed).default_backoff())
+        .track(watcher(services, managed).default_backoff().modify(lean))
         .reflect(svc_writer)
         .touched_objects();
     let http = reqwest::Client::new();
@@ -171,6 +175,12 @@ async fn run_rollouts(
             }
         })
         .await;
+}
+
+/// Cached objects drop their managed fields: nothing reads them, and on a ReplicaSet or a Rollout
+/// they are a large share of the memory a cache takes.
+fn lean<K: kube::Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
 }
 
 /// Opens the gate once every cache has had its first full list. Watched from the event streams

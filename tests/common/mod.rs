@@ -325,12 +325,23 @@ impl ControllerProc {
         }
     }
 
-    /// SIGTERM, as the kubelet stops a Pod, and waits for the process to exit.
+    /// SIGTERM, as the kubelet stops a Pod, and waits for the process to exit; after 30s (the
+    /// kubelet's default grace) it is killed and the test fails.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.proc.child.id().to_string()])
             .status();
-        self.proc.child.wait().expect("the controller exits")
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.proc.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!("the controller did not stop within 30s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn kill(&mut self) {
