@@ -85,6 +85,22 @@ fn usage(pid: u32) -> (f64, f64, f64) {
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0, cpu)
 }
 
+/// Calls `seen` with each object as a watch of `api` sees it, until aborted.
+fn watch_each<K>(api: Api<K>, mut seen: impl FnMut(K) + Send + 'static) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut s = watcher(api, Default::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Ok(Some(obj)) = s.try_next().await {
+            seen(obj);
+        }
+    })
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -104,50 +120,42 @@ async fn metric_sum(url: &str, prefix: &str, filter: impl Fn(&str) -> bool) -> f
         .sum()
 }
 
-/// The controller's writes the API server counted (Lease renewals aside).
+/// The controller's requests the API server answered (Lease renewals aside).
+async fn controller_requests(sim_api: &str) -> Vec<(serin::sim::requests::RequestKey, u64)> {
+    let body = match reqwest::get(format!("{sim_api}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    serin::sim::requests::parse(&body)
+        .into_iter()
+        .filter(|(k, _)| k.client == "serin-controller" && k.resource != "leases")
+        .collect()
+}
+
 async fn writes(sim_api: &str) -> f64 {
-    metric_sum(&format!("{sim_api}/metrics"), "apiserver_request_total{", |l| {
-        l.contains("client=\"serin-controller\"")
-            && !l.contains("resource=\"leases\"")
-            && ["apply", "create", "update", "patch", "delete"]
-                .iter()
-                .any(|v| l.contains(&format!("verb=\"{v}\"")))
-    })
-    .await
+    let all = controller_requests(sim_api).await;
+    all.iter().filter(|(k, _)| k.is_write()).map(|(_, n)| *n as f64).sum()
+}
+
+async fn requests(sim_api: &str) -> f64 {
+    let all = controller_requests(sim_api).await;
+    all.iter()
+        .filter(|(k, _)| k.verb != "watch")
+        .map(|(_, n)| *n as f64)
+        .sum()
 }
 
 /// The controller's writes by verb and resource, to say what an idle write was.
 async fn writes_by_kind(sim_api: &str) -> std::collections::BTreeMap<String, f64> {
-    let body = reqwest::get(format!("{sim_api}/metrics")).await.map(|r| r.text()).ok();
-    let body = match body {
-        Some(b) => b.await.unwrap_or_default(),
-        None => String::new(),
-    };
     let mut out = std::collections::BTreeMap::new();
-    for l in body.lines().filter(|l| l.contains("client=\"serin-controller\"")) {
-        let field = |k: &str| {
-            l.split(&format!("{k}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        if ["apply", "create", "update", "patch", "delete"].contains(&field("verb").as_str())
-            && field("resource") != "leases"
-        {
-            let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            *out.entry(format!("{} {} {}", field("verb"), field("resource"), field("code")))
-                .or_default() += n;
-        }
+    for (k, n) in controller_requests(sim_api)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.is_write())
+    {
+        *out.entry(format!("{} {} {}", k.verb, k.resource, k.code)).or_default() += n as f64;
     }
     out
-}
-
-async fn requests(sim_api: &str) -> f64 {
-    metric_sum(&format!("{sim_api}/metrics"), "apiserver_request_total{", |l| {
-        l.contains("client=\"serin-controller\"") && !l.contains("resource=\"leases\"") && !l.contains("verb=\"watch\"")
-    })
-    .await
 }
 
 fn template(name: &str, image: &str) -> Value {
@@ -414,102 +422,68 @@ async fn run(n: usize, a: &Args) -> Row {
             b.insert(serin::hash::pod_template_hash(&tpl));
         }
     }
-    let watch_rollouts = {
-        let timeline = timeline.clone();
-        let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
-        tokio::spawn(async move {
-            let mut s = watcher(api, Default::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Ok(Some(r)) = s.try_next().await {
-                let name = r.metadata.name.clone().unwrap_or_default();
-                let st = r.status.clone().unwrap_or_default();
-                let mut t = timeline.lock().unwrap();
-                if !t.released.contains(&name) {
-                    continue;
-                }
-                let weight = st.canary_weight.unwrap_or(0);
-                let step = st.current_step_index.unwrap_or(0);
-                if t.steps.get(&name).is_some_and(|s| step > *s) {
-                    let more = (step - t.steps[&name]) as u64;
-                    t.step_changes += more;
-                }
-                t.steps.insert(name.clone(), step);
-                if t.weights.get(&name) != Some(&weight) {
-                    t.weights.insert(name.clone(), weight);
-                    if let Some(ready) = t.canary_ready.remove(&name) {
-                        t.ready_to_weight_ms.push(ready.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    if weight == 0
-                        && st.abort == Some(true)
-                        && let Some(failed) = t.failed_at.remove(&name)
-                    {
-                        t.rollback_ms.push(failed.elapsed().as_secs_f64() * 1000.0);
-                    }
-                }
-            }
-        })
+    let owner_of = |labels: &Option<std::collections::BTreeMap<String, String>>| {
+        labels
+            .as_ref()
+            .and_then(|l| l.get("serin.dev/rollout").cloned())
+            .unwrap_or_default()
     };
-    let watch_rs = {
-        let timeline = timeline.clone();
-        let api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-        tokio::spawn(async move {
-            let mut s = watcher(api, Default::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            let mut was_ready: HashMap<String, i32> = HashMap::new();
-            while let Ok(Some(rs)) = s.try_next().await {
-                let owner = rs
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("serin.dev/rollout").cloned())
-                    .unwrap_or_default();
-                let rs_name = rs.metadata.name.clone().unwrap_or_default();
-                let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-                let ready = rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-                let before = was_ready.insert(rs_name, ready).unwrap_or(0);
-                if spec > 0 && ready == spec && before < ready {
-                    let mut t = timeline.lock().unwrap();
-                    if t.released.contains(&owner) {
-                        t.canary_ready.insert(owner, Instant::now());
-                    }
-                }
+    let t = timeline.clone();
+    let watch_rollouts = watch_each(Api::<Rollout>::namespaced(client.clone(), "default"), move |r| {
+        let name = r.metadata.name.clone().unwrap_or_default();
+        let st = r.status.clone().unwrap_or_default();
+        let mut t = t.lock().unwrap();
+        if !t.released.contains(&name) {
+            return;
+        }
+        let weight = st.canary_weight.unwrap_or(0);
+        let step = st.current_step_index.unwrap_or(0);
+        if let Some(before) = t.steps.get(&name).copied()
+            && step > before
+        {
+            t.step_changes += (step - before) as u64;
+        }
+        t.steps.insert(name.clone(), step);
+        if t.weights.get(&name) != Some(&weight) {
+            t.weights.insert(name.clone(), weight);
+            if let Some(ready) = t.canary_ready.remove(&name) {
+                t.ready_to_weight_ms.push(ready.elapsed().as_secs_f64() * 1000.0);
             }
-        })
-    };
-    let watch_runs = {
-        let timeline = timeline.clone();
-        let api: Api<AnalysisRun> = Api::namespaced(client.clone(), "default");
-        tokio::spawn(async move {
-            let mut s = watcher(api, Default::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Ok(Some(run)) = s.try_next().await {
-                let failed = run
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.metric_results.iter().any(|m| m.failed > 0));
-                let owner = run
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("serin.dev/rollout").cloned())
-                    .unwrap_or_default();
-                if failed {
-                    timeline
-                        .lock()
-                        .unwrap()
-                        .failed_at
-                        .entry(owner)
-                        .or_insert_with(Instant::now);
-                }
+            if weight == 0
+                && st.abort == Some(true)
+                && let Some(failed) = t.failed_at.remove(&name)
+            {
+                t.rollback_ms.push(failed.elapsed().as_secs_f64() * 1000.0);
             }
-        })
-    };
+        }
+    });
+    let t = timeline.clone();
+    let mut was_ready: HashMap<String, i32> = HashMap::new();
+    let watch_rs = watch_each(Api::<ReplicaSet>::namespaced(client.clone(), "default"), move |rs| {
+        let owner = owner_of(&rs.metadata.labels);
+        let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let ready = rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        let before = was_ready
+            .insert(rs.metadata.name.clone().unwrap_or_default(), ready)
+            .unwrap_or(0);
+        if spec > 0 && ready == spec && before < ready {
+            let mut t = t.lock().unwrap();
+            if t.released.contains(&owner) {
+                t.canary_ready.insert(owner, Instant::now());
+            }
+        }
+    });
+    let t = timeline.clone();
+    let watch_runs = watch_each(Api::<AnalysisRun>::namespaced(client.clone(), "default"), move |run| {
+        let failed = run
+            .status
+            .as_ref()
+            .is_some_and(|s| s.metric_results.iter().any(|m| m.failed > 0));
+        if failed {
+            let owner = owner_of(&run.metadata.labels);
+            t.lock().unwrap().failed_at.entry(owner).or_insert_with(Instant::now);
+        }
+    });
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Release.

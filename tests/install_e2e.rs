@@ -232,29 +232,15 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
 
 /// The (group, resource, verb) requests a client made, from the API server's request counts.
 async fn requests_of(sim: &SimCluster, client: &str) -> Vec<(String, String, String)> {
-    let body = reqwest::get(format!("{}/metrics", sim.api_url()))
+    let mut out: Vec<(String, String, String)> = sim
+        .requests()
         .await
-        .expect("sim metrics")
-        .text()
-        .await
-        .expect("text");
-    let mut out: Vec<(String, String, String)> = body
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(&format!("client=\"{client}\"")))
-        .map(|line| {
-            let field = |name: &str| {
-                line.split(&format!("{name}=\""))
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap_or("")
-                    .to_string()
-            };
+        .into_iter()
+        .filter(|(k, _)| k.client == client)
+        .map(|(k, _)| {
             // Server-side apply is a patch to RBAC.
-            let verb = match field("verb").as_str() {
-                "apply" => "patch".to_string(),
-                v => v.to_string(),
-            };
-            (field("group"), field("resource"), verb)
+            let verb = if k.verb == "apply" { "patch".to_string() } else { k.verb };
+            (k.group, k.resource, verb)
         })
         .collect();
     out.sort();

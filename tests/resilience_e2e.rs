@@ -125,24 +125,14 @@ fn release(sim: &SimCluster, names: &[String], routed: bool) {
 }
 
 async fn injected(sim: &SimCluster) -> BTreeMap<String, u64> {
-    let body = reqwest::get(format!("{}/metrics", sim.api_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
     let mut out = BTreeMap::new();
-    for line in body
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains("client=\"serin-controller\""))
+    for (k, n) in sim
+        .requests()
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.client == "serin-controller")
     {
-        let code = line
-            .split("code=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or("");
-        let n: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        *out.entry(code.to_string()).or_default() += n;
+        *out.entry(k.code.to_string()).or_default() += n;
     }
     out
 }

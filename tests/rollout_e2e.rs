@@ -582,27 +582,9 @@ async fn invalid_rollouts_are_refused_or_reported() {
 
 /// `apiserver_request_total` of the simulated API server, for one client, by verb and resource.
 async fn calls_of(sim: &SimCluster, client: &str) -> std::collections::BTreeMap<String, u64> {
-    let body = reqwest::get(format!("{}/metrics", sim.api_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let mut out = std::collections::BTreeMap::new();
-    for line in body
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains(&format!("client=\"{client}\"")))
-    {
-        let field = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        let n: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        *out.entry(format!("{} {}", field("verb"), field("resource")))
-            .or_default() += n;
+    for (k, n) in sim.requests().await.into_iter().filter(|(k, _)| k.client == client) {
+        *out.entry(format!("{} {}", k.verb, k.resource)).or_default() += n;
     }
     out
 }

@@ -40,6 +40,42 @@ impl RequestCounts {
     }
 }
 
+/// Reads `render`'s text back (a client of the simulated cluster asking what it was sent).
+pub fn parse(text: &str) -> Vec<(RequestKey, u64)> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("apiserver_request_total{"))
+        .filter_map(|rest| {
+            let (labels, count) = rest.rsplit_once("} ")?;
+            let field = |name: &str| {
+                labels
+                    .split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let key = RequestKey {
+                client: field("client"),
+                verb: field("verb"),
+                group: field("group"),
+                resource: field("resource"),
+                code: field("code").parse().ok()?,
+            };
+            Some((key, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+impl RequestKey {
+    /// A request that changes something (server-side apply included).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "apply" | "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
+    }
+}
+
 /// The Kubernetes verb of a request, from its method and query, as audit logs name them.
 pub fn verb(method: &str, named: bool, watch: bool, content_type: &str) -> &'static str {
     match (method, named) {
@@ -53,5 +89,26 @@ pub fn verb(method: &str, named: bool, watch: bool, content_type: &str) -> &'sta
         ("DELETE", true) => "delete",
         ("DELETE", false) => "deletecollection",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_back_as_they_were_rendered() {
+        let counts = RequestCounts::default();
+        let key = RequestKey {
+            client: "serin-controller".into(),
+            verb: "apply".into(),
+            group: "apps".into(),
+            resource: "replicasets".into(),
+            code: 200,
+        };
+        counts.record(key.clone());
+        counts.record(key.clone());
+        assert_eq!(parse(&counts.render()), vec![(key.clone(), 2)]);
+        assert!(key.is_write());
     }
 }

@@ -369,6 +369,17 @@ impl Drop for ControllerProc {
 }
 
 impl SimCluster {
+    /// The requests the API server answered, by client, verb, group, resource and code.
+    pub async fn requests(&self) -> Vec<(serin::sim::requests::RequestKey, u64)> {
+        let body = reqwest::get(format!("{}/metrics", self.api_url()))
+            .await
+            .expect("the sim answers")
+            .text()
+            .await
+            .expect("its metrics");
+        serin::sim::requests::parse(&body)
+    }
+
     /// Sets the faults the cluster injects (`PUT /sim/faults`).
     pub async fn set_faults(&self, spec: serde_json::Value) {
         let r = reqwest::Client::new()
