@@ -85,6 +85,13 @@ fn usage(pid: u32) -> (f64, f64, f64) {
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0, cpu)
 }
 
+async fn list_all<K>(api: &Api<K>) -> Vec<K>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default()
+}
+
 /// Calls `seen` with each object as a watch of `api` sees it, until aborted.
 fn watch_each<K>(api: Api<K>, mut seen: impl FnMut(K) + Send + 'static) -> tokio::task::JoinHandle<()>
 where
@@ -384,11 +391,7 @@ async fn run(n: usize, a: &Args) -> Row {
     apply_all(objs).await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     loop {
-        let list = rollouts
-            .list(&Default::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
+        let list = list_all(&rollouts).await;
         let healthy = list
             .iter()
             .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(serin::crd::rollout::Phase::Healthy))
@@ -505,11 +508,7 @@ async fn run(n: usize, a: &Args) -> Row {
         })
         .collect();
     loop {
-        let list = rollouts
-            .list(&Default::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
+        let list = list_all(&rollouts).await;
         // Done: the new version promoted and its old Pods gone, or aborted with traffic on stable.
         let done = list
             .iter()

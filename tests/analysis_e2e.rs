@@ -86,6 +86,14 @@ impl Env {
         self.sim.apply_yaml(yaml);
     }
 
+    async fn runs_of_web(&self) -> Vec<AnalysisRun> {
+        self.runs
+            .list(&ListParams::default().labels("serin.dev/rollout=web"))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    }
+
     async fn status(&self) -> RolloutStatus {
         self.rollouts
             .get("web")
@@ -126,12 +134,7 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
         (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() != Some(v1.as_str())).then_some(st)
     })
     .await;
-    let runs = e
-        .runs
-        .list(&ListParams::default().labels("serin.dev/rollout=web"))
-        .await
-        .unwrap()
-        .items;
+    let runs = e.runs_of_web().await;
     let run = runs
         .iter()
         .find(|r| r.metadata.labels.as_ref().and_then(|l| l.get("serin.dev/revision")) == st.stable_pod_hash.as_ref())
@@ -232,12 +235,7 @@ async fn a_bad_release_is_rolled_back_by_its_analysis() {
     let view = e.sim.kubectl_serin_ok(&["get", "rollout", "web"]);
     assert!(view.contains("error-rate") && view.contains("Failed"), "{view}");
     // ArgoCD: the failed run is Degraded with its reason; the Rollout too, with the controller's words.
-    let runs = e
-        .runs
-        .list(&ListParams::default().labels("serin.dev/rollout=web"))
-        .await
-        .unwrap()
-        .items;
+    let runs = e.runs_of_web().await;
     let failed = runs
         .iter()
         .find(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AnalysisPhase::Failed))
