@@ -693,6 +693,11 @@ fn table(rows: &[Row]) -> String {
 
 #[tokio::main]
 async fn main() {
+    // `cargo test --all-targets` runs benches once without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("scale: a benchmark; run it with `make bench` (cargo bench --bench scale)");
+        return;
+    }
     let a = args();
     if !serin_bin().exists() {
         eprintln!("build the release binary first: cargo build --release");
