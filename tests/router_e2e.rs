@@ -288,46 +288,74 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: web-stable, port: {number: 80}}}}
 "#;
 
-#[tokio::test]
-async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
+/// A cluster with the router's CRDs and objects (`setup`), a Prometheus on its traffic, the
+/// controller, and the `web` Rollout routed by `routing`, healthy on its first version.
+struct Routed {
+    _controller: ControllerProc,
+    prom: Prometheus,
+    rollouts: Api<Rollout>,
+    sim: SimCluster,
+}
+
+async fn routed(crds: &[&str], setup: &str, routing: &str) -> Routed {
     let sim = SimCluster::start();
     sim.install_crds();
+    for f in crds {
+        sim.install_crd_file(&sim_crd(f));
+    }
     let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
-    let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    sim.apply_yaml(INGRESS);
-    let _controller = ControllerProc::start(&sim, "controller.log");
-    sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", "nginx: {stableIngress: web}"));
+    let rollouts: Api<Rollout> = Api::namespaced(sim.client().await, "default");
+    sim.apply_yaml(setup);
+    let controller = ControllerProc::start(&sim, "controller.log");
+    sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", routing));
     healthy(&rollouts).await;
+    Routed {
+        _controller: controller,
+        prom,
+        rollouts,
+        sim,
+    }
+}
+
+/// `kubectl get KIND NAME -o jsonpath=PATH`.
+fn jsonpath(sim: &SimCluster, kind: &str, name: &str, path: &str) -> String {
+    sim.kubectl_ok(&["get", kind, name, "-o", &format!("jsonpath={path}")])
+}
+
+#[tokio::test]
+async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
+    let Routed {
+        _controller,
+        sim,
+        prom,
+        rollouts,
+    } = routed(&[], INGRESS, "nginx: {stableIngress: web}").await;
     assert!(
         !sim.kubectl_ok(&["get", "ingress", "-o", "name"]).contains("web-canary"),
         "no canary Ingress without a canary"
     );
 
     let st = release_to_first_pause(&sim, &rollouts).await;
-    let weight = sim.kubectl_ok(&[
-        "get",
+    let weight = jsonpath(
+        &sim,
         "ingress",
         "web-canary",
-        "-o",
-        "jsonpath={.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
-    ]);
+        "{.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
+    );
     assert_eq!(weight, "5");
-    let backend = sim.kubectl_ok(&[
-        "get",
+    let backend = jsonpath(
+        &sim,
         "ingress",
         "web-canary",
-        "-o",
-        "jsonpath={.spec.rules[0].http.paths[0].backend.service.name}",
-    ]);
+        "{.spec.rules[0].http.paths[0].backend.service.name}",
+    );
     assert_eq!(backend, "web-canary");
-    let user = sim.kubectl_ok(&[
-        "get",
+    let user = jsonpath(
+        &sim,
         "ingress",
         "web",
-        "-o",
-        "jsonpath={.spec.rules[0].http.paths[0].backend.service.name}",
-    ]);
+        "{.spec.rules[0].http.paths[0].backend.service.name}",
+    );
     assert_eq!(user, "web-stable", "the user's Ingress is not touched");
     let canary = st.current_pod_hash.clone().unwrap_or_default();
     five_percent_measured(&prom, &canary, "canary share through NGINX at weight 5").await;
@@ -370,24 +398,20 @@ async fn the_shipped_nginx_example_runs() {
 
 #[tokio::test]
 async fn smi_gets_a_traffic_split_with_the_weight() {
-    let sim = SimCluster::start();
-    sim.install_crds();
-    sim.install_crd_file(&sim_crd("trafficsplits.split.smi-spec.io.yaml"));
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
-    let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    sim.apply_yaml("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: \"200\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n");
-    let _controller = ControllerProc::start(&sim, "controller.log");
-    sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", "smi: {rootService: web}"));
-    healthy(&rollouts).await;
+    let root = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: \"200\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n";
+    let Routed {
+        _controller,
+        sim,
+        prom,
+        rollouts,
+    } = routed(
+        &["trafficsplits.split.smi-spec.io.yaml"],
+        root,
+        "smi: {rootService: web}",
+    )
+    .await;
     let st = release_to_first_pause(&sim, &rollouts).await;
-    let weights = sim.kubectl_ok(&[
-        "get",
-        "trafficsplit",
-        "web",
-        "-o",
-        "jsonpath={.spec.backends[*].weight}",
-    ]);
+    let weights = jsonpath(&sim, "trafficsplit", "web", "{.spec.backends[*].weight}");
     assert_eq!(weights, "95 5");
     let canary = st.current_pod_hash.clone().unwrap_or_default();
     five_percent_measured(&prom, &canary, "canary share through SMI at weight 5").await;
@@ -408,39 +432,25 @@ spec:
 
 #[tokio::test]
 async fn istio_virtual_service_weights_follow_the_steps() {
-    let sim = SimCluster::start();
-    sim.install_crds();
-    sim.install_crd_file(&sim_crd("virtualservices.networking.istio.io.yaml"));
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
-    let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    sim.apply_yaml(VIRTUAL_SERVICE);
-    let _controller = ControllerProc::start(&sim, "controller.log");
-    sim.apply_yaml(&rollout("example/web:1").replace(
-        "gatewayAPI: {httpRoute: web}",
+    let Routed {
+        _controller,
+        sim,
+        prom,
+        rollouts,
+    } = routed(
+        &["virtualservices.networking.istio.io.yaml"],
+        VIRTUAL_SERVICE,
         "istio: {virtualService: {name: web, routes: [primary]}}",
-    ));
-    healthy(&rollouts).await;
+    )
+    .await;
     let st = release_to_first_pause(&sim, &rollouts).await;
-    let weights = sim.kubectl_ok(&[
-        "get",
-        "virtualservice",
-        "web",
-        "-o",
-        "jsonpath={.spec.http[0].route[*].weight}",
-    ]);
+    let weights = jsonpath(&sim, "virtualservice", "web", "{.spec.http[0].route[*].weight}");
     assert_eq!(weights, "95 5");
     let canary = st.current_pod_hash.clone().unwrap_or_default();
     five_percent_measured(&prom, &canary, "canary share through Istio at weight 5").await;
     sim.kubectl_serin_ok(&["abort", "web"]);
     eventually("back on stable", WAIT, || async {
-        let w = sim.kubectl_ok(&[
-            "get",
-            "virtualservice",
-            "web",
-            "-o",
-            "jsonpath={.spec.http[0].route[*].weight}",
-        ]);
+        let w = jsonpath(&sim, "virtualservice", "web", "{.spec.http[0].route[*].weight}");
         (w == "100 0").then_some(())
     })
     .await;
@@ -540,21 +550,14 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
     .await;
     let st = release_to_first_pause(&sim, &rollouts).await;
     let v2 = st.current_pod_hash.clone().unwrap_or_default();
-    let labels = sim.kubectl_ok(&[
-        "get",
+    let labels = jsonpath(
+        &sim,
         "destinationrule",
         "web",
-        "-o",
-        "jsonpath={.spec.subsets[*].labels.serin\\.dev/pod-template-hash}",
-    ]);
+        "{.spec.subsets[*].labels.serin\\.dev/pod-template-hash}",
+    );
     assert_eq!(labels, format!("{v1} {v2}"));
-    let weights = sim.kubectl_ok(&[
-        "get",
-        "virtualservice",
-        "web",
-        "-o",
-        "jsonpath={.spec.http[0].route[*].weight}",
-    ]);
+    let weights = jsonpath(&sim, "virtualservice", "web", "{.spec.http[0].route[*].weight}");
     assert_eq!(weights, "95 5");
     five_percent_measured(&prom, &v2, "canary share through Istio subsets at weight 5").await;
 }
