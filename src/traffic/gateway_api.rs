@@ -1,7 +1,7 @@
 //! Gateway API: the weights of the stable and canary Service backendRefs in the rules of an
 //! HTTPRoute (or GRPCRoute) the user owns. Only the rules that send to the stable Service change.
 
-use super::{Desired, RouterError, TrafficRouter, apply_json, dynamic_api, get_json};
+use super::{Desired, RouterError, TrafficRouter, set_spec_fields};
 use crate::crd::rollout::{GatewayApiRouting, HeaderMatch, ManagedRoute};
 use serde_json::{Value, json};
 
@@ -13,26 +13,20 @@ impl TrafficRouter for GatewayApiRouting {
             .chain(self.http_routes.iter().flatten())
             .map(|n| ("HTTPRoute", "httproutes", n));
         for (kind, plural, name) in http.chain(self.grpc_route.iter().map(|n| ("GRPCRoute", "grpcroutes", n))) {
-            let api = dynamic_api(client, d.namespace, "gateway.networking.k8s.io", "v1", kind, plural);
-            let route = get_json(&api, kind, name, d.namespace).await?;
-            if let Some(rules) = routed_rules(
-                &route,
-                kind,
-                d.stable_service,
-                d.canary_service,
-                d.weight,
-                d.headers,
-                d.mirrors,
-            )? {
-                // Only the rules: the user's other fields stay theirs.
-                let patch = json!({
-                    "apiVersion": "gateway.networking.k8s.io/v1",
-                    "kind": kind,
-                    "metadata": {"name": name, "namespace": d.namespace},
-                    "spec": {"rules": rules},
-                });
-                apply_json(&api, name, &patch).await?;
-            }
+            let route_kind = ("gateway.networking.k8s.io", "v1", kind, plural);
+            set_spec_fields(client, d.namespace, route_kind, name, |route| {
+                let rules = routed_rules(
+                    route,
+                    kind,
+                    d.stable_service,
+                    d.canary_service,
+                    d.weight,
+                    d.headers,
+                    d.mirrors,
+                )?;
+                Ok(rules.map(|rules| json!({"rules": rules})))
+            })
+            .await?;
         }
         Ok(())
     }

@@ -1,65 +1,42 @@
 //! Istio: the destination weights of the stable and canary hosts (or DestinationRule subsets) in
 //! the named HTTP routes of a VirtualService the user owns, and the subsets' pod-template hashes.
 
-use super::{Desired, RouterError, TrafficRouter, apply_json, dynamic_api, get_json};
+use super::{Desired, RouterError, TrafficRouter, set_spec_fields};
 use crate::crd::rollout::{HeaderMatch, IstioRouting, ManagedRoute};
 
 impl TrafficRouter for IstioRouting {
     /// With a DestinationRule, its subsets select the versions' hashes and the VirtualService weighs
     /// the subsets; without one, the VirtualService weighs the two Services' hosts.
     async fn apply(&self, client: &kube::Client, d: &Desired<'_>) -> Result<(), RouterError> {
-        let resource = |kind: &str, name: &str, spec: Value| json!({"apiVersion": "networking.istio.io/v1beta1", "kind": kind, "metadata": {"name": name, "namespace": d.namespace}, "spec": spec});
         let (stable, canary) = match &self.destination_rule {
             Some(dr) => {
-                let api = dynamic_api(
-                    client,
-                    d.namespace,
-                    "networking.istio.io",
-                    "v1beta1",
-                    "DestinationRule",
-                    "destinationrules",
-                );
-                let current = get_json(&api, "DestinationRule", &dr.name, d.namespace).await?;
-                if let Some(s) = subsets(
-                    &current,
-                    &dr.stable_subset_name,
-                    &dr.canary_subset_name,
-                    d.stable_hash,
-                    d.canary_hash,
-                )? {
-                    apply_json(
-                        &api,
-                        &dr.name,
-                        &resource("DestinationRule", &dr.name, json!({"subsets": s})),
-                    )
-                    .await?;
-                }
+                let kind = ("networking.istio.io", "v1beta1", "DestinationRule", "destinationrules");
+                set_spec_fields(client, d.namespace, kind, &dr.name, |current| {
+                    let s = subsets(
+                        current,
+                        &dr.stable_subset_name,
+                        &dr.canary_subset_name,
+                        d.stable_hash,
+                        d.canary_hash,
+                    )?;
+                    Ok(s.map(|s| json!({"subsets": s})))
+                })
+                .await?;
                 (dr.stable_subset_name.as_str(), dr.canary_subset_name.as_str())
             }
             None => (d.stable_service, d.canary_service),
         };
         let vs = &self.virtual_service;
-        let api = dynamic_api(
-            client,
-            d.namespace,
-            "networking.istio.io",
-            "v1beta1",
-            "VirtualService",
-            "virtualservices",
-        );
-        let current = get_json(&api, "VirtualService", &vs.name, d.namespace).await?;
         let names = vs.routes.clone().unwrap_or_default();
         let by_subset = self.destination_rule.is_some();
-        if let Some(http) = routed_http(
-            &current, &names, stable, canary, d.weight, by_subset, d.headers, d.mirrors,
-        )? {
-            apply_json(
-                &api,
-                &vs.name,
-                &resource("VirtualService", &vs.name, json!({"http": http})),
-            )
-            .await?;
-        }
+        let kind = ("networking.istio.io", "v1beta1", "VirtualService", "virtualservices");
+        set_spec_fields(client, d.namespace, kind, &vs.name, |current| {
+            let http = routed_http(
+                current, &names, stable, canary, d.weight, by_subset, d.headers, d.mirrors,
+            )?;
+            Ok(http.map(|http| json!({"http": http})))
+        })
+        .await?;
         Ok(())
     }
 }

@@ -83,6 +83,32 @@ pub(crate) fn dynamic_api(
     kube::Api::namespaced_with(client.clone(), ns, &ar)
 }
 
+/// A kind of the user's that a router sets fields in: group, version, kind, plural.
+pub(crate) type Kind<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// Reads the user's object; `change` returns the `spec` fields Serin sets (None when none needs
+/// changing), and only those are applied, so the user's other fields stay theirs.
+pub(crate) async fn set_spec_fields(
+    client: &Client,
+    ns: &str,
+    (group, version, kind, plural): Kind<'_>,
+    name: &str,
+    change: impl FnOnce(&serde_json::Value) -> Result<Option<serde_json::Value>, RouterError>,
+) -> Result<(), RouterError> {
+    let api = dynamic_api(client, ns, group, version, kind, plural);
+    let current = get_json(&api, kind, name, ns).await?;
+    if let Some(spec) = change(&current)? {
+        let patch = serde_json::json!({
+            "apiVersion": format!("{group}/{version}"),
+            "kind": kind,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        });
+        apply_json(&api, name, &patch).await?;
+    }
+    Ok(())
+}
+
 /// Server-side apply of `patch` as Serin, with force: Serin's fields are Serin's.
 pub(crate) async fn apply_json(
     api: &kube::Api<DynamicObject>,
