@@ -398,7 +398,9 @@ impl<'a> Planner<'a> {
             self.st.canary_weight = Some(0);
             self.st.attempt = None;
             self.st.acknowledged_run = None;
-            self.st.webhooks.clear();
+            // Answers for this very version can only come from a reconcile whose status write the
+            // cache has not shown yet; dropping them would call those gates a second time.
+            self.st.webhooks.retain(|r| r.revision == current);
             self.clear_routes();
             self.set_step(0);
         }

@@ -1025,6 +1025,25 @@ fn pre_rollout_gates_hold_traffic_until_they_pass() {
 }
 
 #[test]
+fn a_stale_copy_with_the_new_versions_answer_does_not_call_the_gate_again() {
+    let mut w = gated_world(json!([{"name": "smoke", "type": "pre-rollout", "url": "http://t/s"}]));
+    let before = w.rollout.status.clone();
+    w.release("web:2");
+    let p = w.tick();
+    assert_eq!(p.call_webhooks.len(), 1);
+    let new = p.status.current_pod_hash.clone().unwrap();
+    // The answer is known, but the copy read next still predates the new version.
+    w.answer(|_| Ok(200));
+    let answered = w.rollout.status.as_ref().unwrap().webhooks.clone();
+    w.rollout.status = before;
+    w.rollout.status.get_or_insert_default().webhooks = answered;
+    let p = w.tick();
+    assert_eq!(p.status.current_pod_hash.as_deref(), Some(new.as_str()));
+    assert!(p.call_webhooks.is_empty(), "{:?}", p.call_webhooks);
+    assert_eq!(p.status.webhooks.len(), 1, "the answer is kept");
+}
+
+#[test]
 fn a_pre_rollout_gate_failing_past_its_limit_aborts() {
     let mut w = gated_world(json!([{"name": "smoke", "type": "pre-rollout", "url": "http://t/s"}]));
     w.release("web:2");
