@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,16 +23,7 @@ pub const RPS_ANNOTATION: &str = "sim.serin.dev/rps";
 const HASH_LABEL: &str = "serin.dev/pod-template-hash";
 const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// One exported series: who served the request and with what code.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesKey {
-    pub namespace: String,
-    pub service: String,
-    pub pod: String,
-    pub pod_template_hash: String,
-    pub code: String,
-}
-
+/// Requests answered with one code: a counter and a latency histogram.
 #[derive(Debug, Clone, Default)]
 struct Series {
     count: u64,
@@ -40,17 +31,108 @@ struct Series {
     sum: f64,
 }
 
-/// Requests to one (Service, Pod) pair: fractional carry-over keeps long-run rates exact.
+impl Series {
+    fn add(&mut self, count: u64, latency: f64) {
+        self.count += count;
+        self.sum += count as f64 * latency;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if latency <= *le {
+                self.buckets[i] += count;
+            }
+        }
+    }
+}
+
+/// Requests from one Service to one Pod: fractional carry-over keeps long-run rates exact.
 #[derive(Debug, Default)]
 struct Flow {
+    namespace: String,
+    service: String,
+    pod: String,
+    pod_template_hash: String,
     requests: f64,
     errors: f64,
+    ok: Series,
+    failed: Series,
+    /// The step that last sent requests here; a flow not fed in a step is gone.
+    seen: u64,
 }
 
 #[derive(Default)]
 pub struct Traffic {
-    series: BTreeMap<SeriesKey, Series>,
-    flows: HashMap<(String, String, String), Flow>,
+    /// By "namespace/service/pod".
+    flows: HashMap<String, Flow>,
+    steps: u64,
+}
+
+/// What a ready Pod serves with, read once per step.
+struct Backend<'a> {
+    pod: &'a Value,
+    name: &'a str,
+    hash: &'a str,
+    error_rate: f64,
+    latency: f64,
+}
+
+impl<'a> Backend<'a> {
+    fn of(pod: &'a Value) -> Self {
+        let env = |name: &str| container_env(&pod["spec"], name).and_then(|s| s.parse::<f64>().ok());
+        Backend {
+            pod,
+            name: meta::name(pod),
+            hash: pod["metadata"]["labels"][HASH_LABEL].as_str().unwrap_or(""),
+            error_rate: env("SERIN_SIM_ERROR_RATE").unwrap_or(0.0).clamp(0.0, 1.0),
+            latency: env("SERIN_SIM_LATENCY_MS").unwrap_or(10.0).max(0.0) / 1000.0,
+        }
+    }
+}
+
+/// Ready Pods by namespace and label, so a Service finds its Pods without a scan of them all.
+#[derive(Default)]
+struct PodIndex<'a> {
+    backends: Vec<Backend<'a>>,
+    by_label: HashMap<(&'a str, &'a str, &'a str), Vec<usize>>,
+}
+
+impl<'a> PodIndex<'a> {
+    fn new(pods: &'a [Arc<Value>]) -> Self {
+        let mut index = PodIndex::default();
+        for p in pods.iter().filter(|p| meta::pod_ready(p)) {
+            let i = index.backends.len();
+            let ns = meta::namespace(p);
+            for (k, v) in meta::labels(p).into_iter().flatten() {
+                if let Some(v) = v.as_str() {
+                    index.by_label.entry((ns, k.as_str(), v)).or_default().push(i);
+                }
+            }
+            index.backends.push(Backend::of(p));
+        }
+        index
+    }
+
+    /// The ready Pods in `ns` with every one of `labels` (none for an empty selector, as a
+    /// Service without selector gets no endpoints).
+    fn select(&self, ns: &str, labels: &serde_json::Map<String, Value>) -> Vec<&Backend<'a>> {
+        let mut fewest: Option<&Vec<usize>> = None;
+        for (k, v) in labels {
+            let candidates = v
+                .as_str()
+                .and_then(|v| self.by_label.get(&(ns, k.as_str(), v)));
+            let Some(candidates) = candidates else {
+                return Vec::new();
+            };
+            if fewest.is_none_or(|f| candidates.len() < f.len()) {
+                fewest = Some(candidates);
+            }
+        }
+        let selector = LabelSelector::from_object(&serde_json::json!({"matchLabels": labels}));
+        fewest
+            .into_iter()
+            .flatten()
+            .map(|i| &self.backends[*i])
+            .filter(|b| selector.matches(meta::labels(b.pod)))
+            .collect()
+    }
 }
 
 /// A share of an entry point's traffic sent to one Service.
@@ -338,11 +420,9 @@ impl Traffic {
             .iter()
             .map(|s| ((meta::namespace(s), meta::name(s)), s))
             .collect();
-        let mut pods_by_ns: HashMap<&str, Vec<&Arc<Value>>> = HashMap::new();
-        for p in pods.iter().filter(|p| meta::pod_ready(p)) {
-            pods_by_ns.entry(meta::namespace(p)).or_default().push(p);
-        }
-        let mut alive: HashSet<(String, String, String)> = HashSet::new();
+        let index = PodIndex::new(&pods);
+        self.steps += 1;
+        let step = self.steps;
         for share in shares {
             let Some(svc) = by_name.get(&(share.namespace.as_str(), share.service.as_str())) else {
                 continue;
@@ -350,91 +430,66 @@ impl Traffic {
             let Some(sel) = svc["spec"]["selector"].as_object() else {
                 continue;
             };
+            if sel.is_empty() {
+                continue;
+            }
             let mut labels = sel.clone();
             if let Some(extra) = &share.subset {
                 labels.extend(extra.clone());
             }
-            let selector = LabelSelector::from_object(&serde_json::json!({"matchLabels": labels}));
-            let backends: Vec<&&Arc<Value>> = pods_by_ns
-                .get(share.namespace.as_str())
-                .map(|ps| {
-                    ps.iter()
-                        .filter(|p| !sel.is_empty() && selector.matches(meta::labels(p)))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let backends = index.select(&share.namespace, &labels);
             if backends.is_empty() {
                 continue;
             }
             let each = share.rps * dt / backends.len() as f64;
-            for pod in backends {
-                let flow_key = (
-                    share.namespace.clone(),
-                    share.service.clone(),
-                    meta::name(pod).to_string(),
-                );
-                alive.insert(flow_key.clone());
-                let error_rate = container_env(&pod["spec"], "SERIN_SIM_ERROR_RATE")
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-                    .clamp(0.0, 1.0);
-                let latency = container_env(&pod["spec"], "SERIN_SIM_LATENCY_MS")
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(10.0)
-                    .max(0.0)
-                    / 1000.0;
-                let flow = self.flows.entry(flow_key).or_default();
+            for b in backends {
+                let key = format!("{}/{}/{}", share.namespace, share.service, b.name);
+                let flow = self.flows.entry(key).or_insert_with(|| Flow {
+                    namespace: share.namespace.clone(),
+                    service: share.service.clone(),
+                    pod: b.name.to_string(),
+                    pod_template_hash: b.hash.to_string(),
+                    ..Flow::default()
+                });
+                flow.seen = step;
                 flow.requests += each;
                 let n = flow.requests.floor();
                 flow.requests -= n;
-                flow.errors += n * error_rate;
+                flow.errors += n * b.error_rate;
                 let errors = flow.errors.floor();
                 flow.errors -= errors;
-                let hash = pod["metadata"]["labels"][HASH_LABEL].as_str().unwrap_or("").to_string();
-                for (code, count) in [("200", n - errors), ("500", errors)] {
-                    let key = SeriesKey {
-                        namespace: share.namespace.clone(),
-                        service: share.service.clone(),
-                        pod: meta::name(pod).to_string(),
-                        pod_template_hash: hash.clone(),
-                        code: code.to_string(),
-                    };
-                    let series = self.series.entry(key).or_default();
-                    let count = count as u64;
-                    series.count += count;
-                    series.sum += count as f64 * latency;
-                    for (i, le) in BUCKETS.iter().enumerate() {
-                        if latency <= *le {
-                            series.buckets[i] += count;
-                        }
-                    }
-                }
+                flow.ok.add((n - errors) as u64, b.latency);
+                flow.failed.add(errors as u64, b.latency);
             }
         }
         // Series of Pods that no longer serve disappear, as a deleted Pod's metrics do.
-        self.flows.retain(|k, _| alive.contains(k));
-        self.series
-            .retain(|k, _| alive.contains(&(k.namespace.clone(), k.service.clone(), k.pod.clone())));
+        self.flows.retain(|_, f| f.seen == step);
     }
 
-    /// The Prometheus text exposition of every series.
+    /// The Prometheus text exposition of every series, in a stable order.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let labels = |k: &SeriesKey| {
-            format!(
-                "namespace=\"{}\",service=\"{}\",pod=\"{}\",pod_template_hash=\"{}\",code=\"{}\"",
-                k.namespace, k.service, k.pod, k.pod_template_hash, k.code
-            )
+        let mut flows: Vec<&Flow> = self.flows.values().collect();
+        flows.sort_by(|a, b| (&a.namespace, &a.service, &a.pod).cmp(&(&b.namespace, &b.service, &b.pod)));
+        let series = || {
+            flows.iter().flat_map(|f| {
+                [("200", &f.ok), ("500", &f.failed)].map(|(code, s)| {
+                    let labels = format!(
+                        "namespace=\"{}\",service=\"{}\",pod=\"{}\",pod_template_hash=\"{}\",code=\"{code}\"",
+                        f.namespace, f.service, f.pod, f.pod_template_hash
+                    );
+                    (labels, s)
+                })
+            })
         };
+        let mut out = String::new();
         out.push_str(
             "# HELP http_requests_total Requests answered by simulated pods.\n# TYPE http_requests_total counter\n",
         );
-        for (k, s) in &self.series {
-            let _ = writeln!(out, "http_requests_total{{{}}} {}", labels(k), s.count);
+        for (l, s) in series() {
+            let _ = writeln!(out, "http_requests_total{{{l}}} {}", s.count);
         }
         out.push_str("# HELP http_request_duration_seconds Time simulated pods took to answer.\n# TYPE http_request_duration_seconds histogram\n");
-        for (k, s) in &self.series {
-            let l = labels(k);
+        for (l, s) in series() {
             for (i, le) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,

@@ -165,6 +165,20 @@ pub fn template_hash(template: &Value) -> String {
     out
 }
 
+/// The objects of one type that `owner` controls, in name order, from the store's owner index:
+/// a sync costs what the owner owns, not what its namespace holds.
+fn owned_of(store: &Store, owner: &Value, rt: &ResourceType, keep: impl Fn(&Value) -> bool) -> Vec<Arc<Value>> {
+    let uid = meta::uid(owner);
+    let mut out: Vec<Arc<Value>> = store
+        .dependents_of(uid)
+        .into_iter()
+        .filter(|(t, o)| t.storage_key() == rt.storage_key() && owned_by(o, uid) && keep(o))
+        .map(|(_, o)| o)
+        .collect();
+    out.sort_by(|a, b| meta::name(a).cmp(meta::name(b)));
+    out
+}
+
 fn owned_by(obj: &Value, uid: &str) -> bool {
     obj["metadata"]["ownerReferences"]
         .as_array()
@@ -182,12 +196,7 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
     if meta::is_deleting(&d) {
         return;
     }
-    let uid = meta::uid(&d).to_string();
-    let owned: Vec<Arc<Value>> = store
-        .list(&t.replicasets.storage_key(), Some(&key.0), None, None, &|o| {
-            owned_by(o, &uid)
-        })
-        .items;
+    let owned = owned_of(store, &d, &t.replicasets, |_| true);
     let template = &d["spec"]["template"];
     let hash = template_hash(template);
     let desired = d["spec"]["replicas"].as_i64().unwrap_or(1);
@@ -308,13 +317,10 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
     if meta::is_deleting(&rs) {
         return;
     }
-    let uid = meta::uid(&rs).to_string();
     let selector = LabelSelector::from_object(&rs["spec"]["selector"]);
-    let pods: Vec<Arc<Value>> = store
-        .list(&t.pods.storage_key(), Some(&key.0), None, None, &|p| {
-            owned_by(p, &uid) && selector.matches(meta::labels(p)) && !meta::is_deleting(p)
-        })
-        .items;
+    let pods = owned_of(store, &rs, &t.pods, |p| {
+        selector.matches(meta::labels(p)) && !meta::is_deleting(p)
+    });
     let desired = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
     if pods.len() < desired {
         for _ in pods.len()..desired {
@@ -344,11 +350,7 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
             let _ = store.delete(&t.pods, &key.0, meta::name(p), &DeleteOpts::default());
         }
     }
-    let live: Vec<Arc<Value>> = store
-        .list(&t.pods.storage_key(), Some(&key.0), None, None, &|p| {
-            owned_by(p, &uid) && !meta::is_deleting(p)
-        })
-        .items;
+    let live = owned_of(store, &rs, &t.pods, |p| !meta::is_deleting(p));
     let ready = live.iter().filter(|p| meta::pod_ready(p)).count();
     let status = json!({
         "replicas": live.len(),
