@@ -165,6 +165,18 @@ async fn writes_by_kind(sim_api: &str) -> std::collections::BTreeMap<String, f64
     out
 }
 
+/// What grew between two counts by kind, as "kind: increase".
+fn grown(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) -> Vec<String> {
+    after
+        .iter()
+        .filter(|(k, v)| **v > before.get(*k).copied().unwrap_or(0.0))
+        .map(|(k, v)| format!("{k}: {}", v - before.get(k).copied().unwrap_or(0.0)))
+        .collect()
+}
+
 fn template(name: &str, image: &str) -> Value {
     json!({"metadata": {"labels": {"app": name}},
            "spec": {"containers": [{"name": "app", "image": image,
@@ -494,6 +506,7 @@ async fn run(n: usize, a: &Args) -> Row {
     let reconciles_before = metric_sum(&metrics_url, "serin_reconcile_duration_seconds_count", |_| true).await;
     let writes_before = writes(&sim_api).await;
     let requests_before = requests(&sim_api).await;
+    let release_kinds_before = writes_by_kind(&sim_api).await;
     let release_start = Instant::now();
     let objs: Vec<(String, &'static str, Value)> = released
         .iter()
@@ -535,6 +548,10 @@ async fn run(n: usize, a: &Args) -> Row {
         metric_sum(&metrics_url, "serin_reconcile_duration_seconds_count", |_| true).await - reconciles_before;
     let release_writes = writes(&sim_api).await - writes_before;
     let release_requests = requests(&sim_api).await - requests_before;
+    eprintln!(
+        "n={n}: release writes: {:?}",
+        grown(&release_kinds_before, &writes_by_kind(&sim_api).await)
+    );
 
     // Idle.
     let idle_before = writes(&sim_api).await;
@@ -542,13 +559,10 @@ async fn run(n: usize, a: &Args) -> Row {
     tokio::time::sleep(Duration::from_secs(a.idle_seconds)).await;
     let idle_writes = writes(&sim_api).await - idle_before;
     if idle_writes > 0.0 {
-        let after = writes_by_kind(&sim_api).await;
-        let what: Vec<String> = after
-            .iter()
-            .filter(|(k, v)| **v > kinds_before.get(*k).copied().unwrap_or(0.0))
-            .map(|(k, v)| format!("{k}: {}", v - kinds_before.get(k).copied().unwrap_or(0.0)))
-            .collect();
-        eprintln!("n={n}: idle writes: {what:?}");
+        eprintln!(
+            "n={n}: idle writes: {:?}",
+            grown(&kinds_before, &writes_by_kind(&sim_api).await)
+        );
         if std::env::var("BENCH_DEBUG").is_ok() {
             let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
             for e in events

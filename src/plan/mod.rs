@@ -30,7 +30,6 @@ pub const HASH_LABEL: &str = "serin.dev/pod-template-hash";
 pub struct ObservedReplicaSet {
     pub name: String,
     pub hash: String,
-    pub template: PodTemplateSpec,
     /// `spec.replicas`: the size asked for.
     pub spec_replicas: i32,
     /// `status.replicas`: Pods that exist.
@@ -98,7 +97,9 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredReplicaSet {
     pub hash: String,
-    pub template: PodTemplateSpec,
+    /// The Pod template, for the version the spec asks for: the only one that may need creating.
+    /// Other versions' ReplicaSets exist and only change size.
+    pub template: Option<PodTemplateSpec>,
     pub replicas: i32,
 }
 
@@ -163,7 +164,8 @@ struct Planner<'a> {
     st: RolloutStatus,
     decisions: Vec<Decision>,
     sizes: BTreeMap<String, i32>,
-    templates: BTreeMap<String, PodTemplateSpec>,
+    /// The spec's template, labelled with its hash.
+    current_template: PodTemplateSpec,
     requeue: Option<Duration>,
     weight: i32,
     phase: Phase,
@@ -940,7 +942,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         st,
         decisions: Vec::new(),
         sizes: BTreeMap::new(),
-        templates: BTreeMap::new(),
+        current_template: PodTemplateSpec::default(),
         requeue: None,
         weight: 0,
         phase: Phase::Progressing,
@@ -958,12 +960,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         .labels
         .get_or_insert_default()
         .insert(HASH_LABEL.into(), current.clone());
-    p.templates.insert(current.clone(), current_template);
-    for rs in &observed.replica_sets {
-        p.templates
-            .entry(rs.hash.clone())
-            .or_insert_with(|| rs.template.clone());
-    }
+    p.current_template = current_template;
     let stable =
         p.st.stable_pod_hash
             .clone()
@@ -1133,12 +1130,11 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         .sizes
         .iter()
         .filter(|(h, _)| !deleted_hashes.contains(h))
-        .filter_map(|(h, n)| {
-            p.templates.get(h).map(|t| DesiredReplicaSet {
-                hash: h.clone(),
-                template: t.clone(),
-                replicas: *n,
-            })
+        .filter(|(h, _)| **h == current || p.rs(h).is_some())
+        .map(|(h, n)| DesiredReplicaSet {
+            hash: h.clone(),
+            template: (*h == current).then(|| p.current_template.clone()),
+            replicas: *n,
         })
         .collect();
     let stable_hash = p.st.stable_pod_hash.clone();

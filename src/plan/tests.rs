@@ -73,7 +73,6 @@ impl World {
                 None => self.rss.push(ObservedReplicaSet {
                     name: format!("web-{}", d.hash),
                     hash: d.hash.clone(),
-                    template: d.template.clone(),
                     spec_replicas: d.replicas,
                     replicas: d.replicas,
                     ready: 0,

@@ -42,8 +42,25 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
     });
     for d in changes {
         let rs_name = format!("{name}-{}", d.hash);
-        let mut labels = d
-            .template
+        // An existing ReplicaSet only changes size: the cache keeps no Pod templates.
+        if observed.replica_sets.iter().any(|o| o.hash == d.hash) {
+            let size = json!({"spec": {"replicas": d.replicas}});
+            rs_api
+                .patch(
+                    &rs_name,
+                    &PatchParams {
+                        field_manager: Some(MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &Patch::Merge(&size),
+                )
+                .await?;
+            continue;
+        }
+        let Some(template) = &d.template else {
+            continue;
+        };
+        let mut labels = template
             .metadata
             .as_ref()
             .and_then(|m| m.labels.clone())
@@ -59,7 +76,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
             "metadata": {"name": rs_name, "namespace": ns, "labels": labels, "ownerReferences": [owner]},
-            "spec": {"replicas": d.replicas, "selector": selector, "template": d.template},
+            "spec": {"replicas": d.replicas, "selector": selector, "template": template},
         });
         rs_api.patch(&rs_name, &pp, &Patch::Apply(&rs)).await?;
     }
@@ -135,9 +152,7 @@ async fn point_service(
 ) -> Result<(), Error> {
     let cached = ctx
         .services
-        .state()
-        .into_iter()
-        .find(|s| s.namespace().as_deref() == Some(ns) && s.name_any() == svc);
+        .get(&kube::runtime::reflector::ObjectRef::new(svc).within(ns));
     let current = match cached {
         Some(s) => (*s).clone(),
         None => match api.get_opt(svc).await? {

@@ -5,6 +5,7 @@ pub mod analysis_run;
 mod analysis_templates;
 mod apply;
 pub mod events;
+mod index;
 mod observe;
 mod router;
 pub mod secrets;
@@ -54,9 +55,9 @@ pub struct Context {
     pub client: Client,
     /// Who this controller process is, in the Events it records.
     pub instance: String,
-    pub replica_sets: reflector::Store<ReplicaSet>,
+    pub replica_sets: index::ByRollout<ReplicaSet>,
     pub services: reflector::Store<Service>,
-    pub runs: reflector::Store<AnalysisRun>,
+    pub runs: index::ByRollout<AnalysisRun>,
     pub admin: Arc<crate::admin::Admin>,
     /// For webhook gates.
     pub http: reqwest::Client,
@@ -113,13 +114,21 @@ async fn run_rollouts(
         .reflect(rollout_writer)
         .touched_objects();
     let (rs_reader, rs_writer) = reflector::store();
-    let rs_stream = lists
-        .track(watcher(replica_sets, managed.clone()).default_backoff().modify(lean))
+    let rs_index = index::ByRollout::new(rs_reader);
+    let rs_stream = rs_index
+        .track(
+            lists.track(
+                watcher(replica_sets, managed.clone())
+                    .default_backoff()
+                    .modify(lean_replica_set),
+            ),
+        )
         .reflect(rs_writer)
         .touched_objects();
     let (run_reader, run_writer) = reflector::store();
-    let run_stream = lists
-        .track(watcher(run_api, managed.clone()).default_backoff().modify(lean))
+    let run_index = index::ByRollout::new(run_reader);
+    let run_stream = run_index
+        .track(lists.track(watcher(run_api, managed.clone()).default_backoff().modify(lean)))
         .reflect(run_writer)
         .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
@@ -136,9 +145,9 @@ async fn run_rollouts(
         answers: Default::default(),
         client,
         instance,
-        replica_sets: rs_reader,
+        replica_sets: rs_index,
         services: svc_reader,
-        runs: run_reader,
+        runs: run_index,
         admin: admin.clone(),
     });
     let controller = Controller::for_stream(rollout_stream, rollout_reader.clone());
@@ -177,10 +186,25 @@ async fn run_rollouts(
         .await;
 }
 
-/// Cached objects drop their managed fields: nothing reads them, and on a ReplicaSet or a Rollout
-/// they are a large share of the memory a cache takes.
+/// Cached objects drop their managed fields and `kubectl apply`'s copy of the last applied object:
+/// nothing reads them, and they are a large share of the memory a cache takes.
 fn lean<K: kube::Resource>(obj: &mut K) {
-    obj.meta_mut().managed_fields = None;
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A cached ReplicaSet keeps no Pod template either: the plan reads sizes and counts, and the only
+/// template it writes is the Rollout's own.
+fn lean_replica_set(rs: &mut ReplicaSet) {
+    lean(rs);
+    if let Some(spec) = rs.spec.as_mut() {
+        spec.template = None;
+    }
 }
 
 /// Opens the gate once every cache has had its first full list. Watched from the event streams

@@ -1,6 +1,6 @@
 //! What the controller sees of a Rollout: its ReplicaSets (from the cache) and a workload template.
 
-use super::{Context, Error, ROLLOUT_LABEL};
+use super::{Context, Error};
 use crate::crd::analysis::{AnalysisRun, OnError};
 use crate::crd::rollout::MetricSummary;
 use crate::crd::rollout::Rollout;
@@ -20,9 +20,8 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
     let name = rollout.name_any();
     let replica_sets = ctx
         .replica_sets
-        .state()
+        .of(ns, &name)
         .into_iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(ns) && rs.labels().get(ROLLOUT_LABEL) == Some(&name))
         .filter(|rs| owned_by(rs, rollout) && rs.metadata.deletion_timestamp.is_none())
         .filter_map(|rs| {
             let hash = rs.labels().get(HASH_LABEL)?.clone();
@@ -31,7 +30,6 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
             Some(ObservedReplicaSet {
                 name: rs.name_any(),
                 hash,
-                template: spec.template.unwrap_or_default(),
                 spec_replicas: spec.replicas.unwrap_or(1),
                 replicas: status.replicas,
                 ready: status.ready_replicas.unwrap_or(0),
@@ -49,9 +47,8 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
     };
     let analysis_runs = ctx
         .runs
-        .state()
+        .of(ns, &name)
         .into_iter()
-        .filter(|r| r.namespace().as_deref() == Some(ns) && r.labels().get(ROLLOUT_LABEL) == Some(&name))
         .filter(|r| r.metadata.deletion_timestamp.is_none())
         .map(|r| observe_run(&r))
         .collect();

@@ -115,9 +115,7 @@ impl<'a> PodIndex<'a> {
     fn select(&self, ns: &str, labels: &serde_json::Map<String, Value>) -> Vec<&Backend<'a>> {
         let mut fewest: Option<&Vec<usize>> = None;
         for (k, v) in labels {
-            let candidates = v
-                .as_str()
-                .and_then(|v| self.by_label.get(&(ns, k.as_str(), v)));
+            let candidates = v.as_str().and_then(|v| self.by_label.get(&(ns, k.as_str(), v)));
             let Some(candidates) = candidates else {
                 return Vec::new();
             };
