@@ -19,7 +19,7 @@ fn the_demo_promotes_one_version_and_aborts_the_next() {
     // With Prometheus (as `make test` installs it) analysis decides; without, a person does.
     let wants: &[&str] = if common::which("prometheus").is_some() {
         &[
-            "analysis at step 2/3 passed",
+            "step 2/3 done: analysis; analysis passed",
             "is promoted",
             "analysis at step 2/3 failed",
             "rolled back by itself",

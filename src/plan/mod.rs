@@ -483,6 +483,8 @@ impl<'a> Planner<'a> {
             let step = self.steps[idx].clone();
             // `kubectl serin promote` moves past the current step, whatever it waits for.
             let promoted = control.promote_step == Some(idx as i32);
+            // What the step found, told in its StepCompleted Event: one Event per step.
+            let mut found = None;
             if idx == 0 && !promoted {
                 match self.check_gates(WebhookType::PreRollout, None, "pre-rollout") {
                     RunVerdict::Pass => {}
@@ -549,11 +551,7 @@ impl<'a> Planner<'a> {
                     }
                     Some(run) => match self.judge_run(run, &format!("analysis at step {}/{n}", idx + 1), stable) {
                         RunVerdict::Pass => {
-                            self.note(
-                                Severity::Normal,
-                                "AnalysisSuccessful",
-                                format!("analysis at step {}/{n} passed: {}", idx + 1, run.message),
-                            );
+                            found = Some(format!("analysis passed: {}", run.message));
                             true
                         }
                         RunVerdict::Abort(why) => {
@@ -612,11 +610,12 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
-            self.note(
-                Severity::Normal,
-                "StepCompleted",
-                format!("step {}/{n} done: {}", idx + 1, steps::describe(&step)),
-            );
+            let done = format!("step {}/{n} done: {}", idx + 1, steps::describe(&step));
+            let message = match found {
+                Some(f) => format!("{done}; {f}"),
+                None => done,
+            };
+            self.note(Severity::Normal, "StepCompleted", message);
             self.set_step(idx + 1);
         }
         if self.step_index() >= n && paused_by.is_none() {

@@ -628,7 +628,17 @@ mod analysis {
             "error-rate: 0.002 (Successful)",
         );
         let p = w.tick();
-        assert!(w.reasons().contains(&"AnalysisSuccessful"));
+        let completed: Vec<&str> = p
+            .decisions
+            .iter()
+            .filter(|d| d.reason == "StepCompleted")
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(
+            completed,
+            ["step 2/3 done: analysis; analysis passed: error-rate: 0.002 (Successful)"],
+            "one Event for the step, with what its analysis found"
+        );
         assert_eq!(p.status.current_step_index, Some(2));
         w.ready();
         assert_eq!(w.settle().status.phase, Some(Phase::Healthy));

@@ -45,7 +45,12 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         // An existing ReplicaSet only changes size: the cache keeps no Pod templates.
         if observed.replica_sets.iter().any(|o| o.hash == d.hash) {
             let size = json!({"spec": {"replicas": d.replicas}});
-            rs_api
+            let seen = ctx
+                .replica_sets
+                .get(&ns, &rs_name)
+                .map(|rs| ctx.written.replica_sets.freshest(rs))
+                .and_then(|rs| rs.metadata.resource_version.clone());
+            let mut resized = rs_api
                 .patch(
                     &rs_name,
                     &PatchParams {
@@ -55,6 +60,8 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
                     &Patch::Merge(&size),
                 )
                 .await?;
+            super::lean_replica_set(&mut resized);
+            ctx.written.replica_sets.remember(seen, resized);
             continue;
         }
         let Some(template) = &d.template else {
@@ -78,9 +85,14 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             "metadata": {"name": rs_name, "namespace": ns, "labels": labels, "ownerReferences": [owner]},
             "spec": {"replicas": d.replicas, "selector": selector, "template": template},
         });
-        rs_api.patch(&rs_name, &pp, &Patch::Apply(&rs)).await?;
+        let mut created = rs_api.patch(&rs_name, &pp, &Patch::Apply(&rs)).await?;
+        super::lean_replica_set(&mut created);
+        ctx.written.replica_sets.remember(None, created);
     }
     for rs_name in &plan.delete {
+        ctx.written
+            .replica_sets
+            .forget(&kube::runtime::reflector::ObjectRef::new(rs_name).within(&ns));
         match rs_api.delete(rs_name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -136,7 +148,11 @@ pub async fn apply_status(ctx: &Context, rollout: &Rollout, status: &RolloutStat
         next.status = Some(status.clone());
         next.metadata.managed_fields = None;
         // resourceVersion stays: a request written since we read makes this a 409, and we look again.
-        api.replace_status(&name, &PostParams::default(), &next).await?;
+        let mut written = api.replace_status(&name, &PostParams::default(), &next).await?;
+        super::lean(&mut written);
+        ctx.written
+            .rollouts
+            .remember(rollout.metadata.resource_version.clone(), written);
     }
     Ok(())
 }
@@ -233,19 +249,24 @@ async fn apply_runs(
             spec,
             status: None,
         };
-        let created = match api.create(&PostParams::default(), &run).await {
+        let mut created = match api.create(&PostParams::default(), &run).await {
             Ok(created) => created,
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(e.into()),
         };
+        super::lean(&mut created);
+        ctx.written.runs.remember(None, created.clone());
         if let Some(problem) = problem {
             let mut failed = created;
+            let replaced = failed.metadata.resource_version.clone();
             failed.status = Some(AnalysisRunStatus {
                 phase: Some(AnalysisPhase::Error),
                 message: Some(problem),
                 ..Default::default()
             });
-            api.replace_status(&req.name, &PostParams::default(), &failed).await?;
+            let mut written = api.replace_status(&req.name, &PostParams::default(), &failed).await?;
+            super::lean(&mut written);
+            ctx.written.runs.remember(replaced, written);
         }
     }
     for name in &plan.terminate_runs {
@@ -257,6 +278,9 @@ async fn apply_runs(
         }
     }
     for name in &plan.delete_runs {
+        ctx.written
+            .runs
+            .forget(&kube::runtime::reflector::ObjectRef::new(name).within(ns));
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}

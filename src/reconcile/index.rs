@@ -99,6 +99,10 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> ByRollout<K> {
         })
     }
 
+    pub fn get(&self, ns: &str, name: &str) -> Option<Arc<K>> {
+        self.store.get(&ObjectRef::new(name).within(ns))
+    }
+
     /// The cached objects labelled for this Rollout, in name order.
     pub fn of(&self, ns: &str, rollout: &str) -> Vec<Arc<K>> {
         let names: Vec<String> = {

@@ -7,6 +7,7 @@ mod apply;
 pub mod events;
 mod index;
 mod observe;
+mod own_writes;
 mod router;
 pub mod secrets;
 
@@ -63,6 +64,15 @@ pub struct Context {
     pub http: reqwest::Client,
     pub notifier: crate::hooks::notify::Notifier,
     pub answers: crate::hooks::gates::RecentAnswers,
+    /// What this process wrote and its caches do not show yet.
+    pub written: OwnWritten,
+}
+
+#[derive(Default)]
+pub struct OwnWritten {
+    pub rollouts: own_writes::OwnWrites<Rollout>,
+    pub replica_sets: own_writes::OwnWrites<ReplicaSet>,
+    pub runs: own_writes::OwnWrites<AnalysisRun>,
 }
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
@@ -143,6 +153,7 @@ async fn run_rollouts(
         http,
         notifier,
         answers: Default::default(),
+        written: Default::default(),
         client,
         instance,
         replica_sets: rs_index,
@@ -251,6 +262,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Action, Error> {
+    let rollout = ctx.written.rollouts.freshest(rollout);
     let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = rollout.name_any();
     let observed = observe::observe(ctx, &rollout, &ns).await?;

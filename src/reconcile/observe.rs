@@ -18,9 +18,14 @@ fn owned_by(rs: &k8s_openapi::api::apps::v1::ReplicaSet, rollout: &Rollout) -> b
 
 pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Observed, Error> {
     let name = rollout.name_any();
+    let belongs = |meta: &kube::api::ObjectMeta| {
+        meta.namespace.as_deref() == Some(ns)
+            && meta.labels.as_ref().and_then(|l| l.get(super::ROLLOUT_LABEL)) == Some(&name)
+    };
     let replica_sets = ctx
+        .written
         .replica_sets
-        .of(ns, &name)
+        .merged(ctx.replica_sets.of(ns, &name), |rs| belongs(&rs.metadata))
         .into_iter()
         .filter(|rs| owned_by(rs, rollout) && rs.metadata.deletion_timestamp.is_none())
         .filter_map(|rs| {
@@ -46,8 +51,9 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         _ => None,
     };
     let analysis_runs = ctx
+        .written
         .runs
-        .of(ns, &name)
+        .merged(ctx.runs.of(ns, &name), |r| belongs(&r.metadata))
         .into_iter()
         .filter(|r| r.metadata.deletion_timestamp.is_none())
         .map(|r| observe_run(&r))
