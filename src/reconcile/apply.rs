@@ -168,7 +168,8 @@ async fn point_service(
 ) -> Result<(), Error> {
     let cached = ctx
         .services
-        .get(&kube::runtime::reflector::ObjectRef::new(svc).within(ns));
+        .get(&kube::runtime::reflector::ObjectRef::new(svc).within(ns))
+        .map(|s| ctx.written.services.freshest(s));
     let current = match cached {
         Some(s) => (*s).clone(),
         None => match api.get_opt(svc).await? {
@@ -193,8 +194,13 @@ async fn point_service(
         "metadata": {"name": svc, "namespace": ns, "labels": {ROLLOUT_LABEL: rollout}},
         "spec": {"selector": selector},
     });
-    api.patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+    let mut written = api
+        .patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await?;
+    super::lean(&mut written);
+    ctx.written
+        .services
+        .remember(current.metadata.resource_version.clone(), written);
     Ok(())
 }
 

@@ -73,6 +73,7 @@ pub struct OwnWritten {
     pub rollouts: own_writes::OwnWrites<Rollout>,
     pub replica_sets: own_writes::OwnWrites<ReplicaSet>,
     pub runs: own_writes::OwnWrites<AnalysisRun>,
+    pub services: own_writes::OwnWrites<Service>,
 }
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
