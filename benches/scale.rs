@@ -6,7 +6,11 @@
 //! writes while idle; the simulated cluster's own cost beside it. The last line is
 //! `bench: n=N peak_rss_mib=X writes_per_step=Y rollback_p99_ms=Z idle_writes=W`.
 //!
-//! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--write-docs]
+//! Then more release waves, each to another slice of the Rollouts ("churn"), with the controller's
+//! RSS after each: memory must stay flat.
+//!
+//! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--churn-waves 3]
+//!     [--write-docs]
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -26,6 +30,7 @@ struct Args {
     sizes: Vec<usize>,
     release_share: f64,
     idle_seconds: u64,
+    churn_waves: usize,
     write_docs: bool,
 }
 
@@ -34,6 +39,7 @@ fn args() -> Args {
         sizes: Vec::new(),
         release_share: 0.1,
         idle_seconds: 300,
+        churn_waves: 3,
         write_docs: false,
     };
     let mut it = std::env::args().skip(1);
@@ -42,6 +48,7 @@ fn args() -> Args {
             "--n" => a.sizes.extend(it.next().and_then(|n| n.parse::<usize>().ok())),
             "--release-share" => a.release_share = it.next().and_then(|n| n.parse().ok()).unwrap_or(0.1),
             "--idle-seconds" => a.idle_seconds = it.next().and_then(|n| n.parse().ok()).unwrap_or(300),
+            "--churn-waves" => a.churn_waves = it.next().and_then(|n| n.parse().ok()).unwrap_or(3),
             "--write-docs" => a.write_docs = true,
             _ => {} // cargo bench passes --bench
         }
@@ -282,6 +289,8 @@ struct Row {
     idle_seconds: u64,
     sim_peak_rss: f64,
     sim_cpu_s: f64,
+    /// Controller RSS before the churn waves and after each.
+    churn_rss: Vec<f64>,
 }
 
 async fn run(n: usize, a: &Args) -> Row {
@@ -591,6 +600,30 @@ async fn run(n: usize, a: &Args) -> Row {
     watch_rollouts.abort();
     watch_rs.abort();
     watch_runs.abort();
+
+    // Churn: more waves, each releasing to another slice of the Rollouts.
+    let every = ((1.0 / a.release_share).round() as usize).max(1);
+    let mut churn_rss = vec![usage(pid).0];
+    for wave in 0..a.churn_waves {
+        let slice: Vec<String> = names.iter().skip(wave + 1).step_by(every).cloned().collect();
+        let image = format!("example/app:{}", wave + 3);
+        apply_all(
+            slice
+                .iter()
+                .map(|name| (name.clone(), "Rollout", rollout(name, &image)))
+                .collect(),
+        )
+        .await;
+        let waited = wait_promoted(&rollouts, &slice, &image).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        churn_rss.push(usage(pid).0);
+        eprintln!(
+            "n={n}: churn wave {} of {} Rollouts in {waited:.1}s, controller RSS {:.1} MiB",
+            wave + 1,
+            slice.len(),
+            churn_rss.last().copied().unwrap_or_default()
+        );
+    }
     let mut t = timeline.lock().unwrap();
     let steps = t.step_changes.max(1) as f64;
     let row = Row {
@@ -609,6 +642,7 @@ async fn run(n: usize, a: &Args) -> Row {
         idle_seconds: a.idle_seconds,
         sim_peak_rss,
         sim_cpu_s,
+        churn_rss,
     };
     eprintln!(
         "n={n}: setup {setup_s:.0}s (controller CPU {cpu_setup:.1}s), release of {} ({} failing) in {release_s:.1}s, {} steps",
@@ -619,6 +653,35 @@ async fn run(n: usize, a: &Args) -> Row {
     drop(controller);
     drop(sim);
     row
+}
+
+/// Waits until each of `names` runs `image` as its promoted stable version; the seconds it took.
+async fn wait_promoted(rollouts: &Api<Rollout>, names: &[String], image: &str) -> f64 {
+    let start = Instant::now();
+    let want: HashMap<&str, String> = names
+        .iter()
+        .map(|name| {
+            let tpl: PodTemplateSpec = serde_json::from_value(template(name, image)).expect("template");
+            (name.as_str(), serin::hash::pod_template_hash(&tpl))
+        })
+        .collect();
+    loop {
+        let promoted = list_all(rollouts)
+            .await
+            .iter()
+            .filter(|r| {
+                let name = r.metadata.name.as_deref().unwrap_or_default();
+                let st = r.status.clone().unwrap_or_default();
+                want.get(name).is_some_and(|h| {
+                    st.phase == Some(serin::crd::rollout::Phase::Healthy) && st.stable_pod_hash.as_ref() == Some(h)
+                })
+            })
+            .count();
+        if promoted == names.len() || start.elapsed() > Duration::from_secs(1800) {
+            return start.elapsed().as_secs_f64();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The controller was started on port 0; its address is in /proc (the one listening socket).
@@ -680,11 +743,11 @@ fn machine() -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 | requests / step | writes / step | idle writes | sim peak RSS | sim CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 | requests / step | writes / step | idle writes | ctrl RSS over churn waves | sim peak RSS | sim CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         out += &format!(
-            "| {} | {:.0} s | {:.1} MiB | {:.1} MiB | {:.1} s | {:.1} | {:.0} / {:.0} ms | {:.0} ms | {:.1} | {:.1} | {:.0} in {} s | {:.0} MiB | {:.1} s |\n",
+            "| {} | {:.0} s | {:.1} MiB | {:.1} MiB | {:.1} s | {:.1} | {:.0} / {:.0} ms | {:.0} ms | {:.1} | {:.1} | {:.0} in {} s | {} MiB | {:.0} MiB | {:.1} s |\n",
             r.n,
             r.setup_s,
             r.peak_rss,
@@ -698,6 +761,11 @@ fn table(rows: &[Row]) -> String {
             r.writes_per_step,
             r.idle_writes,
             r.idle_seconds,
+            r.churn_rss
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(" → "),
             r.sim_peak_rss,
             r.sim_cpu_s
         );

@@ -140,6 +140,10 @@ pub struct ControllerArgs {
     /// Seconds a standby waits for a silent leader before it takes over.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub leader_election_lease_duration: u64,
+    /// Rollouts reconciled at once, and as many AnalysisRuns. Each one in flight holds an API
+    /// connection and its buffers; more than a few dozen only adds memory.
+    #[arg(long, default_value_t = crate::reconcile::DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -272,7 +276,7 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         admin.gate.set_leader(true);
         None
     };
-    let controllers = crate::reconcile::run(client, namespace, instance, admin, home);
+    let controllers = crate::reconcile::run(client, namespace, instance, admin, home, args.workers);
     // The controllers stop on SIGTERM once their running reconciles finish; one still waiting for a
     // first list (its CRD not installed, the API server gone) would never finish, so the wait is bounded.
     let bounded = async {

@@ -27,7 +27,13 @@ pub struct RunContext {
     pub admin: Arc<crate::admin::Admin>,
 }
 
-pub async fn run(client: Client, namespace: Option<String>, instance: String, admin: Arc<crate::admin::Admin>) {
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    instance: String,
+    admin: Arc<crate::admin::Admin>,
+    config: kube::runtime::controller::Config,
+) {
     let runs: Api<AnalysisRun> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -39,6 +45,7 @@ pub async fn run(client: Client, namespace: Option<String>, instance: String, ad
     });
     let activations = ctx.admin.gate.activations();
     Controller::new(runs, watcher::Config::default())
+        .with_config(config)
         .reconcile_all_on(activations)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

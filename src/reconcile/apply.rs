@@ -197,7 +197,7 @@ async fn point_service(
     let mut written = api
         .patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await?;
-    super::lean(&mut written);
+    super::lean_service(&mut written);
     ctx.written
         .services
         .remember(current.metadata.resource_version.clone(), written);

@@ -27,6 +27,8 @@ use tracing::Instrument;
 
 /// The field manager of every write Serin makes.
 pub const MANAGER: &str = "serin";
+/// Reconciles in flight at once, per controller.
+pub const DEFAULT_WORKERS: u16 = 32;
 /// Marks the objects Serin manages for a Rollout; watches select on it.
 pub const ROLLOUT_LABEL: &str = "serin.dev/rollout";
 
@@ -84,9 +86,17 @@ pub async fn run(
     instance: String,
     admin: Arc<crate::admin::Admin>,
     home: String,
+    workers: u16,
 ) {
-    let runs = analysis_run::run(client.clone(), namespace.clone(), instance.clone(), admin.clone());
-    let rollouts = run_rollouts(client, namespace, instance, admin, home);
+    let config = kube::runtime::controller::Config::default().concurrency(workers);
+    let runs = analysis_run::run(
+        client.clone(),
+        namespace.clone(),
+        instance.clone(),
+        admin.clone(),
+        config.clone(),
+    );
+    let rollouts = run_rollouts(client, namespace, instance, admin, home, config);
     futures::join!(runs, rollouts);
 }
 
@@ -96,6 +106,7 @@ async fn run_rollouts(
     instance: String,
     admin: Arc<crate::admin::Admin>,
     home: String,
+    config: kube::runtime::controller::Config,
 ) {
     fn api<K>(c: &Client, namespace: &Option<String>) -> Api<K>
     where
@@ -144,7 +155,7 @@ async fn run_rollouts(
         .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
     let svc_stream = lists
-        .track(watcher(services, managed).default_backoff().modify(lean))
+        .track(watcher(services, managed).default_backoff().modify(lean_service))
         .reflect(svc_writer)
         .touched_objects();
     let http = reqwest::Client::new();
@@ -162,7 +173,7 @@ async fn run_rollouts(
         runs: run_index,
         admin: admin.clone(),
     });
-    let controller = Controller::for_stream(rollout_stream, rollout_reader.clone());
+    let controller = Controller::for_stream(rollout_stream, rollout_reader.clone()).with_config(config);
     // Series of deleted Rollouts are swept.
     {
         let ctx = ctx.clone();
@@ -209,6 +220,18 @@ fn lean<K: kube::Resource>(obj: &mut K) {
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A cached Service keeps its selector: the one field of it Serin reads or writes.
+fn lean_service(svc: &mut Service) {
+    lean(svc);
+    svc.status = None;
+    if let Some(spec) = svc.spec.as_mut() {
+        *spec = k8s_openapi::api::core::v1::ServiceSpec {
+            selector: spec.selector.take(),
+            ..Default::default()
+        };
+    }
+}
 
 /// A cached ReplicaSet keeps no Pod template either: the plan reads sizes and counts, and the only
 /// template it writes is the Rollout's own.
