@@ -29,12 +29,14 @@ soak: tools
 	SERIN_SOAK_N=$(SOAK_N) SERIN_SOAK_SEED=$(SOAK_SEED) cargo test --release --test resilience_e2e -- --nocapture
 
 # The scale benchmark: N=100, 1000 and 10000 Rollouts (written to docs/benchmarks.md), or one size
-# with `make bench N=500`. IDLE sets the idle period in seconds (300 by default).
+# with `make bench N=500`. IDLE sets the idle period in seconds (300 by default), WAVES the release
+# waves of the churn run that follows (6).
 IDLE ?= 300
+WAVES ?= 6
 bench:
 	cargo build --release
 	# The harness needs no optimising: only the controller and sim it starts are measured.
-	cargo bench --profile dev --bench scale -- $(if $(N),--n $(N),--write-docs) --idle-seconds $(IDLE)
+	cargo bench --profile dev --bench scale -- $(if $(N),--n $(N),--write-docs) --idle-seconds $(IDLE) --churn-waves $(WAVES)
 
 # Regenerates every checked-in artefact; tests fail when one is stale.
 manifests: tools

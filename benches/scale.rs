@@ -6,10 +6,10 @@
 //! writes while idle; the simulated cluster's own cost beside it. The last line is
 //! `bench: n=N peak_rss_mib=X writes_per_step=Y rollback_p99_ms=Z idle_writes=W`.
 //!
-//! Then more release waves, each to another slice of the Rollouts ("churn"), with the controller's
-//! RSS after each: memory must stay flat.
+//! Then more release waves to the same Rollouts ("churn"), with the controller's RSS after each:
+//! memory must stay flat.
 //!
-//! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--churn-waves 3]
+//! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--churn-waves 6]
 //!     [--write-docs]
 
 use futures::{StreamExt, TryStreamExt};
@@ -39,7 +39,7 @@ fn args() -> Args {
         sizes: Vec::new(),
         release_share: 0.1,
         idle_seconds: 300,
-        churn_waves: 3,
+        churn_waves: 6,
         write_docs: false,
     };
     let mut it = std::env::args().skip(1);
@@ -48,7 +48,7 @@ fn args() -> Args {
             "--n" => a.sizes.extend(it.next().and_then(|n| n.parse::<usize>().ok())),
             "--release-share" => a.release_share = it.next().and_then(|n| n.parse().ok()).unwrap_or(0.1),
             "--idle-seconds" => a.idle_seconds = it.next().and_then(|n| n.parse().ok()).unwrap_or(300),
-            "--churn-waves" => a.churn_waves = it.next().and_then(|n| n.parse().ok()).unwrap_or(3),
+            "--churn-waves" => a.churn_waves = it.next().and_then(|n| n.parse().ok()).unwrap_or(6),
             "--write-docs" => a.write_docs = true,
             _ => {} // cargo bench passes --bench
         }
@@ -601,11 +601,11 @@ async fn run(n: usize, a: &Args) -> Row {
     watch_rs.abort();
     watch_runs.abort();
 
-    // Churn: more waves, each releasing to another slice of the Rollouts.
-    let every = ((1.0 / a.release_share).round() as usize).max(1);
+    // Churn: more waves of new versions to the same Rollouts. Their old ReplicaSets and runs
+    // reach the history limits within two waves; from there memory must stay flat.
     let mut churn_rss = vec![usage(pid).0];
     for wave in 0..a.churn_waves {
-        let slice: Vec<String> = names.iter().skip(wave + 1).step_by(every).cloned().collect();
+        let slice = &released;
         let image = format!("example/app:{}", wave + 3);
         apply_all(
             slice
@@ -614,7 +614,7 @@ async fn run(n: usize, a: &Args) -> Row {
                 .collect(),
         )
         .await;
-        let waited = wait_promoted(&rollouts, &slice, &image).await;
+        let waited = wait_promoted(&rollouts, slice, &image).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         churn_rss.push(usage(pid).0);
         eprintln!(
