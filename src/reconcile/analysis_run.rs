@@ -25,6 +25,9 @@ pub struct RunContext {
     pub client: Client,
     pub instance: String,
     pub admin: Arc<crate::admin::Admin>,
+    /// Status this process wrote that the cache does not show yet: a measurement is never taken
+    /// again from the copy before it.
+    pub written: super::own_writes::OwnWrites<AnalysisRun>,
 }
 
 pub async fn run(
@@ -39,6 +42,7 @@ pub async fn run(
         None => Api::all(client.clone()),
     };
     let ctx = Arc::new(RunContext {
+        written: Default::default(),
         client,
         instance,
         admin,
@@ -128,6 +132,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action
 }
 
 async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action, Error> {
+    let run = ctx.written.freshest(run);
     let ns = run.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = run.name_any();
     let mut status = run.status.clone().unwrap_or_default();
@@ -213,7 +218,9 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
         let mut next = (*run).clone();
         next.status = Some(status.clone());
         next.metadata.managed_fields = None;
-        api.replace_status(&name, &PostParams::default(), &next).await?;
+        let mut written = api.replace_status(&name, &PostParams::default(), &next).await?;
+        super::lean(&mut written);
+        ctx.written.remember(run.metadata.resource_version.clone(), written);
     }
     if status.phase.is_some_and(|p| p.is_finished()) {
         return Ok(Action::await_change());
