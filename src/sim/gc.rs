@@ -111,7 +111,13 @@ fn finish_if_done(store: &Store, owner_uid: &str) {
 }
 
 fn finish_namespace_if_empty(store: &Store, ns: &str) {
-    if store.objects_in_namespace(ns).is_empty() {
+    // Only a namespace being deleted waits to be emptied. Asking that first costs one lookup; the
+    // emptiness check copies the whole namespace, too much on every Pod deleted in a large one.
+    let deleting = store
+        .find_type("", "v1", "namespaces")
+        .and_then(|rt| store.get(&rt, "", ns).ok())
+        .is_some_and(|n| meta::is_deleting(&n));
+    if deleting && store.objects_in_namespace(ns).is_empty() {
         store.finalize_namespace(ns);
     }
 }
