@@ -758,7 +758,10 @@ impl<'a> Planner<'a> {
         };
         self.move_towards(stable, current, t);
         let canary_available = self.sizes_of(current).available;
-        if canary_available >= self.replicas {
+        // Without a router the old version's Pods are its traffic: the promotion waits for them to
+        // go, and is then settled at once.
+        let old_gone = self.routed || self.rs(stable).is_none_or(|r| r.replicas == 0 && r.spec_replicas == 0);
+        if canary_available >= self.replicas && old_gone {
             self.note(
                 Severity::Normal,
                 "Promoted",
@@ -771,23 +774,19 @@ impl<'a> Planner<'a> {
             self.st.promoted_at = Some(self.now_time());
             self.st.stable_pod_hash = Some(current.to_string());
             self.st.last_progress_at = Some(self.now_time());
-            self.weight = 100;
             self.sizes.clear();
-            self.want(current, self.replicas);
-            // Without a delay the old stable goes as soon as the promotion is made.
-            let keep = if self.scale_down_delay().is_zero() {
-                0
-            } else {
-                self.sizes_of(stable).spec
-            };
-            self.want(stable, keep);
-            if !self.scale_down_delay().is_zero() {
-                self.wake_in(self.scale_down_delay());
+            // Straight to the settled state, in the same status write.
+            self.steady(current);
+            if self.routed {
+                // Routes are set before Services: the route keeps all traffic on the canary Service
+                // until the stable Service selects the new version, on the next reconcile.
+                self.weight = 100;
+                self.phase = Phase::Progressing;
             }
-            self.scale_down_others();
-            self.phase = Phase::Progressing;
-            self.reason = "RolloutPromoted";
-            self.message = format!("version {current} promoted; the old version's Pods are going");
+            if self.phase != Phase::Healthy {
+                self.reason = "RolloutPromoted";
+                self.message = format!("version {current} promoted; the old version's Pods are going");
+            }
         } else {
             self.weight = if self.routed {
                 self.st.canary_weight.unwrap_or(0)

@@ -228,6 +228,24 @@ fn default_steps_walk_5_25_50_100_and_promote() {
 }
 
 #[test]
+fn a_promotion_without_a_router_is_healthy_in_the_same_status_write() {
+    let mut w = healthy_world(json!({"replicas": 2, "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}));
+    w.release("web:2");
+    for _ in 0..20 {
+        let p = w.tick();
+        w.ready();
+        if p.decisions.iter().any(|d| d.reason == "Promoted") {
+            // The old version's Pods went with the last step: nothing is left to wait for.
+            assert_eq!(p.status.phase, Some(Phase::Healthy), "{:?}", p.status.message);
+            assert_eq!(p.status.canary_weight, Some(0));
+            assert_eq!(p.status.stable_pod_hash, p.status.current_pod_hash);
+            return;
+        }
+    }
+    panic!("never promoted: {:?}", w.status().message);
+}
+
+#[test]
 fn weight_rises_only_once_canary_pods_are_available() {
     let mut w = healthy_world(
         json!({"replicas": 4, "strategy": {"canary": {"steps": [{"setWeight": 25}, {"setWeight": 50}]}}}),
