@@ -1,11 +1,11 @@
 //! Carrying out a plan: ReplicaSets and Service selectors by server-side apply, only where they
 //! differ from what is observed, then one status write.
 
+use super::cached::{CachedReplicaSet, CachedService};
 use super::{Context, Error, MANAGER, ROLLOUT_LABEL};
 use crate::crd::rollout::{Rollout, RolloutStatus};
 use crate::plan::{HASH_LABEL, Observed, Plan};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -17,7 +17,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
     let owner = rollout
         .controller_owner_ref(&())
         .ok_or(Error::MissingField(".metadata.uid"))?;
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let rs_api: Api<CachedReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
     let pp = PatchParams::apply(MANAGER).force();
 
     // Grow before shrinking, so capacity comes before it goes.
@@ -60,7 +60,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
                     &Patch::Merge(&size),
                 )
                 .await?;
-            super::lean_replica_set(&mut resized);
+            super::lean(&mut resized);
             ctx.written.replica_sets.remember(seen, resized);
             continue;
         }
@@ -86,7 +86,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             "spec": {"replicas": d.replicas, "selector": selector, "template": template},
         });
         let mut created = rs_api.patch(&rs_name, &pp, &Patch::Apply(&rs)).await?;
-        super::lean_replica_set(&mut created);
+        super::lean(&mut created);
         ctx.written.replica_sets.remember(None, created);
     }
     for rs_name in &plan.delete {
@@ -101,7 +101,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
     }
 
     if let Some(canary) = &rollout.spec.strategy.canary {
-        let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+        let svc_api: Api<CachedService> = Api::namespaced(ctx.client.clone(), &ns);
         for (svc, hash) in [
             (&canary.stable_service, &plan.stable_service_hash),
             (&canary.canary_service, &plan.canary_service_hash),
@@ -160,7 +160,7 @@ pub async fn apply_status(ctx: &Context, rollout: &Rollout, status: &RolloutStat
 /// Points a Service of the user's at one version by adding the hash to its selector.
 async fn point_service(
     ctx: &Context,
-    api: &Api<Service>,
+    api: &Api<CachedService>,
     ns: &str,
     svc: &str,
     rollout: &str,
@@ -197,7 +197,7 @@ async fn point_service(
     let mut written = api
         .patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await?;
-    super::lean_service(&mut written);
+    super::lean(&mut written);
     ctx.written
         .services
         .remember(current.metadata.resource_version.clone(), written);

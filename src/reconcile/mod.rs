@@ -4,6 +4,7 @@
 pub mod analysis_run;
 mod analysis_templates;
 mod apply;
+mod cached;
 pub mod events;
 mod index;
 mod observe;
@@ -14,9 +15,8 @@ pub mod secrets;
 use crate::crd::analysis::AnalysisRun;
 use crate::crd::rollout::Rollout;
 use crate::plan;
+use cached::{CachedReplicaSet, CachedService};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -58,8 +58,8 @@ pub struct Context {
     pub client: Client,
     /// Who this controller process is, in the Events it records.
     pub instance: String,
-    pub replica_sets: index::ByRollout<ReplicaSet>,
-    pub services: reflector::Store<Service>,
+    pub replica_sets: index::ByRollout<CachedReplicaSet>,
+    pub services: reflector::Store<CachedService>,
     pub runs: index::ByRollout<AnalysisRun>,
     pub admin: Arc<crate::admin::Admin>,
     /// For webhook gates.
@@ -73,9 +73,9 @@ pub struct Context {
 #[derive(Default)]
 pub struct OwnWritten {
     pub rollouts: own_writes::OwnWrites<Rollout>,
-    pub replica_sets: own_writes::OwnWrites<ReplicaSet>,
+    pub replica_sets: own_writes::OwnWrites<CachedReplicaSet>,
     pub runs: own_writes::OwnWrites<AnalysisRun>,
-    pub services: own_writes::OwnWrites<Service>,
+    pub services: own_writes::OwnWrites<CachedService>,
 }
 
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
@@ -118,8 +118,8 @@ async fn run_rollouts(
         }
     }
     let rollouts: Api<Rollout> = api(&client, &namespace);
-    let replica_sets: Api<ReplicaSet> = api(&client, &namespace);
-    let services: Api<Service> = api(&client, &namespace);
+    let replica_sets: Api<CachedReplicaSet> = api(&client, &namespace);
+    let services: Api<CachedService> = api(&client, &namespace);
     let run_api: Api<AnalysisRun> = api(&client, &namespace);
     let managed = watcher::Config::default().labels(ROLLOUT_LABEL);
     let lists = Arc::new(InitialLists {
@@ -138,13 +138,7 @@ async fn run_rollouts(
     let (rs_reader, rs_writer) = reflector::store();
     let rs_index = index::ByRollout::new(rs_reader);
     let rs_stream = rs_index
-        .track(
-            lists.track(
-                watcher(replica_sets, managed.clone())
-                    .default_backoff()
-                    .modify(lean_replica_set),
-            ),
-        )
+        .track(lists.track(watcher(replica_sets, managed.clone()).default_backoff().modify(lean)))
         .reflect(rs_writer)
         .touched_objects();
     let (run_reader, run_writer) = reflector::store();
@@ -155,7 +149,7 @@ async fn run_rollouts(
         .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
     let svc_stream = lists
-        .track(watcher(services, managed).default_backoff().modify(lean_service))
+        .track(watcher(services, managed).default_backoff().modify(lean))
         .reflect(svc_writer)
         .touched_objects();
     let http = reqwest::Client::new();
@@ -194,7 +188,7 @@ async fn run_rollouts(
     controller
         .owns_stream(rs_stream)
         .owns_stream(run_stream)
-        .watches_stream(svc_stream, |svc: Service| {
+        .watches_stream(svc_stream, |svc: CachedService| {
             let name = svc.labels().get(ROLLOUT_LABEL)?.clone();
             Some(ObjectRef::<Rollout>::new(&name).within(&svc.namespace()?))
         })
@@ -220,27 +214,6 @@ fn lean<K: kube::Resource>(obj: &mut K) {
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// A cached Service keeps its selector: the one field of it Serin reads or writes.
-fn lean_service(svc: &mut Service) {
-    lean(svc);
-    svc.status = None;
-    if let Some(spec) = svc.spec.as_mut() {
-        *spec = k8s_openapi::api::core::v1::ServiceSpec {
-            selector: spec.selector.take(),
-            ..Default::default()
-        };
-    }
-}
-
-/// A cached ReplicaSet keeps no Pod template either: the plan reads sizes and counts, and the only
-/// template it writes is the Rollout's own.
-fn lean_replica_set(rs: &mut ReplicaSet) {
-    lean(rs);
-    if let Some(spec) = rs.spec.as_mut() {
-        spec.template = None;
-    }
-}
 
 /// Opens the gate once every cache has had its first full list. Watched from the event streams
 /// themselves: a store's `wait_until_ready` keeps one waker, and the controller already waits on it.

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, ResourceExt};
 
 /// Whether the Rollout is this object's controlling owner.
-fn owned_by(rs: &k8s_openapi::api::apps::v1::ReplicaSet, rollout: &Rollout) -> bool {
+fn owned_by(rs: &super::cached::CachedReplicaSet, rollout: &Rollout) -> bool {
     let uid = rollout.uid();
     rs.owner_references()
         .iter()
