@@ -43,7 +43,7 @@ fn provider(address: &str, headers: Vec<Header>, creds: Credentials, timeout: Du
         headers,
         ..Default::default()
     };
-    Provider::new(&spec, &creds, timeout).expect("provider builds")
+    Provider::new(&spec, &creds, timeout, &Default::default()).expect("provider builds")
 }
 
 async fn eventually_value(p: &Provider, q: &str) -> QueryResult {
@@ -264,6 +264,8 @@ async fn speaks_tls_with_a_given_ca_or_when_told_to_skip_verification() {
         }),
         insecure_skip_verify: insecure,
     };
+    // One cache for every build: clients with different TLS settings must not be shared.
+    let clients = serin::analysis::prometheus::HttpClients::default();
     let build = |t: PrometheusTls, pem: Option<Vec<u8>>| {
         let spec = PrometheusProvider {
             address: address.clone(),
@@ -278,6 +280,7 @@ async fn speaks_tls_with_a_given_ca_or_when_told_to_skip_verification() {
                 ..Default::default()
             },
             Duration::from_secs(5),
+            &clients,
         )
         .expect("provider builds")
     };

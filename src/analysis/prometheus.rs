@@ -7,6 +7,8 @@ use crate::crd::analysis::PrometheusProvider;
 use base64::Engine;
 use prometheus_http_query::response::Data;
 use reqwest::header::{HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,20 +20,59 @@ pub struct Prometheus {
     address: String,
 }
 
-impl Prometheus {
-    pub fn new(spec: &PrometheusProvider, creds: &Credentials, timeout: Duration) -> Result<Self, ProviderError> {
-        let mut builder = reqwest::Client::builder().timeout(timeout);
-        if let Some(tls) = &spec.tls {
-            if let Some(pem) = &creds.ca_pem {
-                let cert = reqwest::Certificate::from_pem(pem)
-                    .map_err(|e| ProviderError::Config(format!("tls.ca is not a PEM certificate: {e}")))?;
-                builder = builder.add_root_certificate(cert);
-            }
-            if tls.insecure_skip_verify == Some(true) {
-                builder = builder.danger_accept_invalid_certs(true);
-            }
+/// What an HTTP client is built from: measurements that agree on it share one client, with its
+/// connection pool and its parsed root certificates, rather than building both for every query.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    ca_pem: Option<Vec<u8>>,
+    insecure: bool,
+    timeout: Duration,
+}
+
+/// HTTP clients shared by every measurement of a process.
+#[derive(Default)]
+pub struct HttpClients(Mutex<HashMap<ClientKey, reqwest::Client>>);
+
+impl HttpClients {
+    /// Distinct TLS settings are few; past this many the cache starts afresh rather than grow.
+    const MAX: usize = 64;
+
+    fn get(&self, key: ClientKey) -> Result<reqwest::Client, ProviderError> {
+        let mut clients = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
         }
-        let http = builder.build().map_err(|e| ProviderError::Config(e.to_string()))?;
+        let mut builder = reqwest::Client::builder().timeout(key.timeout);
+        if let Some(pem) = &key.ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| ProviderError::Config(format!("tls.ca is not a PEM certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if key.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| ProviderError::Config(e.to_string()))?;
+        if clients.len() >= Self::MAX {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+impl Prometheus {
+    pub fn new(
+        spec: &PrometheusProvider,
+        creds: &Credentials,
+        timeout: Duration,
+        clients: &HttpClients,
+    ) -> Result<Self, ProviderError> {
+        let tls = spec.tls.as_ref();
+        let http = clients.get(ClientKey {
+            ca_pem: tls.and(creds.ca_pem.clone()),
+            insecure: tls.and_then(|t| t.insecure_skip_verify) == Some(true),
+            timeout,
+        })?;
         let address = redact_address(&spec.address);
         let client = prometheus_http_query::Client::from(http, &spec.address)
             .map_err(|e| ProviderError::Config(format!("address {address:?}: {e}")))?;

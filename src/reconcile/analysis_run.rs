@@ -4,7 +4,7 @@
 use super::secrets::secret_value;
 use super::{Error, events};
 use crate::analysis::condition::judge;
-use crate::analysis::prometheus::{DEFAULT_TIMEOUT, Prometheus};
+use crate::analysis::prometheus::{DEFAULT_TIMEOUT, HttpClients, Prometheus};
 use crate::analysis::provider::{Credentials, MetricProvider};
 use crate::analysis::verdict::{self, Outcome};
 use crate::crd::analysis::{AnalysisPhase, AnalysisRun, Metric, MetricResult};
@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,7 @@ pub struct RunContext {
     /// Status this process wrote that the cache does not show yet: a measurement is never taken
     /// again from the copy before it.
     pub written: super::own_writes::OwnWrites<AnalysisRun>,
+    pub http: crate::analysis::prometheus::HttpClients,
 }
 
 pub async fn run(
@@ -43,12 +44,20 @@ pub async fn run(
     };
     let ctx = Arc::new(RunContext {
         written: Default::default(),
+        http: Default::default(),
         client,
         instance,
         admin,
     });
     let activations = ctx.admin.gate.activations();
-    Controller::new(runs, watcher::Config::default())
+    // Its cache keeps runs lean too: no managed fields, no last-applied copy.
+    let (reader, writer) = reflector::store();
+    let stream = watcher(runs, watcher::Config::default())
+        .default_backoff()
+        .modify(super::lean)
+        .reflect(writer)
+        .touched_objects();
+    Controller::for_stream(stream, reader)
         .with_config(config)
         .reconcile_all_on(activations)
         .shutdown_on_signal()
@@ -69,7 +78,7 @@ fn error_policy(_run: Arc<AnalysisRun>, error: &Error, _ctx: Arc<RunContext>) ->
 }
 
 /// One measurement of one metric: read credentials, query, judge. Errors become an Error outcome.
-async fn measure(client: &Client, ns: &str, metric: &Metric) -> Outcome {
+async fn measure(client: &Client, http: &HttpClients, ns: &str, metric: &Metric) -> Outcome {
     let Some(prom) = &metric.provider.prometheus else {
         return Outcome::Error("the metric has no provider".into());
     };
@@ -103,7 +112,7 @@ async fn measure(client: &Client, ns: &str, metric: &Metric) -> Outcome {
         .as_ref()
         .and_then(|t| parse_duration(t).ok())
         .unwrap_or(DEFAULT_TIMEOUT);
-    let provider = match Prometheus::new(prom, &creds, timeout) {
+    let provider = match Prometheus::new(prom, &creds, timeout, http) {
         Ok(p) => p,
         Err(e) => return Outcome::Error(e.to_string()),
     };
@@ -154,7 +163,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
         for i in verdict::due(&run.spec, &status, now) {
             let metric = &run.spec.metrics[i];
             let started = jiff::Timestamp::now();
-            let outcome = measure(&ctx.client, &ns, metric).await;
+            let outcome = measure(&ctx.client, &ctx.http, &ns, metric).await;
             if let Outcome::Judged {
                 result: crate::analysis::condition::QueryResult::Scalar(v),
                 ..
