@@ -255,13 +255,12 @@ async fn apply_runs(
             spec,
             status: None,
         };
-        let mut created = match api.create(&PostParams::default(), &run).await {
+        let created = match api.create(&PostParams::default(), &run).await {
             Ok(created) => created,
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(e.into()),
         };
-        super::lean(&mut created);
-        ctx.written.runs.remember(None, created.clone());
+        ctx.written.runs.remember(None, (&created).into());
         if let Some(problem) = problem {
             let mut failed = created;
             let replaced = failed.metadata.resource_version.clone();
@@ -270,9 +269,8 @@ async fn apply_runs(
                 message: Some(problem),
                 ..Default::default()
             });
-            let mut written = api.replace_status(&req.name, &PostParams::default(), &failed).await?;
-            super::lean(&mut written);
-            ctx.written.runs.remember(replaced, written);
+            let written = api.replace_status(&req.name, &PostParams::default(), &failed).await?;
+            ctx.written.runs.remember(replaced, (&written).into());
         }
     }
     for name in &plan.terminate_runs {

@@ -1,11 +1,13 @@
-//! ReplicaSets and Services as the caches keep them: only the fields Serin reads. The API's own
+//! ReplicaSets, Services and AnalysisRuns as the Rollout controller's caches keep them: only the
+//! fields it reads. The API's own
 //! types hold every field inline (a ReplicaSet is over 2 KiB before any of its contents, most of it
 //! an absent Pod template), and with tens of thousands of cached objects that is most of the memory.
 //! These types read the same API objects; what they leave out is never parsed.
 
+use crate::crd::analysis::{AnalysisPhase, AnalysisRun, OnError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{Metadata, NamespaceResourceScope, Resource};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// apps/v1 ReplicaSet: its size, its Pods' counts, its labels and owner.
@@ -87,6 +89,137 @@ impl Metadata for CachedService {
     }
 }
 
+/// serin.dev AnalysisRun as the Rollout controller reads it: labels, whether it was told to stop,
+/// how its errors end, its phase, and each metric's phase with the latest measurement. Queries,
+/// arguments and the measurement history are the AnalysisRun controller's, which caches them whole.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct CachedRun {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: RunSpecSummary,
+    #[serde(default)]
+    pub status: Option<RunStatusSummary>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct RunSpecSummary {
+    #[serde(default)]
+    pub terminate: Option<bool>,
+    #[serde(default)]
+    pub metrics: Vec<MetricErrorPolicy>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricErrorPolicy {
+    #[serde(default)]
+    pub on_error: Option<OnError>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatusSummary {
+    #[serde(default)]
+    pub phase: Option<AnalysisPhase>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub metric_results: Vec<LatestResult>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct LatestResult {
+    pub name: String,
+    pub phase: AnalysisPhase,
+    /// The last of `measurements`; the others are never kept.
+    #[serde(default, rename = "measurements", deserialize_with = "last_of")]
+    pub latest: Option<LatestMeasurement>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct LatestMeasurement {
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Reads a list keeping only its last element.
+fn last_of<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LatestMeasurement>, D::Error> {
+    struct Last;
+    impl<'de> serde::de::Visitor<'de> for Last {
+        type Value = Option<LatestMeasurement>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of measurements")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut last = None;
+            while let Some(m) = seq.next_element()? {
+                last = Some(m);
+            }
+            Ok(last)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Last)
+}
+
+impl From<&AnalysisRun> for CachedRun {
+    fn from(run: &AnalysisRun) -> Self {
+        let mut metadata = run.metadata.clone();
+        metadata.managed_fields = None;
+        CachedRun {
+            metadata,
+            spec: RunSpecSummary {
+                terminate: run.spec.terminate,
+                metrics: run
+                    .spec
+                    .metrics
+                    .iter()
+                    .map(|m| MetricErrorPolicy { on_error: m.on_error })
+                    .collect(),
+            },
+            status: run.status.as_ref().map(|s| RunStatusSummary {
+                phase: s.phase,
+                message: s.message.clone(),
+                metric_results: s
+                    .metric_results
+                    .iter()
+                    .map(|r| LatestResult {
+                        name: r.name.clone(),
+                        phase: r.phase,
+                        latest: r.measurements.last().map(|m| LatestMeasurement {
+                            value: m.value.clone(),
+                            message: m.message.clone(),
+                        }),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+impl Resource for CachedRun {
+    const API_VERSION: &'static str = "serin.dev/v1alpha1";
+    const GROUP: &'static str = "serin.dev";
+    const KIND: &'static str = "AnalysisRun";
+    const VERSION: &'static str = "v1alpha1";
+    const URL_PATH_SEGMENT: &'static str = "analysisruns";
+    type Scope = NamespaceResourceScope;
+}
+
+impl Metadata for CachedRun {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +272,42 @@ mod tests {
         use std::mem::size_of;
         assert!(size_of::<CachedReplicaSet>() * 4 < size_of::<k8s_openapi::api::apps::v1::ReplicaSet>());
         assert!(size_of::<CachedService>() * 2 < size_of::<k8s_openapi::api::core::v1::Service>());
+    }
+
+    #[test]
+    fn a_run_from_the_api_keeps_its_latest_measurement_only() {
+        let body = json!({
+            "apiVersion": "serin.dev/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": "web-abc-2-1", "namespace": "shop", "labels": {"serin.dev/rollout": "web"}},
+            "spec": {"terminate": true, "metrics": [
+                {"name": "errors", "onError": "Abort", "successCondition": "result < 0.05",
+                 "provider": {"prometheus": {"address": "http://p:9090", "query": "sum(rate(x[1m]))"}}}]},
+            "status": {"phase": "Running", "message": "errors: 0.02", "metricResults": [
+                {"name": "errors", "phase": "Running", "count": 3, "measurements": [
+                    {"startedAt": "2026-01-01T00:00:00Z", "phase": "Successful", "value": "0.01"},
+                    {"startedAt": "2026-01-01T00:00:10Z", "phase": "Successful", "value": "0.03"},
+                    {"startedAt": "2026-01-01T00:00:20Z", "phase": "Successful", "value": "0.02"}]}]}
+        });
+        let cached: CachedRun = serde_json::from_value(body.clone()).unwrap();
+        let result = &cached.status.as_ref().unwrap().metric_results[0];
+        assert_eq!(result.latest.as_ref().and_then(|m| m.value.as_deref()), Some("0.02"));
+        assert_eq!(cached.spec.terminate, Some(true));
+        assert_eq!(cached.spec.metrics[0].on_error, Some(OnError::Abort));
+        // The same run written by this process and remembered reads the same.
+        let full: AnalysisRun = serde_json::from_value(body).unwrap();
+        assert_eq!(CachedRun::from(&full), cached);
+    }
+
+    #[test]
+    fn the_cached_kinds_are_the_api_kinds() {
+        use kube::Resource as _;
+        assert_eq!(
+            (CachedRun::API_VERSION, CachedRun::KIND, CachedRun::URL_PATH_SEGMENT),
+            (
+                AnalysisRun::api_version(&()).as_ref(),
+                AnalysisRun::kind(&()).as_ref(),
+                AnalysisRun::plural(&()).as_ref()
+            )
+        );
     }
 }

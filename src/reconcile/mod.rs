@@ -12,10 +12,9 @@ mod own_writes;
 mod router;
 pub mod secrets;
 
-use crate::crd::analysis::AnalysisRun;
 use crate::crd::rollout::Rollout;
 use crate::plan;
-use cached::{CachedReplicaSet, CachedService};
+use cached::{CachedReplicaSet, CachedRun, CachedService};
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -60,7 +59,7 @@ pub struct Context {
     pub instance: String,
     pub replica_sets: index::ByRollout<CachedReplicaSet>,
     pub services: reflector::Store<CachedService>,
-    pub runs: index::ByRollout<AnalysisRun>,
+    pub runs: index::ByRollout<CachedRun>,
     pub admin: Arc<crate::admin::Admin>,
     /// For webhook gates.
     pub http: reqwest::Client,
@@ -74,7 +73,7 @@ pub struct Context {
 pub struct OwnWritten {
     pub rollouts: own_writes::OwnWrites<Rollout>,
     pub replica_sets: own_writes::OwnWrites<CachedReplicaSet>,
-    pub runs: own_writes::OwnWrites<AnalysisRun>,
+    pub runs: own_writes::OwnWrites<CachedRun>,
     pub services: own_writes::OwnWrites<CachedService>,
 }
 
@@ -120,7 +119,7 @@ async fn run_rollouts(
     let rollouts: Api<Rollout> = api(&client, &namespace);
     let replica_sets: Api<CachedReplicaSet> = api(&client, &namespace);
     let services: Api<CachedService> = api(&client, &namespace);
-    let run_api: Api<AnalysisRun> = api(&client, &namespace);
+    let run_api: Api<CachedRun> = api(&client, &namespace);
     let managed = watcher::Config::default().labels(ROLLOUT_LABEL);
     let lists = Arc::new(InitialLists {
         pending: std::sync::atomic::AtomicUsize::new(4),

@@ -1,7 +1,8 @@
 //! What the controller sees of a Rollout: its ReplicaSets (from the cache) and a workload template.
 
+use super::cached::CachedRun;
 use super::{Context, Error};
-use crate::crd::analysis::{AnalysisRun, OnError};
+use crate::crd::analysis::OnError;
 use crate::crd::rollout::MetricSummary;
 use crate::crd::rollout::Rollout;
 use crate::plan::{HASH_LABEL, Observed, ObservedReplicaSet, ObservedRun};
@@ -69,7 +70,7 @@ pub const REVISION_LABEL: &str = "serin.dev/revision";
 pub const STEP_LABEL: &str = "serin.dev/step";
 pub const ATTEMPT_LABEL: &str = "serin.dev/attempt";
 
-fn observe_run(r: &AnalysisRun) -> ObservedRun {
+fn observe_run(r: &CachedRun) -> ObservedRun {
     let label = |k: &str| r.labels().get(k).cloned().unwrap_or_default();
     let status = r.status.clone().unwrap_or_default();
     let metrics = status
@@ -78,10 +79,7 @@ fn observe_run(r: &AnalysisRun) -> ObservedRun {
         .map(|m| MetricSummary {
             name: m.name.clone(),
             phase: m.phase.as_str().to_string(),
-            value: m
-                .measurements
-                .last()
-                .and_then(|x| x.value.clone().or(x.message.clone())),
+            value: m.latest.as_ref().and_then(|x| x.value.clone().or(x.message.clone())),
         })
         .collect();
     ObservedRun {
