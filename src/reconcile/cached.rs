@@ -10,6 +10,38 @@ use k8s_openapi::{Metadata, NamespaceResourceScope, Resource};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
+/// The API kind a cached type reads, and its metadata: what kube's `Api` and reflectors need.
+macro_rules! cached_kind {
+    ($ty:ty, $group:literal, $version:literal, $kind:literal, $plural:literal) => {
+        impl Resource for $ty {
+            const API_VERSION: &'static str = if $group.is_empty() {
+                $version
+            } else {
+                concat!($group, "/", $version)
+            };
+            const GROUP: &'static str = $group;
+            const KIND: &'static str = $kind;
+            const VERSION: &'static str = $version;
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = NamespaceResourceScope;
+        }
+
+        impl Metadata for $ty {
+            type Ty = ObjectMeta;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
+cached_kind!(CachedReplicaSet, "apps", "v1", "ReplicaSet", "replicasets");
+cached_kind!(CachedService, "", "v1", "Service", "services");
+cached_kind!(CachedRun, "serin.dev", "v1alpha1", "AnalysisRun", "analysisruns");
+
 /// apps/v1 ReplicaSet: its size, its Pods' counts, its labels and owner.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct CachedReplicaSet {
@@ -37,25 +69,6 @@ pub struct ReplicaSetCounts {
     pub available_replicas: Option<i32>,
 }
 
-impl Resource for CachedReplicaSet {
-    const API_VERSION: &'static str = "apps/v1";
-    const GROUP: &'static str = "apps";
-    const KIND: &'static str = "ReplicaSet";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "replicasets";
-    type Scope = NamespaceResourceScope;
-}
-
-impl Metadata for CachedReplicaSet {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 /// v1 Service: its selector, the one field of it Serin reads or writes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct CachedService {
@@ -68,25 +81,6 @@ pub struct CachedService {
 pub struct ServiceSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<BTreeMap<String, String>>,
-}
-
-impl Resource for CachedService {
-    const API_VERSION: &'static str = "v1";
-    const GROUP: &'static str = "";
-    const KIND: &'static str = "Service";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "services";
-    type Scope = NamespaceResourceScope;
-}
-
-impl Metadata for CachedService {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
 }
 
 /// serin.dev AnalysisRun as the Rollout controller reads it: labels, whether it was told to stop,
@@ -201,25 +195,6 @@ impl From<&AnalysisRun> for CachedRun {
     }
 }
 
-impl Resource for CachedRun {
-    const API_VERSION: &'static str = "serin.dev/v1alpha1";
-    const GROUP: &'static str = "serin.dev";
-    const KIND: &'static str = "AnalysisRun";
-    const VERSION: &'static str = "v1alpha1";
-    const URL_PATH_SEGMENT: &'static str = "analysisruns";
-    type Scope = NamespaceResourceScope;
-}
-
-impl Metadata for CachedRun {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,7 +275,24 @@ mod tests {
 
     #[test]
     fn the_cached_kinds_are_the_api_kinds() {
+        use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Service};
         use kube::Resource as _;
+        assert_eq!(
+            (
+                CachedReplicaSet::API_VERSION,
+                CachedReplicaSet::KIND,
+                CachedReplicaSet::URL_PATH_SEGMENT
+            ),
+            (ReplicaSet::API_VERSION, ReplicaSet::KIND, ReplicaSet::URL_PATH_SEGMENT)
+        );
+        assert_eq!(
+            (
+                CachedService::API_VERSION,
+                CachedService::GROUP,
+                CachedService::URL_PATH_SEGMENT
+            ),
+            (Service::API_VERSION, Service::GROUP, Service::URL_PATH_SEGMENT)
+        );
         assert_eq!(
             (CachedRun::API_VERSION, CachedRun::KIND, CachedRun::URL_PATH_SEGMENT),
             (
