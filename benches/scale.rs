@@ -453,8 +453,7 @@ async fn run(n: usize, a: &Args) -> Row {
         t.released = released.iter().cloned().collect();
         let mut b = bad.lock().unwrap();
         for name in &failing {
-            let tpl: PodTemplateSpec = serde_json::from_value(template(name, "example/app:2")).expect("template");
-            b.insert(serin::hash::pod_template_hash(&tpl));
+            b.insert(hash_of(name, "example/app:2"));
         }
     }
     let owner_of = |labels: &Option<std::collections::BTreeMap<String, String>>| {
@@ -533,33 +532,12 @@ async fn run(n: usize, a: &Args) -> Row {
         .map(|name| (name.clone(), "Rollout", rollout(name, "example/app:2")))
         .collect();
     apply_all(objs).await;
-    let new_hash: HashMap<String, String> = released
-        .iter()
-        .map(|name| {
-            let tpl: PodTemplateSpec = serde_json::from_value(template(name, "example/app:2")).expect("template");
-            (name.clone(), serin::hash::pod_template_hash(&tpl))
-        })
-        .collect();
-    loop {
-        // Done: the new version promoted and its old Pods gone, or aborted with traffic on stable.
-        let done = statuses
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(name, st)| {
-                let Some(new) = new_hash.get(*name) else { return false };
-                let promoted =
-                    st.phase == Some(serin::crd::rollout::Phase::Healthy) && st.stable_pod_hash.as_ref() == Some(new);
-                let aborted =
-                    st.abort == Some(true) && st.canary_weight == Some(0) && st.current_pod_hash.as_ref() == Some(new);
-                promoted || aborted
-            })
-            .count();
-        if done == released.len() || release_start.elapsed() > Duration::from_secs(1800) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // Done: the new version promoted and its old Pods gone, or aborted with traffic on stable.
+    wait_for(&statuses, &released, "example/app:2", |st, new| {
+        promoted(st, new)
+            || st.abort == Some(true) && st.canary_weight == Some(0) && st.current_pod_hash.as_deref() == Some(new)
+    })
+    .await;
     // Old ReplicaSets go after the promotion; let the last writes land.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let release_s = release_start.elapsed().as_secs_f64();
@@ -624,7 +602,7 @@ async fn run(n: usize, a: &Args) -> Row {
                 .collect(),
         )
         .await;
-        let waited = wait_promoted(&statuses, slice, &image).await;
+        let waited = wait_for(&statuses, slice, &image, promoted).await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         churn_rss.push(usage(pid).0);
         eprintln!(
@@ -666,28 +644,35 @@ async fn run(n: usize, a: &Args) -> Row {
     row
 }
 
-/// Waits until each of `names` runs `image` as its promoted stable version; the seconds it took.
-async fn wait_promoted(statuses: &Statuses, names: &[String], image: &str) -> f64 {
+/// The pod-template hash of `name` running `image`.
+fn hash_of(name: &str, image: &str) -> String {
+    let tpl: PodTemplateSpec = serde_json::from_value(template(name, image)).expect("template");
+    serin::hash::pod_template_hash(&tpl)
+}
+
+/// Version `hash` is the promoted stable one.
+fn promoted(st: &serin::crd::rollout::RolloutStatus, hash: &str) -> bool {
+    st.phase == Some(serin::crd::rollout::Phase::Healthy) && st.stable_pod_hash.as_deref() == Some(hash)
+}
+
+/// Waits until `done(status, hash of image)` holds for each of `names` (30 minutes at most); the
+/// seconds it took.
+async fn wait_for(
+    statuses: &Statuses,
+    names: &[String],
+    image: &str,
+    done: impl Fn(&serin::crd::rollout::RolloutStatus, &str) -> bool,
+) -> f64 {
     let start = Instant::now();
-    let want: HashMap<&str, String> = names
-        .iter()
-        .map(|name| {
-            let tpl: PodTemplateSpec = serde_json::from_value(template(name, image)).expect("template");
-            (name.as_str(), serin::hash::pod_template_hash(&tpl))
-        })
-        .collect();
+    let want: HashMap<&str, String> = names.iter().map(|n| (n.as_str(), hash_of(n, image))).collect();
     loop {
-        let promoted = statuses
+        let count = statuses
             .lock()
             .unwrap()
             .iter()
-            .filter(|(name, st)| {
-                want.get(name.as_str()).is_some_and(|h| {
-                    st.phase == Some(serin::crd::rollout::Phase::Healthy) && st.stable_pod_hash.as_ref() == Some(h)
-                })
-            })
+            .filter(|(name, st)| want.get(name.as_str()).is_some_and(|h| done(st, h)))
             .count();
-        if promoted == names.len() || start.elapsed() > Duration::from_secs(1800) {
+        if count == names.len() || start.elapsed() > Duration::from_secs(1800) {
             return start.elapsed().as_secs_f64();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

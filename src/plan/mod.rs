@@ -768,14 +768,12 @@ impl<'a> Planner<'a> {
                 format!("version {current} is promoted: it has all the traffic and becomes stable"),
             );
             self.post_rollout(true);
-            self.terminate_runs();
-            self.clear_routes();
             self.st.previous_stable_hash = Some(stable.to_string());
             self.st.promoted_at = Some(self.now_time());
             self.st.stable_pod_hash = Some(current.to_string());
             self.st.last_progress_at = Some(self.now_time());
             self.sizes.clear();
-            // Straight to the settled state, in the same status write.
+            // Straight to the settled state (runs stopped, routes cleared), in the same status write.
             self.steady(current);
             if self.routed {
                 // Routes are set before Services: the route keeps all traffic on the canary Service

@@ -28,7 +28,8 @@ pub struct RunContext {
     /// Status this process wrote that the cache does not show yet: a measurement is never taken
     /// again from the copy before it.
     pub written: super::own_writes::OwnWrites<AnalysisRun>,
-    pub http: crate::analysis::prometheus::HttpClients,
+    /// Clients for the measurements' queries, shared by TLS setting.
+    pub http: HttpClients,
 }
 
 pub async fn run(
