@@ -6,7 +6,7 @@ mod common;
 use common::{Prometheus, Proxy, start_proxy};
 use serin::analysis::condition::QueryResult;
 use serin::analysis::prometheus::Prometheus as Provider;
-use serin::analysis::provider::{Credentials, MetricProvider, ProviderError};
+use serin::analysis::provider::{Credentials, ProviderError};
 use serin::crd::analysis::{Header, PrometheusProvider};
 use std::path::Path;
 use std::process::Command;
@@ -41,14 +41,18 @@ fn provider(address: &str, headers: Vec<Header>, creds: Credentials, timeout: Du
         address: address.into(),
         query: String::new(),
         headers,
+        timeout: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(format!(
+            "{}ms",
+            timeout.as_millis()
+        ))),
         ..Default::default()
     };
-    Provider::new(&spec, &creds, timeout, &Default::default()).expect("provider builds")
+    Provider::new(&spec, &creds, &Default::default()).expect("provider builds")
 }
 
 async fn eventually_value(p: &Provider, q: &str) -> QueryResult {
     for _ in 0..100 {
-        if let Ok(r) = p.measure(q).await
+        if let Ok(r) = p.query(q).await
             && r != QueryResult::Empty
         {
             return r;
@@ -69,24 +73,24 @@ async fn measures_known_data_and_reports_errors_plainly() {
         eventually_value(&p, r#"test_value{case="one"}"#).await,
         QueryResult::Scalar(0.25)
     );
-    match p.measure(r#"sort(test_value{case="pair"})"#).await.unwrap() {
+    match p.query(r#"sort(test_value{case="pair"})"#).await.unwrap() {
         QueryResult::Vector(v) => assert_eq!(v, vec![1.0, 2.0]),
         other => panic!("expected two values, got {other:?}"),
     }
     assert_eq!(
-        p.measure(r#"test_value{case="missing"}"#).await.unwrap(),
+        p.query(r#"test_value{case="missing"}"#).await.unwrap(),
         QueryResult::Empty
     );
     let nan = p
-        .measure(
+        .query(
             r#"(test_value{case="one"} - test_value{case="one"}) / (test_value{case="one"} - test_value{case="one"})"#,
         )
         .await
         .unwrap();
     assert!(nan.is_no_data(), "0/0 is no data, not a value: {nan:?}");
-    assert!(matches!(p.measure("sum(").await, Err(ProviderError::Query(_))));
+    assert!(matches!(p.query("sum(").await, Err(ProviderError::Query(_))));
     assert!(
-        matches!(p.measure(r#"test_value[5m]"#).await, Err(ProviderError::Query(_))),
+        matches!(p.query(r#"test_value[5m]"#).await, Err(ProviderError::Query(_))),
         "range vectors are refused"
     );
 
@@ -97,7 +101,7 @@ async fn measures_known_data_and_reports_errors_plainly() {
         Duration::from_secs(2),
     );
     assert!(matches!(
-        closed.measure("up").await,
+        closed.query("up").await,
         Err(ProviderError::Unreachable { .. })
     ));
 }
@@ -126,7 +130,7 @@ async fn sends_headers_and_credentials_and_times_out() {
     };
     let ok = provider(&bearer, tenant.clone(), with_token, Duration::from_secs(5));
     assert_eq!(
-        ok.measure(r#"test_value{case="one"}"#).await.unwrap(),
+        ok.query(r#"test_value{case="one"}"#).await.unwrap(),
         QueryResult::Scalar(0.25)
     );
     let wrong = Credentials {
@@ -134,7 +138,7 @@ async fn sends_headers_and_credentials_and_times_out() {
         ..Default::default()
     };
     let refused = provider(&bearer, tenant.clone(), wrong, Duration::from_secs(5))
-        .measure("up")
+        .query("up")
         .await;
     let err = refused.expect_err("a refused request is an error, never a value");
     assert!(
@@ -150,7 +154,7 @@ async fn sends_headers_and_credentials_and_times_out() {
         },
         Duration::from_secs(5),
     );
-    assert!(no_tenant.measure("up").await.is_err(), "the header is sent");
+    assert!(no_tenant.query("up").await.is_err(), "the header is sent");
 
     let basic = start_proxy(Proxy {
         upstream: prom.url(),
@@ -164,7 +168,7 @@ async fn sends_headers_and_credentials_and_times_out() {
     };
     assert_eq!(
         provider(&basic, tenant.clone(), alice, Duration::from_secs(5))
-            .measure(r#"test_value{case="one"}"#)
+            .query(r#"test_value{case="one"}"#)
             .await
             .unwrap(),
         QueryResult::Scalar(0.25)
@@ -178,7 +182,7 @@ async fn sends_headers_and_credentials_and_times_out() {
     .await;
     let started = std::time::Instant::now();
     let timed_out = provider(&slow, tenant, Credentials::default(), Duration::from_millis(500))
-        .measure("up")
+        .query("up")
         .await;
     assert!(matches!(timed_out, Err(ProviderError::Timeout(_))), "{timed_out:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -265,12 +269,13 @@ async fn speaks_tls_with_a_given_ca_or_when_told_to_skip_verification() {
         insecure_skip_verify: insecure,
     };
     // One cache for every build: clients with different TLS settings must not be shared.
-    let clients = serin::analysis::prometheus::HttpClients::default();
+    let clients = serin::analysis::http::HttpClients::default();
     let build = |t: PrometheusTls, pem: Option<Vec<u8>>| {
         let spec = PrometheusProvider {
             address: address.clone(),
             query: String::new(),
             tls: Some(t),
+            timeout: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("5s".into())),
             ..Default::default()
         };
         Provider::new(
@@ -279,7 +284,6 @@ async fn speaks_tls_with_a_given_ca_or_when_told_to_skip_verification() {
                 ca_pem: pem,
                 ..Default::default()
             },
-            Duration::from_secs(5),
             &clients,
         )
         .expect("provider builds")
@@ -290,11 +294,11 @@ async fn speaks_tls_with_a_given_ca_or_when_told_to_skip_verification() {
     let untrusted = build(tls(None, false), None);
     assert!(
         matches!(
-            untrusted.measure("vector(1)").await,
+            untrusted.query("vector(1)").await,
             Err(ProviderError::Unreachable { .. })
         ),
         "an unknown CA is refused"
     );
     let skipping = build(tls(Some(true), false), None);
-    assert_eq!(skipping.measure("vector(1)").await.unwrap(), QueryResult::Scalar(1.0));
+    assert_eq!(skipping.query("vector(1)").await.unwrap(), QueryResult::Scalar(1.0));
 }

@@ -1,12 +1,14 @@
-//! `{{args.NAME}}` in a query. Inside a quoted PromQL string the value is escaped as a label
-//! value; outside quotes only a plain token (a name or a number) is allowed: no argument can ever
-//! change what the query means.
+//! `{{args.NAME}}` in every field of a metric. In a PromQL query (and a CEL condition) a value
+//! inside a quoted string is escaped as such; outside quotes only a plain token (a name or a
+//! number) is allowed: no argument can ever change what the query means. Elsewhere (an address,
+//! a header, a Job's spec) the value goes in as it is, into an already-parsed string.
 
-use std::collections::BTreeMap;
+use crate::crd::analysis::Metric;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ArgError {
-    #[error("the query uses {{{{args.{0}}}}} but no value was given for it")]
+    #[error("{{{{args.{0}}}}} has no value")]
     Missing(String),
     #[error(
         "argument {name} is used outside a quoted string, where only names and numbers are allowed, and its value {value:?} is neither"
@@ -14,6 +16,128 @@ pub enum ArgError {
     Unsafe { name: String, value: String },
     #[error("the query has an unclosed {{{{args. placeholder")]
     Unclosed,
+    #[error("{{{{{0}}}}} is not an argument: write {{{{args.NAME}}}}")]
+    Unknown(String),
+    #[error("{field}: {source}")]
+    In {
+        field: String,
+        #[source]
+        source: Box<ArgError>,
+    },
+    #[error("the metric does not read back after its arguments were put in: {0}")]
+    Shape(String),
+}
+
+/// The name of the argument in a `{{ ... }}` tag, trimmed as Argo Rollouts trims it.
+fn tag_name(inner: &str) -> Result<&str, ArgError> {
+    let inner = inner.trim();
+    inner
+        .strip_prefix("args.")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ArgError::Unknown(inner.to_string()))
+}
+
+/// The arguments a text uses.
+pub fn used_in(text: &str) -> Result<BTreeSet<String>, ArgError> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or(ArgError::Unclosed)?;
+        out.insert(tag_name(&after[..end])?.to_string());
+        rest = &after[end + 2..];
+    }
+    Ok(out)
+}
+
+/// Replaces every `{{args.NAME}}` of a text that is not a query with its value, as it is.
+pub fn substitute_plain(text: &str, args: &BTreeMap<String, String>) -> Result<String, ArgError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or(ArgError::Unclosed)?;
+        let name = tag_name(&after[..end])?;
+        out.push_str(args.get(name).ok_or_else(|| ArgError::Missing(name.to_string()))?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Fields whose text is an expression (PromQL or CEL): values go in escaped, as literals.
+fn is_expression(path: &[String]) -> bool {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    matches!(
+        p.as_slice(),
+        ["provider", "prometheus", "query"] | ["successCondition"] | ["failureCondition"]
+    )
+}
+
+fn walk(
+    value: &mut serde_json::Value,
+    path: &mut Vec<String>,
+    f: &mut dyn FnMut(&[String], &str) -> Result<String, ArgError>,
+) -> Result<(), ArgError> {
+    match value {
+        serde_json::Value::String(s) if s.contains("{{") => {
+            let replaced = f(path, s).map_err(|e| ArgError::In {
+                field: path.join("."),
+                source: Box::new(e),
+            })?;
+            *s = replaced;
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                path.push(i.to_string());
+                walk(item, path, f)?;
+                path.pop();
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                path.push(k.clone());
+                walk(v, path, f)?;
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The metric with every `{{args.NAME}}` replaced: escaped in its query and conditions, as it is
+/// elsewhere. The metric's name is left as written, since results are kept under it.
+pub fn resolve_metric(metric: &Metric, args: &BTreeMap<String, String>) -> Result<Metric, ArgError> {
+    let mut value = serde_json::to_value(metric).map_err(|e| ArgError::Shape(e.to_string()))?;
+    let name = metric.name.clone();
+    walk(&mut value, &mut Vec::new(), &mut |path, text| {
+        if path == ["name"] {
+            Ok(text.to_string())
+        } else if is_expression(path) {
+            substitute(text, args)
+        } else {
+            substitute_plain(text, args)
+        }
+    })?;
+    let mut out: Metric = serde_json::from_value(value).map_err(|e| ArgError::Shape(e.to_string()))?;
+    out.name = name;
+    Ok(out)
+}
+
+/// The arguments a metric uses anywhere but its name.
+pub fn used_by(metric: &Metric) -> Result<BTreeSet<String>, ArgError> {
+    let mut value = serde_json::to_value(metric).map_err(|e| ArgError::Shape(e.to_string()))?;
+    let mut used = BTreeSet::new();
+    walk(&mut value, &mut Vec::new(), &mut |path, text| {
+        if path != ["name"] {
+            used.extend(used_in(text)?);
+        }
+        Ok(text.to_string())
+    })?;
+    Ok(used)
 }
 
 /// Escapes a value for a double-quoted PromQL string.
@@ -51,23 +175,21 @@ pub fn substitute(query: &str, args: &BTreeMap<String, String>) -> Result<String
             let Some(end) = after.find("}}") else {
                 return Err(ArgError::Unclosed);
             };
-            let inner = after[..end].trim();
-            if let Some(name) = inner.strip_prefix("args.") {
-                let value = args.get(name).ok_or_else(|| ArgError::Missing(name.to_string()))?;
-                match quote {
-                    Some('`') if !value.contains('`') => out.push_str(value),
-                    Some(_) => out.push_str(&escape_label_value(value)),
-                    None if plain_token(value) => out.push_str(value),
-                    None => {
-                        return Err(ArgError::Unsafe {
-                            name: name.to_string(),
-                            value: value.clone(),
-                        });
-                    }
+            let name = tag_name(&after[..end])?;
+            let value = args.get(name).ok_or_else(|| ArgError::Missing(name.to_string()))?;
+            match quote {
+                Some('`') if !value.contains('`') => out.push_str(value),
+                Some(_) => out.push_str(&escape_label_value(value)),
+                None if plain_token(value) => out.push_str(value),
+                None => {
+                    return Err(ArgError::Unsafe {
+                        name: name.to_string(),
+                        value: value.clone(),
+                    });
                 }
-                rest = &after[end + 2..];
-                continue;
             }
+            rest = &after[end + 2..];
+            continue;
         }
         let c = rest.chars().next().unwrap_or_default();
         match (quote, c) {
@@ -132,6 +254,78 @@ mod tests {
         assert_eq!(
             substitute("{{args.nope}}", &args(&[])),
             Err(ArgError::Missing("nope".into()))
+        );
+    }
+
+    #[test]
+    fn tags_are_trimmed_and_unknown_ones_refused() {
+        assert_eq!(
+            substitute_plain("http://{{ args.host }}:9090", &args(&[("host", "prom")])).unwrap(),
+            "http://prom:9090"
+        );
+        assert_eq!(
+            substitute_plain("{{args.x}}", &args(&[])),
+            Err(ArgError::Missing("x".into()))
+        );
+        assert!(matches!(
+            substitute_plain("{{workflow.name}}", &args(&[])),
+            Err(ArgError::Unknown(_))
+        ));
+        assert_eq!(substitute_plain("a {{args.x", &args(&[("x", "1")])), Err(ArgError::Unclosed));
+        assert_eq!(
+            used_in("{{args.a}}-{{ args.b }}-{{args.a}}").unwrap(),
+            ["a".to_string(), "b".to_string()].into()
+        );
+    }
+
+    #[test]
+    fn every_field_of_a_metric_takes_arguments() {
+        let m: Metric = serde_json::from_value(serde_json::json!({
+            "name": "errors-{{args.x}}",
+            "successCondition": "result < {{args.limit}}",
+            "provider": {"prometheus": {
+                "address": "{{args.prometheus}}",
+                "query": "up{job=\"{{args.job}}\"}",
+                "timeout": "{{args.timeout}}",
+                "headers": [{"key": "Authorization", "value": "Bearer {{args.token}}"}]
+            }}
+        }))
+        .unwrap();
+        let values = args(&[
+            ("prometheus", "http://prom:9090"),
+            ("job", "a\"b"),
+            ("timeout", "7"),
+            ("token", "t0k"),
+            ("limit", "0.05"),
+        ]);
+        assert_eq!(
+            used_by(&m).unwrap(),
+            ["job", "limit", "prometheus", "timeout", "token"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
+        let r = resolve_metric(&m, &values).unwrap();
+        let p = r.provider.prometheus.unwrap();
+        assert_eq!(p.address, "http://prom:9090");
+        assert_eq!(p.query, r#"up{job="a\"b"}"#, "escaped where it enters PromQL");
+        assert_eq!(p.headers[0].value, "Bearer t0k");
+        assert_eq!(
+            p.timeout,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("7".into()))
+        );
+        assert_eq!(r.success_condition.as_deref(), Some("result < 0.05"));
+        assert_eq!(r.name, "errors-{{args.x}}", "the name is kept as written");
+        // A condition cannot be rewritten by a value.
+        let evil = args(&[("limit", "1 || true")]);
+        let err = resolve_metric(&m, &values.clone().into_iter().chain(evil).collect()).unwrap_err();
+        assert!(err.to_string().starts_with("successCondition:"), "{err}");
+        let mut missing = values;
+        missing.remove("prometheus");
+        let err = resolve_metric(&m, &missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "provider.prometheus.address: {{args.prometheus}} has no value"
         );
     }
 }

@@ -1,18 +1,22 @@
 //! A measurement's verdict: CEL conditions or a threshold range over `result`, and the no-data rule.
 
-use crate::crd::analysis::{AnalysisPhase, Metric, NoData};
+use crate::crd::analysis::{AnalysisPhase, Metric};
 use cel::{Context, Program, Value};
 
-/// What a provider returned: one number, several, or none.
+/// What a provider returned: one number, several, none, or (from a web endpoint) any JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryResult {
     Scalar(f64),
     Vector(Vec<f64>),
     Empty,
+    Json(serde_json::Value),
 }
 
+/// At most this much of a JSON answer is shown in status.
+const SHOWN_JSON: usize = 256;
+
 impl QueryResult {
-    /// How it reads in status: `0.012`, `[0.1, 0.3]`, `no data`.
+    /// How it reads in status: `0.012`, `[0.1, 0.3]`, `no data`, `{"ok":true}`.
     pub fn display(&self) -> String {
         let num = |v: f64| {
             if v.is_nan() {
@@ -25,20 +29,34 @@ impl QueryResult {
             QueryResult::Scalar(v) => num(*v),
             QueryResult::Vector(vs) => format!("[{}]", vs.iter().map(|v| num(*v)).collect::<Vec<_>>().join(", ")),
             QueryResult::Empty => "no data".into(),
+            QueryResult::Json(v) => {
+                let text = v.to_string();
+                match text.char_indices().nth(SHOWN_JSON) {
+                    Some((i, _)) => format!("{}…", &text[..i]),
+                    None => text,
+                }
+            }
         }
     }
 
-    fn values(&self) -> Vec<f64> {
+    /// The numbers in it; `None` for JSON that is not a number or a list of numbers.
+    fn numbers(&self) -> Option<Vec<f64>> {
         match self {
-            QueryResult::Scalar(v) => vec![*v],
-            QueryResult::Vector(vs) => vs.clone(),
-            QueryResult::Empty => Vec::new(),
+            QueryResult::Scalar(v) => Some(vec![*v]),
+            QueryResult::Vector(vs) => Some(vs.clone()),
+            QueryResult::Empty => Some(Vec::new()),
+            QueryResult::Json(serde_json::Value::Number(n)) => n.as_f64().map(|v| vec![v]),
+            QueryResult::Json(serde_json::Value::Array(items)) => items.iter().map(serde_json::Value::as_f64).collect(),
+            QueryResult::Json(_) => None,
         }
     }
 
-    /// Empty, or only NaN (a ratio of zero requests): nothing to judge.
+    /// Empty, only NaN (a ratio of zero requests), or JSON null: nothing to judge.
     pub fn is_no_data(&self) -> bool {
-        self.values().iter().all(|v| v.is_nan())
+        match self {
+            QueryResult::Json(v) => v.is_null(),
+            other => other.numbers().unwrap_or_default().iter().all(|v| v.is_nan()),
+        }
     }
 }
 
@@ -54,6 +72,37 @@ pub enum ConditionError {
     },
     #[error("condition {condition:?} gave {got}, not true or false")]
     NotBool { condition: String, got: String },
+    #[error("thresholdRange needs numbers, and {0} is not")]
+    NotNumbers(String),
+}
+
+/// Whether a condition reads `result` as a list (`result[0]`, `result.all(...)`, `size(result)`),
+/// as Argo Rollouts' conditions do: then one sample is passed as a list of one.
+fn wants_list(condition: &str) -> bool {
+    static LIST_USE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\bresult\s*\[|\bresult\s*\.\s*(all|exists|exists_one|map|filter)\s*\(|size\s*\(\s*result\s*\)|\bresult\s*\.\s*size\s*\(")
+            .expect("a constant regular expression")
+    });
+    LIST_USE.is_match(condition)
+}
+
+fn json_to_cel(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Value::String(std::sync::Arc::new(s.clone())),
+        J::Array(items) => Value::List(std::sync::Arc::new(items.iter().map(json_to_cel).collect())),
+        J::Object(map) => {
+            let entries: std::collections::HashMap<String, Value> =
+                map.iter().map(|(k, v)| (k.clone(), json_to_cel(v))).collect();
+            Value::from(entries)
+        }
+    }
 }
 
 fn eval(condition: &str, result: &QueryResult) -> Result<bool, ConditionError> {
@@ -62,13 +111,18 @@ fn eval(condition: &str, result: &QueryResult) -> Result<bool, ConditionError> {
         message: e.to_string(),
     })?;
     let mut ctx = Context::default();
+    let list = |vs: &[f64]| Value::List(std::sync::Arc::new(vs.iter().copied().map(Value::Float).collect()));
     let value = match result {
+        QueryResult::Scalar(v) if wants_list(condition) => list(&[*v]),
         QueryResult::Scalar(v) => Value::Float(*v),
-        other => Value::List(std::sync::Arc::new(
-            other.values().into_iter().map(Value::Float).collect(),
-        )),
+        QueryResult::Vector(vs) => list(vs),
+        QueryResult::Empty => list(&[]),
+        QueryResult::Json(v) => json_to_cel(v),
     };
     ctx.add_variable_from_value("result", value);
+    // Argo Rollouts' conditions use these; CEL has no such functions of its own.
+    ctx.add_function("isNaN", |v: f64| v.is_nan());
+    ctx.add_function("isInf", |v: f64| v.is_infinite());
     match program.execute(&ctx) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) => Err(ConditionError::NotBool {
@@ -83,16 +137,12 @@ fn eval(condition: &str, result: &QueryResult) -> Result<bool, ConditionError> {
     }
 }
 
-/// The verdict on one measurement, and the reason in words.
+/// The verdict on one measurement with data, and the reason in words. As in Argo Rollouts: with
+/// both conditions, a value that meets neither is inconclusive.
 pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, String), ConditionError> {
     if result.is_no_data() {
-        let policy = metric.no_data.unwrap_or_default();
-        let phase = match policy {
-            NoData::Inconclusive => AnalysisPhase::Inconclusive,
-            NoData::Failed => AnalysisPhase::Failed,
-            NoData::Successful => AnalysisPhase::Successful,
-        };
-        return Ok((phase, format!("the query returned no data (noData: {policy:?})")));
+        // The caller records no data as such; should it get here, it decides nothing.
+        return Ok((AnalysisPhase::Inconclusive, "the query returned no data".into()));
     }
     if let Some(failure) = &metric.failure_condition
         && eval(failure, result)?
@@ -100,12 +150,11 @@ pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, St
         return Ok((AnalysisPhase::Failed, format!("failureCondition {failure:?} is true")));
     }
     if let Some(range) = &metric.threshold_range {
-        let outside: Vec<f64> = result
-            .values()
-            .into_iter()
-            .filter(|v| v.is_nan() || range.min.is_some_and(|m| *v < m) || range.max.is_some_and(|m| *v > m))
-            .collect();
-        if !outside.is_empty() {
+        let values = result.numbers().ok_or_else(|| ConditionError::NotNumbers(result.display()))?;
+        let outside = values
+            .iter()
+            .any(|v| v.is_nan() || range.min.is_some_and(|m| *v < m) || range.max.is_some_and(|m| *v > m));
+        if outside {
             return Ok((
                 AnalysisPhase::Failed,
                 format!("outside thresholdRange [{:?}, {:?}]", range.min, range.max),
@@ -117,6 +166,11 @@ pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, St
             (
                 AnalysisPhase::Successful,
                 format!("successCondition {success:?} is true"),
+            )
+        } else if let Some(failure) = &metric.failure_condition {
+            (
+                AnalysisPhase::Inconclusive,
+                format!("neither successCondition {success:?} nor failureCondition {failure:?} is true"),
             )
         } else {
             (AnalysisPhase::Failed, format!("successCondition {success:?} is false"))
@@ -186,23 +240,89 @@ mod tests {
     }
 
     #[test]
-    fn no_data_is_never_a_silent_pass() {
+    fn what_counts_as_no_data() {
+        assert!(QueryResult::Empty.is_no_data());
+        assert!(QueryResult::Scalar(f64::NAN).is_no_data());
+        assert!(QueryResult::Vector(vec![f64::NAN, f64::NAN]).is_no_data());
+        assert!(QueryResult::Json(serde_json::Value::Null).is_no_data());
+        assert!(!QueryResult::Scalar(0.0).is_no_data());
+        assert!(!QueryResult::Json(serde_json::json!({"ok": false})).is_no_data());
+        // Should no data reach the judge, it is never a pass.
         let m = metric(Some("result < 0.01"), None);
         assert_eq!(judge(&m, &QueryResult::Empty).unwrap().0, AnalysisPhase::Inconclusive);
+    }
+
+    #[test]
+    fn argo_style_conditions_read_one_sample_as_a_list() {
+        let m = metric(Some("result[0] < 0.05"), None);
         assert_eq!(
-            judge(&m, &QueryResult::Scalar(f64::NAN)).unwrap().0,
+            judge(&m, &QueryResult::Scalar(0.01)).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        assert_eq!(judge(&m, &QueryResult::Scalar(0.4)).unwrap().0, AnalysisPhase::Failed);
+        let sized = metric(Some("size(result) == 1 && result.all(x, x < 0.05)"), None);
+        assert_eq!(
+            judge(&sized, &QueryResult::Scalar(0.01)).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        let nan = metric(Some("!isNaN(result) && result < 0.05"), None);
+        assert_eq!(
+            judge(&nan, &QueryResult::Scalar(0.01)).unwrap().0,
+            AnalysisPhase::Successful
+        );
+    }
+
+    #[test]
+    fn between_both_conditions_is_inconclusive() {
+        let m = metric(Some("result < 0.01"), Some("result > 0.05"));
+        assert_eq!(
+            judge(&m, &QueryResult::Scalar(0.005)).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        assert_eq!(judge(&m, &QueryResult::Scalar(0.2)).unwrap().0, AnalysisPhase::Failed);
+        assert_eq!(
+            judge(&m, &QueryResult::Scalar(0.03)).unwrap().0,
             AnalysisPhase::Inconclusive
         );
-        let failed = Metric {
-            no_data: Some(NoData::Failed),
-            ..m.clone()
+    }
+
+    #[test]
+    fn json_answers_are_judged_as_cel_values() {
+        let j = |v: serde_json::Value| QueryResult::Json(v);
+        let ok = metric(Some("result.status == 'ok' && result.errors < 3"), None);
+        assert_eq!(
+            judge(&ok, &j(serde_json::json!({"status": "ok", "errors": 1}))).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        assert_eq!(
+            judge(&ok, &j(serde_json::json!({"status": "down", "errors": 1}))).unwrap().0,
+            AnalysisPhase::Failed
+        );
+        let flag = metric(Some("result == true"), None);
+        assert_eq!(
+            judge(&flag, &j(serde_json::json!(true))).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        let number = metric(Some("result < 0.5"), None);
+        assert_eq!(
+            judge(&number, &j(serde_json::json!(0.25))).unwrap().0,
+            AnalysisPhase::Successful
+        );
+        let range = Metric {
+            threshold_range: Some(ThresholdRange {
+                min: None,
+                max: Some(1.0),
+            }),
+            ..Default::default()
         };
-        assert_eq!(judge(&failed, &QueryResult::Empty).unwrap().0, AnalysisPhase::Failed);
-        let ok = Metric {
-            no_data: Some(NoData::Successful),
-            ..m
-        };
-        assert_eq!(judge(&ok, &QueryResult::Empty).unwrap().0, AnalysisPhase::Successful);
+        assert!(matches!(
+            judge(&range, &j(serde_json::json!("high"))),
+            Err(ConditionError::NotNumbers(_))
+        ));
+        assert_eq!(
+            judge(&range, &j(serde_json::json!([0.5, 0.9]))).unwrap().0,
+            AnalysisPhase::Successful
+        );
     }
 
     #[test]

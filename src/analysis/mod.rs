@@ -2,6 +2,11 @@
 
 pub mod args;
 pub mod condition;
+pub mod http;
+pub mod job;
+pub mod oauth2;
 pub mod prometheus;
 pub mod provider;
+pub mod rules;
 pub mod verdict;
+pub mod web;

@@ -1,14 +1,16 @@
-//! The Prometheus provider: an instant query over the HTTP API, with headers, bearer or basic
-//! auth, TLS options and a client-side timeout.
+//! The Prometheus provider: an instant query (or a range query) over the HTTP API, with headers,
+//! bearer, basic or OAuth2 auth, TLS options and a client-side timeout.
 
 use super::condition::QueryResult;
-use super::provider::{Credentials, MetricProvider, ProviderError, redact_address};
-use crate::crd::analysis::PrometheusProvider;
+use super::http::{ClientKey, HttpClients, causes, timed_out};
+use super::provider::{Credentials, Measured, MetricProvider, ProviderError, redact_address};
+use crate::crd::analysis::{PrometheusProvider, RangeQuery};
+use crate::plan::steps::parse_duration;
 use base64::Engine;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use prometheus_http_query::response::Data;
 use reqwest::header::{HeaderName, HeaderValue};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,143 +20,245 @@ pub struct Prometheus {
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
     address: String,
+    query: String,
+    range: Option<RangeQuery>,
 }
 
-/// What an HTTP client is built from: measurements that agree on it share one client, with its
-/// connection pool and its parsed root certificates, rather than building both for every query.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ClientKey {
-    ca_pem: Option<Vec<u8>>,
-    insecure: bool,
-    timeout: Duration,
+/// Request headers from the metric's list, and an `Authorization` header from the credentials.
+pub fn build_headers(
+    headers: &[crate::crd::analysis::Header],
+    creds: &Credentials,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ProviderError> {
+    let mut out = Vec::new();
+    for h in headers {
+        let name = HeaderName::from_bytes(h.key.as_bytes())
+            .map_err(|_| ProviderError::Config(format!("header name {:?} is not valid", h.key)))?;
+        let value = HeaderValue::from_str(&h.value)
+            .map_err(|_| ProviderError::Config(format!("the value of header {:?} is not valid", h.key)))?;
+        out.push((name, value));
+    }
+    let auth = match (&creds.bearer_token, &creds.basic) {
+        (Some(token), _) => Some(format!("Bearer {}", token.trim())),
+        (None, Some((user, password))) => Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )),
+        (None, None) => None,
+    };
+    if let Some(auth) = auth {
+        let mut value = HeaderValue::from_str(&auth)
+            .map_err(|_| ProviderError::Config("the credentials hold characters a header cannot carry".into()))?;
+        value.set_sensitive(true);
+        out.push((reqwest::header::AUTHORIZATION, value));
+    }
+    Ok(out)
 }
 
-/// HTTP clients shared by every measurement of a process.
-#[derive(Default)]
-pub struct HttpClients(Mutex<HashMap<ClientKey, reqwest::Client>>);
-
-impl HttpClients {
-    /// Distinct TLS settings are few; past this many the cache starts afresh rather than grow.
-    const MAX: usize = 64;
-
-    fn get(&self, key: ClientKey) -> Result<reqwest::Client, ProviderError> {
-        let mut clients = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = clients.get(&key) {
-            return Ok(c.clone());
-        }
-        let mut builder = reqwest::Client::builder().timeout(key.timeout);
-        if let Some(pem) = &key.ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| ProviderError::Config(format!("tls.ca is not a PEM certificate: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if key.insecure {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let client = builder.build().map_err(|e| ProviderError::Config(e.to_string()))?;
-        if clients.len() >= Self::MAX {
-            clients.clear();
-        }
-        clients.insert(key, client.clone());
-        Ok(client)
+/// The timeout of a query: a duration (`10s`) or a number of seconds, as Argo Rollouts writes it.
+pub fn timeout_of(t: Option<&IntOrString>) -> Result<Duration, ProviderError> {
+    match t {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(t) => parse_duration(t).map_err(|e| ProviderError::Config(format!("timeout: {e}"))),
     }
 }
 
 impl Prometheus {
-    pub fn new(
-        spec: &PrometheusProvider,
-        creds: &Credentials,
-        timeout: Duration,
-        clients: &HttpClients,
-    ) -> Result<Self, ProviderError> {
+    /// A provider for the metric's (resolved) spec.
+    pub fn new(spec: &PrometheusProvider, creds: &Credentials, clients: &HttpClients) -> Result<Self, ProviderError> {
+        let timeout = timeout_of(spec.timeout.as_ref())?;
         let tls = spec.tls.as_ref();
         let http = clients.get(ClientKey {
             ca_pem: tls.and(creds.ca_pem.clone()),
-            insecure: tls.and_then(|t| t.insecure_skip_verify) == Some(true),
+            insecure: tls.and_then(|t| t.insecure_skip_verify) == Some(true) || spec.insecure == Some(true),
             timeout,
         })?;
         let address = redact_address(&spec.address);
+        if spec.address.trim().is_empty() {
+            return Err(ProviderError::Config("the address is empty".into()));
+        }
         let client = prometheus_http_query::Client::from(http, &spec.address)
             .map_err(|e| ProviderError::Config(format!("address {address:?}: {e}")))?;
-        let mut headers = Vec::new();
-        for h in &spec.headers {
-            let name = HeaderName::from_bytes(h.key.as_bytes())
-                .map_err(|_| ProviderError::Config(format!("header name {:?} is not valid", h.key)))?;
-            let value = HeaderValue::from_str(&h.value)
-                .map_err(|_| ProviderError::Config(format!("the value of header {:?} is not valid", h.key)))?;
-            headers.push((name, value));
-        }
-        let auth = match (&creds.bearer_token, &creds.basic) {
-            (Some(token), _) => Some(format!("Bearer {}", token.trim())),
-            (None, Some((user, password))) => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            )),
-            (None, None) => None,
-        };
-        if let Some(auth) = auth {
-            let mut value = HeaderValue::from_str(&auth)
-                .map_err(|_| ProviderError::Config("the credentials hold characters a header cannot carry".into()))?;
-            value.set_sensitive(true);
-            headers.push((reqwest::header::AUTHORIZATION, value));
-        }
         Ok(Prometheus {
             client,
-            headers,
+            headers: build_headers(&spec.headers, creds)?,
             timeout,
             address,
+            query: spec.query.clone(),
+            range: spec.range_query.clone(),
         })
     }
-}
 
-/// Whether any cause in the chain is the HTTP client's timeout.
-fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.downcast_ref::<reqwest::Error>().is_some_and(|r| r.is_timeout()) {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
-/// The error and its causes in one line (`failed to send request: connection refused`).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
-}
-
-impl MetricProvider for Prometheus {
-    async fn measure(&self, query: &str) -> Result<QueryResult, ProviderError> {
-        let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
-        for (k, v) in &self.headers {
-            request = request.header(k.clone(), v.clone());
-        }
-        let response = request.get().await.map_err(|e| match e {
+    fn error(&self, e: prometheus_http_query::Error) -> ProviderError {
+        match e {
             prometheus_http_query::Error::Prometheus(p) => ProviderError::Query(p.to_string()),
             other if timed_out(&other) => ProviderError::Timeout(self.timeout),
             other => ProviderError::Unreachable {
                 address: self.address.clone(),
                 message: causes(&other),
             },
-        })?;
+        }
+    }
+
+    /// One instant query.
+    pub async fn query(&self, query: &str) -> Result<QueryResult, ProviderError> {
+        let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
+        for (k, v) in &self.headers {
+            request = request.header(k.clone(), v.clone());
+        }
+        let response = request.get().await.map_err(|e| self.error(e))?;
         match response.data() {
             Data::Scalar(s) => Ok(QueryResult::Scalar(s.value())),
             Data::Vector(v) if v.is_empty() => Ok(QueryResult::Empty),
             Data::Vector(v) if v.len() == 1 => Ok(QueryResult::Scalar(v[0].sample().value())),
             Data::Vector(v) => Ok(QueryResult::Vector(v.iter().map(|s| s.sample().value()).collect())),
             Data::Matrix(_) => Err(ProviderError::Query(
-                "the query returned a range vector; write an instant query (no [range] at the top)".into(),
+                "the query returned a range vector; write an instant query (no [range] at the top), or use rangeQuery"
+                    .into(),
             )),
         }
+    }
+
+    /// One range query: every sample of every series, in one list.
+    pub async fn query_range(&self, query: &str, range: &RangeQuery, now: Timestamp) -> Result<QueryResult, ProviderError> {
+        let (start, end, step) = range_bounds(range, now).map_err(ProviderError::Config)?;
+        let mut request = self
+            .client
+            .query_range(query, start, end, step)
+            .timeout(self.timeout.as_millis() as i64);
+        for (k, v) in &self.headers {
+            request = request.header(k.clone(), v.clone());
+        }
+        let response = request.get().await.map_err(|e| self.error(e))?;
+        let values: Vec<f64> = match response.data() {
+            Data::Matrix(series) => series
+                .iter()
+                .flat_map(|s| s.samples().iter().map(|x| x.value()))
+                .collect(),
+            Data::Vector(v) => v.iter().map(|s| s.sample().value()).collect(),
+            Data::Scalar(s) => vec![s.value()],
+        };
+        Ok(if values.is_empty() {
+            QueryResult::Empty
+        } else {
+            QueryResult::Vector(values)
+        })
+    }
+}
+
+/// A point in time given relative to `now`: `now`, `-10m`, `now-10m`, Argo Rollouts'
+/// `now() - duration("10m")`, or an RFC 3339 time.
+pub fn relative_time(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let t = text.trim();
+    let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    let bad = || {
+        format!("{text:?} is not a time: write \"now\", a duration before now (\"-10m\"), or an RFC 3339 time")
+    };
+    if compact == "now" || compact == "now()" {
+        return Ok(now);
+    }
+    let before = compact
+        .strip_prefix("now()-")
+        .or_else(|| compact.strip_prefix("now-"))
+        .or_else(|| compact.strip_prefix('-'));
+    if let Some(d) = before {
+        let d = d
+            .strip_prefix("duration(")
+            .and_then(|r| r.strip_suffix(')'))
+            .map(|r| r.trim_matches(|c| c == '"' || c == '\''))
+            .unwrap_or(d);
+        let d = parse_duration(&IntOrString::String(d.to_string())).map_err(|_| bad())?;
+        let d = jiff::SignedDuration::try_from(d).map_err(|_| bad())?;
+        return now.checked_sub(d).map_err(|_| bad());
+    }
+    t.parse::<Timestamp>().map_err(|_| bad())
+}
+
+/// The start, end (Unix seconds) and step (seconds) of a range query.
+pub fn range_bounds(range: &RangeQuery, now: Timestamp) -> Result<(i64, i64, f64), String> {
+    let start = relative_time(&range.start, now).map_err(|e| format!("rangeQuery.start: {e}"))?;
+    let end = match &range.end {
+        Some(e) => relative_time(e, now).map_err(|e| format!("rangeQuery.end: {e}"))?,
+        None => now,
+    };
+    if start > end {
+        return Err(format!("rangeQuery.start {} is after its end {}", start, end));
+    }
+    let step = parse_duration(&IntOrString::String(range.step.clone())).map_err(|e| format!("rangeQuery.step: {e}"))?;
+    if step.is_zero() {
+        return Err("rangeQuery.step must be more than 0".into());
+    }
+    Ok((start.as_second(), end.as_second(), step.as_secs_f64()))
+}
+
+impl MetricProvider for Prometheus {
+    async fn measure(&self) -> Result<Measured, ProviderError> {
+        let result = match &self.range {
+            Some(range) => self.query_range(&self.query, range, Timestamp::now()).await?,
+            None => self.query(&self.query).await?,
+        };
+        Ok(Measured::Value(result))
+    }
+
+    fn describe(&self) -> String {
+        format!("query `{}`", self.query.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn times_relative_to_now() {
+        let now = at("2026-12-01T10:00:00Z");
+        for (text, want) in [
+            ("now", "2026-12-01T10:00:00Z"),
+            ("now()", "2026-12-01T10:00:00Z"),
+            ("-10m", "2026-12-01T09:50:00Z"),
+            ("now-1h30m", "2026-12-01T08:30:00Z"),
+            ("now() - duration(\"5m\")", "2026-12-01T09:55:00Z"),
+            ("now() - duration('30s')", "2026-12-01T09:59:30Z"),
+            ("2026-12-01T09:00:00Z", "2026-12-01T09:00:00Z"),
+        ] {
+            assert_eq!(relative_time(text, now), Ok(at(want)), "{text}");
+        }
+        assert!(relative_time("yesterday", now).unwrap_err().contains("\"-10m\""));
+        assert!(relative_time("-10 parsecs", now).is_err());
+    }
+
+    #[test]
+    fn range_bounds_check_their_order_and_step() {
+        let now = at("2026-12-01T10:00:00Z");
+        let r = |start: &str, end: Option<&str>, step: &str| RangeQuery {
+            start: start.into(),
+            end: end.map(String::from),
+            step: step.into(),
+        };
+        assert_eq!(
+            range_bounds(&r("-10m", None, "1m"), now),
+            Ok((now.as_second() - 600, now.as_second(), 60.0))
+        );
+        assert!(range_bounds(&r("now", Some("-5m"), "1m"), now).unwrap_err().contains("after"));
+        assert!(range_bounds(&r("-5m", Some("now"), "0s"), now).is_err());
+        assert!(range_bounds(&r("-5m", None, "soon"), now).unwrap_err().starts_with("rangeQuery.step"));
+    }
+
+    #[test]
+    fn timeouts_are_durations_or_seconds() {
+        assert_eq!(timeout_of(None), Ok(DEFAULT_TIMEOUT));
+        assert_eq!(timeout_of(Some(&IntOrString::Int(30))), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            timeout_of(Some(&IntOrString::String("2s".into()))),
+            Ok(Duration::from_secs(2))
+        );
+        assert_eq!(
+            timeout_of(Some(&IntOrString::String("7".into()))),
+            Ok(Duration::from_secs(7))
+        );
+        assert!(timeout_of(Some(&IntOrString::String("soon".into()))).is_err());
     }
 }

@@ -1,6 +1,9 @@
-//! What a metric provider does: turn a query into numbers. One module per provider.
+//! What a metric provider does: take one measurement — a value to judge, a verdict of its own
+//! (a Job's), or "still going". One module per provider.
 
 use super::condition::QueryResult;
+use crate::crd::analysis::AnalysisPhase;
+use std::collections::BTreeMap;
 use std::future::Future;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -13,6 +16,8 @@ pub enum ProviderError {
     Query(String),
     #[error("the provider is misconfigured: {0}")]
     Config(String),
+    #[error("{0}")]
+    Answer(String),
 }
 
 /// Secret values a provider needs, read from Secrets by the caller. Never logged or stored.
@@ -29,8 +34,24 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// What one measurement found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measured {
+    /// A value for the metric's conditions to judge (or no data).
+    Value(QueryResult),
+    /// The provider's own verdict (a Job that completed or failed).
+    Verdict { phase: AnalysisPhase, message: String },
+    /// Not finished yet: asked again shortly, with what it keeps meanwhile.
+    InProgress {
+        message: String,
+        metadata: BTreeMap<String, String>,
+    },
+}
+
 pub trait MetricProvider {
-    fn measure(&self, query: &str) -> impl Future<Output = Result<QueryResult, ProviderError>> + Send;
+    fn measure(&self) -> impl Future<Output = Result<Measured, ProviderError>> + Send;
+    /// What is asked, for messages: "query `up`", "GET http://…".
+    fn describe(&self) -> String;
 }
 
 /// An address without any `user:password@` in it, for messages.

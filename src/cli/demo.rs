@@ -360,7 +360,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         "serin-demo".into(),
         admin,
         "default".into(),
-        crate::reconcile::DEFAULT_WORKERS,
+        crate::reconcile::Settings::default(),
     ));
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
     for name in ["web-stable", "web-canary"] {

@@ -144,6 +144,10 @@ pub struct ControllerArgs {
     /// connection and its buffers; more than a few dozen only adds memory.
     #[arg(long, default_value_t = crate::reconcile::DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: u16,
+    /// Which Secrets analysis may read (arguments, credentials): only those labelled
+    /// `serin.dev/analysis-access: "true"` by their owner, or any in the Rollout's namespace.
+    #[arg(long, value_enum, default_value_t = crate::reconcile::secrets::SecretAccess::Labelled)]
+    pub secret_access: crate::reconcile::secrets::SecretAccess,
 }
 
 #[derive(Debug, clap::Args)]
@@ -276,7 +280,17 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         admin.gate.set_leader(true);
         None
     };
-    let controllers = crate::reconcile::run(client, namespace, instance, admin, home, args.workers);
+    let controllers = crate::reconcile::run(
+        client,
+        namespace,
+        instance,
+        admin,
+        home,
+        crate::reconcile::Settings {
+            workers: args.workers,
+            secret_access: args.secret_access,
+        },
+    );
     // The controllers stop on SIGTERM once their running reconciles finish; one still waiting for a
     // first list (its CRD not installed, the API server gone) would never finish, so the wait is bounded.
     let bounded = async {

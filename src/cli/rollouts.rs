@@ -303,13 +303,13 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
             };
             let _ = writeln!(out, "  {:<12} {:<13} {}", at, a.phase, a.run);
             for m in &a.metrics {
-                let _ = writeln!(
-                    out,
-                    "    {:<22} {:<13} {}",
-                    m.name,
-                    m.phase,
+                // A metric that has found no data yet is waiting, not judged.
+                let value = if m.phase == "Running" && m.value.as_deref() == Some("no data") {
+                    format!("waiting for data from {}", m.name)
+                } else {
                     m.value.clone().unwrap_or_default()
-                );
+                };
+                let _ = writeln!(out, "    {:<22} {:<13} {value}", m.name, m.phase);
             }
         }
     }

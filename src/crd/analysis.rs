@@ -7,9 +7,19 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A Job spec kept open in the schema: the API server checks it when the Job is made, and a full
+/// copy of the Pod schema would make the CRD too large for client-side `kubectl apply`.
+fn open_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}
+
+fn open_value(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"x-kubernetes-preserve-unknown-fields": true})
+}
+
 /// The metrics a template asks about, and the arguments its queries take.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[kube(
     group = "serin.dev",
     version = "v1alpha1",
@@ -20,15 +30,26 @@ use serde::{Deserialize, Serialize};
     doc = "Metrics to check during a rollout, with their pass and fail conditions.",
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
+#[x_kube(validation = kube::core::Rule::new("(has(self.metrics) && size(self.metrics) > 0) || (has(self.templates) && size(self.templates) > 0)").message("a template needs metrics or templates to include"))]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisTemplateSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<TemplateArg>,
+    pub args: Vec<Argument>,
+    #[serde(default)]
     pub metrics: Vec<Metric>,
+    /// Other templates whose metrics and arguments this one includes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<AnalysisTemplateRef>,
+    /// Metrics measured and shown that never decide (`metricName` is a regular expression).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<DryRun>,
+    /// How many measurements to keep in status per metric (`metricName` is a regular expression).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
 }
 
 /// The same as an AnalysisTemplate, for every namespace.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[kube(
     group = "serin.dev",
     version = "v1alpha1",
@@ -38,20 +59,91 @@ pub struct AnalysisTemplateSpec {
     doc = "Metrics to check during a rollout, shared by every namespace.",
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
+#[x_kube(validation = kube::core::Rule::new("(has(self.metrics) && size(self.metrics) > 0) || (has(self.templates) && size(self.templates) > 0)").message("a template needs metrics or templates to include"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterAnalysisTemplateSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<TemplateArg>,
+    pub args: Vec<Argument>,
+    #[serde(default)]
     pub metrics: Vec<Metric>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<AnalysisTemplateRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<DryRun>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
+}
+
+impl From<ClusterAnalysisTemplateSpec> for AnalysisTemplateSpec {
+    fn from(c: ClusterAnalysisTemplateSpec) -> Self {
+        AnalysisTemplateSpec {
+            args: c.args,
+            metrics: c.metrics,
+            templates: c.templates,
+            dry_run: c.dry_run,
+            measurement_retention: c.measurement_retention,
+        }
+    }
+}
+
+/// A template by name; `clusterScope: true` for a ClusterAnalysisTemplate.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateRef {
+    pub template_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_scope: Option<bool>,
+}
+
+/// A metric (or every metric a regular expression matches) that is measured but never decides.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    pub metric_name: String,
+}
+
+/// How many measurements of a metric (or of every metric a regular expression matches) to keep.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasurementRetention {
+    pub metric_name: String,
+    #[schemars(range(min = 1))]
+    pub limit: i32,
+}
+
+/// An argument of a template: a value, or where to find one.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Argument {
+    pub name: String,
+    /// The value; in a template, a default the Rollout may override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ArgValueFrom>,
+}
+
+/// Where an argument's value comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("[has(self.podTemplateHashValue), has(self.fieldRef), has(self.secretKeyRef)].filter(x, x).size() == 1").message("valueFrom names exactly one of podTemplateHashValue, fieldRef, secretKeyRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct ArgValueFrom {
+    /// `Stable` or `Latest`: the pod-template hash of that version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template_hash_value: Option<String>,
+    /// A field of the Rollout: `metadata.name`, `metadata.labels['app']`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldRef>,
+    /// A key of a Secret in the Rollout's namespace labelled `serin.dev/analysis-access: "true"`.
+    /// Its value is read at each measurement and never stored or shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TemplateArg {
-    pub name: String,
-    /// A default, used when the Rollout does not give one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+pub struct FieldRef {
+    pub field_path: String,
 }
 
 /// What an empty result counts as. Never a silent pass unless asked for.
@@ -72,14 +164,15 @@ pub enum OnError {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("has(self.successCondition) || has(self.failureCondition) || has(self.thresholdRange)").message("a metric needs successCondition, failureCondition or thresholdRange: without one every measurement would pass"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.successCondition) || has(self.failureCondition) || has(self.thresholdRange) || has(self.provider.job)").message("a metric needs successCondition, failureCondition or thresholdRange: without one every measurement would pass"))]
 #[serde(rename_all = "camelCase")]
 pub struct Metric {
     pub name: String,
     /// Time between measurements (`30s`, `1m`); absent means one measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<IntOrString>,
-    /// Measurements to take; defaults to 1, or unbounded for background analysis with an interval.
+    /// Measurements with data to take; defaults to 1, or unbounded for background analysis with
+    /// an interval. No-data measurements and errors do not use it up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub count: Option<i32>,
@@ -98,6 +191,14 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub consecutive_error_limit: Option<i32>,
+    /// No-data measurements in a row tolerated before `noData` decides the metric; defaults to 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub consecutive_no_data_limit: Option<i32>,
+    /// Successes in a row after which the metric passes without waiting for `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub consecutive_success_limit: Option<i32>,
     /// CEL over `result` (a number for one sample, a list otherwise): true passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_condition: Option<String>,
@@ -107,6 +208,7 @@ pub struct Metric {
     /// Passes when every value lies within.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_range: Option<ThresholdRange>,
+    /// What the metric comes to once it found no data `consecutiveNoDataLimit` times in a row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data: Option<NoData>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,11 +226,30 @@ pub struct ThresholdRange {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("has(self.prometheus)").message("provider.prometheus is required"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.prometheus), has(self.web), has(self.job)].filter(x, x).size() == 1").message("provider names exactly one of prometheus, web, job"))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobProvider>,
+}
+
+impl MetricProvider {
+    /// The provider's name, for messages.
+    pub fn kind(&self) -> &'static str {
+        if self.prometheus.is_some() {
+            "prometheus"
+        } else if self.web.is_some() {
+            "web"
+        } else if self.job.is_some() {
+            "job"
+        } else {
+            "none"
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -138,7 +259,10 @@ pub struct PrometheusProvider {
     pub address: String,
     /// PromQL; `{{args.NAME}}` is replaced by the argument, escaped as a label value.
     pub query: String,
-    /// Per query (`10s`); defaults to 10s.
+    /// Ask for a range of samples instead of one instant: `result` is then the list of values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_query: Option<RangeQuery>,
+    /// Per query: a duration (`10s`) or a number of seconds; defaults to 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<IntOrString>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -147,6 +271,20 @@ pub struct PrometheusProvider {
     pub authentication: Option<PrometheusAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<PrometheusTls>,
+    /// Accept any server certificate (the same as `tls.insecureSkipVerify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+}
+
+/// A range of time before now: `start: "-10m"`, `end: "now"`, `step: "1m"`. Argo Rollouts'
+/// `now() - duration("10m")` is read too.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeQuery {
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    pub step: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -167,11 +305,18 @@ pub struct SecretKeyRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusAuth {
-    /// `Authorization: Bearer <token>`.
+    /// `Authorization: Bearer <token>`, from a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token: Option<SecretKeyRef>,
+    /// Basic auth from Secret keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic: Option<BasicAuth>,
+    /// Basic auth as text, usually `{{args.NAME}}` from a Secret argument.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuthValues>,
+    /// An OAuth2 client-credentials token, fetched from `tokenUrl` and sent as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -183,12 +328,89 @@ pub struct BasicAuth {
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct BasicAuthValues {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth2 {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PrometheusTls {
     /// A PEM CA bundle to trust.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<SecretKeyRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
+}
+
+/// An HTTP endpoint whose JSON answer (or the part `jsonPath` picks) is the measured value.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebProvider {
+    pub url: String,
+    /// `GET` (the default), `POST` or `PUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<Header>,
+    /// The request body, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The request body as JSON (instead of `body`); sent with `Content-Type: application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "open_value")]
+    pub json_body: Option<serde_json::Value>,
+    /// A JSONPath into the answer (`{$.data.ok}` or `$.data.ok`); the whole answer when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_path: Option<String>,
+    /// Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<i64>,
+    /// Accept any server certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<WebAuth>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuthValues>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
+}
+
+/// A Kubernetes Job run in the Rollout's namespace: the metric passes when it completes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JobMetadata>,
+    /// A `batch/v1` JobSpec.
+    #[schemars(schema_with = "open_object")]
+    pub spec: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetadata {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// One analysis, run for one version of a Rollout at one step (or in the background).
@@ -209,17 +431,23 @@ pub struct PrometheusTls {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunSpec {
-    /// The metrics with their arguments resolved.
+    /// The metrics as their templates wrote them: `{{args.NAME}}` is resolved at each
+    /// measurement, so that a Secret's value is never stored.
     pub metrics: Vec<Metric>,
-    /// The argument values used (for reading; already substituted into the queries).
+    /// The arguments: values resolved when the run was made, Secrets by reference.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<TemplateArg>,
+    pub args: Vec<Argument>,
     /// Stop measuring; a run stopped before its verdict counts as successful for background runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminate: Option<bool>,
     /// Measure until terminated (background analysis).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<bool>,
+    /// Metrics measured and shown that never decide.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<DryRun>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -231,11 +459,16 @@ pub enum AnalysisPhase {
     Failed,
     Inconclusive,
     Error,
+    /// Of a measurement only: the query found nothing (no evidence yet, never a verdict).
+    NoData,
 }
 
 impl AnalysisPhase {
     pub fn is_finished(self) -> bool {
-        !matches!(self, AnalysisPhase::Pending | AnalysisPhase::Running)
+        !matches!(
+            self,
+            AnalysisPhase::Pending | AnalysisPhase::Running | AnalysisPhase::NoData
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -246,6 +479,7 @@ impl AnalysisPhase {
             AnalysisPhase::Failed => "Failed",
             AnalysisPhase::Inconclusive => "Inconclusive",
             AnalysisPhase::Error => "Error",
+            AnalysisPhase::NoData => "NoData",
         }
     }
 }
@@ -260,9 +494,12 @@ pub struct Measurement {
     /// The value as measured (`0.012`, `[0.1, 0.3]`, `no data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
-    /// Why it is what it is: the error, or the condition that decided.
+    /// Why it is what it is: the error, the condition that decided, or the query that found nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the provider keeps of a measurement in progress (`job-name` for a Job).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -282,7 +519,17 @@ pub struct MetricResult {
     pub error: i32,
     #[serde(default)]
     pub consecutive_error: i32,
-    /// The latest measurements, oldest first, at most `measurementLimit`.
+    /// Measurements that found no data.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_data: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_no_data: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_success: i32,
+    /// Measured and shown, never deciding the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// The latest measurements, oldest first, at most `measurementRetention` (10 by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurements: Vec<Measurement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,4 +547,22 @@ pub struct AnalysisRunStatus {
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_results: Vec<MetricResult>,
+    /// How the dry-run metrics came out, by metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run_summary: Option<RunSummary>,
+}
+
+/// Metrics counted by how they ended.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub count: i32,
+    pub successful: i32,
+    pub failed: i32,
+    pub inconclusive: i32,
+    pub error: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }

@@ -268,41 +268,14 @@ pub struct RolloutAnalysis {
     pub templates: Vec<AnalysisTemplateRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<AnalysisArg>>,
+    /// Metrics measured and shown that never decide (`metricName` is a regular expression).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<super::analysis::DryRun>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<super::analysis::MeasurementRetention>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AnalysisTemplateRef {
-    pub template_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster_scope: Option<bool>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AnalysisArg {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_from: Option<ArgValueFrom>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ArgValueFrom {
-    /// `Stable` or `Latest`: the pod-template hash of that version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_template_hash_value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field_ref: Option<FieldRef>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldRef {
-    pub field_path: String,
-}
+pub use super::analysis::{AnalysisTemplateRef, ArgValueFrom, Argument as AnalysisArg, FieldRef};
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[x_kube(validation = kube::core::Rule::new("[has(self.gatewayAPI), has(self.nginx), has(self.istio), has(self.smi)].filter(x, x).size() == 1").message("trafficRouting names exactly one of gatewayAPI, nginx, istio, smi"))]

@@ -228,7 +228,7 @@ impl<'a> Planner<'a> {
                     self.name
                 ),
             ),
-            AnalysisPhase::Pending | AnalysisPhase::Running => {
+            AnalysisPhase::Pending | AnalysisPhase::Running | AnalysisPhase::NoData => {
                 RunVerdict::Running(format!("{what} running ({})", run.message))
             }
         }

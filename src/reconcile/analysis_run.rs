@@ -1,17 +1,17 @@
 //! The AnalysisRun controller: takes each metric's measurements when they are due, records them,
 //! and sets the run's verdict. The bookkeeping is pure (`analysis::verdict`); this only queries.
 
-use super::secrets::secret_value;
+use super::measure::Measurer;
+use super::secrets::SecretAccess;
 use super::{Error, events};
-use crate::analysis::condition::judge;
-use crate::analysis::prometheus::{DEFAULT_TIMEOUT, HttpClients, Prometheus};
-use crate::analysis::provider::{Credentials, MetricProvider};
-use crate::analysis::verdict::{self, Outcome};
-use crate::crd::analysis::{AnalysisPhase, AnalysisRun, Metric, MetricResult};
-use crate::plan::steps::parse_duration;
+use crate::analysis::http::HttpClients;
+use crate::analysis::job::JOB_NAME;
+use crate::analysis::oauth2::Tokens;
+use crate::analysis::rules::rules_for;
+use crate::analysis::verdict::{self, in_progress};
+use crate::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunStatus, MetricResult};
 use crate::plan::{Decision, Severity};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
 use kube::runtime::controller::{Action, Controller};
@@ -28,8 +28,11 @@ pub struct RunContext {
     /// Status this process wrote that the cache does not show yet: a measurement is never taken
     /// again from the copy before it.
     pub written: super::own_writes::OwnWrites<AnalysisRun>,
-    /// Clients for the measurements' queries, shared by TLS setting.
+    /// Clients for the measurements' requests, shared by TLS setting.
     pub http: HttpClients,
+    /// OAuth2 tokens, kept until they expire.
+    pub tokens: Tokens,
+    pub secret_access: SecretAccess,
 }
 
 pub async fn run(
@@ -38,6 +41,7 @@ pub async fn run(
     instance: String,
     admin: Arc<crate::admin::Admin>,
     config: kube::runtime::controller::Config,
+    secret_access: SecretAccess,
 ) {
     let runs: Api<AnalysisRun> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -46,6 +50,8 @@ pub async fn run(
     let ctx = Arc::new(RunContext {
         written: Default::default(),
         http: Default::default(),
+        tokens: Default::default(),
+        secret_access,
         client,
         instance,
         admin,
@@ -78,54 +84,6 @@ fn error_policy(_run: Arc<AnalysisRun>, error: &Error, _ctx: Arc<RunContext>) ->
     }
 }
 
-/// One measurement of one metric: read credentials, query, judge. Errors become an Error outcome.
-async fn measure(client: &Client, http: &HttpClients, ns: &str, metric: &Metric) -> Outcome {
-    let Some(prom) = &metric.provider.prometheus else {
-        return Outcome::Error("the metric has no provider".into());
-    };
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut creds = Credentials::default();
-    if let Some(auth) = &prom.authentication {
-        if let Some(token) = &auth.bearer_token {
-            match secret_value(&secrets, token).await {
-                Ok(v) => creds.bearer_token = Some(v),
-                Err(e) => return Outcome::Error(format!("bearer token: {e}")),
-            }
-        }
-        if let Some(basic) = &auth.basic {
-            match (
-                secret_value(&secrets, &basic.username).await,
-                secret_value(&secrets, &basic.password).await,
-            ) {
-                (Ok(u), Ok(p)) => creds.basic = Some((u, p)),
-                (Err(e), _) | (_, Err(e)) => return Outcome::Error(format!("basic auth: {e}")),
-            }
-        }
-    }
-    if let Some(ca) = prom.tls.as_ref().and_then(|t| t.ca.as_ref()) {
-        match secret_value(&secrets, ca).await {
-            Ok(v) => creds.ca_pem = Some(v.into_bytes()),
-            Err(e) => return Outcome::Error(format!("tls.ca: {e}")),
-        }
-    }
-    let timeout = prom
-        .timeout
-        .as_ref()
-        .and_then(|t| parse_duration(t).ok())
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let provider = match Prometheus::new(prom, &creds, timeout, http) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Error(e.to_string()),
-    };
-    match provider.measure(&prom.query).await {
-        Ok(result) => match judge(metric, &result) {
-            Ok((phase, reason)) => Outcome::Judged { result, phase, reason },
-            Err(e) => Outcome::Error(e.to_string()),
-        },
-        Err(e) => Outcome::Error(e.to_string()),
-    }
-}
-
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action, Error> {
     if !ctx.admin.gate.may_act() {
         return Ok(Action::await_change());
@@ -152,8 +110,8 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
     }
     let now = jiff::Timestamp::now();
     let mut decisions = Vec::new();
-    let background = run.spec.background == Some(true);
     if run.spec.terminate == Some(true) {
+        stop_jobs(&ctx, &ns, &mut status).await;
         status.phase = Some(AnalysisPhase::Successful);
         status.message = Some("stopped: the rollout moved on".into());
     } else {
@@ -161,14 +119,20 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
             status.started_at = Some(Time(now));
             status.phase = Some(AnalysisPhase::Running);
         }
+        let measurer = Measurer {
+            client: &ctx.client,
+            http: &ctx.http,
+            tokens: &ctx.tokens,
+            access: ctx.secret_access,
+            run: &run,
+            namespace: &ns,
+        };
         for i in verdict::due(&run.spec, &status, now) {
             let metric = &run.spec.metrics[i];
             let started = jiff::Timestamp::now();
-            let outcome = measure(&ctx.client, &ctx.http, &ns, metric).await;
-            if let Outcome::Judged {
-                result: crate::analysis::condition::QueryResult::Scalar(v),
-                ..
-            } = &outcome
+            let previous = status.metric_results.iter().find(|r| r.name == metric.name);
+            let taken = measurer.measure(metric, previous).await;
+            if let Some(v) = taken.number
                 && let Some(rollout) = run.labels().get(super::ROLLOUT_LABEL)
             {
                 let range = metric.threshold_range.as_ref();
@@ -176,7 +140,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
                     &ns,
                     rollout,
                     &metric.name,
-                    *v,
+                    v,
                     range.and_then(|r| r.min),
                     range.and_then(|r| r.max),
                 );
@@ -195,28 +159,20 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
             };
             let result = &mut status.metric_results[idx];
             let was = result.phase;
-            verdict::record(result, metric, background, started, finished, outcome);
+            let rules = rules_for(&run.spec, &metric.name);
+            verdict::record(result, metric, rules, started, finished, taken.outcome);
             if result.phase != was && result.phase.is_finished() {
-                decisions.push(Decision {
-                    severity: if result.phase == AnalysisPhase::Successful {
-                        Severity::Normal
-                    } else {
-                        Severity::Warning
-                    },
-                    reason: match result.phase {
-                        AnalysisPhase::Successful => "MetricSuccessful",
-                        AnalysisPhase::Failed => "MetricFailed",
-                        AnalysisPhase::Inconclusive => "MetricInconclusive",
-                        _ => "MetricError",
-                    },
-                    action: format!("Measure-{}", metric.name),
-                    message: format!("metric {}: {}", metric.name, result.message.clone().unwrap_or_default()),
-                });
+                decisions.push(metric_decision(&metric.name, result, rules.dry_run));
             }
         }
         let phase = verdict::run_phase(&status.metric_results, run.spec.metrics.len());
         status.phase = Some(phase);
         status.message = Some(summary(&status.metric_results, phase));
+        status.dry_run_summary = verdict::dry_run_summary(&status.metric_results);
+        if phase.is_finished() {
+            // The run is decided: measurements still going (a Job) are not needed any more.
+            stop_jobs(&ctx, &ns, &mut status).await;
+        }
     }
     for d in &decisions {
         if let Err(e) = events::record(&ctx.client, run.as_ref(), &ctx.instance, d).await {
@@ -239,17 +195,59 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
     Ok(Action::requeue(wait.max(Duration::from_millis(100))))
 }
 
-/// `error-rate: 0.012 (Successful); latency: no data (Inconclusive)`.
+/// The Event a metric's verdict is worth.
+fn metric_decision(name: &str, result: &MetricResult, dry_run: bool) -> Decision {
+    let dry = if dry_run { " (dry run: it does not decide)" } else { "" };
+    Decision {
+        severity: if result.phase == AnalysisPhase::Successful || dry_run {
+            Severity::Normal
+        } else {
+            Severity::Warning
+        },
+        reason: match result.phase {
+            AnalysisPhase::Successful => "MetricSuccessful",
+            AnalysisPhase::Failed => "MetricFailed",
+            AnalysisPhase::Inconclusive => "MetricInconclusive",
+            _ => "MetricError",
+        },
+        action: format!("Measure-{name}"),
+        message: format!("metric {name}{dry}: {}", result.message.clone().unwrap_or_default()),
+    }
+}
+
+/// Jobs of measurements in progress are deleted, and their measurements end inconclusive.
+async fn stop_jobs(ctx: &RunContext, ns: &str, status: &mut AnalysisRunStatus) {
+    for result in &mut status.metric_results {
+        if !in_progress(result) {
+            continue;
+        }
+        let Some(m) = result.measurements.last_mut() else { continue };
+        if let Some(job) = m.metadata.get(JOB_NAME)
+            && let Err(e) = crate::analysis::job::stop(&ctx.client, ns, job).await
+        {
+            tracing::warn!(error = %e, job = %job, "could not delete an analysis Job");
+        }
+        m.phase = AnalysisPhase::Inconclusive;
+        m.finished_at = Some(Time(jiff::Timestamp::now()));
+        m.message = Some("stopped before it finished: the run ended".into());
+    }
+}
+
+/// `error-rate: 0.012 (Successful); latency: waiting for data (Running)`.
 pub fn summary(results: &[MetricResult], phase: AnalysisPhase) -> String {
     let parts: Vec<String> = results
         .iter()
         .map(|r| {
-            let value = r
-                .measurements
-                .last()
-                .and_then(|m| m.value.clone().or(m.message.clone()))
-                .unwrap_or_default();
-            format!("{}: {value} ({})", r.name, r.phase.as_str())
+            let last = r.measurements.last();
+            let value = match last {
+                Some(m) if m.phase == AnalysisPhase::NoData && r.phase == AnalysisPhase::Running => {
+                    "waiting for data".to_string()
+                }
+                Some(m) => m.value.clone().or(m.message.clone()).unwrap_or_default(),
+                None => String::new(),
+            };
+            let dry = if r.dry_run == Some(true) { ", dry run" } else { "" };
+            format!("{}: {value} ({}{dry})", r.name, r.phase.as_str())
         })
         .collect();
     if parts.is_empty() {

@@ -1,37 +1,387 @@
-//! Building an AnalysisRun for a Rollout: its templates' metrics, with every `{{args.NAME}}`
-//! resolved from the Rollout (values, pod-template hashes, fields) and safely substituted.
+//! Building an AnalysisRun for a Rollout: its templates (and the templates they include) merged
+//! into one list of metrics, with every argument resolved from the Rollout — values, fields,
+//! pod-template hashes — or kept as a reference to a Secret, read only when measuring.
 
-use crate::analysis::args::substitute;
-use crate::crd::analysis::{AnalysisRunSpec, AnalysisTemplate, ClusterAnalysisTemplate, Metric, TemplateArg};
+use crate::analysis::args::{ArgError, resolve_metric, used_by};
+use crate::crd::analysis::{
+    AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateRef, AnalysisTemplateSpec, ArgValueFrom, Argument,
+    ClusterAnalysisTemplate, DryRun, MeasurementRetention, Metric,
+};
 use crate::crd::rollout::{Rollout, RolloutAnalysis};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("reading {what}: {message}")]
+    Read { what: String, message: String },
+    #[error("templates include each other: {0}")]
+    Cycle(String),
+    #[error("metric {metric:?} is defined by both {first} and {second}: metric names must be unique")]
+    DuplicateMetric {
+        metric: String,
+        first: String,
+        second: String,
+    },
+    #[error("argument {name:?} is given two different values by the templates: {first:?} and {second:?}")]
+    ConflictingArg {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{template}: metric {metric:?} uses {{{{args.{arg}}}}}, which has no value: give it one in the template's args or in the Rollout's analysis args"
+    )]
+    MissingArg {
+        template: String,
+        metric: String,
+        arg: String,
+    },
+    #[error("{template}: metric {metric:?}: {error}")]
+    BadMetric {
+        template: String,
+        metric: String,
+        error: ArgError,
+    },
+    #[error("argument {name}: {message}")]
+    BadValueFrom { name: String, message: String },
+    #[error("{field} {rule:?}: {message}")]
+    BadRule {
+        field: &'static str,
+        rule: String,
+        message: String,
+    },
+}
+
+impl TemplateError {
+    /// A template that is not there yet may come (a GitOps sync applies it later): the run waits
+    /// for a person rather than failing the release. Every other problem is in what was written.
+    pub fn may_pass(&self) -> bool {
+        matches!(self, TemplateError::NotFound(_) | TemplateError::Read { .. })
+    }
+}
+
+/// Which template: `AnalysisTemplate "error-rate"` or `ClusterAnalysisTemplate "error-rate"`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TemplateId {
+    pub cluster: bool,
+    pub name: String,
+}
+
+impl TemplateId {
+    fn of(r: &AnalysisTemplateRef) -> Self {
+        TemplateId {
+            cluster: r.cluster_scope == Some(true),
+            name: r.template_name.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for TemplateId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.cluster {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        };
+        write!(f, "{kind} {:?}", self.name)
+    }
+}
+
 /// Looks up a field of the Rollout by a kubectl-style path: `metadata.name`,
-/// `metadata.labels['app']`, `spec.replicas`.
+/// `metadata.labels['app']`, `spec.template.spec.containers[0].image`.
 fn field(rollout: &Rollout, path: &str) -> Option<String> {
     let value = serde_json::to_value(rollout).ok()?;
     let mut cur = &value;
     let mut rest = path.trim_start_matches('.');
     while !rest.is_empty() {
-        let (key, next) = if let Some(r) = rest.strip_prefix("['") {
-            let end = r.find("']")?;
-            (&r[..end], r[end + 2..].trim_start_matches('.'))
+        if let Some(r) = rest.strip_prefix("['").or_else(|| rest.strip_prefix("[\"")) {
+            let end = r.find(['\'', '"'])?;
+            cur = cur.get(&r[..end])?;
+            rest = r[end..].strip_prefix("']").or_else(|| r[end..].strip_prefix("\"]"))?;
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            cur = cur.get(r[..end].trim().parse::<usize>().ok()?)?;
+            rest = &r[end + 1..];
         } else {
             let end = rest.find(['.', '[']).unwrap_or(rest.len());
-            (&rest[..end], rest[end..].trim_start_matches('.'))
-        };
-        cur = cur.get(key)?;
-        rest = next;
+            cur = cur.get(&rest[..end])?;
+            rest = &rest[end..];
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
     }
     match cur {
         serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Null => None,
+        serde_json::Value::Null | serde_json::Value::Object(_) | serde_json::Value::Array(_) => None,
         other => Some(other.to_string()),
     }
 }
 
-/// The spec of the run, or a sentence saying what is wrong (a missing template or argument).
+/// Every template the references reach, read from the API.
+async fn load(
+    client: &Client,
+    ns: &str,
+    roots: &[AnalysisTemplateRef],
+) -> Result<BTreeMap<TemplateId, AnalysisTemplateSpec>, TemplateError> {
+    let mut found: BTreeMap<TemplateId, AnalysisTemplateSpec> = BTreeMap::new();
+    let mut queue: Vec<TemplateId> = roots.iter().map(TemplateId::of).collect();
+    while let Some(id) = queue.pop() {
+        if found.contains_key(&id) {
+            continue;
+        }
+        let read = |e: kube::Error| TemplateError::Read {
+            what: id.to_string(),
+            message: e.to_string(),
+        };
+        let spec: Option<AnalysisTemplateSpec> = if id.cluster {
+            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+            api.get_opt(&id.name).await.map_err(read)?.map(|t| t.spec.into())
+        } else {
+            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), ns);
+            api.get_opt(&id.name).await.map_err(read)?.map(|t| t.spec)
+        };
+        let spec = spec.ok_or_else(|| {
+            TemplateError::NotFound(if id.cluster {
+                id.to_string()
+            } else {
+                format!("{id} in namespace {ns}")
+            })
+        })?;
+        queue.extend(spec.templates.iter().map(TemplateId::of));
+        found.insert(id, spec);
+    }
+    Ok(found)
+}
+
+/// The templates in the order their metrics are merged: each before the ones it includes, each
+/// once, and a template that includes itself (through others) is an error.
+fn order(
+    roots: &[AnalysisTemplateRef],
+    all: &BTreeMap<TemplateId, AnalysisTemplateSpec>,
+) -> Result<Vec<TemplateId>, TemplateError> {
+    fn visit(
+        id: TemplateId,
+        all: &BTreeMap<TemplateId, AnalysisTemplateSpec>,
+        path: &mut Vec<TemplateId>,
+        out: &mut Vec<TemplateId>,
+    ) -> Result<(), TemplateError> {
+        if let Some(at) = path.iter().position(|p| *p == id) {
+            let mut names: Vec<String> = path[at..].iter().map(ToString::to_string).collect();
+            names.push(id.to_string());
+            return Err(TemplateError::Cycle(names.join(" -> ")));
+        }
+        if out.contains(&id) {
+            return Ok(());
+        }
+        let Some(spec) = all.get(&id) else {
+            return Err(TemplateError::NotFound(id.to_string()));
+        };
+        out.push(id.clone());
+        path.push(id);
+        for child in &spec.templates {
+            visit(TemplateId::of(child), all, path, out)?;
+        }
+        path.pop();
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for r in roots {
+        visit(TemplateId::of(r), all, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+/// What the templates come to together.
+#[derive(Debug, Default)]
+struct Merged {
+    /// Each metric with the template it came from.
+    metrics: Vec<(TemplateId, Metric)>,
+    args: Vec<Argument>,
+    dry_run: Vec<DryRun>,
+    retention: Vec<MeasurementRetention>,
+}
+
+fn merge(
+    ordered: &[TemplateId],
+    all: &BTreeMap<TemplateId, AnalysisTemplateSpec>,
+    analysis: &RolloutAnalysis,
+) -> Result<Merged, TemplateError> {
+    let mut m = Merged::default();
+    for id in ordered {
+        let Some(spec) = all.get(id) else { continue };
+        for metric in &spec.metrics {
+            if let Some((first, _)) = m.metrics.iter().find(|(_, x)| x.name == metric.name) {
+                return Err(TemplateError::DuplicateMetric {
+                    metric: metric.name.clone(),
+                    first: first.to_string(),
+                    second: id.to_string(),
+                });
+            }
+            m.metrics.push((id.clone(), metric.clone()));
+        }
+        for arg in &spec.args {
+            match m.args.iter_mut().find(|a| a.name == arg.name) {
+                None => m.args.push(arg.clone()),
+                Some(have) if have.value.is_none() && have.value_from.is_none() => *have = arg.clone(),
+                Some(have) if arg.value.is_some() && have.value.is_some() && have.value != arg.value => {
+                    return Err(TemplateError::ConflictingArg {
+                        name: arg.name.clone(),
+                        first: have.value.clone().unwrap_or_default(),
+                        second: arg.value.clone().unwrap_or_default(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        m.dry_run.extend(spec.dry_run.iter().cloned());
+        m.retention.extend(spec.measurement_retention.iter().cloned());
+    }
+    // The Rollout's arguments win over the templates' defaults.
+    for arg in analysis.args.iter().flatten() {
+        match m.args.iter_mut().find(|a| a.name == arg.name) {
+            Some(have) => *have = arg.clone(),
+            None => m.args.push(arg.clone()),
+        }
+    }
+    m.dry_run.extend(analysis.dry_run.iter().cloned());
+    m.retention.extend(analysis.measurement_retention.iter().cloned());
+    Ok(m)
+}
+
+/// One argument made concrete: a value, or a Secret to read at measurement time.
+fn resolve_arg(arg: &Argument, rollout: &Rollout, current: &str, stable: &str) -> Result<Argument, TemplateError> {
+    let bad = |message: String| TemplateError::BadValueFrom {
+        name: arg.name.clone(),
+        message,
+    };
+    let value = match (&arg.value, &arg.value_from) {
+        (Some(v), _) => Some(v.clone()),
+        (None, None) => None,
+        (None, Some(from)) => match from {
+            ArgValueFrom {
+                secret_key_ref: Some(_),
+                ..
+            } => {
+                return Ok(Argument {
+                    name: arg.name.clone(),
+                    value: None,
+                    value_from: Some(ArgValueFrom {
+                        secret_key_ref: from.secret_key_ref.clone(),
+                        ..Default::default()
+                    }),
+                });
+            }
+            ArgValueFrom {
+                pod_template_hash_value: Some(which),
+                ..
+            } => match which.as_str() {
+                "Stable" => Some(stable.to_string()),
+                "Latest" => Some(current.to_string()),
+                other => return Err(bad(format!("podTemplateHashValue must be Stable or Latest, not {other:?}"))),
+            },
+            ArgValueFrom {
+                field_ref: Some(f), ..
+            } => Some(
+                field(rollout, &f.field_path)
+                    .ok_or_else(|| bad(format!("the Rollout has no field {} with a value", f.field_path)))?,
+            ),
+            _ => return Err(bad("valueFrom names nothing".into())),
+        },
+    };
+    Ok(Argument {
+        name: arg.name.clone(),
+        value,
+        value_from: None,
+    })
+}
+
+/// `dryRun` and `measurementRetention` rules: each a regular expression that matches a metric.
+fn check_rules(merged: &Merged) -> Result<(), TemplateError> {
+    let names: Vec<&str> = merged.metrics.iter().map(|(_, m)| m.name.as_str()).collect();
+    let rules = merged
+        .dry_run
+        .iter()
+        .map(|r| ("dryRun", &r.metric_name))
+        .chain(merged.retention.iter().map(|r| ("measurementRetention", &r.metric_name)));
+    let mut seen: Vec<(&str, &String)> = Vec::new();
+    for (field, rule) in rules {
+        let bad = |message: String| TemplateError::BadRule {
+            field,
+            rule: rule.clone(),
+            message,
+        };
+        if seen.contains(&(field, rule)) {
+            return Err(bad("the same rule is given twice".into()));
+        }
+        seen.push((field, rule));
+        let re = crate::analysis::rules::metric_pattern(rule).map_err(bad)?;
+        if !names.iter().any(|n| re.is_match(n)) {
+            return Err(bad(format!("matches no metric (the metrics are {})", names.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+/// The run's spec from templates already read: pure, so every rule is tested without an API.
+fn build(
+    ordered: &[TemplateId],
+    all: &BTreeMap<TemplateId, AnalysisTemplateSpec>,
+    rollout: &Rollout,
+    analysis: &RolloutAnalysis,
+    (current, stable): (&str, &str),
+    background: bool,
+) -> Result<AnalysisRunSpec, TemplateError> {
+    let merged = merge(ordered, all, analysis)?;
+    check_rules(&merged)?;
+    let args: Vec<Argument> = merged
+        .args
+        .iter()
+        .map(|a| resolve_arg(a, rollout, current, stable))
+        .collect::<Result<_, _>>()?;
+    // Every argument a metric uses must have a value; a Secret's stands in as a plain token, so
+    // that everything but the Secret itself is checked now rather than at the first measurement.
+    let trial: BTreeMap<String, String> = args
+        .iter()
+        .filter_map(|a| match (&a.value, &a.value_from) {
+            (Some(v), _) => Some((a.name.clone(), v.clone())),
+            (None, Some(_)) => Some((a.name.clone(), "secret".to_string())),
+            (None, None) => None,
+        })
+        .collect();
+    for (template, metric) in &merged.metrics {
+        let bad = |error: ArgError| TemplateError::BadMetric {
+            template: template.to_string(),
+            metric: metric.name.clone(),
+            error,
+        };
+        let used = used_by(metric).map_err(bad)?;
+        if let Some(missing) = used.iter().find(|u| !trial.contains_key(*u)) {
+            return Err(TemplateError::MissingArg {
+                template: template.to_string(),
+                metric: metric.name.clone(),
+                arg: missing.clone(),
+            });
+        }
+        resolve_metric(metric, &trial).map_err(bad)?;
+    }
+    // Arguments with no value that nothing uses are left out.
+    let args = args
+        .into_iter()
+        .filter(|a| a.value.is_some() || a.value_from.is_some())
+        .collect();
+    Ok(AnalysisRunSpec {
+        metrics: merged.metrics.into_iter().map(|(_, m)| m).collect(),
+        args,
+        terminate: None,
+        background: background.then_some(true),
+        dry_run: merged.dry_run,
+        measurement_retention: merged.retention,
+    })
+}
+
+/// The spec of the run, or what is wrong with its templates or arguments.
 pub async fn resolve(
     client: &Client,
     ns: &str,
@@ -40,103 +390,18 @@ pub async fn resolve(
     current_hash: &str,
     stable_hash: &str,
     background: bool,
-) -> Result<AnalysisRunSpec, String> {
-    let mut declared: Vec<TemplateArg> = Vec::new();
-    let mut metrics: Vec<Metric> = Vec::new();
-    for t in &analysis.templates {
-        let (args, ms) = if t.cluster_scope == Some(true) {
-            let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-            let found = api
-                .get_opt(&t.template_name)
-                .await
-                .map_err(|e| format!("reading ClusterAnalysisTemplate {}: {e}", t.template_name))?;
-            let found = found.ok_or_else(|| format!("ClusterAnalysisTemplate {:?} not found", t.template_name))?;
-            (found.spec.args, found.spec.metrics)
-        } else {
-            let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), ns);
-            let found = api
-                .get_opt(&t.template_name)
-                .await
-                .map_err(|e| format!("reading AnalysisTemplate {}: {e}", t.template_name))?;
-            let found =
-                found.ok_or_else(|| format!("AnalysisTemplate {:?} not found in namespace {ns}", t.template_name))?;
-            (found.spec.args, found.spec.metrics)
-        };
-        for a in args {
-            if !declared.iter().any(|d| d.name == a.name) {
-                declared.push(a);
-            }
-        }
-        for m in ms {
-            if metrics.iter().any(|x| x.name == m.name) {
-                return Err(format!("metric {:?} is defined by two templates", m.name));
-            }
-            metrics.push(m);
-        }
-    }
-    let mut values: BTreeMap<String, String> = declared
-        .iter()
-        .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
-        .collect();
-    for a in analysis.args.iter().flatten() {
-        let value = match (&a.value, &a.value_from) {
-            (Some(v), _) => v.clone(),
-            (None, Some(from)) => match (&from.pod_template_hash_value, &from.field_ref) {
-                (Some(which), _) if which == "Stable" => stable_hash.to_string(),
-                (Some(which), _) if which == "Latest" => current_hash.to_string(),
-                (Some(which), _) => {
-                    return Err(format!(
-                        "argument {}: podTemplateHashValue must be Stable or Latest, not {which:?}",
-                        a.name
-                    ));
-                }
-                (None, Some(f)) => field(rollout, &f.field_path)
-                    .ok_or_else(|| format!("argument {}: the Rollout has no field {}", a.name, f.field_path))?,
-                (None, None) => return Err(format!("argument {} has an empty valueFrom", a.name)),
-            },
-            (None, None) => return Err(format!("argument {} has no value", a.name)),
-        };
-        values.insert(a.name.clone(), value);
-    }
-    for m in &mut metrics {
-        if let Some(p) = &mut m.provider.prometheus {
-            p.query = substitute(&p.query, &values).map_err(|e| format!("metric {}: {e}", m.name))?;
-        }
-    }
-    let args = values
-        .into_iter()
-        .map(|(name, value)| TemplateArg {
-            name,
-            value: Some(value),
-        })
-        .collect();
-    Ok(AnalysisRunSpec {
-        metrics,
-        args,
-        terminate: None,
-        background: background.then_some(true),
-    })
+) -> Result<AnalysisRunSpec, TemplateError> {
+    let all = load(client, ns, &analysis.templates).await?;
+    let ordered = order(&analysis.templates, &all)?;
+    build(
+        &ordered,
+        &all,
+        rollout,
+        analysis,
+        (current_hash, stable_hash),
+        background,
+    )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn field_refs_read_the_rollout() {
-        let r: Rollout = serde_json::from_value(serde_json::json!({
-            "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
-            "metadata": {"name": "web", "namespace": "shop", "labels": {"app.kubernetes.io/name": "web-app"}},
-            "spec": {"replicas": 3, "selector": {}, "strategy": {"canary": {}}}
-        }))
-        .unwrap();
-        assert_eq!(field(&r, "metadata.name").as_deref(), Some("web"));
-        assert_eq!(field(&r, "metadata.namespace").as_deref(), Some("shop"));
-        assert_eq!(
-            field(&r, "metadata.labels['app.kubernetes.io/name']").as_deref(),
-            Some("web-app")
-        );
-        assert_eq!(field(&r, "spec.replicas").as_deref(), Some("3"));
-        assert_eq!(field(&r, "spec.nothing"), None);
-    }
-}
+mod tests;

@@ -264,9 +264,14 @@ async fn apply_runs(
         if let Some(problem) = problem {
             let mut failed = created;
             let replaced = failed.metadata.resource_version.clone();
+            // A template not there (yet) waits for a person; one that is wrong fails the run.
             failed.status = Some(AnalysisRunStatus {
-                phase: Some(AnalysisPhase::Error),
-                message: Some(problem),
+                phase: Some(if problem.may_pass() {
+                    AnalysisPhase::Error
+                } else {
+                    AnalysisPhase::Failed
+                }),
+                message: Some(problem.to_string()),
                 ..Default::default()
             });
             let written = api.replace_status(&req.name, &PostParams::default(), &failed).await?;

@@ -7,6 +7,7 @@ mod apply;
 mod cached;
 pub mod events;
 mod index;
+mod measure;
 mod observe;
 mod own_writes;
 mod router;
@@ -77,6 +78,23 @@ pub struct OwnWritten {
     pub services: own_writes::OwnWrites<CachedService>,
 }
 
+/// How the controllers run.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Reconciles in flight at once, per controller.
+    pub workers: u16,
+    pub secret_access: secrets::SecretAccess,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            workers: DEFAULT_WORKERS,
+            secret_access: secrets::SecretAccess::Labelled,
+        }
+    }
+}
+
 /// Runs the controllers (Rollouts and AnalysisRuns) until the process is asked to stop.
 /// `home` is the controller's own namespace, where the default notification targets live.
 pub async fn run(
@@ -85,15 +103,16 @@ pub async fn run(
     instance: String,
     admin: Arc<crate::admin::Admin>,
     home: String,
-    workers: u16,
+    settings: Settings,
 ) {
-    let config = kube::runtime::controller::Config::default().concurrency(workers);
+    let config = kube::runtime::controller::Config::default().concurrency(settings.workers);
     let runs = analysis_run::run(
         client.clone(),
         namespace.clone(),
         instance.clone(),
         admin.clone(),
         config.clone(),
+        settings.secret_access,
     );
     let rollouts = run_rollouts(client, namespace, instance, admin, home, config);
     futures::join!(runs, rollouts);

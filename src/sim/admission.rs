@@ -95,6 +95,7 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
                 "Invalid value: must be greater than 0".into(),
             ));
         }
+        ("batch", "jobs") => super::jobs::admit(obj, old, &mut causes),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             super::crd::admit_crd(obj, &mut causes);
         }

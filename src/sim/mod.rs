@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod faults;
 pub mod fieldset;
 pub mod gc;
+pub mod jobs;
 pub mod kubeconfig;
 pub mod lists;
 pub mod managed;
@@ -109,6 +110,7 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
     let traffic = Arc::new(Mutex::new(traffic::Traffic::default()));
     tokio::spawn(gc::run(store.clone()));
     tokio::spawn(workload::run(store.clone()));
+    tokio::spawn(jobs::run(store.clone()));
     tokio::spawn(traffic::run(
         store.clone(),
         traffic.clone(),

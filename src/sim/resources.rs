@@ -184,6 +184,7 @@ const BUILTINS: &[Builtin] = &[
         .scale()
         .generation()
         .all(),
+    b("batch", "v1", "Job", "jobs", true, &[]).status().generation().all(),
     b("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
     b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"])
         .status()
@@ -261,6 +262,7 @@ pub const BUILTIN_GROUP_ORDER: &[&str] = &[
     "apps",
     "events.k8s.io",
     "autoscaling",
+    "batch",
     "networking.k8s.io",
     "policy",
     "rbac.authorization.k8s.io",

@@ -38,7 +38,13 @@ fn pod_status(p: &Value) -> Value {
     }
     let waiting = p["status"]["containerStatuses"]
         .as_array()
-        .and_then(|cs| cs.iter().find_map(|c| c["state"]["waiting"]["reason"].as_str()));
+        .and_then(|cs| {
+            cs.iter().find_map(|c| {
+                c["state"]["waiting"]["reason"]
+                    .as_str()
+                    .or(c["state"]["terminated"]["reason"].as_str())
+            })
+        });
     json!(waiting.or(p["status"]["phase"].as_str()).unwrap_or("Pending"))
 }
 
@@ -61,6 +67,24 @@ fn service_ports(o: &Value) -> Value {
         "<none>".to_string()
     } else {
         ports.join(",")
+    })
+}
+
+/// `Running`, `Complete`, `Failed` or `Suspended`, as kubectl shows a Job.
+fn job_status(j: &Value) -> Value {
+    let has = |t: &str| {
+        j["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+    };
+    json!(if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
     })
 }
 
@@ -104,6 +128,17 @@ fn builtin_columns(rt: &ResourceType) -> Option<Vec<Column>> {
             c("Desired", "integer", |o| int_or_zero(&o["spec"]["replicas"])),
             c("Current", "integer", |o| int_or_zero(&o["status"]["replicas"])),
             c("Ready", "integer", |o| int_or_zero(&o["status"]["readyReplicas"])),
+            c("Age", "string", age),
+        ],
+        ("batch", "jobs") => vec![
+            c("Status", "string", job_status),
+            c("Completions", "string", |o| {
+                json!(format!(
+                    "{}/{}",
+                    o["status"]["succeeded"].as_i64().unwrap_or(0),
+                    o["spec"]["completions"].as_i64().unwrap_or(1)
+                ))
+            }),
             c("Age", "string", age),
         ],
         ("", "services") => vec![

@@ -123,7 +123,7 @@ fn full_resync(store: &Store, types: &Types, deploys: &mut BTreeSet<Key>, rs: &m
     rs.extend(keys(&types.replicasets));
 }
 
-fn controller_owner(obj: &Value, kind: &str) -> Vec<String> {
+pub(super) fn controller_owner(obj: &Value, kind: &str) -> Vec<String> {
     obj["metadata"]["ownerReferences"]
         .as_array()
         .into_iter()
@@ -167,7 +167,7 @@ pub fn template_hash(template: &Value) -> String {
 
 /// The objects of one type that `owner` controls, in name order, from the store's owner index:
 /// a sync costs what the owner owns, not what its namespace holds.
-fn owned_of(store: &Store, owner: &Value, rt: &ResourceType, keep: impl Fn(&Value) -> bool) -> Vec<Arc<Value>> {
+pub(super) fn owned_of(store: &Store, owner: &Value, rt: &ResourceType, keep: impl Fn(&Value) -> bool) -> Vec<Arc<Value>> {
     let uid = meta::uid(owner);
     let mut out: Vec<Arc<Value>> = store
         .dependents_of(uid)
@@ -185,7 +185,7 @@ fn owned_by(obj: &Value, uid: &str) -> bool {
         .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid && r["controller"] == true))
 }
 
-fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+pub(super) fn owner_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
     json!([{"apiVersion": api_version, "kind": kind, "name": meta::name(owner), "uid": meta::uid(owner), "controller": true, "blockOwnerDeletion": true}])
 }
 
@@ -281,7 +281,7 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
 }
 
 /// Writes status only when it changed, keeping condition transition times that did not change.
-fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut status: Value, manager: &str) {
+pub(super) fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut status: Value, manager: &str) {
     let now = meta::now_rfc3339();
     if let Some(conds) = status["conditions"].as_array_mut() {
         for c in conds {

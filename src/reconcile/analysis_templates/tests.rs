@@ -1,0 +1,247 @@
+use super::*;
+use serde_json::json;
+
+fn rollout() -> Rollout {
+    serde_json::from_value(json!({
+        "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop",
+                     "labels": {"app.kubernetes.io/name": "web-app"},
+                     "annotations": {"team": "payments"}},
+        "spec": {"replicas": 3, "selector": {}, "strategy": {"canary": {}},
+                 "template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}}
+    }))
+    .unwrap()
+}
+
+fn template(v: serde_json::Value) -> AnalysisTemplateSpec {
+    serde_json::from_value(v).unwrap()
+}
+
+fn id(name: &str) -> TemplateId {
+    TemplateId {
+        cluster: false,
+        name: name.into(),
+    }
+}
+
+fn refs(names: &[&str]) -> Vec<AnalysisTemplateRef> {
+    names
+        .iter()
+        .map(|n| AnalysisTemplateRef {
+            template_name: n.to_string(),
+            cluster_scope: None,
+        })
+        .collect()
+}
+
+fn metric(name: &str, query: &str) -> serde_json::Value {
+    json!({"name": name, "successCondition": "result < 0.05",
+           "provider": {"prometheus": {"address": "{{args.prometheus}}", "query": query}}})
+}
+
+fn build_from(
+    all: &BTreeMap<TemplateId, AnalysisTemplateSpec>,
+    analysis: &RolloutAnalysis,
+) -> Result<AnalysisRunSpec, TemplateError> {
+    let ordered = order(&analysis.templates, all)?;
+    build(&ordered, all, &rollout(), analysis, ("new1", "old1"), false)
+}
+
+fn analysis(v: serde_json::Value) -> RolloutAnalysis {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn field_refs_read_the_rollout() {
+    let r = rollout();
+    assert_eq!(field(&r, "metadata.name").as_deref(), Some("web"));
+    assert_eq!(field(&r, "metadata.namespace").as_deref(), Some("shop"));
+    assert_eq!(
+        field(&r, "metadata.labels['app.kubernetes.io/name']").as_deref(),
+        Some("web-app")
+    );
+    assert_eq!(field(&r, "metadata.annotations['team']").as_deref(), Some("payments"));
+    assert_eq!(field(&r, "spec.replicas").as_deref(), Some("3"));
+    assert_eq!(
+        field(&r, "spec.template.spec.containers[0].image").as_deref(),
+        Some("web:2")
+    );
+    assert_eq!(field(&r, "spec.nothing"), None);
+    assert_eq!(field(&r, "spec.template"), None, "not a value");
+}
+
+#[test]
+fn arguments_come_from_values_fields_hashes_and_secrets() {
+    let all: BTreeMap<_, _> = [(
+        id("errors"),
+        template(json!({
+            "args": [{"name": "prometheus", "value": "http://prom:9090"}, {"name": "hash"},
+                     {"name": "app"}, {"name": "token", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            "metrics": [{"name": "e", "successCondition": "result < 0.05", "provider": {"prometheus": {
+                "address": "{{args.prometheus}}", "query": "x{h=\"{{args.hash}}\",app=\"{{args.app}}\"}",
+                "headers": [{"key": "Authorization", "value": "Bearer {{args.token}}"}]}}}]
+        })),
+    )]
+    .into();
+    let spec = build_from(
+        &all,
+        &analysis(json!({"templates": [{"templateName": "errors"}], "args": [
+            {"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+            {"name": "app", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app.kubernetes.io/name']"}}}
+        ]})),
+    )
+    .unwrap();
+    let value = |n: &str| spec.args.iter().find(|a| a.name == n).and_then(|a| a.value.clone());
+    assert_eq!(value("hash").as_deref(), Some("new1"));
+    assert_eq!(value("app").as_deref(), Some("web-app"));
+    assert_eq!(value("prometheus").as_deref(), Some("http://prom:9090"));
+    let token = spec.args.iter().find(|a| a.name == "token").unwrap();
+    assert_eq!(token.value, None, "a Secret's value is never stored");
+    assert!(token.value_from.as_ref().unwrap().secret_key_ref.is_some());
+    // The metrics stay as written; they are resolved at each measurement.
+    let p = spec.metrics[0].provider.prometheus.as_ref().unwrap();
+    assert_eq!(p.address, "{{args.prometheus}}");
+    let stable = build(
+        &[id("errors")],
+        &all,
+        &rollout(),
+        &analysis(json!({"templates": [{"templateName": "errors"}], "args": [
+            {"name": "hash", "valueFrom": {"podTemplateHashValue": "Stable"}}, {"name": "app", "value": "a"}]})),
+        ("new1", "old1"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        stable.args.iter().find(|a| a.name == "hash").and_then(|a| a.value.as_deref()),
+        Some("old1")
+    );
+}
+
+#[test]
+fn an_argument_without_a_value_names_itself_and_its_template() {
+    let all: BTreeMap<_, _> = [(
+        id("errors"),
+        template(json!({"args": [{"name": "prometheus"}], "metrics": [metric("error-rate", "up")]})),
+    )]
+    .into();
+    let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "errors"}]}))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "AnalysisTemplate \"errors\": metric \"error-rate\" uses {{args.prometheus}}, which has no value: give it one in the template's args or in the Rollout's analysis args"
+    );
+    assert!(!err.may_pass());
+    // An undeclared one too, and an unknown placeholder.
+    let all: BTreeMap<_, _> = [(id("errors"), template(json!({"metrics": [metric("e", "up")]})))].into();
+    let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "errors"}]}))).unwrap_err();
+    assert!(matches!(err, TemplateError::MissingArg { ref arg, .. } if arg == "prometheus"), "{err}");
+    let all: BTreeMap<_, _> = [(
+        id("errors"),
+        template(json!({"args": [{"name": "prometheus", "value": "http://p"}],
+                        "metrics": [metric("e", "up{job=\"{{workflow.name}}\"}")]})),
+    )]
+    .into();
+    let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "errors"}]}))).unwrap_err();
+    assert!(err.to_string().contains("{{workflow.name}} is not an argument"), "{err}");
+}
+
+#[test]
+fn templates_include_templates() {
+    let all: BTreeMap<_, _> = [
+        (
+            id("all"),
+            template(json!({"templates": [{"templateName": "errors"}, {"templateName": "latency"}],
+                            "args": [{"name": "prometheus", "value": "http://prom"}]})),
+        ),
+        (
+            id("errors"),
+            template(json!({"args": [{"name": "prometheus"}], "metrics": [metric("errors", "e")],
+                            "templates": [{"templateName": "base"}]})),
+        ),
+        (
+            id("latency"),
+            template(json!({"metrics": [metric("latency", "l")], "templates": [{"templateName": "base"}],
+                            "dryRun": [{"metricName": "latency"}]})),
+        ),
+        (id("base"), template(json!({"metrics": [metric("up", "up")]}))),
+    ]
+    .into();
+    let spec = build_from(&all, &analysis(json!({"templates": [{"templateName": "all"}]}))).unwrap();
+    let names: Vec<&str> = spec.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["errors", "up", "latency"], "each template once, in order");
+    assert_eq!(spec.dry_run.len(), 1);
+    assert_eq!(spec.args.len(), 1);
+}
+
+#[test]
+fn cycles_duplicates_and_conflicts_are_errors() {
+    let cyclic: BTreeMap<_, _> = [
+        (
+            id("a"),
+            template(json!({"templates": [{"templateName": "b"}], "metrics": [metric("x", "x")]})),
+        ),
+        (id("b"), template(json!({"templates": [{"templateName": "a"}]}))),
+    ]
+    .into();
+    let err = order(&refs(&["a"]), &cyclic).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "templates include each other: AnalysisTemplate \"a\" -> AnalysisTemplate \"b\" -> AnalysisTemplate \"a\""
+    );
+    let dup: BTreeMap<_, _> = [
+        (id("a"), template(json!({"metrics": [metric("x", "x")]}))),
+        (id("b"), template(json!({"metrics": [metric("x", "y")]}))),
+    ]
+    .into();
+    let err = build_from(&dup, &analysis(json!({"templates": [{"templateName": "a"}, {"templateName": "b"}]})))
+        .unwrap_err();
+    assert!(matches!(err, TemplateError::DuplicateMetric { .. }), "{err}");
+    assert!(err.to_string().contains("both AnalysisTemplate \"a\" and AnalysisTemplate \"b\""));
+    let conflict: BTreeMap<_, _> = [
+        (
+            id("a"),
+            template(json!({"args": [{"name": "prometheus", "value": "http://one"}], "metrics": [metric("x", "x")]})),
+        ),
+        (
+            id("b"),
+            template(json!({"args": [{"name": "prometheus", "value": "http://two"}], "metrics": [metric("y", "y")]})),
+        ),
+    ]
+    .into();
+    let err = build_from(
+        &conflict,
+        &analysis(json!({"templates": [{"templateName": "a"}, {"templateName": "b"}]})),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TemplateError::ConflictingArg { .. }), "{err}");
+    // The Rollout's value settles it.
+    let settled = build_from(
+        &conflict,
+        &analysis(json!({"templates": [{"templateName": "a"}, {"templateName": "b"}],
+                         "args": [{"name": "prometheus", "value": "http://three"}]})),
+    );
+    assert!(settled.is_err(), "the templates still disagree between themselves");
+}
+
+#[test]
+fn dry_run_rules_must_match_a_metric() {
+    let all: BTreeMap<_, _> = [(
+        id("a"),
+        template(json!({"args": [{"name": "prometheus", "value": "http://p"}], "metrics": [metric("errors", "x")]})),
+    )]
+    .into();
+    let ok = build_from(
+        &all,
+        &analysis(json!({"templates": [{"templateName": "a"}], "dryRun": [{"metricName": ".*"}]})),
+    )
+    .unwrap();
+    assert_eq!(ok.dry_run[0].metric_name, ".*");
+    let err = build_from(
+        &all,
+        &analysis(json!({"templates": [{"templateName": "a"}], "dryRun": [{"metricName": "latency"}]})),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "dryRun \"latency\": matches no metric (the metrics are errors)"
+    );
+}
