@@ -41,10 +41,9 @@ fn provider(address: &str, headers: Vec<Header>, creds: Credentials, timeout: Du
         address: address.into(),
         query: String::new(),
         headers,
-        timeout: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(format!(
-            "{}ms",
-            timeout.as_millis()
-        ))),
+        timeout: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+            format!("{}ms", timeout.as_millis()),
+        )),
         ..Default::default()
     };
     Provider::new(&spec, &creds, &Default::default()).expect("provider builds")
@@ -275,7 +274,9 @@ async fn speaks_tls_with_a_given_ca_or_when_told_to_skip_verification() {
             address: address.clone(),
             query: String::new(),
             tls: Some(t),
-            timeout: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("5s".into())),
+            timeout: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                "5s".into(),
+            )),
             ..Default::default()
         };
         Provider::new(

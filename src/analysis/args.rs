@@ -76,11 +76,10 @@ fn is_expression(path: &[String]) -> bool {
     )
 }
 
-fn walk(
-    value: &mut serde_json::Value,
-    path: &mut Vec<String>,
-    f: &mut dyn FnMut(&[String], &str) -> Result<String, ArgError>,
-) -> Result<(), ArgError> {
+/// What to do with one string field of a metric, given its path: its new text.
+type FieldFn<'a> = dyn FnMut(&[String], &str) -> Result<String, ArgError> + 'a;
+
+fn walk(value: &mut serde_json::Value, path: &mut Vec<String>, f: &mut FieldFn) -> Result<(), ArgError> {
     match value {
         serde_json::Value::String(s) if s.contains("{{") => {
             let replaced = f(path, s).map_err(|e| ArgError::In {
@@ -271,7 +270,10 @@ mod tests {
             substitute_plain("{{workflow.name}}", &args(&[])),
             Err(ArgError::Unknown(_))
         ));
-        assert_eq!(substitute_plain("a {{args.x", &args(&[("x", "1")])), Err(ArgError::Unclosed));
+        assert_eq!(
+            substitute_plain("a {{args.x", &args(&[("x", "1")])),
+            Err(ArgError::Unclosed)
+        );
         assert_eq!(
             used_in("{{args.a}}-{{ args.b }}-{{args.a}}").unwrap(),
             ["a".to_string(), "b".to_string()].into()
@@ -312,7 +314,9 @@ mod tests {
         assert_eq!(p.headers[0].value, "Bearer t0k");
         assert_eq!(
             p.timeout,
-            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("7".into()))
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                "7".into()
+            ))
         );
         assert_eq!(r.success_condition.as_deref(), Some("result < 0.05"));
         assert_eq!(r.name, "errors-{{args.x}}", "the name is kept as written");

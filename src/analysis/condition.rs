@@ -120,9 +120,10 @@ fn eval(condition: &str, result: &QueryResult) -> Result<bool, ConditionError> {
         QueryResult::Json(v) => json_to_cel(v),
     };
     ctx.add_variable_from_value("result", value);
-    // Argo Rollouts' conditions use these; CEL has no such functions of its own.
-    ctx.add_function("isNaN", |v: f64| v.is_nan());
-    ctx.add_function("isInf", |v: f64| v.is_infinite());
+    // Argo Rollouts' conditions use these; CEL has no such functions of its own. Should one not
+    // register, a condition using it fails to evaluate and says so: an error, never a verdict.
+    let _ = ctx.add_function("isNaN", |v: f64| v.is_nan());
+    let _ = ctx.add_function("isInf", |v: f64| v.is_infinite());
     match program.execute(&ctx) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) => Err(ConditionError::NotBool {
@@ -150,7 +151,9 @@ pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, St
         return Ok((AnalysisPhase::Failed, format!("failureCondition {failure:?} is true")));
     }
     if let Some(range) = &metric.threshold_range {
-        let values = result.numbers().ok_or_else(|| ConditionError::NotNumbers(result.display()))?;
+        let values = result
+            .numbers()
+            .ok_or_else(|| ConditionError::NotNumbers(result.display()))?;
         let outside = values
             .iter()
             .any(|v| v.is_nan() || range.min.is_some_and(|m| *v < m) || range.max.is_some_and(|m| *v > m));
@@ -265,6 +268,12 @@ mod tests {
             judge(&sized, &QueryResult::Scalar(0.01)).unwrap().0,
             AnalysisPhase::Successful
         );
+        let int = metric(Some("result[0] == 1"), None);
+        assert_eq!(
+            judge(&int, &QueryResult::Scalar(1.0)).unwrap().0,
+            AnalysisPhase::Successful,
+            "a float sample equals an integer literal"
+        );
         let nan = metric(Some("!isNaN(result) && result < 0.05"), None);
         assert_eq!(
             judge(&nan, &QueryResult::Scalar(0.01)).unwrap().0,
@@ -291,11 +300,15 @@ mod tests {
         let j = |v: serde_json::Value| QueryResult::Json(v);
         let ok = metric(Some("result.status == 'ok' && result.errors < 3"), None);
         assert_eq!(
-            judge(&ok, &j(serde_json::json!({"status": "ok", "errors": 1}))).unwrap().0,
+            judge(&ok, &j(serde_json::json!({"status": "ok", "errors": 1})))
+                .unwrap()
+                .0,
             AnalysisPhase::Successful
         );
         assert_eq!(
-            judge(&ok, &j(serde_json::json!({"status": "down", "errors": 1}))).unwrap().0,
+            judge(&ok, &j(serde_json::json!({"status": "down", "errors": 1})))
+                .unwrap()
+                .0,
             AnalysisPhase::Failed
         );
         let flag = metric(Some("result == true"), None);

@@ -54,7 +54,11 @@ pub fn job_name(run: &str, metric: &str, number: i32) -> String {
 
 /// A label value: at most 63 characters.
 fn label_value(s: &str) -> String {
-    s.chars().take(63).collect::<String>().trim_matches(['-', '.', '_']).to_string()
+    s.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_matches(['-', '.', '_'])
+        .to_string()
 }
 
 impl Job {
@@ -208,7 +212,10 @@ mod tests {
             serde_json::from_value(serde_json::json!({"metadata": {"name": "j"}, "status": conds})).unwrap()
         };
         assert!(matches!(
-            judge_job("j", &job(serde_json::json!({"conditions": [{"type": "Complete", "status": "True"}]}))),
+            judge_job(
+                "j",
+                &job(serde_json::json!({"conditions": [{"type": "Complete", "status": "True"}]}))
+            ),
             Measured::Verdict {
                 phase: AnalysisPhase::Successful,
                 ..

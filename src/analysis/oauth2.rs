@@ -36,7 +36,12 @@ impl Tokens {
     const MAX: usize = 256;
 
     /// A valid access token for these client credentials.
-    pub async fn token(&self, spec: &OAuth2, http: &reqwest::Client, timeout: Duration) -> Result<String, ProviderError> {
+    pub async fn token(
+        &self,
+        spec: &OAuth2,
+        http: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<String, ProviderError> {
         let key = TokenKey {
             token_url: spec.token_url.clone(),
             client_id: spec.client_id.clone(),

@@ -119,7 +119,12 @@ impl Prometheus {
     }
 
     /// One range query: every sample of every series, in one list.
-    pub async fn query_range(&self, query: &str, range: &RangeQuery, now: Timestamp) -> Result<QueryResult, ProviderError> {
+    pub async fn query_range(
+        &self,
+        query: &str,
+        range: &RangeQuery,
+        now: Timestamp,
+    ) -> Result<QueryResult, ProviderError> {
         let (start, end, step) = range_bounds(range, now).map_err(ProviderError::Config)?;
         let mut request = self
             .client
@@ -150,9 +155,8 @@ impl Prometheus {
 pub fn relative_time(text: &str, now: Timestamp) -> Result<Timestamp, String> {
     let t = text.trim();
     let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
-    let bad = || {
-        format!("{text:?} is not a time: write \"now\", a duration before now (\"-10m\"), or an RFC 3339 time")
-    };
+    let bad =
+        || format!("{text:?} is not a time: write \"now\", a duration before now (\"-10m\"), or an RFC 3339 time");
     if compact == "now" || compact == "now()" {
         return Ok(now);
     }
@@ -242,9 +246,17 @@ mod tests {
             range_bounds(&r("-10m", None, "1m"), now),
             Ok((now.as_second() - 600, now.as_second(), 60.0))
         );
-        assert!(range_bounds(&r("now", Some("-5m"), "1m"), now).unwrap_err().contains("after"));
+        assert!(
+            range_bounds(&r("now", Some("-5m"), "1m"), now)
+                .unwrap_err()
+                .contains("after")
+        );
         assert!(range_bounds(&r("-5m", Some("now"), "0s"), now).is_err());
-        assert!(range_bounds(&r("-5m", None, "soon"), now).unwrap_err().starts_with("rangeQuery.step"));
+        assert!(
+            range_bounds(&r("-5m", None, "soon"), now)
+                .unwrap_err()
+                .starts_with("rangeQuery.step")
+        );
     }
 
     #[test]

@@ -4,10 +4,10 @@
 use crate::crd::analysis::{
     AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric, MetricResult, NoData, RunSummary,
 };
-use std::collections::BTreeMap;
 use crate::plan::steps::parse_duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Measurements kept per metric in status, unless `measurementRetention` says otherwise.
@@ -43,7 +43,9 @@ pub enum Outcome {
         reason: String,
     },
     /// The provider answered with nothing to judge: `what` names the query that found nothing.
-    NoData { what: String },
+    NoData {
+        what: String,
+    },
     Error(String),
     /// Still going (a Job running): looked at again after [`POLL`].
     InProgress {
@@ -145,7 +147,10 @@ fn count(result: &mut MetricResult, phase: AnalysisPhase) {
     ) {
         result.count += 1;
     }
-    if matches!(phase, AnalysisPhase::Failed | AnalysisPhase::Inconclusive | AnalysisPhase::Error) {
+    if matches!(
+        phase,
+        AnalysisPhase::Failed | AnalysisPhase::Inconclusive | AnalysisPhase::Error
+    ) {
         result.consecutive_success = 0;
     }
     result.consecutive_error = if phase == AnalysisPhase::Error {
@@ -194,7 +199,10 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
         AnalysisPhase::Running => last,
         AnalysisPhase::Successful => match metric.consecutive_success_limit {
             Some(n) if n > 0 && result.consecutive_success >= n => {
-                format!("{} successes in a row (consecutiveSuccessLimit {n})", result.consecutive_success)
+                format!(
+                    "{} successes in a row (consecutiveSuccessLimit {n})",
+                    result.consecutive_success
+                )
             }
             _ if metric.provider.job.is_some() => last,
             _ => format!("{} of {} measurements passed", result.successful, result.count),
@@ -525,7 +533,11 @@ mod tests {
             assert_eq!(r.phase, AnalysisPhase::Running, "no data #{i} is no evidence yet");
         }
         assert_eq!((r.count, r.no_data, r.consecutive_no_data), (0, 4, 4));
-        assert!(r.message.as_deref().unwrap().contains("waiting for data: 4 of 5 tries"), "{:?}", r.message);
+        assert!(
+            r.message.as_deref().unwrap().contains("waiting for data: 4 of 5 tries"),
+            "{:?}",
+            r.message
+        );
         assert_eq!(r.measurements.last().map(|m| m.phase), Some(AnalysisPhase::NoData));
         assert!(r.measurements[0].message.as_deref().unwrap().contains("up{job="));
         // Data comes: three judged values decide, and the no-data tries did not count.
@@ -617,9 +629,13 @@ mod tests {
             ..every("3s", Some(3))
         };
         let mut r = MetricResult::default();
-        for (i, p) in [AnalysisPhase::Successful, AnalysisPhase::Failed, AnalysisPhase::Successful]
-            .into_iter()
-            .enumerate()
+        for (i, p) in [
+            AnalysisPhase::Successful,
+            AnalysisPhase::Failed,
+            AnalysisPhase::Successful,
+        ]
+        .into_iter()
+        .enumerate()
         {
             record(&mut r, &short, R, t(i as i64), t(i as i64), judged(p));
         }
@@ -703,7 +719,11 @@ mod tests {
             },
         );
         assert_eq!(r.measurements.len(), 1);
-        assert_eq!(r.measurements[0].started_at, Time(t(0)), "it began when the Job was made");
+        assert_eq!(
+            r.measurements[0].started_at,
+            Time(t(0)),
+            "it began when the Job was made"
+        );
         assert_eq!(r.phase, AnalysisPhase::Successful);
         assert_eq!(r.message.as_deref(), Some("job x completed"));
     }

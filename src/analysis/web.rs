@@ -71,9 +71,7 @@ impl Web {
             Some("POST") => reqwest::Method::POST,
             Some("PUT") => reqwest::Method::PUT,
             Some(other) => {
-                return Err(ProviderError::Config(format!(
-                    "method {other:?}: GET, POST or PUT"
-                )));
+                return Err(ProviderError::Config(format!("method {other:?}: GET, POST or PUT")));
             }
         };
         let body = match (&spec.body, &spec.json_body) {
@@ -83,7 +81,9 @@ impl Web {
             (None, None) => None,
         };
         if body.is_some() && method == reqwest::Method::GET {
-            return Err(ProviderError::Config("a GET request carries no body: use POST or PUT".into()));
+            return Err(ProviderError::Config(
+                "a GET request carries no body: use POST or PUT".into(),
+            ));
         }
         reqwest::Url::parse(&spec.url)
             .map_err(|e| ProviderError::Config(format!("url {:?}: {e}", redact_address(&spec.url))))?;
@@ -129,7 +129,9 @@ impl Web {
         {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY {
-                return Err(ProviderError::Answer(format!("the answer is larger than {MAX_BODY} bytes")));
+                return Err(ProviderError::Answer(format!(
+                    "the answer is larger than {MAX_BODY} bytes"
+                )));
             }
         }
         serde_json::from_slice(&body).map_err(|e| ProviderError::Answer(format!("the answer is not JSON: {e}")))

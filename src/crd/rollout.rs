@@ -420,6 +420,9 @@ pub struct RolloutStatus {
     pub abort: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_at: Option<Time>,
+    /// Why it was aborted: the failed analysis or gate, or a person's request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_reason: Option<String>,
     /// Paused by `kubectl serin pause`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_paused: Option<bool>,

@@ -340,6 +340,7 @@ impl<'a> Planner<'a> {
         self.st.current_step_started_at = None;
         self.st.abort = None;
         self.st.aborted_at = None;
+        self.st.abort_reason = None;
         self.st.canary_scale = None;
         self.want(current, self.replicas);
         let stable_available = self.sizes_of(current).available;
@@ -396,6 +397,7 @@ impl<'a> Planner<'a> {
             self.st.current_pod_hash = Some(current.to_string());
             self.st.abort = None;
             self.st.aborted_at = None;
+            self.st.abort_reason = None;
             self.st.canary_scale = None;
             self.st.canary_weight = Some(0);
             self.st.attempt = None;
@@ -410,6 +412,7 @@ impl<'a> Planner<'a> {
         if control.retry == Some(true) && aborted {
             self.st.abort = None;
             self.st.aborted_at = None;
+            self.st.abort_reason = None;
             self.st.canary_scale = None;
             self.st.attempt = Some(self.attempt() + 1);
             self.st.acknowledged_run = None;
@@ -800,6 +803,7 @@ impl<'a> Planner<'a> {
     fn abort(&mut self, why: String) {
         self.st.abort = Some(true);
         self.st.aborted_at = Some(self.now_time());
+        self.st.abort_reason = Some(why.clone());
         self.note(Severity::Warning, "Aborted", why);
         self.post_rollout(false);
     }
@@ -830,8 +834,19 @@ impl<'a> Planner<'a> {
         }
         self.phase = Phase::Degraded;
         self.reason = "RolloutAborted";
+        let because = self
+            .st
+            .abort_reason
+            .as_ref()
+            .map(|r| {
+                format!(
+                    " ({})",
+                    r.trim_end_matches(&format!(": traffic goes back to stable {stable}"))
+                )
+            })
+            .unwrap_or_default();
         self.message = format!(
-            "aborted: traffic is back on stable version {stable}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
+            "aborted{because}: traffic is back on stable version {stable}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
             self.name
         );
     }

@@ -221,7 +221,9 @@ async fn stop_jobs(ctx: &RunContext, ns: &str, status: &mut AnalysisRunStatus) {
         if !in_progress(result) {
             continue;
         }
-        let Some(m) = result.measurements.last_mut() else { continue };
+        let Some(m) = result.measurements.last_mut() else {
+            continue;
+        };
         if let Some(job) = m.metadata.get(JOB_NAME)
             && let Err(e) = crate::analysis::job::stop(&ctx.client, ns, job).await
         {

@@ -279,11 +279,13 @@ fn resolve_arg(arg: &Argument, rollout: &Rollout, current: &str, stable: &str) -
             } => match which.as_str() {
                 "Stable" => Some(stable.to_string()),
                 "Latest" => Some(current.to_string()),
-                other => return Err(bad(format!("podTemplateHashValue must be Stable or Latest, not {other:?}"))),
+                other => {
+                    return Err(bad(format!(
+                        "podTemplateHashValue must be Stable or Latest, not {other:?}"
+                    )));
+                }
             },
-            ArgValueFrom {
-                field_ref: Some(f), ..
-            } => Some(
+            ArgValueFrom { field_ref: Some(f), .. } => Some(
                 field(rollout, &f.field_path)
                     .ok_or_else(|| bad(format!("the Rollout has no field {} with a value", f.field_path)))?,
             ),
@@ -300,11 +302,12 @@ fn resolve_arg(arg: &Argument, rollout: &Rollout, current: &str, stable: &str) -
 /// `dryRun` and `measurementRetention` rules: each a regular expression that matches a metric.
 fn check_rules(merged: &Merged) -> Result<(), TemplateError> {
     let names: Vec<&str> = merged.metrics.iter().map(|(_, m)| m.name.as_str()).collect();
-    let rules = merged
-        .dry_run
-        .iter()
-        .map(|r| ("dryRun", &r.metric_name))
-        .chain(merged.retention.iter().map(|r| ("measurementRetention", &r.metric_name)));
+    let rules = merged.dry_run.iter().map(|r| ("dryRun", &r.metric_name)).chain(
+        merged
+            .retention
+            .iter()
+            .map(|r| ("measurementRetention", &r.metric_name)),
+    );
     let mut seen: Vec<(&str, &String)> = Vec::new();
     for (field, rule) in rules {
         let bad = |message: String| TemplateError::BadRule {

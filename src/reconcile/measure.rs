@@ -58,7 +58,9 @@ impl Secrets {
                 phase,
                 reason: self.redact(reason),
             },
-            Outcome::NoData { what } => Outcome::NoData { what: self.redact(what) },
+            Outcome::NoData { what } => Outcome::NoData {
+                what: self.redact(what),
+            },
             Outcome::Error(e) => Outcome::Error(self.redact(e)),
             Outcome::InProgress { message, metadata } => Outcome::InProgress {
                 message: self.redact(message),
@@ -134,7 +136,11 @@ impl Measurer<'_> {
             })
             .map_err(|e| e.to_string())?;
         secrets.keep(&spec.client_secret);
-        let token = self.tokens.token(spec, &http, timeout).await.map_err(|e| e.to_string())?;
+        let token = self
+            .tokens
+            .token(spec, &http, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
         secrets.keep(&token);
         Ok(token)
     }
@@ -146,10 +152,15 @@ impl Measurer<'_> {
         secrets: &mut Secrets,
     ) -> Result<Credentials, String> {
         let mut creds = Credentials::default();
-        let insecure = spec.insecure == Some(true) || spec.tls.as_ref().and_then(|t| t.insecure_skip_verify) == Some(true);
+        let insecure =
+            spec.insecure == Some(true) || spec.tls.as_ref().and_then(|t| t.insecure_skip_verify) == Some(true);
         if let Some(auth) = &spec.authentication {
             if let Some(token) = &auth.bearer_token {
-                creds.bearer_token = Some(self.secret(token, secrets).await.map_err(|e| format!("bearer token: {e}"))?);
+                creds.bearer_token = Some(
+                    self.secret(token, secrets)
+                        .await
+                        .map_err(|e| format!("bearer token: {e}"))?,
+                );
             }
             if let Some(basic) = &auth.basic {
                 let user = self.secret(&basic.username, secrets).await;
@@ -170,7 +181,12 @@ impl Measurer<'_> {
             }
         }
         if let Some(ca) = spec.tls.as_ref().and_then(|t| t.ca.as_ref()) {
-            creds.ca_pem = Some(self.secret(ca, secrets).await.map_err(|e| format!("tls.ca: {e}"))?.into_bytes());
+            creds.ca_pem = Some(
+                self.secret(ca, secrets)
+                    .await
+                    .map_err(|e| format!("tls.ca: {e}"))?
+                    .into_bytes(),
+            );
         }
         Ok(creds)
     }

@@ -27,7 +27,11 @@ pub async fn secret_value(api: &Api<Secret>, r: &SecretKeyRef) -> Result<String,
 }
 
 /// The same for analysis: the Secret must be open to it unless `access` is `Any`.
-pub async fn analysis_secret_value(api: &Api<Secret>, r: &SecretKeyRef, access: SecretAccess) -> Result<String, String> {
+pub async fn analysis_secret_value(
+    api: &Api<Secret>,
+    r: &SecretKeyRef,
+    access: SecretAccess,
+) -> Result<String, String> {
     let secret = read(api, r).await?;
     let open = secret
         .metadata

@@ -373,7 +373,9 @@ fn count_pods(pods: &[Arc<Value>]) -> Counts {
         last_failure: None,
     };
     for p in pods {
-        let restarts = p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0);
+        let restarts = p["status"]["containerStatuses"][0]["restartCount"]
+            .as_i64()
+            .unwrap_or(0);
         c.failed += restarts;
         match p["status"]["phase"].as_str() {
             Some("Succeeded") => c.succeeded += 1,
@@ -458,14 +460,20 @@ fn sync_job(store: &Store, t: &Types, key: &Key, timers: &mut Timers) {
     let mut status = json!({"startTime": start, "succeeded": counts.succeeded, "failed": counts.failed,
                             "ready": counts.ready, "terminating": 0, "uncountedTerminatedPods": {}});
     if complete {
-        conditions.push(json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                               "message": "Reached expected number of succeeded pods", "lastProbeTime": now}));
-        conditions.push(json!({"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                               "message": "Reached expected number of succeeded pods", "lastProbeTime": now}));
+        conditions.push(
+            json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                               "message": "Reached expected number of succeeded pods", "lastProbeTime": now}),
+        );
+        conditions.push(
+            json!({"type": "Complete", "status": "True", "reason": "CompletionsReached",
+                               "message": "Reached expected number of succeeded pods", "lastProbeTime": now}),
+        );
         status["completionTime"] = json!(now);
     } else if let Some((reason, message)) = failure {
         conditions.push(json!({"type": "FailureTarget", "status": "True", "reason": reason, "message": message, "lastProbeTime": now}));
-        conditions.push(json!({"type": "Failed", "status": "True", "reason": reason, "message": message, "lastProbeTime": now}));
+        conditions.push(
+            json!({"type": "Failed", "status": "True", "reason": reason, "message": message, "lastProbeTime": now}),
+        );
     } else if suspended {
         conditions.push(json!({"type": "Suspended", "status": "True", "reason": "JobSuspended",
                                "message": "Job suspended", "lastProbeTime": now}));
@@ -482,7 +490,11 @@ fn sync_job(store: &Store, t: &Types, key: &Key, timers: &mut Timers) {
             timers.job(Instant::now() + Duration::from_secs_f64(left.max(0.0)), key.clone());
         }
     }
-    let active = if ending || suspended { 0 } else { counts.active.len().max(0) as i64 };
+    let active = if ending || suspended {
+        0
+    } else {
+        counts.active.len() as i64
+    };
     status["active"] = json!(active);
     if !conditions.is_empty() {
         status["conditions"] = json!(conditions);

@@ -36,15 +36,13 @@ fn pod_status(p: &Value) -> Value {
     if meta::is_deleting(p) {
         return json!("Terminating");
     }
-    let waiting = p["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|cs| {
-            cs.iter().find_map(|c| {
-                c["state"]["waiting"]["reason"]
-                    .as_str()
-                    .or(c["state"]["terminated"]["reason"].as_str())
-            })
-        });
+    let waiting = p["status"]["containerStatuses"].as_array().and_then(|cs| {
+        cs.iter().find_map(|c| {
+            c["state"]["waiting"]["reason"]
+                .as_str()
+                .or(c["state"]["terminated"]["reason"].as_str())
+        })
+    });
     json!(waiting.or(p["status"]["phase"].as_str()).unwrap_or("Pending"))
 }
 

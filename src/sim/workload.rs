@@ -167,7 +167,12 @@ pub fn template_hash(template: &Value) -> String {
 
 /// The objects of one type that `owner` controls, in name order, from the store's owner index:
 /// a sync costs what the owner owns, not what its namespace holds.
-pub(super) fn owned_of(store: &Store, owner: &Value, rt: &ResourceType, keep: impl Fn(&Value) -> bool) -> Vec<Arc<Value>> {
+pub(super) fn owned_of(
+    store: &Store,
+    owner: &Value,
+    rt: &ResourceType,
+    keep: impl Fn(&Value) -> bool,
+) -> Vec<Arc<Value>> {
     let uid = meta::uid(owner);
     let mut out: Vec<Arc<Value>> = store
         .dependents_of(uid)
@@ -283,7 +288,7 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
 /// Writes status only when it changed, keeping condition transition times that did not change.
 pub(super) fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut status: Value, manager: &str) {
     let now = meta::now_rfc3339();
-    if let Some(conds) = status["conditions"].as_array_mut() {
+    if let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) {
         for c in conds {
             let prev = obj["status"]["conditions"]
                 .as_array()

@@ -112,7 +112,11 @@ fn arguments_come_from_values_fields_hashes_and_secrets() {
     )
     .unwrap();
     assert_eq!(
-        stable.args.iter().find(|a| a.name == "hash").and_then(|a| a.value.as_deref()),
+        stable
+            .args
+            .iter()
+            .find(|a| a.name == "hash")
+            .and_then(|a| a.value.as_deref()),
         Some("old1")
     );
 }
@@ -133,7 +137,10 @@ fn an_argument_without_a_value_names_itself_and_its_template() {
     // An undeclared one too, and an unknown placeholder.
     let all: BTreeMap<_, _> = [(id("errors"), template(json!({"metrics": [metric("e", "up")]})))].into();
     let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "errors"}]}))).unwrap_err();
-    assert!(matches!(err, TemplateError::MissingArg { ref arg, .. } if arg == "prometheus"), "{err}");
+    assert!(
+        matches!(err, TemplateError::MissingArg { ref arg, .. } if arg == "prometheus"),
+        "{err}"
+    );
     let all: BTreeMap<_, _> = [(
         id("errors"),
         template(json!({"args": [{"name": "prometheus", "value": "http://p"}],
@@ -141,7 +148,10 @@ fn an_argument_without_a_value_names_itself_and_its_template() {
     )]
     .into();
     let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "errors"}]}))).unwrap_err();
-    assert!(err.to_string().contains("{{workflow.name}} is not an argument"), "{err}");
+    assert!(
+        err.to_string().contains("{{workflow.name}} is not an argument"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -149,18 +159,24 @@ fn templates_include_templates() {
     let all: BTreeMap<_, _> = [
         (
             id("all"),
-            template(json!({"templates": [{"templateName": "errors"}, {"templateName": "latency"}],
-                            "args": [{"name": "prometheus", "value": "http://prom"}]})),
+            template(
+                json!({"templates": [{"templateName": "errors"}, {"templateName": "latency"}],
+                            "args": [{"name": "prometheus", "value": "http://prom"}]}),
+            ),
         ),
         (
             id("errors"),
-            template(json!({"args": [{"name": "prometheus"}], "metrics": [metric("errors", "e")],
-                            "templates": [{"templateName": "base"}]})),
+            template(
+                json!({"args": [{"name": "prometheus"}], "metrics": [metric("errors", "e")],
+                            "templates": [{"templateName": "base"}]}),
+            ),
         ),
         (
             id("latency"),
-            template(json!({"metrics": [metric("latency", "l")], "templates": [{"templateName": "base"}],
-                            "dryRun": [{"metricName": "latency"}]})),
+            template(
+                json!({"metrics": [metric("latency", "l")], "templates": [{"templateName": "base"}],
+                            "dryRun": [{"metricName": "latency"}]}),
+            ),
         ),
         (id("base"), template(json!({"metrics": [metric("up", "up")]}))),
     ]
@@ -192,10 +208,16 @@ fn cycles_duplicates_and_conflicts_are_errors() {
         (id("b"), template(json!({"metrics": [metric("x", "y")]}))),
     ]
     .into();
-    let err = build_from(&dup, &analysis(json!({"templates": [{"templateName": "a"}, {"templateName": "b"}]})))
-        .unwrap_err();
+    let err = build_from(
+        &dup,
+        &analysis(json!({"templates": [{"templateName": "a"}, {"templateName": "b"}]})),
+    )
+    .unwrap_err();
     assert!(matches!(err, TemplateError::DuplicateMetric { .. }), "{err}");
-    assert!(err.to_string().contains("both AnalysisTemplate \"a\" and AnalysisTemplate \"b\""));
+    assert!(
+        err.to_string()
+            .contains("both AnalysisTemplate \"a\" and AnalysisTemplate \"b\"")
+    );
     let conflict: BTreeMap<_, _> = [
         (
             id("a"),
