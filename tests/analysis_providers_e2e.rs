@@ -5,10 +5,11 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use common::{ControllerProc, Prometheus, SimCluster, eventually, web_rollout};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, DeleteParams, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunStatus};
+use serin::crd::rollout::{Phase, Rollout};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -44,7 +45,44 @@ async fn start_web() -> String {
                 r#"{"data": {"ok": true}}"#
             }),
         )
-        .route("/guarded", get(guarded));
+        .route("/guarded", get(guarded))
+        // An OAuth2 token endpoint (client credentials) and an endpoint that wants its token.
+        .route(
+            "/token",
+            axum::routing::post(|body: String| async move {
+                if body.contains("grant_type=client_credentials") && body.contains(&format!("client_secret={TOKEN}")) {
+                    (
+                        StatusCode::OK,
+                        r#"{"access_token": "issued-7", "token_type": "Bearer", "expires_in": 60}"#,
+                    )
+                        .into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, "no").into_response()
+                }
+            }),
+        )
+        .route(
+            "/oauth",
+            get(|headers: HeaderMap| async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                if auth == "Bearer issued-7" {
+                    (StatusCode::OK, r#"{"ok": true}"#).into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, "no").into_response()
+                }
+            }),
+        )
+        .route(
+            "/api/v1/health",
+            get(|headers: HeaderMap| async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                if auth == format!("Bearer {TOKEN}") {
+                    (StatusCode::OK, r#"{"data": {"healthy": true, "errorRate": 0.01}}"#).into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, "no").into_response()
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -58,10 +96,18 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(&[]).await
+}
+
+async fn env_with(extra: &[&str]) -> Env {
     let sim = SimCluster::start();
     sim.install_crds();
     let client = sim.client().await;
-    let controller = ControllerProc::start(&sim, "controller.log");
+    let args: Vec<&str> = ["--leader-election-lease-duration=2"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let controller = ControllerProc::start_with(&sim, "controller.log", &args);
     Env {
         runs: Api::namespaced(client, "default"),
         sim,
@@ -179,6 +225,13 @@ async fn a_secret_argument_reaches_its_header_and_nowhere_else() {
     assert_eq!(st.phase, Some(AnalysisPhase::Error), "{st:?}");
     let message = st.metric_results[0].measurements[0].message.clone().unwrap_or_default();
     assert!(message.contains("key=<secret>"), "{message}");
+    // OAuth2 client credentials from the same Secret: the token is fetched, then sent.
+    let oauth = format!(
+        "  - name: oauth\n    successCondition: result == true\n    provider:\n      web:\n        url: \"{web}/oauth\"\n        jsonPath: \"{{$.ok}}\"\n        authentication:\n          oauth2: {{tokenUrl: \"{web}/token\", clientId: serin, clientSecret: \"{{{{args.token}}}}\", scopes: [read]}}\n"
+    );
+    e.sim.apply_yaml(&run("oauth", &oauth, args));
+    let st = e.finished("oauth").await;
+    assert_eq!(st.phase, Some(AnalysisPhase::Successful), "{st:?}");
     for what in [["get", "analysisruns", "-o", "yaml"], ["get", "events", "-o", "yaml"]] {
         let out = e.sim.kubectl_ok(&what);
         assert!(!out.contains(TOKEN), "the token leaked into {what:?}");
@@ -217,6 +270,29 @@ async fn a_secret_not_opened_to_analysis_is_refused_with_what_to_do() {
         "{message}"
     );
     assert_eq!(st.metric_results[0].successful, 0);
+}
+
+#[tokio::test]
+async fn a_controller_told_any_secret_may_be_read_reads_an_unlabelled_one() {
+    let e = env_with(&["--secret-access=any"]).await;
+    let web = start_web().await;
+    e.sim.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "web-token",
+        &format!("--from-literal=token={TOKEN}"),
+    ]);
+    let metric = web_metric(
+        "guarded",
+        &format!("{web}/guarded"),
+        "        headers: [{key: Authorization, value: \"Bearer {{args.token}}\"}]\n        jsonPath: \"{$.ok}\"\n",
+    )
+    .replace("        jsonPath: \"{$.data.ok}\"\n", "");
+    let args = "[{name: token, valueFrom: {secretKeyRef: {name: web-token, key: token}}}]";
+    e.sim.apply_yaml(&run("any", &metric, args));
+    let st = e.finished("any").await;
+    assert_eq!(st.phase, Some(AnalysisPhase::Successful), "{st:?}");
 }
 
 fn job_metric(name: &str, exit_code: u8) -> String {
@@ -377,4 +453,84 @@ async fn range_queries_success_limits_dry_runs_and_retention() {
         .cloned()
         .expect("a measurement");
     assert!(last.value.clone().unwrap_or_default().starts_with("[1"), "{last:?}");
+}
+
+/// The shipped web and job templates, as a user applies them, gate a release.
+#[tokio::test]
+async fn the_shipped_web_and_job_templates_gate_a_release() {
+    let e = env().await;
+    let web = start_web().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("shipped example");
+    e.sim.apply_yaml(
+        &read("analysis-web.yaml")
+            .replace("http://status-api.default.svc", &web)
+            .replace("interval: 10s", "interval: 1s"),
+    );
+    e.sim.apply_yaml(&read("analysis-job.yaml"));
+    e.sim.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "status-api",
+        &format!("--from-literal=token={TOKEN}"),
+    ]);
+    e.sim
+        .kubectl_ok(&["label", "secret", "status-api", "serin.dev/analysis-access=true"]);
+    let canary = "      steps:
+      - setWeight: 50
+      - analysis:
+          templates: [{templateName: status-api}, {templateName: smoke-test}]
+          args: [{name: canary-hash, valueFrom: {podTemplateHashValue: Latest}}]
+      - setWeight: 100";
+    let rollouts: Api<Rollout> = Api::namespaced(e.sim.client().await, "default");
+    let healthy = |image: &'static str| {
+        let rollouts = rollouts.clone();
+        async move {
+            eventually(&format!("{image} healthy"), WAIT, || async {
+                let st = rollouts.get("web").await.ok()?.status?;
+                let current = st.current_pod_hash.clone()?;
+                (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() == Some(current.as_str()))
+                    .then_some(current)
+            })
+            .await
+        }
+    };
+    e.sim
+        .apply_yaml(&(web_rollout(2, "example/web:1", &[], "", canary) + common::WEB_SERVICES));
+    let v1 = healthy("example/web:1").await;
+    e.sim.apply_yaml(&web_rollout(2, "example/web:2", &[], "", canary));
+    let v2 = eventually("version 2 promoted", WAIT, || async {
+        let st = rollouts.get("web").await.ok()?.status?;
+        let stable = st.stable_pod_hash.clone()?;
+        (st.phase == Some(Phase::Healthy) && stable != v1).then_some(stable)
+    })
+    .await;
+    let runs = e
+        .runs
+        .list(&ListParams::default().labels(&format!("serin.dev/revision={v2}")))
+        .await
+        .unwrap()
+        .items;
+    let st = runs[0].status.clone().unwrap_or_default();
+    assert_eq!(st.phase, Some(AnalysisPhase::Successful), "{st:?}");
+    let smoke = st
+        .metric_results
+        .iter()
+        .find(|m| m.name == "smoke-test")
+        .expect("smoke-test");
+    assert!(
+        smoke.measurements[0]
+            .message
+            .clone()
+            .unwrap_or_default()
+            .contains("completed"),
+        "{smoke:?}"
+    );
+    let status = st
+        .metric_results
+        .iter()
+        .find(|m| m.name == "status-api")
+        .expect("status-api");
+    assert_eq!(status.count, 3, "{status:?}");
 }

@@ -341,7 +341,10 @@ async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
     // Abort from ArgoCD: Degraded, with the controller's words.
     run_action(&sim, "abort", &paused);
     let (aborted, message) = wait_health(&client, "Degraded").await;
-    assert!(message.contains("aborted: traffic is back on stable"), "{message}");
+    assert!(
+        message.contains("aborted on request: traffic is back on stable"),
+        "{message}"
+    );
     assert_eq!(argocd::enabled_actions(&aborted), ["pause", "retry"]);
     run_action(&sim, "retry", &aborted);
     let (paused, _) = wait_health(&client, "Suspended").await;

@@ -834,19 +834,20 @@ impl<'a> Planner<'a> {
         }
         self.phase = Phase::Degraded;
         self.reason = "RolloutAborted";
-        let because = self
-            .st
-            .abort_reason
-            .as_ref()
-            .map(|r| {
-                format!(
-                    " ({})",
-                    r.trim_end_matches(&format!(": traffic goes back to stable {stable}"))
-                )
-            })
-            .unwrap_or_default();
+        // Why it was aborted stays in the message: "aborted on request", "aborted: analysis ... failed".
+        let why = match self.st.abort_reason.as_deref() {
+            Some(r) => {
+                let r = r.trim_end_matches(&format!(": traffic goes back to stable {stable}"));
+                if r.starts_with("aborted") {
+                    r.to_string()
+                } else {
+                    format!("aborted: {r}")
+                }
+            }
+            None => "aborted".to_string(),
+        };
         self.message = format!(
-            "aborted{because}: traffic is back on stable version {stable}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
+            "{why}: traffic is back on stable version {stable}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
             self.name
         );
     }
