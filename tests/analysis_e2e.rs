@@ -167,11 +167,15 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
         judged.iter().all(|v| *v == "0"),
         "a zero error rate, measured: {judged:?}"
     );
-    // The query is kept as written, with the version's hash among the run's arguments.
+    // The query went out with the version's hash in it, escaped into its label matcher.
     let query = &run.spec.metrics[0].provider.prometheus.as_ref().unwrap().query;
-    assert!(query.contains("{{args.canary-hash}}"), "{query}");
-    let hash = run.spec.args.iter().find(|a| a.name == "canary-hash");
-    assert_eq!(hash.and_then(|a| a.value.clone()), st.stable_pod_hash.clone());
+    assert!(
+        query.contains(&format!(
+            "pod_template_hash=\"{}\"",
+            st.stable_pod_hash.clone().unwrap()
+        )),
+        "{query}"
+    );
     assert_eq!(e.size_of(&v1).await, 0);
     // The controller's /metrics carries each metric's last value and its threshold.
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", controller.metrics_port))

@@ -182,6 +182,26 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
     // Values are checked against values.schema.json.
     let err = helm_err(&["template", "serin", CHART, "--set", "logFormat=xml"]);
     assert!(err.contains("logFormat"), "{err}");
+    let err = helm_err(&["template", "serin", CHART, "--set", "secretAccess=all"]);
+    assert!(err.contains("secretAccess"), "{err}");
+
+    // Which Secrets analysis reads: only those opened to it, unless told any.
+    let args = |values: &[&str]| -> Vec<String> {
+        let rendered = docs(&template(values));
+        let deploy = rendered
+            .iter()
+            .find(|d| d["kind"] == "Deployment")
+            .expect("the Deployment")
+            .clone();
+        deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect()
+    };
+    assert!(args(&[]).contains(&"--secret-access=labelled".to_string()));
+    assert!(args(&["secretAccess=any"]).contains(&"--secret-access=any".to_string()));
 }
 
 #[tokio::test]

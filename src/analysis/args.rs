@@ -28,6 +28,39 @@ pub enum ArgError {
     Shape(String),
 }
 
+/// What a placeholder becomes: a value, or itself, to be filled later (a Secret's, read only
+/// when measuring).
+pub enum Fill<'a> {
+    Value(&'a str),
+    Later,
+}
+
+/// Where placeholders find their values.
+pub trait Lookup {
+    fn fill(&self, name: &str) -> Option<Fill<'_>>;
+}
+
+impl Lookup for BTreeMap<String, String> {
+    fn fill(&self, name: &str) -> Option<Fill<'_>> {
+        self.get(name).map(|v| Fill::Value(v))
+    }
+}
+
+/// Values for some arguments; the others named in `later` stay as placeholders.
+pub struct Partial<'a> {
+    pub values: &'a BTreeMap<String, String>,
+    pub later: &'a BTreeSet<String>,
+}
+
+impl Lookup for Partial<'_> {
+    fn fill(&self, name: &str) -> Option<Fill<'_>> {
+        match self.values.get(name) {
+            Some(v) => Some(Fill::Value(v)),
+            None => self.later.contains(name).then_some(Fill::Later),
+        }
+    }
+}
+
 /// The name of the argument in a `{{ ... }}` tag, trimmed as Argo Rollouts trims it.
 fn tag_name(inner: &str) -> Result<&str, ArgError> {
     let inner = inner.trim();
@@ -52,7 +85,7 @@ pub fn used_in(text: &str) -> Result<BTreeSet<String>, ArgError> {
 }
 
 /// Replaces every `{{args.NAME}}` of a text that is not a query with its value, as it is.
-pub fn substitute_plain(text: &str, args: &BTreeMap<String, String>) -> Result<String, ArgError> {
+pub fn substitute_plain(text: &str, args: &impl Lookup) -> Result<String, ArgError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -60,7 +93,10 @@ pub fn substitute_plain(text: &str, args: &BTreeMap<String, String>) -> Result<S
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or(ArgError::Unclosed)?;
         let name = tag_name(&after[..end])?;
-        out.push_str(args.get(name).ok_or_else(|| ArgError::Missing(name.to_string()))?);
+        match args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))? {
+            Fill::Value(v) => out.push_str(v),
+            Fill::Later => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -109,7 +145,7 @@ fn walk(value: &mut serde_json::Value, path: &mut Vec<String>, f: &mut FieldFn) 
 
 /// The metric with every `{{args.NAME}}` replaced: escaped in its query and conditions, as it is
 /// elsewhere. The metric's name is left as written, since results are kept under it.
-pub fn resolve_metric(metric: &Metric, args: &BTreeMap<String, String>) -> Result<Metric, ArgError> {
+pub fn resolve_metric(metric: &Metric, args: &impl Lookup) -> Result<Metric, ArgError> {
     let mut value = serde_json::to_value(metric).map_err(|e| ArgError::Shape(e.to_string()))?;
     let name = metric.name.clone();
     walk(&mut value, &mut Vec::new(), &mut |path, text| {
@@ -163,7 +199,7 @@ fn plain_token(v: &str) -> bool {
 }
 
 /// Replaces every `{{args.NAME}}` of `query` with its value.
-pub fn substitute(query: &str, args: &BTreeMap<String, String>) -> Result<String, ArgError> {
+pub fn substitute(query: &str, args: &impl Lookup) -> Result<String, ArgError> {
     let mut out = String::with_capacity(query.len());
     let mut rest = query;
     // Which quote we are inside, as PromQL strings go: "…", '…' or `…`.
@@ -175,7 +211,14 @@ pub fn substitute(query: &str, args: &BTreeMap<String, String>) -> Result<String
                 return Err(ArgError::Unclosed);
             };
             let name = tag_name(&after[..end])?;
-            let value = args.get(name).ok_or_else(|| ArgError::Missing(name.to_string()))?;
+            let value = match args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))? {
+                Fill::Value(v) => v,
+                Fill::Later => {
+                    out.push_str(&rest[..2 + end + 2]);
+                    rest = &after[end + 2..];
+                    continue;
+                }
+            };
             match quote {
                 Some('`') if !value.contains('`') => out.push_str(value),
                 Some(_) => out.push_str(&escape_label_value(value)),
@@ -183,7 +226,7 @@ pub fn substitute(query: &str, args: &BTreeMap<String, String>) -> Result<String
                 None => {
                     return Err(ArgError::Unsafe {
                         name: name.to_string(),
-                        value: value.clone(),
+                        value: value.to_string(),
                     });
                 }
             }
@@ -322,7 +365,7 @@ mod tests {
         assert_eq!(r.name, "errors-{{args.x}}", "the name is kept as written");
         // A condition cannot be rewritten by a value.
         let evil = args(&[("limit", "1 || true")]);
-        let err = resolve_metric(&m, &values.clone().into_iter().chain(evil).collect()).unwrap_err();
+        let err = resolve_metric(&m, &values.clone().into_iter().chain(evil).collect::<BTreeMap<_, _>>()).unwrap_err();
         assert!(err.to_string().starts_with("successCondition:"), "{err}");
         let mut missing = values;
         missing.remove("prometheus");
@@ -330,6 +373,32 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "provider.prometheus.address: {{args.prometheus}} has no value"
+        );
+    }
+
+    #[test]
+    fn some_values_now_and_a_secret_later() {
+        let values = args(&[("hash", "abc")]);
+        let later: BTreeSet<String> = ["token".to_string()].into();
+        let partial = Partial {
+            values: &values,
+            later: &later,
+        };
+        let q = r#"x{h="{{args.hash}}",t="{{ args.token }}"}"#;
+        let now = substitute(q, &partial).unwrap();
+        assert_eq!(now, r#"x{h="abc",t="{{ args.token }}"}"#);
+        assert_eq!(
+            substitute(&now, &args(&[("token", "t\"0")])).unwrap(),
+            r#"x{h="abc",t="t\"0"}"#,
+            "escaped when it goes in"
+        );
+        assert_eq!(
+            substitute_plain("Bearer {{args.token}} {{args.hash}}", &partial).unwrap(),
+            "Bearer {{args.token}} abc"
+        );
+        assert_eq!(
+            substitute_plain("{{args.other}}", &partial),
+            Err(ArgError::Missing("other".into()))
         );
     }
 }

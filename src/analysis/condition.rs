@@ -105,6 +105,16 @@ fn json_to_cel(v: &serde_json::Value) -> Value {
     }
 }
 
+/// Whether a condition parses, to refuse a wrong one before anything is measured.
+pub fn check(condition: &str) -> Result<(), ConditionError> {
+    Program::compile(condition)
+        .map(|_| ())
+        .map_err(|e| ConditionError::Parse {
+            condition: condition.into(),
+            message: e.to_string(),
+        })
+}
+
 fn eval(condition: &str, result: &QueryResult) -> Result<bool, ConditionError> {
     let program = Program::compile(condition).map_err(|e| ConditionError::Parse {
         condition: condition.into(),

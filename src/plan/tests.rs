@@ -680,6 +680,15 @@ mod analysis {
         );
         assert_eq!(p.canary_service_hash.as_deref(), Some(stable.as_str()));
         assert_eq!(w.size(&stable), 10);
+        // The reason stays in the message of every later reconcile, until a retry.
+        let later = w.tick();
+        let message = later.status.message.clone().unwrap_or_default();
+        assert!(
+            message.starts_with("aborted: analysis at step 2/")
+                && message.contains("error-rate: 0.3 (Failed)")
+                && message.contains(&format!("traffic is back on stable version {stable}")),
+            "{message}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! into one list of metrics, with every argument resolved from the Rollout — values, fields,
 //! pod-template hashes — or kept as a reference to a Secret, read only when measuring.
 
-use crate::analysis::args::{ArgError, resolve_metric, used_by};
+use crate::analysis::args::{ArgError, Partial, resolve_metric, used_by};
 use crate::crd::analysis::{
     AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateRef, AnalysisTemplateSpec, ArgValueFrom, Argument,
     ClusterAnalysisTemplate, DryRun, MeasurementRetention, Metric,
@@ -44,6 +44,12 @@ pub enum TemplateError {
         template: String,
         metric: String,
         error: ArgError,
+    },
+    #[error("{template}: metric {metric:?}: {message}")]
+    Invalid {
+        template: String,
+        metric: String,
+        message: String,
     },
     #[error("argument {name}: {message}")]
     BadValueFrom { name: String, message: String },
@@ -327,6 +333,30 @@ fn check_rules(merged: &Merged) -> Result<(), TemplateError> {
     Ok(())
 }
 
+/// What can be checked of a metric before it measures: its conditions parse, its timeout and
+/// range read.
+fn check_metric(metric: &Metric) -> Result<(), String> {
+    use crate::analysis::condition::check;
+    for c in [&metric.success_condition, &metric.failure_condition]
+        .into_iter()
+        .flatten()
+    {
+        check(c).map_err(|e| e.to_string())?;
+    }
+    for d in [&metric.interval, &metric.initial_delay].into_iter().flatten() {
+        crate::plan::steps::parse_duration(d)?;
+    }
+    if let Some(p) = &metric.provider.prometheus {
+        crate::analysis::prometheus::timeout_of(p.timeout.as_ref()).map_err(|e| e.to_string())?;
+        if let Some(range) = &p.range_query {
+            // Any moment will do: the forms are checked, not the times.
+            let at = jiff::Timestamp::from_second(2_000_000_000).map_err(|e| e.to_string())?;
+            crate::analysis::prometheus::range_bounds(range, at)?;
+        }
+    }
+    Ok(())
+}
+
 /// The run's spec from templates already read: pure, so every rule is tested without an API.
 fn build(
     ordered: &[TemplateId],
@@ -343,16 +373,27 @@ fn build(
         .iter()
         .map(|a| resolve_arg(a, rollout, current, stable))
         .collect::<Result<_, _>>()?;
-    // Every argument a metric uses must have a value; a Secret's stands in as a plain token, so
-    // that everything but the Secret itself is checked now rather than at the first measurement.
-    let trial: BTreeMap<String, String> = args
+    let values: BTreeMap<String, String> = args
         .iter()
-        .filter_map(|a| match (&a.value, &a.value_from) {
-            (Some(v), _) => Some((a.name.clone(), v.clone())),
-            (None, Some(_)) => Some((a.name.clone(), "secret".to_string())),
-            (None, None) => None,
-        })
+        .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
         .collect();
+    let later: std::collections::BTreeSet<String> = args
+        .iter()
+        .filter(|a| a.value.is_none() && a.value_from.is_some())
+        .map(|a| a.name.clone())
+        .collect();
+    // A value is put in once, here; a placeholder inside one would be read as another.
+    if let Some((name, _)) = values.iter().find(|(_, v)| v.contains("{{")) {
+        return Err(TemplateError::BadValueFrom {
+            name: name.clone(),
+            message: "its value holds `{{`, which would be read as a placeholder".into(),
+        });
+    }
+    // Every argument a metric uses must have a value. Values go in now, so the run shows the
+    // queries it asks; a Secret's stays a placeholder until each measurement, and stands in as a
+    // plain token to check everything else now rather than at the first measurement.
+    let trial: BTreeMap<String, String> = later.iter().map(|n| (n.clone(), "secret".to_string())).collect();
+    let mut metrics = Vec::with_capacity(merged.metrics.len());
     for (template, metric) in &merged.metrics {
         let bad = |error: ArgError| TemplateError::BadMetric {
             template: template.to_string(),
@@ -360,14 +401,28 @@ fn build(
             error,
         };
         let used = used_by(metric).map_err(bad)?;
-        if let Some(missing) = used.iter().find(|u| !trial.contains_key(*u)) {
+        if let Some(missing) = used.iter().find(|u| !values.contains_key(*u) && !later.contains(*u)) {
             return Err(TemplateError::MissingArg {
                 template: template.to_string(),
                 metric: metric.name.clone(),
                 arg: missing.clone(),
             });
         }
-        resolve_metric(metric, &trial).map_err(bad)?;
+        let resolved = resolve_metric(
+            metric,
+            &Partial {
+                values: &values,
+                later: &later,
+            },
+        )
+        .map_err(bad)?;
+        let complete = resolve_metric(&resolved, &trial).map_err(bad)?;
+        check_metric(&complete).map_err(|message| TemplateError::Invalid {
+            template: template.to_string(),
+            metric: metric.name.clone(),
+            message,
+        })?;
+        metrics.push(resolved);
     }
     // Arguments with no value that nothing uses are left out.
     let args = args
@@ -375,7 +430,7 @@ fn build(
         .filter(|a| a.value.is_some() || a.value_from.is_some())
         .collect();
     Ok(AnalysisRunSpec {
-        metrics: merged.metrics.into_iter().map(|(_, m)| m).collect(),
+        metrics,
         args,
         terminate: None,
         background: background.then_some(true),

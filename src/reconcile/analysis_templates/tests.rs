@@ -98,9 +98,11 @@ fn arguments_come_from_values_fields_hashes_and_secrets() {
     let token = spec.args.iter().find(|a| a.name == "token").unwrap();
     assert_eq!(token.value, None, "a Secret's value is never stored");
     assert!(token.value_from.as_ref().unwrap().secret_key_ref.is_some());
-    // The metrics stay as written; they are resolved at each measurement.
+    // Values are in the run's metrics; a Secret's stays a placeholder until each measurement.
     let p = spec.metrics[0].provider.prometheus.as_ref().unwrap();
-    assert_eq!(p.address, "{{args.prometheus}}");
+    assert_eq!(p.address, "http://prom:9090");
+    assert_eq!(p.query, "x{h=\"new1\",app=\"web-app\"}");
+    assert_eq!(p.headers[0].value, "Bearer {{args.token}}");
     let stable = build(
         &[id("errors")],
         &all,
@@ -266,4 +268,56 @@ fn dry_run_rules_must_match_a_metric() {
         err.to_string(),
         "dryRun \"latency\": matches no metric (the metrics are errors)"
     );
+}
+
+#[test]
+fn a_wrong_metric_is_refused_before_it_measures() {
+    let with = |m: serde_json::Value| -> BTreeMap<TemplateId, AnalysisTemplateSpec> {
+        [(
+            id("a"),
+            template(json!({"args": [{"name": "prometheus", "value": "http://p"}], "metrics": [m]})),
+        )]
+        .into()
+    };
+    let a = analysis(json!({"templates": [{"templateName": "a"}]}));
+    let mut broken = metric("e", "up");
+    broken["successCondition"] = json!("result <");
+    let err = build_from(&with(broken), &a).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("AnalysisTemplate \"a\": metric \"e\": condition \"result <\" does not parse"),
+        "{err}"
+    );
+    let mut range = metric("e", "up");
+    range["provider"]["prometheus"]["rangeQuery"] = json!({"start": "yesterday", "step": "1m"});
+    let err = build_from(&with(range), &a).unwrap_err();
+    assert!(err.to_string().contains("rangeQuery.start"), "{err}");
+    let mut interval = metric("e", "up");
+    interval["interval"] = json!("{{args.every}}");
+    let err = build_from(
+        &with(interval.clone()),
+        &analysis(json!({"templates": [{"templateName": "a"}], "args": [{"name": "every", "value": "soon"}]})),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("\"soon\""), "{err}");
+    let ok = build_from(
+        &with(interval),
+        &analysis(json!({"templates": [{"templateName": "a"}], "args": [{"name": "every", "value": "5s"}]})),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.metrics[0].interval,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+            "5s".into()
+        )),
+        "the schedule reads its arguments too"
+    );
+    let err = build_from(
+        &with(metric("e", "up{job=\"{{args.job}}\"}")),
+        &analysis(
+            json!({"templates": [{"templateName": "a"}], "args": [{"name": "job", "value": "{{args.prometheus}}"}]}),
+        ),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TemplateError::BadValueFrom { .. }), "{err}");
 }
