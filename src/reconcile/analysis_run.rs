@@ -119,52 +119,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
             status.started_at = Some(Time(now));
             status.phase = Some(AnalysisPhase::Running);
         }
-        let measurer = Measurer {
-            client: &ctx.client,
-            http: &ctx.http,
-            tokens: &ctx.tokens,
-            access: ctx.secret_access,
-            run: &run,
-            namespace: &ns,
-        };
-        for i in verdict::due(&run.spec, &status, now) {
-            let metric = &run.spec.metrics[i];
-            let started = jiff::Timestamp::now();
-            let previous = status.metric_results.iter().find(|r| r.name == metric.name);
-            let taken = measurer.measure(metric, previous).await;
-            if let Some(v) = taken.number
-                && let Some(rollout) = run.labels().get(super::ROLLOUT_LABEL)
-            {
-                let range = metric.threshold_range.as_ref();
-                ctx.admin.metrics.measured(
-                    &ns,
-                    rollout,
-                    &metric.name,
-                    v,
-                    range.and_then(|r| r.min),
-                    range.and_then(|r| r.max),
-                );
-            }
-            let finished = jiff::Timestamp::now();
-            let idx = match status.metric_results.iter().position(|r| r.name == metric.name) {
-                Some(i) => i,
-                None => {
-                    status.metric_results.push(MetricResult {
-                        name: metric.name.clone(),
-                        phase: AnalysisPhase::Running,
-                        ..Default::default()
-                    });
-                    status.metric_results.len() - 1
-                }
-            };
-            let result = &mut status.metric_results[idx];
-            let was = result.phase;
-            let rules = rules_for(&run.spec, &metric.name);
-            verdict::record(result, metric, rules, started, finished, taken.outcome);
-            if result.phase != was && result.phase.is_finished() {
-                decisions.push(metric_decision(&metric.name, result, rules.dry_run));
-            }
-        }
+        decisions = measure_due(&ctx, &run, &ns, &mut status, now).await;
         let phase = verdict::run_phase(&status.metric_results, run.spec.metrics.len());
         status.phase = Some(phase);
         status.message = Some(summary(&status.metric_results, phase));
@@ -193,6 +148,65 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
     }
     let wait = verdict::wait(&run.spec, &status, jiff::Timestamp::now()).unwrap_or(Duration::from_secs(5));
     Ok(Action::requeue(wait.max(Duration::from_millis(100))))
+}
+
+/// Takes the measurements due at `now` and records them; the metrics' verdicts come back as the
+/// Events they are worth.
+async fn measure_due(
+    ctx: &RunContext,
+    run: &AnalysisRun,
+    ns: &str,
+    status: &mut AnalysisRunStatus,
+    now: jiff::Timestamp,
+) -> Vec<Decision> {
+    let measurer = Measurer {
+        client: &ctx.client,
+        http: &ctx.http,
+        tokens: &ctx.tokens,
+        access: ctx.secret_access,
+        run,
+        namespace: ns,
+    };
+    let mut decisions = Vec::new();
+    for i in verdict::due(&run.spec, status, now) {
+        let metric = &run.spec.metrics[i];
+        let started = jiff::Timestamp::now();
+        let previous = status.metric_results.iter().find(|r| r.name == metric.name);
+        let taken = measurer.measure(metric, previous).await;
+        if let Some(v) = taken.number
+            && let Some(rollout) = run.labels().get(super::ROLLOUT_LABEL)
+        {
+            let range = metric.threshold_range.as_ref();
+            ctx.admin.metrics.measured(
+                ns,
+                rollout,
+                &metric.name,
+                v,
+                range.and_then(|r| r.min),
+                range.and_then(|r| r.max),
+            );
+        }
+        let finished = jiff::Timestamp::now();
+        let idx = match status.metric_results.iter().position(|r| r.name == metric.name) {
+            Some(i) => i,
+            None => {
+                status.metric_results.push(MetricResult {
+                    name: metric.name.clone(),
+                    phase: AnalysisPhase::Running,
+                    ..Default::default()
+                });
+                status.metric_results.len() - 1
+            }
+        };
+        let result = &mut status.metric_results[idx];
+        let was = result.phase;
+        let rules = rules_for(&run.spec, &metric.name);
+        verdict::record(result, metric, rules, started, finished, taken.outcome);
+        if result.phase != was && result.phase.is_finished() {
+            decisions.push(metric_decision(&metric.name, result, rules.dry_run));
+        }
+    }
+    decisions
 }
 
 /// The Event a metric's verdict is worth.

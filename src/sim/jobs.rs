@@ -408,6 +408,70 @@ fn finished(job: &Value) -> bool {
     condition(job, "Complete") || condition(job, "Failed")
 }
 
+/// Where a Job stands.
+#[derive(Debug, PartialEq)]
+enum State {
+    Running,
+    Suspended,
+    Complete,
+    Failed(&'static str, &'static str),
+}
+
+fn state_of(job: &Value, counts: &Counts, start: &Value) -> State {
+    let complete = match job["spec"]["completions"].as_i64() {
+        Some(n) => counts.succeeded >= n,
+        None => counts.succeeded > 0 && counts.active.is_empty(),
+    };
+    let deadline = job["spec"]["activeDeadlineSeconds"].as_f64();
+    if complete {
+        State::Complete
+    } else if counts.failed > job["spec"]["backoffLimit"].as_i64().unwrap_or(6) {
+        State::Failed("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    } else if deadline.is_some_and(|d| seconds_since(start).unwrap_or(0.0) >= d) {
+        State::Failed("DeadlineExceeded", "Job was active longer than specified deadline")
+    } else if job["spec"]["suspend"] == true {
+        State::Suspended
+    } else {
+        State::Running
+    }
+}
+
+/// The Job's status as the Job controller writes it: counts (zeros left out) and conditions.
+fn status_of(state: &State, counts: &Counts, start: Value, now: &str) -> Value {
+    let condition = |type_: &str, reason: &str, message: &str| json!({"type": type_, "status": "True", "reason": reason, "message": message, "lastProbeTime": now});
+    let mut status = json!({"startTime": start, "succeeded": counts.succeeded, "failed": counts.failed,
+                            "ready": counts.ready, "terminating": 0, "uncountedTerminatedPods": {}});
+    let conditions = match state {
+        State::Complete => {
+            status["completionTime"] = json!(now);
+            let done = "Reached expected number of succeeded pods";
+            vec![
+                condition("SuccessCriteriaMet", "CompletionsReached", done),
+                condition("Complete", "CompletionsReached", done),
+            ]
+        }
+        State::Failed(reason, message) => vec![
+            condition("FailureTarget", reason, message),
+            condition("Failed", reason, message),
+        ],
+        State::Suspended => vec![condition("Suspended", "JobSuspended", "Job suspended")],
+        State::Running => Vec::new(),
+    };
+    let active = if *state == State::Running {
+        counts.active.len()
+    } else {
+        0
+    };
+    status["active"] = json!(active);
+    if !conditions.is_empty() {
+        status["conditions"] = json!(conditions);
+    }
+    if let Some(m) = status.as_object_mut() {
+        m.retain(|k, v| !(matches!(k.as_str(), "active" | "succeeded" | "failed") && *v == json!(0)));
+    }
+    status
+}
+
 fn sync_job(store: &Store, t: &Types, key: &Key, timers: &mut Timers) {
     let Ok(job) = store.get(&t.jobs, &key.0, &key.1) else {
         return;
@@ -440,69 +504,20 @@ fn sync_job(store: &Store, t: &Types, key: &Key, timers: &mut Timers) {
     };
     let completions = job["spec"]["completions"].as_i64();
     let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1);
-    let backoff_limit = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
-    let suspended = job["spec"]["suspend"] == true;
     let deadline = job["spec"]["activeDeadlineSeconds"].as_f64();
-    let complete = match completions {
-        Some(n) => counts.succeeded >= n,
-        None => counts.succeeded > 0 && counts.active.is_empty(),
-    };
-    let failure = if complete {
-        None
-    } else if counts.failed > backoff_limit {
-        Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"))
-    } else if deadline.is_some_and(|d| seconds_since(&start).unwrap_or(0.0) >= d) {
-        Some(("DeadlineExceeded", "Job was active longer than specified deadline"))
-    } else {
-        None
-    };
-    let mut conditions: Vec<Value> = Vec::new();
-    let mut status = json!({"startTime": start, "succeeded": counts.succeeded, "failed": counts.failed,
-                            "ready": counts.ready, "terminating": 0, "uncountedTerminatedPods": {}});
-    if complete {
-        conditions.push(
-            json!({"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                               "message": "Reached expected number of succeeded pods", "lastProbeTime": now}),
-        );
-        conditions.push(
-            json!({"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                               "message": "Reached expected number of succeeded pods", "lastProbeTime": now}),
-        );
-        status["completionTime"] = json!(now);
-    } else if let Some((reason, message)) = failure {
-        conditions.push(json!({"type": "FailureTarget", "status": "True", "reason": reason, "message": message, "lastProbeTime": now}));
-        conditions.push(
-            json!({"type": "Failed", "status": "True", "reason": reason, "message": message, "lastProbeTime": now}),
-        );
-    } else if suspended {
-        conditions.push(json!({"type": "Suspended", "status": "True", "reason": "JobSuspended",
-                               "message": "Job suspended", "lastProbeTime": now}));
-    }
-    let ending = complete || failure.is_some();
-    if ending || suspended {
-        for p in &counts.active {
-            let _ = store.delete(&t.pods, &key.0, meta::name(p), &DeleteOpts::default());
-        }
-    } else {
+    let state = state_of(&job, &counts, &start);
+    if state == State::Running {
         create_pods(store, t, &job, &counts, completions, parallelism, timers, key);
         if let Some(d) = deadline {
             let left = d - seconds_since(&start).unwrap_or(0.0);
             timers.job(Instant::now() + Duration::from_secs_f64(left.max(0.0)), key.clone());
         }
-    }
-    let active = if ending || suspended {
-        0
     } else {
-        counts.active.len() as i64
-    };
-    status["active"] = json!(active);
-    if !conditions.is_empty() {
-        status["conditions"] = json!(conditions);
+        for p in &counts.active {
+            let _ = store.delete(&t.pods, &key.0, meta::name(p), &DeleteOpts::default());
+        }
     }
-    // Counts of zero are left out, as the Job controller writes them.
-    if let Some(m) = status.as_object_mut() {
-        m.retain(|k, v| !(matches!(k.as_str(), "active" | "succeeded" | "failed") && *v == json!(0)));
-    }
+    let status = status_of(&state, &counts, start, &now);
     write_status(store, &t.jobs, &job, status, JOB_MANAGER);
 }
 
