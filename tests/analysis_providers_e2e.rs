@@ -38,6 +38,11 @@ async fn start_web() -> String {
             get(|| async { r#"{"data": {"ok": false, "errorRate": 0.3}}"# }),
         )
         .route("/bad", get(|| async { "<html>maintenance</html>" }))
+        .route("/text", get(|| async { "I am OK\n" }))
+        .route(
+            "/page",
+            get(|| async { ([("content-type", "text/html")], "<html>I am OK</html>") }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -160,6 +165,18 @@ async fn web_answers_pass_fail_and_errors_are_never_a_pass() {
         ),
         "[]",
     ));
+    // A plain-text answer is the value, as Argo Rollouts reads it; an HTML page is not JSON.
+    let text = |url: &str| {
+        format!(
+            "  - name: text\n    consecutiveErrorLimit: 0\n    successCondition: result == \"I am OK\"\n    provider:\n      web: {{url: \"{url}\"}}\n"
+        )
+    };
+    e.sim.apply_yaml(&run("web-text", &text(&format!("{web}/text")), "[]"));
+    e.sim.apply_yaml(&run("web-page", &text(&format!("{web}/page")), "[]"));
+    let st = e.finished("web-text").await;
+    assert_eq!(st.phase, Some(AnalysisPhase::Successful), "{st:?}");
+    let st = e.finished("web-page").await;
+    assert_eq!(st.phase, Some(AnalysisPhase::Error), "{st:?}");
     let pass = e.finished("web-pass").await;
     assert_eq!(pass.phase, Some(AnalysisPhase::Successful), "{pass:?}");
     assert_eq!(pass.metric_results[0].count, 2);

@@ -547,14 +547,13 @@ async fn invalid_rollouts_are_refused_or_reported() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "expected {expect:?} in: {err}");
     }
-    // A metric without a condition would pass everything: refused.
-    let no_condition = "apiVersion: serin.dev/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  metrics:\n  - name: m\n    provider: {prometheus: {address: 'http://p:9090', query: up}}\n";
-    let out = e
-        .sim
-        .kubectl_stdin(&["apply", "--server-side", "-f", "-"], no_condition);
+    // A metric without a provider is refused; one without a condition is accepted, as Argo
+    // Rollouts accepts it, and never passes (each value is inconclusive: a person decides).
+    let no_provider = "apiVersion: serin.dev/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  metrics:\n  - name: m\n    successCondition: result < 1\n    provider: {}\n";
+    let out = e.sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], no_provider);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("a metric needs successCondition"),
+        String::from_utf8_lossy(&out.stderr).contains("provider names exactly one of prometheus, web, job"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -292,6 +292,17 @@ mod tests {
     }
 
     #[test]
+    fn without_a_condition_every_value_is_inconclusive() {
+        let m = metric(None, None);
+        for v in [0.0, 1.0, f64::INFINITY] {
+            assert_eq!(
+                judge(&m, &QueryResult::Scalar(v)).unwrap().0,
+                AnalysisPhase::Inconclusive
+            );
+        }
+    }
+
+    #[test]
     fn between_both_conditions_is_inconclusive() {
         let m = metric(Some("result < 0.01"), Some("result > 0.05"));
         assert_eq!(

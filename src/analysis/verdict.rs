@@ -207,6 +207,11 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
             _ if metric.provider.job.is_some() => last,
             _ => format!("{} of {} measurements passed", result.successful, result.count),
         },
+        AnalysisPhase::Failed if metric.failure_limit == Some(-1) => format!(
+            "{} measurements taken without {} successes in a row (consecutiveSuccessLimit, failureLimit -1)",
+            result.count,
+            metric.consecutive_success_limit.unwrap_or(0)
+        ),
         AnalysisPhase::Failed => format!(
             "{} measurements failed (failureLimit {}): {last}",
             result.failed,
@@ -233,7 +238,9 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
 
 pub fn metric_phase(result: &MetricResult, metric: &Metric, background: bool) -> AnalysisPhase {
     let success_limit = metric.consecutive_success_limit.filter(|n| *n > 0);
-    if result.failed > metric.failure_limit.unwrap_or(0) {
+    // `failureLimit: -1` turns the limit off.
+    let failure_limit = metric.failure_limit.unwrap_or(0);
+    if failure_limit >= 0 && result.failed > failure_limit {
         AnalysisPhase::Failed
     } else if result.inconclusive > metric.inconclusive_limit.unwrap_or(0) {
         AnalysisPhase::Inconclusive
@@ -251,10 +258,10 @@ pub fn metric_phase(result: &MetricResult, metric: &Metric, background: bool) ->
     } else if count_of(metric, background).is_some_and(|n| result.count >= n) {
         // Only judged values count towards `count`: errors and no data are retried (within their
         // limits), never taken for data. A run passes on `count` real values or not at all.
-        if success_limit.is_some() {
-            AnalysisPhase::Inconclusive
-        } else {
-            AnalysisPhase::Successful
+        match (success_limit, failure_limit) {
+            (Some(_), -1) => AnalysisPhase::Failed,
+            (Some(_), _) => AnalysisPhase::Inconclusive,
+            (None, _) => AnalysisPhase::Successful,
         }
     } else {
         AnalysisPhase::Running
@@ -726,5 +733,29 @@ mod tests {
         );
         assert_eq!(r.phase, AnalysisPhase::Successful);
         assert_eq!(r.message.as_deref(), Some("job x completed"));
+    }
+
+    #[test]
+    fn a_failure_limit_of_minus_one_waits_for_successes() {
+        let m = Metric {
+            consecutive_success_limit: Some(2),
+            failure_limit: Some(-1),
+            ..every("3s", Some(4))
+        };
+        let mut r = MetricResult::default();
+        for (i, p) in [AnalysisPhase::Failed, AnalysisPhase::Failed, AnalysisPhase::Successful]
+            .into_iter()
+            .enumerate()
+        {
+            record(&mut r, &m, R, t(i as i64), t(i as i64), judged(p));
+            assert_eq!(r.phase, AnalysisPhase::Running, "failures alone never end it");
+        }
+        record(&mut r, &m, R, t(5), t(5), judged(AnalysisPhase::Failed));
+        assert_eq!(r.phase, AnalysisPhase::Failed, "count ran out without the successes");
+        let mut ok = MetricResult::default();
+        for i in 0..2 {
+            record(&mut ok, &m, R, t(i), t(i), judged(AnalysisPhase::Successful));
+        }
+        assert_eq!(ok.phase, AnalysisPhase::Successful);
     }
 }

@@ -55,6 +55,13 @@ pub fn pick(answer: &serde_json::Value, path: &str) -> Result<serde_json::Value,
         .ok_or_else(|| ProviderError::Answer(format!("jsonPath {path:?} found nothing in the answer")))
 }
 
+/// A plain-text answer is the value itself (`result == "I am OK"`), as in Argo Rollouts — when it
+/// says it is plain text, no jsonPath wants JSON, and it does not look like JSON gone wrong.
+fn plain_text_answer(body: &[u8], plain_text: bool, json_path: bool) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    (plain_text && !json_path && !text.starts_with(['{', '[', '"'])).then(|| text.to_string())
+}
+
 impl Web {
     pub fn new(spec: &WebProvider, creds: &Credentials, clients: &HttpClients) -> Result<Self, ProviderError> {
         let timeout = spec
@@ -114,6 +121,11 @@ impl Web {
             .await
             .map_err(|e| request_error(e, &self.url, self.timeout))?;
         let status = response.status();
+        let plain_text = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/plain"));
         if !status.is_success() {
             return Err(ProviderError::Answer(format!(
                 "{} answered HTTP {}",
@@ -134,7 +146,13 @@ impl Web {
                 )));
             }
         }
-        serde_json::from_slice(&body).map_err(|e| ProviderError::Answer(format!("the answer is not JSON: {e}")))
+        match serde_json::from_slice(&body) {
+            Ok(answer) => Ok(answer),
+            Err(e) => match plain_text_answer(&body, plain_text, self.json_path.is_some()) {
+                Some(text) => Ok(serde_json::Value::String(text)),
+                None => Err(ProviderError::Answer(format!("the answer is not JSON: {e}"))),
+            },
+        }
     }
 }
 
@@ -175,6 +193,14 @@ mod tests {
         assert_eq!(pick(&answer, "$.data.rates[1]").unwrap(), json!(0.2));
         assert_eq!(pick(&answer, "{$}").unwrap(), answer);
         assert!(matches!(pick(&answer, "$.nothing"), Err(ProviderError::Answer(_))));
+    }
+
+    #[test]
+    fn plain_text_is_a_value_only_when_it_says_so() {
+        assert_eq!(plain_text_answer(b"I am OK\n", true, false).as_deref(), Some("I am OK"));
+        assert_eq!(plain_text_answer(b"I am OK", false, false), None, "not said to be text");
+        assert_eq!(plain_text_answer(b"I am OK", true, true), None, "a jsonPath wants JSON");
+        assert_eq!(plain_text_answer(b"{\"ok\": tru", true, false), None, "broken JSON");
     }
 
     #[test]

@@ -13,6 +13,23 @@ fn open_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
 
+fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"x-kubernetes-int-or-string": true})
+}
+
+/// An argument's value as text, also when YAML wrote it as a number (`value: 9090`).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(serde_json::Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "an argument's value is text or a number, not {other}"
+        ))),
+    }
+}
+
 fn open_value(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"x-kubernetes-preserve-unknown-fields": true})
 }
@@ -116,8 +133,14 @@ pub struct MeasurementRetention {
 #[serde(rename_all = "camelCase")]
 pub struct Argument {
     pub name: String,
-    /// The value; in a template, a default the Rollout may override.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The value (text, or a number as YAML writes `9090`); in a template, a default the Rollout
+    /// may override.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text_or_number"
+    )]
+    #[schemars(schema_with = "int_or_string")]
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<ArgValueFrom>,
@@ -163,8 +186,9 @@ pub enum OnError {
     Abort,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("has(self.successCondition) || has(self.failureCondition) || has(self.thresholdRange) || has(self.provider.job)").message("a metric needs successCondition, failureCondition or thresholdRange: without one every measurement would pass"))]
+/// A metric without a condition (and not a Job) measures and shows values that are inconclusive
+/// every time, as in Argo Rollouts: a person decides.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metric {
     pub name: String,
@@ -179,9 +203,10 @@ pub struct Metric {
     /// Wait before the first measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay: Option<IntOrString>,
-    /// Failed measurements tolerated before the metric fails; defaults to 0.
+    /// Failed measurements tolerated before the metric fails; defaults to 0. `-1`: failures never
+    /// end the metric (with `consecutiveSuccessLimit`, running out of `count` then fails it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = -1))]
     pub failure_limit: Option<i32>,
     /// Inconclusive measurements tolerated before the metric is inconclusive; defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -398,15 +423,16 @@ pub struct WebAuth {
 #[serde(rename_all = "camelCase")]
 pub struct JobProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<JobMetadata>,
+    pub metadata: Option<ExtraMetadata>,
     /// A `batch/v1` JobSpec.
     #[schemars(schema_with = "open_object")]
     pub spec: serde_json::Value,
 }
 
+/// Labels and annotations added to an object Serin makes (a Job, an AnalysisRun).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct JobMetadata {
+pub struct ExtraMetadata {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -448,6 +474,40 @@ pub struct AnalysisRunSpec {
     pub dry_run: Vec<DryRun>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurement_retention: Vec<MeasurementRetention>,
+    /// How long a finished run is kept before it is deleted (runs made for a Rollout follow its
+    /// history instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_strategy: Option<TtlStrategy>,
+}
+
+/// Seconds a finished run is kept: after any end, after a success, after a failure (the
+/// specific one wins).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TtlStrategy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub seconds_after_completion: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub seconds_after_success: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub seconds_after_failure: Option<i32>,
+}
+
+impl TtlStrategy {
+    /// How long a run that ended in `phase` is kept.
+    pub fn keep_for(&self, phase: AnalysisPhase) -> Option<std::time::Duration> {
+        let specific = match phase {
+            AnalysisPhase::Successful => self.seconds_after_success,
+            AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive => self.seconds_after_failure,
+            _ => None,
+        };
+        specific
+            .or(self.seconds_after_completion)
+            .map(|s| std::time::Duration::from_secs(s.max(0) as u64))
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -545,6 +605,9 @@ pub struct AnalysisRunStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// When the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_results: Vec<MetricResult>,
     /// How the dry-run metrics came out, by metric.

@@ -273,6 +273,13 @@ pub struct RolloutAnalysis {
     pub dry_run: Vec<super::analysis::DryRun>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurement_retention: Vec<super::analysis::MeasurementRetention>,
+    /// Background analysis only: the step index (from 0) at which it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub starting_step: Option<i32>,
+    /// Labels and annotations for the AnalysisRuns made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_run_metadata: Option<super::analysis::ExtraMetadata>,
 }
 
 pub use super::analysis::{AnalysisTemplateRef, ArgValueFrom, Argument as AnalysisArg, FieldRef};

@@ -447,6 +447,8 @@ impl<'a> Planner<'a> {
         let mut analysis_block: Option<(&'static str, String)> = None;
         if let Some(background) = self.canary.analysis.clone()
             && self.step_index() < n
+            // `startingStep` holds the background analysis back until that step.
+            && self.step_index() >= background.starting_step.unwrap_or(0).max(0) as usize
         {
             match self.run_for(current, None) {
                 None => self.request_run(current, None, background),

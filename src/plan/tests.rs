@@ -784,6 +784,33 @@ mod analysis {
     }
 
     #[test]
+    fn background_analysis_waits_for_its_starting_step() {
+        let mut w = healthy_world(json!({"strategy": {"canary": {
+            "analysis": {"templates": [{"templateName": "error-rate"}], "startingStep": 2},
+            "steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]}}}));
+        w.release("web:2");
+        let p = w.settle();
+        assert_eq!(p.status.current_step_index, Some(1));
+        assert!(
+            w.runs.iter().all(|r| r.step.is_some()),
+            "no background run before step 2"
+        );
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        w.tick();
+        w.ready();
+        let p = w.settle();
+        assert_eq!(p.status.current_step_index, Some(3));
+        assert_eq!(
+            w.runs.iter().filter(|r| r.step.is_none()).count(),
+            1,
+            "it started at step 2"
+        );
+    }
+
+    #[test]
     fn default_steps_stop_for_analysis_after_each_weight() {
         let mut w = healthy_world(
             json!({"strategy": {"canary": {"analysis": {"templates": [{"templateName": "error-rate"}]}}}}),

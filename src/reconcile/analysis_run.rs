@@ -105,8 +105,8 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
     let name = run.name_any();
     let mut status = run.status.clone().unwrap_or_default();
     let before = status.clone();
-    if status.phase.is_some_and(|p| p.is_finished()) {
-        return Ok(Action::await_change());
+    if let Some(phase) = status.phase.filter(|p| p.is_finished()) {
+        return expire(&ctx, &run, phase).await;
     }
     let now = jiff::Timestamp::now();
     let mut decisions = Vec::new();
@@ -129,6 +129,9 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
             stop_jobs(&ctx, &ns, &mut status).await;
         }
     }
+    if status.phase.is_some_and(|p| p.is_finished()) && status.completed_at.is_none() {
+        status.completed_at = Some(Time(jiff::Timestamp::now()));
+    }
     for d in &decisions {
         if let Err(e) = events::record(&ctx.client, run.as_ref(), &ctx.instance, d).await {
             tracing::warn!(error = %e, "could not record an Event");
@@ -143,11 +146,40 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
         super::lean(&mut written);
         ctx.written.remember(run.metadata.resource_version.clone(), written);
     }
-    if status.phase.is_some_and(|p| p.is_finished()) {
-        return Ok(Action::await_change());
+    if let Some(phase) = status.phase.filter(|p| p.is_finished()) {
+        let mut ended = (*run).clone();
+        ended.status = Some(status);
+        return expire(&ctx, &ended, phase).await;
     }
     let wait = verdict::wait(&run.spec, &status, jiff::Timestamp::now()).unwrap_or(Duration::from_secs(5));
     Ok(Action::requeue(wait.max(Duration::from_millis(100))))
+}
+
+/// A finished run with a `ttlStrategy` is deleted once its time is up (runs made for a Rollout
+/// follow the Rollout's history instead).
+async fn expire(ctx: &RunContext, run: &AnalysisRun, phase: AnalysisPhase) -> Result<Action, Error> {
+    let Some(keep) = run.spec.ttl_strategy.as_ref().and_then(|t| t.keep_for(phase)) else {
+        return Ok(Action::await_change());
+    };
+    let ended = run
+        .status
+        .as_ref()
+        .and_then(|s| s.completed_at.as_ref())
+        .map_or_else(jiff::Timestamp::now, |t| t.0);
+    let kept = jiff::Timestamp::now().duration_since(ended).unsigned_abs();
+    if kept < keep {
+        return Ok(Action::requeue((keep - kept).max(Duration::from_millis(100))));
+    }
+    let ns = run.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+    match api
+        .delete(&run.name_any(), &kube::api::DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Takes the measurements due at `now` and records them; the metrics' verdicts come back as the

@@ -436,6 +436,7 @@ fn build(
         background: background.then_some(true),
         dry_run: merged.dry_run,
         measurement_retention: merged.retention,
+        ttl_strategy: None,
     })
 }
 

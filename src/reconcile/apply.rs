@@ -244,11 +244,16 @@ async fn apply_runs(
             (ATTEMPT_LABEL.to_string(), req.attempt.to_string()),
         ]
         .into();
+        // The user's labels and annotations go on too; Serin's own labels win.
+        let extra = req.analysis.analysis_run_metadata.clone().unwrap_or_default();
+        let mut all_labels = extra.labels;
+        all_labels.extend(labels);
         let run = AnalysisRun {
             metadata: kube::api::ObjectMeta {
                 name: Some(req.name.clone()),
                 namespace: Some(ns.to_string()),
-                labels: Some(labels),
+                labels: Some(all_labels),
+                annotations: (!extra.annotations.is_empty()).then_some(extra.annotations),
                 owner_references: Some(vec![owner.clone()]),
                 ..Default::default()
             },
