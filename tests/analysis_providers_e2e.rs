@@ -177,7 +177,18 @@ async fn web_answers_pass_fail_and_errors_are_never_a_pass() {
     assert_eq!(st.phase, Some(AnalysisPhase::Successful), "{st:?}");
     let st = e.finished("web-page").await;
     assert_eq!(st.phase, Some(AnalysisPhase::Error), "{st:?}");
+    // A run written by hand with a ttlStrategy goes once its time is up.
+    e.sim.apply_yaml(&format!(
+        "{}  ttlStrategy: {{secondsAfterSuccess: 3, secondsAfterFailure: 600}}\n",
+        run("web-ttl", &web_metric("ok", &format!("{web}/pass"), ""), "[]")
+    ));
     let pass = e.finished("web-pass").await;
+    let ttl = e.finished("web-ttl").await;
+    assert!(ttl.completed_at.is_some(), "{ttl:?}");
+    eventually("the run deleted after its ttl", WAIT, || async {
+        e.runs.get_opt("web-ttl").await.ok()?.is_none().then_some(())
+    })
+    .await;
     assert_eq!(pass.phase, Some(AnalysisPhase::Successful), "{pass:?}");
     assert_eq!(pass.metric_results[0].count, 2);
     assert_eq!(pass.metric_results[0].measurements[0].value.as_deref(), Some("true"));
@@ -499,6 +510,7 @@ async fn the_shipped_web_and_job_templates_gate_a_release() {
       - analysis:
           templates: [{templateName: status-api}, {templateName: smoke-test}]
           args: [{name: canary-hash, valueFrom: {podTemplateHashValue: Latest}}]
+          analysisRunMetadata: {labels: {team: checkout}, annotations: {owner: payments}}
       - setWeight: 100";
     let rollouts: Api<Rollout> = Api::namespaced(e.sim.client().await, "default");
     let healthy = |image: &'static str| {
@@ -531,6 +543,18 @@ async fn the_shipped_web_and_job_templates_gate_a_release() {
         .items;
     let st = runs[0].status.clone().unwrap_or_default();
     assert_eq!(st.phase, Some(AnalysisPhase::Successful), "{st:?}");
+    let meta = &runs[0].metadata;
+    assert_eq!(
+        meta.labels.as_ref().and_then(|l| l.get("team")).map(String::as_str),
+        Some("checkout")
+    );
+    assert_eq!(
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get("owner"))
+            .map(String::as_str),
+        Some("payments")
+    );
     let smoke = st
         .metric_results
         .iter()
