@@ -10,10 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum ArgError {
     #[error("{{{{args.{0}}}}} has no value")]
     Missing(String),
+    /// The value is kept for callers that may show it; the message never shows it (it may be a
+    /// Secret's).
     #[error(
-        "argument {name} is used outside a quoted string, where only names and numbers are allowed, and its value {value:?} is neither"
+        "argument {name} is used where its value could change what the expression means (outside a quoted string only names and numbers are allowed; inside a raw string no quote or backslash)"
     )]
-    Unsafe { name: String, value: String },
+    Unsafe { name: String },
     #[error("the query has an unclosed {{{{args. placeholder")]
     Unclosed,
     #[error("{{{{{0}}}}} is not an argument: write {{{{args.NAME}}}}")]
@@ -177,11 +179,23 @@ pub fn used_by(metric: &Metric) -> Result<BTreeSet<String>, ArgError> {
 
 /// Escapes a value for a double-quoted PromQL string.
 pub fn escape_label_value(v: &str) -> String {
+    escape_for(v, '"')
+}
+
+/// Escapes a value for a string in `quote` (`"` or `'`), as PromQL and CEL read escapes.
+pub fn escape_for_quote(v: &str, quote: char) -> String {
+    escape_for(v, quote)
+}
+
+fn escape_for(v: &str, quote: char) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -198,53 +212,79 @@ fn plain_token(v: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.'))
 }
 
-/// Replaces every `{{args.NAME}}` of `query` with its value.
+/// Where in an expression a placeholder stands.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Code,
+    /// A `#` (PromQL) or `//` (CEL) comment, to the end of the line.
+    Comment,
+    /// A string in this quote; raw strings (PromQL's backticks, CEL's `r"…"`) have no escapes.
+    Quoted {
+        quote: char,
+        raw: bool,
+    },
+}
+
+/// A value put into an expression where it stands, or `None` when it could change the meaning.
+fn fill_in(value: &str, place: Place) -> Option<String> {
+    match place {
+        Place::Code | Place::Comment => plain_token(value).then(|| value.to_string()),
+        Place::Quoted { quote, raw: true } => {
+            (!value.contains(quote) && !value.contains(['\n', '\r'])).then(|| value.to_string())
+        }
+        Place::Quoted { quote, raw: false } => Some(escape_for(value, quote)),
+    }
+}
+
+/// Replaces every `{{args.NAME}}` of a PromQL query (or a CEL condition) with its value, put in
+/// so that it can only be a literal: escaped inside a string, a plain name or number elsewhere.
 pub fn substitute(query: &str, args: &impl Lookup) -> Result<String, ArgError> {
     let mut out = String::with_capacity(query.len());
     let mut rest = query;
-    // Which quote we are inside, as PromQL strings go: "…", '…' or `…`.
-    let mut quote: Option<char> = None;
+    let mut place = Place::Code;
     let mut escaped = false;
+    // The two characters before this one, to tell a raw string's `r"` from a name ending in r.
+    let mut before: (char, char) = (' ', ' ');
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix("{{") {
             let Some(end) = after.find("}}") else {
                 return Err(ArgError::Unclosed);
             };
             let name = tag_name(&after[..end])?;
-            let value = match args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))? {
-                Fill::Value(v) => v,
-                Fill::Later => {
-                    out.push_str(&rest[..2 + end + 2]);
-                    rest = &after[end + 2..];
-                    continue;
-                }
-            };
-            match quote {
-                Some('`') if !value.contains('`') => out.push_str(value),
-                Some(_) => out.push_str(&escape_label_value(value)),
-                None if plain_token(value) => out.push_str(value),
-                None => {
-                    return Err(ArgError::Unsafe {
-                        name: name.to_string(),
-                        value: value.to_string(),
-                    });
-                }
+            match args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))? {
+                Fill::Value(v) => match fill_in(v, place) {
+                    Some(text) => out.push_str(&text),
+                    None => return Err(ArgError::Unsafe { name: name.to_string() }),
+                },
+                Fill::Later => out.push_str(&rest[..2 + end + 2]),
             }
             rest = &after[end + 2..];
+            before = ('}', '}');
             continue;
         }
         let c = rest.chars().next().unwrap_or_default();
-        match (quote, c) {
-            (Some(q), '\\') if q != '`' && !escaped => escaped = true,
-            (Some(q), c) if c == q && !escaped => quote = None,
-            (None, '"' | '\'' | '`') => quote = Some(c),
-            _ => escaped = false,
-        }
-        if c != '\\' {
-            escaped = false;
-        }
+        place = match place {
+            Place::Code if c == '#' || (c == '/' && rest[1..].starts_with('/')) => Place::Comment,
+            Place::Code if matches!(c, '"' | '\'' | '`') => {
+                let raw =
+                    c == '`' || (matches!(before.1, 'r' | 'R') && !(before.0.is_alphanumeric() || before.0 == '_'));
+                Place::Quoted { quote: c, raw }
+            }
+            Place::Comment if c == '\n' => Place::Code,
+            Place::Quoted { raw: false, .. } if c == '\\' && !escaped => {
+                escaped = true;
+                out.push(c);
+                rest = &rest[1..];
+                before = (before.1, c);
+                continue;
+            }
+            Place::Quoted { quote, .. } if c == quote && !escaped => Place::Code,
+            other => other,
+        };
+        escaped = false;
         out.push(c);
         rest = &rest[c.len_utf8()..];
+        before = (before.1, c);
     }
     Ok(out)
 }
@@ -400,5 +440,58 @@ mod tests {
             substitute_plain("{{args.other}}", &partial),
             Err(ArgError::Missing("other".into()))
         );
+    }
+
+    #[test]
+    fn no_quote_or_comment_lets_a_value_out() {
+        let evil = args(&[("v", "x'} or vector(1) or up{job='y")]);
+        let single = substitute("up{job='{{args.v}}'}", &evil).unwrap();
+        assert_eq!(single, r"up{job='x\'} or vector(1) or up{job=\'y'}");
+        // Inside double quotes a single quote needs no escape (PromQL refuses `\'` there).
+        let double = substitute(r#"up{job="{{args.v}}"}"#, &evil).unwrap();
+        assert_eq!(double, r#"up{job="x'} or vector(1) or up{job='y"}"#);
+        // Raw strings have no escapes: a value holding their quote is refused.
+        let tick = args(&[("v", "a` or vector(1) or `b")]);
+        assert!(matches!(
+            substitute("x{a=`{{args.v}}`}", &tick),
+            Err(ArgError::Unsafe { .. })
+        ));
+        assert_eq!(
+            substitute("x{a=`{{args.v}}`}", &args(&[("v", r#"a"b\c"#)])).unwrap(),
+            r#"x{a=`a"b\c`}"#
+        );
+        let raw = args(&[("v", r#"a" || true || ""#)]);
+        assert!(matches!(
+            substitute(r#"r"{{args.v}}" == 'x'"#, &raw),
+            Err(ArgError::Unsafe { .. })
+        ));
+        assert_eq!(
+            substitute(r#"result == "{{args.v}}""#, &raw).unwrap(),
+            r#"result == "a\" || true || \"""#,
+            "an ordinary string is escaped"
+        );
+        // A comment ends at a newline: there, as in code, only names and numbers.
+        let newline = args(&[("v", "x\nor vector(1)")]);
+        assert!(matches!(
+            substitute("up # {{args.v}}", &newline),
+            Err(ArgError::Unsafe { .. })
+        ));
+        assert!(matches!(
+            substitute("result < 1 // {{args.v}}", &newline),
+            Err(ArgError::Unsafe { .. })
+        ));
+        // An apostrophe in a comment opens no string.
+        assert!(matches!(
+            substitute("up # it's\n> {{args.v}}", &args(&[("v", "1 or vector(1)")])),
+            Err(ArgError::Unsafe { .. })
+        ));
+        assert_eq!(
+            substitute("up # it's\n> {{args.v}}", &args(&[("v", "0.5")])).unwrap(),
+            "up # it's\n> 0.5"
+        );
+        // The message never shows the value: it may be a Secret's.
+        let secret = args(&[("v", "hunter2 or 1")]);
+        let err = substitute("x > {{args.v}}", &secret).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 }

@@ -39,6 +39,20 @@ impl QueryResult {
         }
     }
 
+    /// `display`, with `clean` applied to the whole text before it is cut to length.
+    pub fn display_with(&self, clean: &dyn Fn(String) -> String) -> String {
+        match self {
+            QueryResult::Json(v) => {
+                let text = clean(v.to_string());
+                match text.char_indices().nth(SHOWN_JSON) {
+                    Some((i, _)) => format!("{}…", &text[..i]),
+                    None => text,
+                }
+            }
+            other => clean(other.display()),
+        }
+    }
+
     /// The numbers in it; `None` for JSON that is not a number or a list of numbers.
     fn numbers(&self) -> Option<Vec<f64>> {
         match self {
@@ -148,17 +162,52 @@ fn eval(condition: &str, result: &QueryResult) -> Result<bool, ConditionError> {
     }
 }
 
-/// The verdict on one measurement with data, and the reason in words. As in Argo Rollouts: with
-/// both conditions, a value that meets neither is inconclusive.
-pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, String), ConditionError> {
+/// What decided a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    NoData,
+    FailureTrue,
+    OutsideRange,
+    SuccessTrue,
+    Neither,
+    SuccessFalse,
+    WithinRange,
+    FailureFalse,
+    NoCondition,
+}
+
+impl Why {
+    /// In words, with the conditions as `metric` writes them: the metric as shown, so that a
+    /// Secret's value in a condition never reaches a message.
+    pub fn describe(self, metric: &Metric) -> String {
+        let success = metric.success_condition.as_deref().unwrap_or_default();
+        let failure = metric.failure_condition.as_deref().unwrap_or_default();
+        let range = metric.threshold_range.clone().unwrap_or_default();
+        match self {
+            Why::NoData => "the query returned no data".into(),
+            Why::FailureTrue => format!("failureCondition {failure:?} is true"),
+            Why::OutsideRange => format!("outside thresholdRange [{:?}, {:?}]", range.min, range.max),
+            Why::SuccessTrue => format!("successCondition {success:?} is true"),
+            Why::Neither => format!("neither successCondition {success:?} nor failureCondition {failure:?} is true"),
+            Why::SuccessFalse => format!("successCondition {success:?} is false"),
+            Why::WithinRange => "within thresholdRange".into(),
+            Why::FailureFalse => format!("failureCondition {failure:?} is false"),
+            Why::NoCondition => "the metric has no condition to judge by: a person decides".into(),
+        }
+    }
+}
+
+/// The verdict on one measurement with data, and what decided it. As in Argo Rollouts: with both
+/// conditions, a value that meets neither is inconclusive; with none, every value is.
+pub fn verdict(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, Why), ConditionError> {
     if result.is_no_data() {
         // The caller records no data as such; should it get here, it decides nothing.
-        return Ok((AnalysisPhase::Inconclusive, "the query returned no data".into()));
+        return Ok((AnalysisPhase::Inconclusive, Why::NoData));
     }
     if let Some(failure) = &metric.failure_condition
         && eval(failure, result)?
     {
-        return Ok((AnalysisPhase::Failed, format!("failureCondition {failure:?} is true")));
+        return Ok((AnalysisPhase::Failed, Why::FailureTrue));
     }
     if let Some(range) = &metric.threshold_range {
         let values = result
@@ -168,41 +217,65 @@ pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, St
             .iter()
             .any(|v| v.is_nan() || range.min.is_some_and(|m| *v < m) || range.max.is_some_and(|m| *v > m));
         if outside {
-            return Ok((
-                AnalysisPhase::Failed,
-                format!("outside thresholdRange [{:?}, {:?}]", range.min, range.max),
-            ));
+            return Ok((AnalysisPhase::Failed, Why::OutsideRange));
         }
     }
     if let Some(success) = &metric.success_condition {
         return Ok(if eval(success, result)? {
-            (
-                AnalysisPhase::Successful,
-                format!("successCondition {success:?} is true"),
-            )
-        } else if let Some(failure) = &metric.failure_condition {
-            (
-                AnalysisPhase::Inconclusive,
-                format!("neither successCondition {success:?} nor failureCondition {failure:?} is true"),
-            )
+            (AnalysisPhase::Successful, Why::SuccessTrue)
+        } else if metric.failure_condition.is_some() {
+            (AnalysisPhase::Inconclusive, Why::Neither)
         } else {
-            (AnalysisPhase::Failed, format!("successCondition {success:?} is false"))
+            (AnalysisPhase::Failed, Why::SuccessFalse)
         });
     }
     if metric.threshold_range.is_some() {
-        return Ok((AnalysisPhase::Successful, "within thresholdRange".into()));
+        return Ok((AnalysisPhase::Successful, Why::WithinRange));
     }
-    if let Some(failure) = &metric.failure_condition {
-        return Ok((
-            AnalysisPhase::Successful,
-            format!("failureCondition {failure:?} is false"),
-        ));
+    if metric.failure_condition.is_some() {
+        return Ok((AnalysisPhase::Successful, Why::FailureFalse));
     }
-    // The schema refuses a metric without a condition; should one get here, it passes nothing.
-    Ok((
-        AnalysisPhase::Inconclusive,
-        "the metric has no condition to judge by".into(),
-    ))
+    Ok((AnalysisPhase::Inconclusive, Why::NoCondition))
+}
+
+/// The verdict on one measurement with data, and the reason in words.
+pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, String), ConditionError> {
+    verdict(metric, result).map(|(phase, why)| (phase, why.describe(metric)))
+}
+
+impl ConditionError {
+    /// The same error naming the condition as `shown` writes it rather than as it was evaluated.
+    pub fn shown_as(self, evaluated: &Metric, shown: &Metric) -> ConditionError {
+        let swap = |c: String| {
+            if evaluated.success_condition.as_ref() == Some(&c) {
+                shown.success_condition.clone().unwrap_or(c)
+            } else if evaluated.failure_condition.as_ref() == Some(&c) {
+                shown.failure_condition.clone().unwrap_or(c)
+            } else {
+                c
+            }
+        };
+        match self {
+            ConditionError::Parse { condition, message } => ConditionError::Parse {
+                condition: swap(condition),
+                message,
+            },
+            ConditionError::Evaluate {
+                condition,
+                value,
+                message,
+            } => ConditionError::Evaluate {
+                condition: swap(condition),
+                value,
+                message,
+            },
+            ConditionError::NotBool { condition, got } => ConditionError::NotBool {
+                condition: swap(condition),
+                got,
+            },
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -56,12 +56,15 @@ pub fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The error and its causes in one line (`failed to send request: connection refused`).
+/// The error and its causes in one line (`failed to send request: connection refused`), without
+/// the request's URL: its query may carry what an argument put there.
 pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
+    static URL: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r" for url \(\S*\)").expect("a constant regular expression"));
+    let mut parts: Vec<String> = vec![URL.replace_all(&e.to_string(), "").into_owned()];
     let mut cur = e.source();
     while let Some(err) = cur {
-        let text = err.to_string();
+        let text = URL.replace_all(&err.to_string(), "").into_owned();
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -77,7 +80,7 @@ pub fn request_error(e: reqwest::Error, address: &str, timeout: Duration) -> Pro
     } else {
         ProviderError::Unreachable {
             address: super::provider::redact_address(address),
-            message: causes(&e),
+            message: causes(&e.without_url()),
         }
     }
 }

@@ -52,13 +52,29 @@ pub fn job_name(run: &str, metric: &str, number: i32) -> String {
     format!("{}{tail}", full[..63 - tail.len()].trim_end_matches('-'))
 }
 
-/// A label value: at most 63 characters.
+/// A label value Kubernetes takes: letters, digits, `-`, `_`, `.`, at most 63, starting and
+/// ending with a letter or digit.
 fn label_value(s: &str) -> String {
-    s.chars()
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(63)
-        .collect::<String>()
-        .trim_matches(['-', '.', '_'])
-        .to_string()
+        .collect();
+    clean.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+fn owned_by(job: &KubeJob, uid: &str) -> bool {
+    job.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
 }
 
 impl Job {
@@ -156,18 +172,27 @@ impl MetricProvider for Job {
     async fn measure(&self) -> Result<Measured, ProviderError> {
         let kube_error = |e: kube::Error| ProviderError::Query(format!("job: {e}"));
         if let Some(name) = &self.running {
-            return match self.api.get_opt(name).await.map_err(kube_error)? {
-                Some(job) => Ok(judge_job(name, &job)),
-                None => Err(ProviderError::Answer(format!("job {name} is gone"))),
+            return match self.api.get_opt(name).await {
+                Ok(Some(job)) => Ok(judge_job(name, &job)),
+                Ok(None) => Err(ProviderError::Answer(format!("job {name} is gone"))),
+                // The Job goes on whatever the API said just now: looked at again, not abandoned.
+                Err(e) => Ok(Job::in_progress(
+                    name,
+                    format!("job {name}: could not read it ({e}); looking again"),
+                )),
             };
         }
         let name = job_name(&self.owner.run, &self.metric, self.number);
         let job = self.build(&name)?;
         match self.api.create(&PostParams::default(), &job).await {
             Ok(_) => Ok(Job::in_progress(&name, format!("job {name} created"))),
-            // Made by an earlier attempt whose status write was lost: carry on with it.
+            // Made by an earlier attempt whose status write was lost: carry on with it, if it is
+            // this run's and not a namesake's left from before.
             Err(kube::Error::Api(s)) if s.code == 409 => match self.api.get_opt(&name).await.map_err(kube_error)? {
-                Some(job) => Ok(judge_job(&name, &job)),
+                Some(job) if owned_by(&job, &self.owner.uid) => Ok(judge_job(&name, &job)),
+                Some(_) => Err(ProviderError::Answer(format!(
+                    "job {name} exists and belongs to another run: delete it to measure again"
+                ))),
                 None => Err(ProviderError::Answer(format!("job {name} is gone"))),
             },
             Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => {
@@ -195,6 +220,13 @@ pub async fn stop(client: &Client, namespace: &str, name: &str) -> Result<(), ku
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_what_kubernetes_takes() {
+        assert_eq!(label_value("error rate {p99}/eu"), "error-rate--p99--eu");
+        assert_eq!(label_value("-x-"), "x");
+        assert_eq!(label_value(&"a".repeat(80)).len(), 63);
+    }
 
     #[test]
     fn job_names_fit_kubernetes() {

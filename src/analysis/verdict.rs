@@ -360,10 +360,16 @@ pub fn wait(spec: &AnalysisRunSpec, status: &AnalysisRunStatus, now: Timestamp) 
         .filter_map(|m| {
             let result = status.metric_results.iter().find(|r| r.name == m.name);
             let due = next_due(m, result, started, background)?;
-            Some(if result.is_some_and(in_progress) {
-                due.duration_since(now).unsigned_abs().max(POLL)
+            // Overdue is due now, not as long again from now.
+            let left = if due <= now {
+                Duration::ZERO
             } else {
                 due.duration_since(now).unsigned_abs()
+            };
+            Some(if result.is_some_and(in_progress) {
+                left.max(POLL)
+            } else {
+                left
             })
         })
         .min()
@@ -757,5 +763,54 @@ mod tests {
             record(&mut ok, &m, R, t(i), t(i), judged(AnalysisPhase::Successful));
         }
         assert_eq!(ok.phase, AnalysisPhase::Successful);
+    }
+
+    #[test]
+    fn an_overdue_measurement_is_due_now_and_one_in_progress_every_second() {
+        let m = every("10s", Some(3));
+        let spec = AnalysisRunSpec {
+            metrics: vec![m.clone()],
+            ..Default::default()
+        };
+        let mut status = AnalysisRunStatus {
+            started_at: Some(Time(t(0))),
+            ..Default::default()
+        };
+        let mut r = MetricResult {
+            name: "m".into(),
+            ..Default::default()
+        };
+        record(&mut r, &m, R, t(0), t(0), judged(AnalysisPhase::Successful));
+        status.metric_results = vec![r.clone()];
+        assert_eq!(wait(&spec, &status, t(4)), Some(Duration::from_secs(6)));
+        assert_eq!(wait(&spec, &status, t(60)), Some(Duration::ZERO), "overdue");
+        let job = Metric {
+            provider: crate::crd::analysis::MetricProvider {
+                job: Some(Default::default()),
+                ..Default::default()
+            },
+            ..m
+        };
+        let spec = AnalysisRunSpec {
+            metrics: vec![job.clone()],
+            ..Default::default()
+        };
+        let mut going = MetricResult {
+            name: "m".into(),
+            ..Default::default()
+        };
+        let progress = || Outcome::InProgress {
+            message: "running".into(),
+            metadata: Default::default(),
+        };
+        record(&mut going, &job, R, t(0), t(0), progress());
+        status.metric_results = vec![going];
+        for at in [1, 30, 600] {
+            assert_eq!(
+                wait(&spec, &status, t(at)),
+                Some(POLL),
+                "looked at every second, at {at}s"
+            );
+        }
     }
 }

@@ -73,7 +73,8 @@ fn parse_duration_text(s: &str) -> Result<Duration, String> {
         total += value * factor;
         rest = &rest[unit_end..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // A number too large for a Duration is refused, not a panic.
+    Duration::try_from_secs_f64(total).map_err(|_| format!("duration {s:?} is too long"))
 }
 
 /// A pause's length, `None` for a pause until promoted.
@@ -126,6 +127,8 @@ mod tests {
         assert_eq!(parse_duration(&IntOrString::Int(5)), Ok(Duration::from_secs(5)));
         assert!(s("5 minutes").is_err());
         assert!(s("").is_err());
+        assert!(s("99999999999999999999h").is_err(), "too long, and no panic");
+        assert!(s("6000000000000000h").is_err());
     }
 
     #[test]

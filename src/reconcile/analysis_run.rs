@@ -9,7 +9,7 @@ use crate::analysis::job::JOB_NAME;
 use crate::analysis::oauth2::Tokens;
 use crate::analysis::rules::rules_for;
 use crate::analysis::verdict::{self, in_progress};
-use crate::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunStatus, MetricResult};
+use crate::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, MetricResult};
 use crate::plan::{Decision, Severity};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -96,7 +96,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action
         revision = label(super::observe::REVISION_LABEL),
         run = run.name_any(),
     );
-    reconcile_run(run, ctx).instrument(span).await
+    super::guarded(reconcile_run(run, ctx).instrument(span)).await
 }
 
 async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Action, Error> {
@@ -151,7 +151,7 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
         ended.status = Some(status);
         return expire(&ctx, &ended, phase).await;
     }
-    let wait = verdict::wait(&run.spec, &status, jiff::Timestamp::now()).unwrap_or(Duration::from_secs(5));
+    let wait = verdict::wait(&scheduled(&run.spec), &status, jiff::Timestamp::now()).unwrap_or(Duration::from_secs(5));
     Ok(Action::requeue(wait.max(Duration::from_millis(100))))
 }
 
@@ -161,11 +161,19 @@ async fn expire(ctx: &RunContext, run: &AnalysisRun, phase: AnalysisPhase) -> Re
     let Some(keep) = run.spec.ttl_strategy.as_ref().and_then(|t| t.keep_for(phase)) else {
         return Ok(Action::await_change());
     };
-    let ended = run
-        .status
-        .as_ref()
-        .and_then(|s| s.completed_at.as_ref())
-        .map_or_else(jiff::Timestamp::now, |t| t.0);
+    // A run that ended before `completedAt` was written: its last measurement, else its making.
+    let status = run.status.clone().unwrap_or_default();
+    let last_measured = status
+        .metric_results
+        .iter()
+        .filter_map(|r| r.measurements.last()?.finished_at.as_ref().map(|t| t.0))
+        .max();
+    let ended = status
+        .completed_at
+        .map(|t| t.0)
+        .or(last_measured)
+        .or(run.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or_else(jiff::Timestamp::now);
     let kept = jiff::Timestamp::now().duration_since(ended).unsigned_abs();
     if kept < keep {
         return Ok(Action::requeue((keep - kept).max(Duration::from_millis(100))));
@@ -180,6 +188,49 @@ async fn expire(ctx: &RunContext, run: &AnalysisRun, phase: AnalysisPhase) -> Re
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The run's spec as its schedule reads it: a run written by hand may give `interval` or
+/// `initialDelay` as `{{args.NAME}}`, which the Rollout controller fills in for the runs it makes.
+fn scheduled(spec: &AnalysisRunSpec) -> std::borrow::Cow<'_, AnalysisRunSpec> {
+    use crate::analysis::args::{Partial, substitute_plain};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let templated = |v: &Option<IntOrString>| matches!(v, Some(IntOrString::String(s)) if s.contains("{{"));
+    if !spec
+        .metrics
+        .iter()
+        .any(|m| templated(&m.interval) || templated(&m.initial_delay))
+    {
+        return std::borrow::Cow::Borrowed(spec);
+    }
+    let values = spec
+        .args
+        .iter()
+        .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
+        .collect();
+    let later = spec
+        .args
+        .iter()
+        .filter(|a| a.value.is_none())
+        .map(|a| a.name.clone())
+        .collect();
+    let args = Partial {
+        values: &values,
+        later: &later,
+    };
+    let fill = |v: &mut Option<IntOrString>| {
+        if let Some(IntOrString::String(s)) = v
+            && let Ok(filled) = substitute_plain(s, &args)
+        {
+            *s = filled;
+        }
+    };
+    let mut out = spec.clone();
+    for m in &mut out.metrics {
+        fill(&mut m.interval);
+        fill(&mut m.initial_delay);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Takes the measurements due at `now` and records them; the metrics' verdicts come back as the
@@ -200,7 +251,7 @@ async fn measure_due(
         namespace: ns,
     };
     let mut decisions = Vec::new();
-    for i in verdict::due(&run.spec, status, now) {
+    for i in verdict::due(&scheduled(&run.spec), status, now) {
         let metric = &run.spec.metrics[i];
         let started = jiff::Timestamp::now();
         let previous = status.metric_results.iter().find(|r| r.name == metric.name);
@@ -278,6 +329,7 @@ async fn stop_jobs(ctx: &RunContext, ns: &str, status: &mut AnalysisRunStatus) {
         m.phase = AnalysisPhase::Inconclusive;
         m.finished_at = Some(Time(jiff::Timestamp::now()));
         m.message = Some("stopped before it finished: the run ended".into());
+        result.message = m.message.clone();
     }
 }
 
@@ -302,5 +354,28 @@ pub fn summary(results: &[MetricResult], phase: AnalysisPhase) -> String {
         phase.as_str().to_string()
     } else {
         parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hand_written_schedule_takes_its_arguments() {
+        let spec: AnalysisRunSpec = serde_json::from_value(serde_json::json!({
+            "args": [{"name": "every", "value": "7s"}, {"name": "wait", "value": "2s"}],
+            "metrics": [{"name": "m", "interval": "{{args.every}}", "initialDelay": "{{ args.wait }}",
+                         "successCondition": "result < 1",
+                         "provider": {"prometheus": {"address": "http://p", "query": "up"}}}]
+        }))
+        .unwrap();
+        let s = scheduled(&spec);
+        let m = &s.metrics[0];
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        assert_eq!(m.interval, Some(IntOrString::String("7s".into())));
+        assert_eq!(m.initial_delay, Some(IntOrString::String("2s".into())));
+        let plain = AnalysisRunSpec::default();
+        assert!(matches!(scheduled(&plain), std::borrow::Cow::Borrowed(_)));
     }
 }

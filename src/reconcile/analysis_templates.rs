@@ -408,6 +408,19 @@ fn build(
                 arg: missing.clone(),
             });
         }
+        // A Job's spec is readable by whoever may read Jobs: a Secret goes in by the Pod's own
+        // `env.valueFrom.secretKeyRef`, never as text.
+        if metric.provider.job.is_some()
+            && let Some(secret) = used.iter().find(|u| later.contains(*u))
+        {
+            return Err(TemplateError::Invalid {
+                template: template.to_string(),
+                metric: metric.name.clone(),
+                message: format!(
+                    "a Job's spec cannot take {{{{args.{secret}}}}} from a Secret, since the Job would show its value: give the container `env: [{{name: ..., valueFrom: {{secretKeyRef: {{name, key}}}}}}]` instead"
+                ),
+            });
+        }
         let resolved = resolve_metric(
             metric,
             &Partial {

@@ -4,7 +4,7 @@
 
 use super::secrets::{SecretAccess, analysis_secret_value};
 use crate::analysis::args::{resolve_metric, used_by};
-use crate::analysis::condition::{QueryResult, judge};
+use crate::analysis::condition::{QueryResult, verdict};
 use crate::analysis::http::{ClientKey, HttpClients};
 use crate::analysis::job::{JOB_NAME, Job, Owner};
 use crate::analysis::oauth2::Tokens;
@@ -41,10 +41,29 @@ pub struct Taken {
 struct Secrets(Vec<String>);
 
 impl Secrets {
+    /// Keeps a value to redact, in every form a message may carry it: as it is, escaped into a
+    /// PromQL or CEL string, quoted by `{:?}` or JSON, and percent-encoded into a URL.
     fn keep(&mut self, value: &str) {
-        if !value.is_empty() {
-            self.0.push(value.to_string());
+        if value.is_empty() {
+            return;
         }
+        let unquote = |q: String| q.trim_matches('"').to_string();
+        let mut forms = vec![value.to_string()];
+        for quote in ['"', '\''] {
+            forms.push(crate::analysis::args::escape_for_quote(value, quote));
+        }
+        for f in forms.clone() {
+            forms.push(unquote(format!("{f:?}")));
+            forms.push(unquote(serde_json::to_string(&f).unwrap_or_default()));
+            let form = serde_urlencoded::to_string([("", f.as_str())]).unwrap_or_default();
+            let form = form.trim_start_matches('=').to_string();
+            forms.push(form.replace('+', "%20"));
+            forms.push(form);
+        }
+        self.0.extend(forms.into_iter().filter(|f| !f.is_empty()));
+        // The longest first, so that a form holding another is replaced whole.
+        self.0.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        self.0.dedup();
     }
 
     fn redact(&self, text: String) -> String {
@@ -262,41 +281,86 @@ impl Measurer<'_> {
         } else {
             return Err("the metric names no provider (prometheus, web or job)".into());
         };
-        Ok(outcome(&resolved, measured, what))
+        let judged = Judged {
+            evaluated: &resolved,
+            shown: &shown_metric,
+            secrets,
+        };
+        Ok(judged.outcome(measured, what))
     }
 }
 
-/// What the provider's answer comes to for the metric.
-fn outcome(metric: &Metric, measured: Result<Measured, ProviderError>, what: String) -> (Outcome, Option<f64>) {
-    match measured {
-        Err(e) => (Outcome::Error(e.to_string()), None),
-        Ok(Measured::Value(r)) if r.is_no_data() => (Outcome::NoData { what }, None),
-        Ok(Measured::Value(r)) => {
-            let number = match &r {
-                QueryResult::Scalar(v) => Some(*v),
-                QueryResult::Json(serde_json::Value::Number(n)) => n.as_f64(),
-                _ => None,
-            };
-            match judge(metric, &r) {
-                Ok((phase, reason)) => (
+/// A metric as it is evaluated (every value in) and as it is shown (Secrets as `<secret>`).
+struct Judged<'a> {
+    evaluated: &'a Metric,
+    shown: &'a Metric,
+    secrets: &'a Secrets,
+}
+
+impl Judged<'_> {
+    /// What the provider's answer comes to for the metric, in words that name the metric as shown.
+    fn outcome(&self, measured: Result<Measured, ProviderError>, what: String) -> (Outcome, Option<f64>) {
+        let r = match measured {
+            Err(e) => return (Outcome::Error(e.to_string()), None),
+            Ok(Measured::Value(r)) if r.is_no_data() => return (Outcome::NoData { what }, None),
+            Ok(Measured::Value(r)) => r,
+            Ok(Measured::Verdict { phase, message }) => {
+                return (
                     Outcome::Judged {
-                        value: Some(r.display()),
+                        value: None,
                         phase,
-                        reason,
+                        reason: message,
                     },
-                    number,
-                ),
-                Err(e) => (Outcome::Error(e.to_string()), None),
+                    None,
+                );
             }
+            Ok(Measured::InProgress { message, metadata }) => {
+                return (Outcome::InProgress { message, metadata }, None);
+            }
+        };
+        let number = match &r {
+            QueryResult::Scalar(v) => Some(*v),
+            QueryResult::Json(serde_json::Value::Number(n)) => n.as_f64(),
+            _ => None,
+        };
+        match verdict(self.evaluated, &r) {
+            Ok((phase, why)) => (
+                Outcome::Judged {
+                    // Redacted whole before it is cut to length, so no part of a Secret is left.
+                    value: Some(r.display_with(&|t| self.secrets.redact(t))),
+                    phase,
+                    reason: why.describe(self.shown),
+                },
+                number,
+            ),
+            Err(e) => (Outcome::Error(e.shown_as(self.evaluated, self.shown).to_string()), None),
         }
-        Ok(Measured::Verdict { phase, message }) => (
-            Outcome::Judged {
-                value: None,
-                phase,
-                reason: message,
-            },
-            None,
-        ),
-        Ok(Measured::InProgress { message, metadata }) => (Outcome::InProgress { message, metadata }, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_every_form_they_take() {
+        let mut s = Secrets::default();
+        s.keep("p@ss w\"rd/+=");
+        for text in [
+            "p@ss w\"rd/+=".to_string(),
+            format!("{:?}", "p@ss w\"rd/+="),
+            crate::analysis::args::escape_label_value("p@ss w\"rd/+="),
+            format!("{:?}", crate::analysis::args::escape_label_value("p@ss w\"rd/+=")),
+            "p%40ss%20w%22rd%2F%2B%3D".to_string(),
+            "p%40ss+w%22rd%2F%2B%3D".to_string(),
+            serde_json::to_string("p@ss w\"rd/+=").unwrap_or_default(),
+        ] {
+            let out = s.redact(format!("before {text} after"));
+            assert!(
+                !out.contains("ss w") && !out.contains("ss%20w") && !out.contains("ss+w"),
+                "{out}"
+            );
+            assert!(out.contains(SHOWN_SECRET), "{out}");
+        }
     }
 }

@@ -40,6 +40,26 @@ pub enum Error {
     MissingField(&'static str),
     #[error("traffic router: {0}")]
     Router(#[from] crate::traffic::RouterError),
+    #[error("a reconcile stopped on a bug: {0}")]
+    Panicked(String),
+}
+
+/// Runs a reconcile so that a bug in it is an error for that object, not the end of every
+/// controller in the process.
+pub async fn guarded<F: std::future::Future<Output = Result<Action, Error>>>(reconcile: F) -> Result<Action, Error> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(reconcile).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "a reconcile panicked");
+            Err(Error::Panicked(what))
+        }
+    }
 }
 
 impl Error {
@@ -50,6 +70,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::MissingField(_) => "missing_field",
             Error::Router(_) => "router",
+            Error::Panicked(_) => "panic",
         }
     }
 }
@@ -271,7 +292,7 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, E
         rollout = rollout.name_any(),
         revision = tracing::field::Empty,
     );
-    let result = reconcile_rollout(rollout, &ctx).instrument(span).await;
+    let result = guarded(reconcile_rollout(rollout, &ctx).instrument(span)).await;
     ctx.admin.metrics.reconcile_took(started.elapsed().as_secs_f64());
     result
 }

@@ -136,6 +136,7 @@ struct Types {
 struct Timers {
     at: BTreeMap<Instant, (BTreeSet<Key>, BTreeSet<Key>)>,
     pods: BTreeMap<Key, Instant>,
+    jobs: BTreeMap<Key, Instant>,
 }
 
 impl Timers {
@@ -147,7 +148,18 @@ impl Timers {
         }
         self.at.entry(at).or_default().0.insert(key);
     }
+    /// A Job is looked at by its earliest timer; later ones for it are not kept.
     fn job(&mut self, at: Instant, key: Key) {
+        match self.jobs.get(&key) {
+            Some(before) if *before <= at => return,
+            Some(before) => {
+                if let Some((_, jobs)) = self.at.get_mut(before) {
+                    jobs.remove(&key);
+                }
+            }
+            None => {}
+        }
+        self.jobs.insert(key.clone(), at);
         self.at.entry(at).or_default().1.insert(key);
     }
     fn next(&self) -> Instant {
@@ -165,6 +177,9 @@ impl Timers {
             if let Some((p, j)) = self.at.remove(&at) {
                 for key in &p {
                     self.pods.remove(key);
+                }
+                for key in &j {
+                    self.jobs.remove(key);
                 }
                 pods.extend(p);
                 jobs.extend(j);
@@ -239,11 +254,25 @@ fn all_jobs(store: &Store, types: &Types) -> Vec<Key> {
         .collect()
 }
 
+/// The longest any timer of the simulated Job controller waits at once; past it, it looks again.
+const MAX_WAIT: f64 = 86_400.0;
+
 fn env_f64(pod: &Value, name: &str, default: f64) -> f64 {
     container_env(&pod["spec"], name)
         .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
         .unwrap_or(default)
-        .max(0.0)
+        .clamp(0.0, MAX_WAIT)
+}
+
+/// The moment `secs` from now, for any number of seconds (negative, huge or not a number).
+fn after(secs: f64) -> Instant {
+    let secs = if secs.is_finite() {
+        secs.clamp(0.0, MAX_WAIT)
+    } else {
+        MAX_WAIT
+    };
+    Instant::now() + Duration::from_secs_f64(secs)
 }
 
 /// A Pod that has begun running exits `SERIN_SIM_RUN_SECONDS` after it started.
@@ -358,6 +387,8 @@ fn seconds_since(time: &Value) -> Option<f64> {
 /// The Job's Pods counted: active, succeeded, failed (OnFailure restarts count as failures).
 struct Counts {
     active: Vec<Arc<Value>>,
+    /// Container restarts (restartPolicy OnFailure), which count against backoffLimit.
+    restarts: i64,
     ready: usize,
     succeeded: i64,
     failed: i64,
@@ -367,6 +398,7 @@ struct Counts {
 fn count_pods(pods: &[Arc<Value>]) -> Counts {
     let mut c = Counts {
         active: Vec::new(),
+        restarts: 0,
         ready: 0,
         succeeded: 0,
         failed: 0,
@@ -376,7 +408,7 @@ fn count_pods(pods: &[Arc<Value>]) -> Counts {
         let restarts = p["status"]["containerStatuses"][0]["restartCount"]
             .as_i64()
             .unwrap_or(0);
-        c.failed += restarts;
+        c.restarts += restarts;
         match p["status"]["phase"].as_str() {
             Some("Succeeded") => c.succeeded += 1,
             Some("Failed") => {
@@ -417,46 +449,83 @@ enum State {
     Failed(&'static str, &'static str),
 }
 
-fn state_of(job: &Value, counts: &Counts, start: &Value) -> State {
+fn state_of(job: &Value, counts: &Counts, start: Option<&Value>) -> State {
     let complete = match job["spec"]["completions"].as_i64() {
         Some(n) => counts.succeeded >= n,
         None => counts.succeeded > 0 && counts.active.is_empty(),
     };
+    let limit = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
+    // With restartPolicy OnFailure the restarts count, and reaching the limit is enough.
+    let restarts_spent = job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+        && if limit == 0 {
+            counts.restarts > 0
+        } else {
+            counts.restarts >= limit
+        };
     let deadline = job["spec"]["activeDeadlineSeconds"].as_f64();
     if complete {
         State::Complete
-    } else if counts.failed > job["spec"]["backoffLimit"].as_i64().unwrap_or(6) {
+    } else if counts.failed > limit || restarts_spent {
         State::Failed("BackoffLimitExceeded", "Job has reached the specified backoff limit")
-    } else if deadline.is_some_and(|d| seconds_since(start).unwrap_or(0.0) >= d) {
-        State::Failed("DeadlineExceeded", "Job was active longer than specified deadline")
     } else if job["spec"]["suspend"] == true {
         State::Suspended
+    } else if deadline.is_some_and(|d| start.and_then(seconds_since).unwrap_or(0.0) >= d) {
+        State::Failed("DeadlineExceeded", "Job was active longer than specified deadline")
     } else {
         State::Running
     }
 }
 
-/// The Job's status as the Job controller writes it: counts (zeros left out) and conditions.
-fn status_of(state: &State, counts: &Counts, start: Value, now: &str) -> Value {
-    let condition = |type_: &str, reason: &str, message: &str| json!({"type": type_, "status": "True", "reason": reason, "message": message, "lastProbeTime": now});
-    let mut status = json!({"startTime": start, "succeeded": counts.succeeded, "failed": counts.failed,
+/// The Job's status as the Job controller writes it: counts (zeros left out) and conditions,
+/// which keep their probe times while they hold.
+fn status_of(state: &State, counts: &Counts, start: Option<Value>, now: &str, before: &Value) -> Value {
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+        let probed = before["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == type_ && c["status"] == status))
+            .map_or_else(|| json!(now), |c| c["lastProbeTime"].clone());
+        json!({"type": type_, "status": status, "reason": reason, "message": message, "lastProbeTime": probed})
+    };
+    let was_suspended = before["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Suspended" && c["status"] == "True"));
+    // The Pods stopped when the Job fails count as failed.
+    let failed = counts.failed
+        + match state {
+            State::Failed(..) => counts.active.len() as i64,
+            _ => 0,
+        };
+    let mut status = json!({"succeeded": counts.succeeded, "failed": failed,
                             "ready": counts.ready, "terminating": 0, "uncountedTerminatedPods": {}});
+    if let Some(start) = start {
+        status["startTime"] = start;
+    }
     let conditions = match state {
         State::Complete => {
-            status["completionTime"] = json!(now);
+            status["completionTime"] = before.get("completionTime").cloned().unwrap_or_else(|| json!(now));
             let done = "Reached expected number of succeeded pods";
             vec![
-                condition("SuccessCriteriaMet", "CompletionsReached", done),
-                condition("Complete", "CompletionsReached", done),
+                condition("SuccessCriteriaMet", "True", "CompletionsReached", done),
+                condition("Complete", "True", "CompletionsReached", done),
             ]
         }
         State::Failed(reason, message) => vec![
-            condition("FailureTarget", reason, message),
-            condition("Failed", reason, message),
+            condition("FailureTarget", "True", reason, message),
+            condition("Failed", "True", reason, message),
         ],
-        State::Suspended => vec![condition("Suspended", "JobSuspended", "Job suspended")],
+        State::Suspended => vec![condition("Suspended", "True", "JobSuspended", "Job suspended")],
+        State::Running if was_suspended => vec![condition("Suspended", "False", "JobResumed", "Job resumed")],
         State::Running => Vec::new(),
     };
+    // Conditions of other types stay, as the Job controller keeps them.
+    let mut all: Vec<Value> = before["conditions"].as_array().cloned().unwrap_or_default();
+    for c in conditions {
+        match all.iter_mut().find(|o| o["type"] == c["type"]) {
+            Some(o) => *o = c,
+            None => all.push(c),
+        }
+    }
+    let conditions = all;
     let active = if *state == State::Running {
         counts.active.len()
     } else {
@@ -488,7 +557,7 @@ fn sync_job(store: &Store, t: &Types, key: &Key, timers: &mut Timers) {
             if done >= ttl {
                 let _ = store.delete(&t.jobs, &key.0, &key.1, &DeleteOpts::default());
             } else {
-                timers.job(Instant::now() + Duration::from_secs_f64(ttl - done), key.clone());
+                timers.job(after(ttl - done), key.clone());
             }
         }
         return;
@@ -497,27 +566,28 @@ fn sync_job(store: &Store, t: &Types, key: &Key, timers: &mut Timers) {
     let pods = owned_of(store, &job, &t.pods, |p| selector.matches(meta::labels(p)));
     let counts = count_pods(&pods);
     let now = meta::now_rfc3339();
-    let start = if job["status"]["startTime"].is_null() {
-        json!(now)
-    } else {
-        job["status"]["startTime"].clone()
+    // A Job starts when it is not suspended; suspending it clears its start.
+    let start = match (&job["status"]["startTime"], job["spec"]["suspend"] == true) {
+        (_, true) => None,
+        (Value::Null, false) => Some(json!(now)),
+        (t, false) => Some(t.clone()),
     };
     let completions = job["spec"]["completions"].as_i64();
     let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1);
     let deadline = job["spec"]["activeDeadlineSeconds"].as_f64();
-    let state = state_of(&job, &counts, &start);
+    let state = state_of(&job, &counts, start.as_ref());
     if state == State::Running {
         create_pods(store, t, &job, &counts, completions, parallelism, timers, key);
         if let Some(d) = deadline {
-            let left = d - seconds_since(&start).unwrap_or(0.0);
-            timers.job(Instant::now() + Duration::from_secs_f64(left.max(0.0)), key.clone());
+            let left = d - start.as_ref().and_then(seconds_since).unwrap_or(0.0);
+            timers.job(after(left), key.clone());
         }
     } else {
         for p in &counts.active {
             let _ = store.delete(&t.pods, &key.0, meta::name(p), &DeleteOpts::default());
         }
     }
-    let status = status_of(&state, &counts, start, &now);
+    let status = status_of(&state, &counts, start, &now, &job["status"]);
     write_status(store, &t.jobs, &job, status, JOB_MANAGER);
 }
 
@@ -544,7 +614,7 @@ fn create_pods(
     {
         let wait = backoff(counts.failed as u32).as_secs_f64() - seconds_since(&json!(last)).unwrap_or(f64::MAX);
         if wait > 0.0 {
-            timers.job(Instant::now() + Duration::from_secs_f64(wait), key.clone());
+            timers.job(after(wait), key.clone());
             return;
         }
     }

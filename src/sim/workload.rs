@@ -298,7 +298,10 @@ pub(super) fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut st
                 _ => json!(now),
             };
             c["lastTransitionTime"] = time.clone();
-            c["lastUpdateTime"] = time;
+            // Only a Deployment's conditions have an update time.
+            if rt.kind == "Deployment" {
+                c["lastUpdateTime"] = time;
+            }
         }
     }
     if obj["status"] == status {

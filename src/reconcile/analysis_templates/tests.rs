@@ -321,3 +321,19 @@ fn a_wrong_metric_is_refused_before_it_measures() {
     .unwrap_err();
     assert!(matches!(err, TemplateError::BadValueFrom { .. }), "{err}");
 }
+
+#[test]
+fn a_job_never_gets_a_secret_as_text() {
+    let all: BTreeMap<_, _> = [(
+        id("smoke"),
+        template(json!({
+            "args": [{"name": "token", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            "metrics": [{"name": "smoke", "provider": {"job": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "curl", "args": ["-H", "Authorization: {{args.token}}"]}]}}}}}}]
+        })),
+    )]
+    .into();
+    let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "smoke"}]}))).unwrap_err();
+    assert!(err.to_string().contains("secretKeyRef"), "{err}");
+}
