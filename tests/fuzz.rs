@@ -210,6 +210,23 @@ proptest! {
             }
         }
         prop_assert_eq!(read, value.clone());
+        // In single quotes the same holds for a single quote.
+        let single = substitute("up{job='{{args.x}}'}", &args).unwrap();
+        let inner = single
+            .strip_prefix("up{job='")
+            .and_then(|r| r.strip_suffix("'}"))
+            .expect("the query's shape is unchanged");
+        let mut escaped = false;
+        for c in inner.chars() {
+            prop_assert!(escaped || c != '\'', "an unescaped quote in {inner:?}");
+            escaped = !escaped && c == '\\';
+        }
+        prop_assert!(!escaped, "a dangling backslash in {inner:?}");
+        // A raw string takes the value as it is, or refuses it.
+        match substitute("up{job=`{{args.x}}`}", &args) {
+            Ok(q) => prop_assert_eq!(q, format!("up{{job=`{value}`}}")),
+            Err(_) => prop_assert!(value.contains(['`', '\n', '\r'])),
+        }
         match substitute("topk({{args.x}}, up)", &args) {
             Ok(q) => prop_assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || "_:.".contains(c)), "{q}"),
             Err(e) => prop_assert!(e.to_string().contains("outside a quoted string")),
