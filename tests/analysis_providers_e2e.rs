@@ -575,3 +575,39 @@ async fn the_shipped_web_and_job_templates_gate_a_release() {
         .expect("status-api");
     assert_eq!(status.count, 3, "{status:?}");
 }
+
+/// A template that gives no address asks the controller's Prometheus, as Argo Rollouts' users
+/// set one for the whole installation; without one, it says what is missing.
+#[tokio::test]
+async fn metrics_without_an_address_ask_the_controllers_prometheus() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let prom = Prometheus::start(&[]);
+    let flag = format!("--prometheus-address={}", prom.url());
+    let _controller =
+        ControllerProc::start_with(&sim, "controller.log", &["--leader-election-lease-duration=2", &flag]);
+    let runs: Api<AnalysisRun> = Api::namespaced(sim.client().await, "default");
+    let metric =
+        "  - name: one\n    successCondition: result == 1\n    provider:\n      prometheus: {query: vector(1)}\n";
+    sim.apply_yaml(&run("default-address", metric, "[]"));
+    let st = eventually("the run to end", WAIT, || async {
+        let st = runs.get("default-address").await.ok()?.status?;
+        st.phase.is_some_and(|p| p.is_finished()).then_some(st)
+    })
+    .await;
+    assert_eq!(st.phase, Some(AnalysisPhase::Successful), "{st:?}");
+
+    let e = env().await;
+    let refused = metric.replace("result == 1", "result == 1\n    consecutiveErrorLimit: 0");
+    e.sim.apply_yaml(&run("no-address", &refused, "[]"));
+    let st = e.finished("no-address").await;
+    assert_eq!(st.phase, Some(AnalysisPhase::Error), "{st:?}");
+    assert!(
+        st.metric_results[0]
+            .message
+            .clone()
+            .unwrap_or_default()
+            .contains("--prometheus-address"),
+        "{st:?}"
+    );
+}

@@ -202,6 +202,11 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
     };
     assert!(args(&[]).contains(&"--secret-access=labelled".to_string()));
     assert!(args(&["secretAccess=any"]).contains(&"--secret-access=any".to_string()));
+    assert!(!args(&[]).iter().any(|a| a.starts_with("--prometheus-address")));
+    assert!(
+        args(&["prometheusAddress=http://prometheus.monitoring:9090"])
+            .contains(&"--prometheus-address=http://prometheus.monitoring:9090".to_string())
+    );
 }
 
 #[tokio::test]

@@ -148,6 +148,9 @@ pub struct ControllerArgs {
     /// `serin.dev/analysis-access: "true"` by their owner, or any in the Rollout's namespace.
     #[arg(long, value_enum, default_value_t = crate::reconcile::secrets::SecretAccess::Labelled)]
     pub secret_access: crate::reconcile::secrets::SecretAccess,
+    /// The Prometheus a metric asks when its template gives no address.
+    #[arg(long, env = "SERIN_PROMETHEUS_ADDRESS", value_name = "URL")]
+    pub prometheus_address: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -288,7 +291,10 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         home,
         crate::reconcile::Settings {
             workers: args.workers,
-            secret_access: args.secret_access,
+            analysis: crate::reconcile::AnalysisSettings {
+                secret_access: args.secret_access,
+                prometheus_address: args.prometheus_address.clone(),
+            },
         },
     );
     // The controllers stop on SIGTERM once their running reconciles finish; one still waiting for a

@@ -280,7 +280,8 @@ impl MetricProvider {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusProvider {
-    /// `http://prometheus.monitoring:9090`
+    /// `http://prometheus.monitoring:9090`; when empty, the controller's `--prometheus-address`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub address: String,
     /// PromQL; `{{args.NAME}}` is replaced by the argument, escaped as a label value.
     pub query: String,

@@ -2,7 +2,6 @@
 //! and sets the run's verdict. The bookkeeping is pure (`analysis::verdict`); this only queries.
 
 use super::measure::Measurer;
-use super::secrets::SecretAccess;
 use super::{Error, events};
 use crate::analysis::http::HttpClients;
 use crate::analysis::job::JOB_NAME;
@@ -32,7 +31,7 @@ pub struct RunContext {
     pub http: HttpClients,
     /// OAuth2 tokens, kept until they expire.
     pub tokens: Tokens,
-    pub secret_access: SecretAccess,
+    pub settings: super::AnalysisSettings,
 }
 
 pub async fn run(
@@ -41,7 +40,7 @@ pub async fn run(
     instance: String,
     admin: Arc<crate::admin::Admin>,
     config: kube::runtime::controller::Config,
-    secret_access: SecretAccess,
+    settings: super::AnalysisSettings,
 ) {
     let runs: Api<AnalysisRun> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -51,7 +50,7 @@ pub async fn run(
         written: Default::default(),
         http: Default::default(),
         tokens: Default::default(),
-        secret_access,
+        settings,
         client,
         instance,
         admin,
@@ -246,7 +245,8 @@ async fn measure_due(
         client: &ctx.client,
         http: &ctx.http,
         tokens: &ctx.tokens,
-        access: ctx.secret_access,
+        access: ctx.settings.secret_access,
+        default_prometheus: ctx.settings.prometheus_address.as_deref(),
         run,
         namespace: ns,
     };

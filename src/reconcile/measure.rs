@@ -26,6 +26,8 @@ pub struct Measurer<'a> {
     pub http: &'a HttpClients,
     pub tokens: &'a Tokens,
     pub access: SecretAccess,
+    /// The Prometheus of metrics that give no address.
+    pub default_prometheus: Option<&'a str>,
     pub run: &'a AnalysisRun,
     pub namespace: &'a str,
 }
@@ -248,6 +250,13 @@ impl Measurer<'_> {
         let shown_metric = resolve_metric(metric, &shown).unwrap_or_else(|_| metric.clone());
         let p = &resolved.provider;
         let (measured, what) = if let Some(spec) = &p.prometheus {
+            let mut spec = spec.clone();
+            if spec.address.trim().is_empty() {
+                spec.address = self.default_prometheus.map(String::from).ok_or(
+                    "the metric gives no Prometheus address, and the controller has none (--prometheus-address)",
+                )?;
+            }
+            let spec = &spec;
             let creds = self.prometheus_credentials(spec, secrets).await?;
             let provider = Prometheus::new(spec, &creds, self.http).map_err(|e| e.to_string())?;
             let what = shown_metric

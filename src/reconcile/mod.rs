@@ -100,18 +100,26 @@ pub struct OwnWritten {
 }
 
 /// How the controllers run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Reconciles in flight at once, per controller.
     pub workers: u16,
+    pub analysis: AnalysisSettings,
+}
+
+/// How analysis measures.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisSettings {
     pub secret_access: secrets::SecretAccess,
+    /// The Prometheus of metrics whose template gives no address.
+    pub prometheus_address: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             workers: DEFAULT_WORKERS,
-            secret_access: secrets::SecretAccess::Labelled,
+            analysis: AnalysisSettings::default(),
         }
     }
 }
@@ -133,7 +141,7 @@ pub async fn run(
         instance.clone(),
         admin.clone(),
         config.clone(),
-        settings.secret_access,
+        settings.analysis,
     );
     let rollouts = run_rollouts(client, namespace, instance, admin, home, config);
     futures::join!(runs, rollouts);
