@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod condition;
+pub mod evidence;
 pub mod http;
 pub mod job;
 pub mod oauth2;
