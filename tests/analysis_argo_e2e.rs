@@ -279,6 +279,10 @@ async fn a_metric_that_never_gets_data_ends_inconclusive_naming_its_query() {
         message.contains("kubectl serin promote web") && message.contains("kubectl serin abort web"),
         "{message}"
     );
+    assert!(
+        message.contains("checkout_latency_seconds"),
+        "the Rollout names the query: {message}"
+    );
     let run = e
         .run_of(st.current_pod_hash.as_deref().unwrap_or_default())
         .await

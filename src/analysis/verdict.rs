@@ -190,9 +190,12 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
         AnalysisPhase::Successful | AnalysisPhase::Failed | AnalysisPhase::Inconclusive
             if result.consecutive_no_data > no_data_limit(metric) =>
         {
+            let times = match result.consecutive_no_data {
+                1 => "once".to_string(),
+                n => format!("{n} times in a row"),
+            };
             format!(
-                "no data {} times in a row (consecutiveNoDataLimit {}, noData: {policy:?}): {last}",
-                result.consecutive_no_data,
+                "no data {times} (consecutiveNoDataLimit {}, noData: {policy:?}): {last}",
                 no_data_limit(metric)
             )
         }

@@ -343,6 +343,10 @@ pub fn summary(results: &[MetricResult], phase: AnalysisPhase) -> String {
                 Some(m) if m.phase == AnalysisPhase::NoData && r.phase == AnalysisPhase::Running => {
                     "waiting for data".to_string()
                 }
+                // Decided by no data: what was asked and how often, so the Rollout's message says.
+                Some(m) if m.phase == AnalysisPhase::NoData => {
+                    r.message.clone().or(m.message.clone()).unwrap_or_default()
+                }
                 Some(m) => m.value.clone().or(m.message.clone()).unwrap_or_default(),
                 None => String::new(),
             };
@@ -360,6 +364,37 @@ pub fn summary(results: &[MetricResult], phase: AnalysisPhase) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_names_the_query_that_found_nothing() {
+        use crate::analysis::verdict::{Outcome, Rules, record};
+        use crate::crd::analysis::Metric;
+        let m = Metric {
+            name: "latency".into(),
+            consecutive_no_data_limit: Some(0),
+            ..Default::default()
+        };
+        let mut r = MetricResult {
+            name: "latency".into(),
+            ..Default::default()
+        };
+        let t = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        record(
+            &mut r,
+            &m,
+            Rules::default(),
+            t,
+            t,
+            Outcome::NoData {
+                what: "query `sum(slow)`".into(),
+            },
+        );
+        let s = summary(&[r], AnalysisPhase::Inconclusive);
+        assert!(
+            s.starts_with("latency: no data once (consecutiveNoDataLimit 0") && s.contains("sum(slow)"),
+            "{s}"
+        );
+    }
 
     #[test]
     fn a_hand_written_schedule_takes_its_arguments() {
