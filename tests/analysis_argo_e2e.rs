@@ -96,24 +96,7 @@ fn rollout(image: &str, error_rate: &str, template: &str, prometheus: Option<&st
           - {{name: canary-hash, valueFrom: {{podTemplateHashValue: Latest}}}}{prometheus}
       - setWeight: 100"
     );
-    web_rollout(5, image, &[("SERIN_SIM_ERROR_RATE", error_rate)], "", &canary)
-        + r#"
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "100"}}
-spec: {selector: {app: web}, ports: [{port: 80}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-stable, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
-spec: {selector: {app: web}, ports: [{port: 80}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-canary, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
-spec: {selector: {app: web}, ports: [{port: 80}]}
-"#
+    web_rollout(5, image, &[("SERIN_SIM_ERROR_RATE", error_rate)], "", &canary) + common::TRAFFIC_SERVICES
 }
 
 struct Env {
@@ -144,12 +127,7 @@ async fn env(templates: &[&str]) -> Env {
 
 impl Env {
     async fn status(&self) -> RolloutStatus {
-        self.rollouts
-            .get("web")
-            .await
-            .ok()
-            .and_then(|r| r.status)
-            .unwrap_or_default()
+        common::rollout_status(&self.rollouts, "web").await
     }
 
     /// Version 1, healthy: the first version takes all traffic without analysis.

@@ -38,24 +38,7 @@ fn rollout(image: &str, error_rate: &str) -> String {
       - setWeight: 100";
     let rollout = web_rollout(2, image, &[("SERIN_SIM_ERROR_RATE", error_rate)], "", canary);
     // Traffic reaches the Pods through `web`; the stable and canary Services carry none.
-    rollout
-        + r#"
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "100"}}
-spec: {selector: {app: web}, ports: [{port: 80}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-stable, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
-spec: {selector: {app: web}, ports: [{port: 80}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-canary, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
-spec: {selector: {app: web}, ports: [{port: 80}]}
-"#
+    rollout + common::TRAFFIC_SERVICES
 }
 
 struct Env {
@@ -95,12 +78,7 @@ impl Env {
     }
 
     async fn status(&self) -> RolloutStatus {
-        self.rollouts
-            .get("web")
-            .await
-            .ok()
-            .and_then(|r| r.status)
-            .unwrap_or_default()
+        common::rollout_status(&self.rollouts, "web").await
     }
 
     async fn size_of(&self, hash: &str) -> i32 {

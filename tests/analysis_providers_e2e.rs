@@ -15,19 +15,25 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "s3cr3t-t0ken-42";
 
-/// A web endpoint with answers to judge: good, bad, not JSON, slow, and one behind a token.
-async fn start_web() -> String {
+/// A GET route answering `body` to requests whose `Authorization` is `auth`, 401 to others.
+fn bearer(auth: String, body: &'static str) -> axum::routing::MethodRouter {
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
-    use axum::routing::get;
-    let guarded = |headers: HeaderMap| async move {
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        if auth == format!("Bearer {TOKEN}") {
-            (StatusCode::OK, r#"{"ok": true}"#).into_response()
+    axum::routing::get(move |headers: HeaderMap| async move {
+        let given = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if given == auth {
+            (StatusCode::OK, body).into_response()
         } else {
             (StatusCode::UNAUTHORIZED, "no").into_response()
         }
-    };
+    })
+}
+
+/// A web endpoint with answers to judge: good, bad, not JSON, slow, and one behind a token.
+async fn start_web() -> String {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
     let app = axum::Router::new()
         .route(
             "/pass",
@@ -50,7 +56,7 @@ async fn start_web() -> String {
                 r#"{"data": {"ok": true}}"#
             }),
         )
-        .route("/guarded", get(guarded))
+        .route("/guarded", bearer(format!("Bearer {TOKEN}"), r#"{"ok": true}"#))
         // An OAuth2 token endpoint (client credentials) and an endpoint that wants its token.
         .route(
             "/token",
@@ -66,27 +72,13 @@ async fn start_web() -> String {
                 }
             }),
         )
-        .route(
-            "/oauth",
-            get(|headers: HeaderMap| async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-                if auth == "Bearer issued-7" {
-                    (StatusCode::OK, r#"{"ok": true}"#).into_response()
-                } else {
-                    (StatusCode::UNAUTHORIZED, "no").into_response()
-                }
-            }),
-        )
+        .route("/oauth", bearer("Bearer issued-7".into(), r#"{"ok": true}"#))
         .route(
             "/api/v1/health",
-            get(|headers: HeaderMap| async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-                if auth == format!("Bearer {TOKEN}") {
-                    (StatusCode::OK, r#"{"data": {"healthy": true, "errorRate": 0.01}}"#).into_response()
-                } else {
-                    (StatusCode::UNAUTHORIZED, "no").into_response()
-                }
-            }),
+            bearer(
+                format!("Bearer {TOKEN}"),
+                r#"{"data": {"healthy": true, "errorRate": 0.01}}"#,
+            ),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use serin::analysis::args::substitute;
-use serin::analysis::condition::{QueryResult, judge};
+use serin::analysis::condition::{QueryResult, verdict};
 use serin::crd::analysis::{AnalysisTemplate, Metric};
 use serin::crd::rollout::Rollout;
 use serin::plan::{Observed, ObservedReplicaSet, plan};
@@ -176,7 +176,7 @@ proptest! {
             (_, None) => QueryResult::Empty,
             _ => QueryResult::Vector(values.clone()),
         };
-        let _ = judge(&metric, &result);
+        let _ = verdict(&metric, &result).map(|(_, why)| why.describe(&metric));
     }
 
     /// An argument inside a quoted string is that string's whole content, whatever it holds;

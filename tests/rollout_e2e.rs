@@ -40,12 +40,7 @@ impl Env {
     }
 
     async fn status(&self) -> serin::crd::rollout::RolloutStatus {
-        self.rollouts
-            .get("web")
-            .await
-            .ok()
-            .and_then(|r| r.status)
-            .unwrap_or_default()
+        common::rollout_status(&self.rollouts, "web").await
     }
 
     async fn wait_phase(&self, phase: Phase, step: Option<i32>) -> serin::crd::rollout::RolloutStatus {

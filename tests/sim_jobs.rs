@@ -29,6 +29,18 @@ spec:
     )
 }
 
+/// A JSONPath over the Pods of a Job.
+fn job_pods(sim: &SimCluster, job: &str, path: &str) -> String {
+    sim.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("job-name={job}"),
+        "-o",
+        &format!("jsonpath={path}"),
+    ])
+}
+
 fn field(sim: &SimCluster, what: &str, path: &str) -> String {
     sim.kubectl_ok(&["get", what, "-o", &format!("jsonpath={path}")])
 }
@@ -51,23 +63,13 @@ fn a_job_runs_its_pod_to_completion() {
         ),
         uid
     );
-    let pods = sim.kubectl_ok(&[
-        "get",
-        "pods",
-        "-l",
-        "job-name=ok",
-        "-o",
-        "jsonpath={.items[*].status.phase}",
-    ]);
+    let pods = job_pods(&sim, "ok", "{.items[*].status.phase}");
     assert_eq!(pods, "Succeeded");
-    let code = sim.kubectl_ok(&[
-        "get",
-        "pods",
-        "-l",
-        "job-name=ok",
-        "-o",
-        "jsonpath={.items[0].status.containerStatuses[0].state.terminated.reason}",
-    ]);
+    let code = job_pods(
+        &sim,
+        "ok",
+        "{.items[0].status.containerStatuses[0].state.terminated.reason}",
+    );
     assert_eq!(code, "Completed");
     let table = sim.kubectl_ok(&["get", "jobs"]);
     assert!(table.contains("Complete") && table.contains("1/1"), "{table}");
@@ -85,23 +87,13 @@ fn a_failing_job_is_retried_until_its_backoff_limit() {
         field(&sim, "job/bad", "{.status.conditions[?(@.type==\"Failed\")].reason}"),
         "BackoffLimitExceeded"
     );
-    let pods = sim.kubectl_ok(&[
-        "get",
-        "pods",
-        "-l",
-        "job-name=bad",
-        "-o",
-        "jsonpath={.items[*].status.phase}",
-    ]);
+    let pods = job_pods(&sim, "bad", "{.items[*].status.phase}");
     assert_eq!(pods, "Failed Failed");
-    let exit = sim.kubectl_ok(&[
-        "get",
-        "pods",
-        "-l",
-        "job-name=bad",
-        "-o",
-        "jsonpath={.items[0].status.containerStatuses[0].state.terminated.exitCode}",
-    ]);
+    let exit = job_pods(
+        &sim,
+        "bad",
+        "{.items[0].status.containerStatuses[0].state.terminated.exitCode}",
+    );
     assert_eq!(exit, "2");
     // Pod times are kept to the second, so the 10s back-off may end up to a second early.
     assert!(

@@ -12,12 +12,17 @@ pub enum QueryResult {
     Json(serde_json::Value),
 }
 
-/// At most this much of a JSON answer is shown in status.
-const SHOWN_JSON: usize = 256;
+/// At most this much of a value (a JSON answer, a range of samples) is shown in status.
+const SHOWN_TEXT: usize = 256;
 
 impl QueryResult {
-    /// How it reads in status: `0.012`, `[0.1, 0.3]`, `no data`, `{"ok":true}`.
+    /// How it reads in status: `0.012`, `[0.1, 0.3]`, `no data`, `{"ok":true}` (cut to length).
     pub fn display(&self) -> String {
+        self.display_with(&|t| t)
+    }
+
+    /// `display`, with `clean` applied to the whole text before it is cut to length.
+    pub fn display_with(&self, clean: &dyn Fn(String) -> String) -> String {
         let num = |v: f64| {
             if v.is_nan() {
                 "NaN".into()
@@ -25,31 +30,16 @@ impl QueryResult {
                 format!("{}", (v * 1e6).round() / 1e6)
             }
         };
-        match self {
+        let text = match self {
             QueryResult::Scalar(v) => num(*v),
             QueryResult::Vector(vs) => format!("[{}]", vs.iter().map(|v| num(*v)).collect::<Vec<_>>().join(", ")),
             QueryResult::Empty => "no data".into(),
-            QueryResult::Json(v) => {
-                let text = v.to_string();
-                match text.char_indices().nth(SHOWN_JSON) {
-                    Some((i, _)) => format!("{}…", &text[..i]),
-                    None => text,
-                }
-            }
-        }
-    }
-
-    /// `display`, with `clean` applied to the whole text before it is cut to length.
-    pub fn display_with(&self, clean: &dyn Fn(String) -> String) -> String {
-        match self {
-            QueryResult::Json(v) => {
-                let text = clean(v.to_string());
-                match text.char_indices().nth(SHOWN_JSON) {
-                    Some((i, _)) => format!("{}…", &text[..i]),
-                    None => text,
-                }
-            }
-            other => clean(other.display()),
+            QueryResult::Json(v) => v.to_string(),
+        };
+        let text = clean(text);
+        match text.char_indices().nth(SHOWN_TEXT) {
+            Some((i, _)) => format!("{}…", &text[..i]),
+            None => text,
         }
     }
 
@@ -238,11 +228,6 @@ pub fn verdict(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, 
     Ok((AnalysisPhase::Inconclusive, Why::NoCondition))
 }
 
-/// The verdict on one measurement with data, and the reason in words.
-pub fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, String), ConditionError> {
-    verdict(metric, result).map(|(phase, why)| (phase, why.describe(metric)))
-}
-
 impl ConditionError {
     /// The same error naming the condition as `shown` writes it rather than as it was evaluated.
     pub fn shown_as(self, evaluated: &Metric, shown: &Metric) -> ConditionError {
@@ -281,6 +266,10 @@ impl ConditionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn judge(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, String), ConditionError> {
+        verdict(metric, result).map(|(phase, why)| (phase, why.describe(metric)))
+    }
     use crate::crd::analysis::ThresholdRange;
 
     fn metric(success: Option<&str>, failure: Option<&str>) -> Metric {

@@ -55,6 +55,13 @@ pub fn pick(answer: &serde_json::Value, path: &str) -> Result<serde_json::Value,
         .ok_or_else(|| ProviderError::Answer(format!("jsonPath {path:?} found nothing in the answer")))
 }
 
+/// `timeoutSeconds`, or 10s when it is absent or not positive.
+pub fn timeout_of(spec: &WebProvider) -> Duration {
+    spec.timeout_seconds
+        .filter(|s| *s > 0)
+        .map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(s as u64))
+}
+
 /// A plain-text answer is the value itself (`result == "I am OK"`), as in Argo Rollouts — when it
 /// says it is plain text, no jsonPath wants JSON, and it does not look like JSON gone wrong.
 fn plain_text_answer(body: &[u8], plain_text: bool, json_path: bool) -> Option<String> {
@@ -64,10 +71,7 @@ fn plain_text_answer(body: &[u8], plain_text: bool, json_path: bool) -> Option<S
 
 impl Web {
     pub fn new(spec: &WebProvider, creds: &Credentials, clients: &HttpClients) -> Result<Self, ProviderError> {
-        let timeout = spec
-            .timeout_seconds
-            .filter(|s| *s > 0)
-            .map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(s as u64));
+        let timeout = timeout_of(spec);
         let http = clients.get(ClientKey {
             ca_pem: None,
             insecure: spec.insecure == Some(true),

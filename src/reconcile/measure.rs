@@ -191,15 +191,9 @@ impl Measurer<'_> {
                     (Err(e), _) | (_, Err(e)) => return Err(format!("basic auth: {e}")),
                 }
             }
-            if let Some(BasicAuthValues { username, password }) = &auth.basic_auth {
-                secrets.keep(password);
-                creds.basic = Some((username.clone(), password.clone()));
-            }
-            if let Some(oauth2) = &auth.oauth2 {
-                let timeout = timeout_of(spec.timeout.as_ref()).map_err(|e| e.to_string())?;
-                let token = self.oauth2_token(oauth2, insecure, timeout, secrets).await?;
-                creds.bearer_token = Some(token);
-            }
+            let timeout = timeout_of(spec.timeout.as_ref()).map_err(|e| e.to_string())?;
+            let given = (auth.basic_auth.as_ref(), auth.oauth2.as_ref());
+            self.written_auth(given, insecure, timeout, &mut creds, secrets).await?;
         }
         if let Some(ca) = spec.tls.as_ref().and_then(|t| t.ca.as_ref()) {
             creds.ca_pem = Some(
@@ -218,24 +212,33 @@ impl Measurer<'_> {
         secrets: &mut Secrets,
     ) -> Result<Credentials, String> {
         let mut creds = Credentials::default();
-        let Some(auth) = &spec.authentication else {
-            return Ok(creds);
-        };
-        if let Some(BasicAuthValues { username, password }) = &auth.basic_auth {
+        if let Some(auth) = &spec.authentication {
+            let given = (auth.basic_auth.as_ref(), auth.oauth2.as_ref());
+            let timeout = crate::analysis::web::timeout_of(spec);
+            self.written_auth(given, spec.insecure == Some(true), timeout, &mut creds, secrets)
+                .await?;
+        }
+        Ok(creds)
+    }
+
+    /// Credentials written in the metric (usually `{{args.NAME}}` from Secrets): basic auth, or an
+    /// OAuth2 token fetched with client credentials.
+    async fn written_auth(
+        &self,
+        (basic, oauth2): (Option<&BasicAuthValues>, Option<&OAuth2>),
+        insecure: bool,
+        timeout: Duration,
+        creds: &mut Credentials,
+        secrets: &mut Secrets,
+    ) -> Result<(), String> {
+        if let Some(BasicAuthValues { username, password }) = basic {
             secrets.keep(password);
             creds.basic = Some((username.clone(), password.clone()));
         }
-        if let Some(oauth2) = &auth.oauth2 {
-            let timeout = spec
-                .timeout_seconds
-                .filter(|s| *s > 0)
-                .map_or(crate::analysis::web::DEFAULT_TIMEOUT, |s| Duration::from_secs(s as u64));
-            creds.bearer_token = Some(
-                self.oauth2_token(oauth2, spec.insecure == Some(true), timeout, secrets)
-                    .await?,
-            );
+        if let Some(oauth2) = oauth2 {
+            creds.bearer_token = Some(self.oauth2_token(oauth2, insecure, timeout, secrets).await?);
         }
-        Ok(creds)
+        Ok(())
     }
 
     async fn take(

@@ -575,3 +575,31 @@ kind: Service
 metadata: {name: web-canary, namespace: default}
 spec: {selector: {app: web}, ports: [{port: 80}]}
 "#;
+
+/// `web_rollout`'s Services when traffic goes through a `web` Service of its own, 100 requests/s,
+/// and the stable and canary Services carry none: the Pods' share of it follows their count.
+pub const TRAFFIC_SERVICES: &str = r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "100"}}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-stable, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-canary, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+"#;
+
+/// The status of Rollout `name`, or an empty one while it has none.
+pub async fn rollout_status(
+    api: &kube::Api<serin::crd::rollout::Rollout>,
+    name: &str,
+) -> serin::crd::rollout::RolloutStatus {
+    api.get(name).await.ok().and_then(|r| r.status).unwrap_or_default()
+}
