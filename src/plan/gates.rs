@@ -78,9 +78,8 @@ impl Planner<'_> {
                 }
                 Some(a) if a.verdict == PASSED => {}
                 Some(a) if a.failures > w.failure_limit.unwrap_or(0) => {
-                    let stable = self.st.stable_pod_hash.clone().unwrap_or_default();
                     return RunVerdict::Abort(format!(
-                        "{what}: webhook {} failed {} times ({}): traffic goes back to stable {stable}",
+                        "{what}: webhook {} failed {} times ({})",
                         w.name, a.failures, a.message
                     ));
                 }
@@ -130,11 +129,7 @@ impl Planner<'_> {
             match self.answer(&w.name, None).cloned() {
                 None => self.call(&w, None, "Progressing"),
                 Some(a) if a.verdict == PASSED => {
-                    let stable = self.st.stable_pod_hash.clone().unwrap_or_default();
-                    return Some(format!(
-                        "webhook {} asked for a rollback: traffic goes back to stable {stable}",
-                        w.name
-                    ));
+                    return Some(format!("webhook {} asked for a rollback", w.name));
                 }
                 Some(a) => self.call_when_due(&w, None, "Progressing", &a),
             }

@@ -203,17 +203,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn judge_run(&self, run: &ObservedRun, what: &str, stable: &str) -> RunVerdict {
+    fn judge_run(&self, run: &ObservedRun, what: &str) -> RunVerdict {
         match run.phase {
             AnalysisPhase::Successful => RunVerdict::Pass,
-            AnalysisPhase::Failed => RunVerdict::Abort(format!(
-                "{what} failed ({}): traffic goes back to stable {stable}",
-                run.message
-            )),
-            AnalysisPhase::Error if run.abort_on_error => RunVerdict::Abort(format!(
-                "{what} kept erroring ({}): traffic goes back to stable {stable}",
-                run.message
-            )),
+            AnalysisPhase::Failed => RunVerdict::Abort(format!("{what} failed ({})", run.message)),
+            AnalysisPhase::Error if run.abort_on_error => {
+                RunVerdict::Abort(format!("{what} kept erroring ({})", run.message))
+            }
             AnalysisPhase::Inconclusive | AnalysisPhase::Error => RunVerdict::Hold(
                 if run.phase == AnalysisPhase::Error {
                     "AnalysisError"
@@ -423,7 +419,7 @@ impl<'a> Planner<'a> {
                 format!("version {current} rolls out again from step 1 of {n}"),
             );
         } else if control.abort == Some(true) && !aborted {
-            self.abort(format!("aborted on request: traffic goes back to stable {stable}"));
+            self.abort("aborted on request".to_string());
         }
         if self.st.abort != Some(true) && control.promote_full == Some(true) {
             self.note(
@@ -453,7 +449,7 @@ impl<'a> Planner<'a> {
             match self.run_for(current, None) {
                 None => self.request_run(current, None, background),
                 Some(run) if Some(&run.name) == self.st.acknowledged_run.as_ref() => {}
-                Some(run) => match self.judge_run(run, "background analysis", stable) {
+                Some(run) => match self.judge_run(run, "background analysis") {
                     RunVerdict::Abort(why) => {
                         self.abort(why);
                         return self.aborted(stable, current);
@@ -554,7 +550,7 @@ impl<'a> Planner<'a> {
                         running = Some(format!("step {}/{n}: starting analysis", idx + 1));
                         false
                     }
-                    Some(run) => match self.judge_run(run, &format!("analysis at step {}/{n}", idx + 1), stable) {
+                    Some(run) => match self.judge_run(run, &format!("analysis at step {}/{n}", idx + 1)) {
                         RunVerdict::Pass => {
                             found = Some(format!("analysis passed: {}", run.message));
                             true
@@ -802,11 +798,17 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Aborts for `why` (what failed, or "aborted on request"), which the status keeps.
     fn abort(&mut self, why: String) {
+        let stable = self.st.stable_pod_hash.clone().unwrap_or_default();
         self.st.abort = Some(true);
         self.st.aborted_at = Some(self.now_time());
         self.st.abort_reason = Some(why.clone());
-        self.note(Severity::Warning, "Aborted", why);
+        self.note(
+            Severity::Warning,
+            "Aborted",
+            format!("{why}: traffic goes back to stable {stable}"),
+        );
         self.post_rollout(false);
     }
 
@@ -838,14 +840,8 @@ impl<'a> Planner<'a> {
         self.reason = "RolloutAborted";
         // Why it was aborted stays in the message: "aborted on request", "aborted: analysis ... failed".
         let why = match self.st.abort_reason.as_deref() {
-            Some(r) => {
-                let r = r.trim_end_matches(&format!(": traffic goes back to stable {stable}"));
-                if r.starts_with("aborted") {
-                    r.to_string()
-                } else {
-                    format!("aborted: {r}")
-                }
-            }
+            Some(r) if r.starts_with("aborted") => r.to_string(),
+            Some(r) => format!("aborted: {r}"),
             None => "aborted".to_string(),
         };
         self.message = format!(
@@ -1021,7 +1017,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
             if spec.progress_deadline_abort == Some(true) && p.st.stable_pod_hash.as_deref() != Some(current.as_str()) {
                 let stable = p.st.stable_pod_hash.clone().unwrap_or_default();
                 p.abort(format!(
-                    "no progress for {}s (progressDeadlineSeconds): traffic goes back to stable {stable}",
+                    "no progress for {}s (progressDeadlineSeconds)",
                     deadline.as_secs()
                 ));
                 p.sizes.clear();
