@@ -72,6 +72,8 @@ pub struct Metrics {
     reconcile_errors: Family<ErrorLabels, Counter>,
     measurement: Family<MeasurementLabels, Gauge<f64, AtomicU64>>,
     threshold: Family<ThresholdLabels, Gauge<f64, AtomicU64>>,
+    evalue: Family<MeasurementLabels, Gauge<f64, AtomicU64>>,
+    ratio: Family<MeasurementLabels, Gauge<f64, AtomicU64>>,
     /// Analysis metrics measured per Rollout, to remove them with it.
     measured: Mutex<std::collections::HashSet<MeasurementLabels>>,
     notifications: Family<NotificationLabels, Counter>,
@@ -98,6 +100,18 @@ impl Default for Metrics {
             "analysis_measurement_value",
             "The last value an analysis metric measured",
             measurement.clone(),
+        );
+        let evalue = Family::<MeasurementLabels, Gauge<f64, AtomicU64>>::default();
+        let ratio = Family::<MeasurementLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "analysis_evalue",
+            "The evidence of a regression a compare metric has (it decides at 1/(1-confidence))",
+            evalue.clone(),
+        );
+        registry.register(
+            "analysis_ratio",
+            "The canary's bad-request rate over stable's, as a compare metric measured it",
+            ratio.clone(),
         );
         registry.register(
             "analysis_threshold",
@@ -166,6 +180,8 @@ impl Default for Metrics {
             reconcile_errors,
             measurement,
             threshold,
+            evalue,
+            ratio,
             measured: Mutex::new(Default::default()),
             last_info: Mutex::new(Default::default()),
         }
@@ -233,6 +249,25 @@ impl Metrics {
                 rollout: rollout.into(),
             })
             .inc();
+    }
+
+    /// The evidence a `compare` metric has for a Rollout: its e-value and the rates' ratio.
+    pub fn compared(&self, namespace: &str, rollout: &str, metric: &str, e_value: Option<f64>, ratio: Option<f64>) {
+        let labels = MeasurementLabels {
+            namespace: namespace.into(),
+            rollout: rollout.into(),
+            metric: metric.into(),
+        };
+        if let Some(e) = e_value {
+            self.evalue.get_or_create(&labels).set(e);
+        }
+        if let Some(r) = ratio {
+            self.ratio.get_or_create(&labels).set(r);
+        }
+        self.measured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(labels);
     }
 
     /// The last value an analysis metric measured for a Rollout, with its threshold bounds.
@@ -335,6 +370,8 @@ impl Metrics {
             .collect();
         for m in gone {
             self.measurement.remove(&m);
+            self.evalue.remove(&m);
+            self.ratio.remove(&m);
             for bound in ["min", "max"] {
                 self.threshold.remove(&ThresholdLabels {
                     namespace: m.namespace.clone(),

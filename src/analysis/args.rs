@@ -40,6 +40,40 @@ pub enum Fill<'a> {
 /// Where placeholders find their values.
 pub trait Lookup {
     fn fill(&self, name: &str) -> Option<Fill<'_>>;
+    /// What `{{version}}` (in a `compare` or `sloBurnRate` query) becomes: left for each
+    /// measurement to fill in, unless this says.
+    fn version(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The placeholder a `compare` or `sloBurnRate` query writes for each version's hash.
+pub const VERSION_TAG: &str = "version";
+
+/// `{{version}}` filled in with a version's pod-template hash, and arguments left as they are.
+pub struct Version<'a>(pub &'a str);
+
+impl Lookup for Version<'_> {
+    fn fill(&self, _: &str) -> Option<Fill<'_>> {
+        Some(Fill::Later)
+    }
+    fn version(&self) -> Option<&str> {
+        Some(self.0)
+    }
+}
+
+/// What a `{{ ... }}` tag names.
+enum Tag<'a> {
+    Arg(&'a str),
+    Version,
+}
+
+fn tag(inner: &str) -> Result<Tag<'_>, ArgError> {
+    if inner.trim() == VERSION_TAG {
+        Ok(Tag::Version)
+    } else {
+        tag_name(inner).map(Tag::Arg)
+    }
 }
 
 impl Lookup for BTreeMap<String, String> {
@@ -80,7 +114,9 @@ pub fn used_in(text: &str) -> Result<BTreeSet<String>, ArgError> {
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or(ArgError::Unclosed)?;
-        out.insert(tag_name(&after[..end])?.to_string());
+        if let Tag::Arg(name) = tag(&after[..end])? {
+            out.insert(name.to_string());
+        }
         rest = &after[end + 2..];
     }
     Ok(out)
@@ -94,8 +130,11 @@ pub fn substitute_plain(text: &str, args: &impl Lookup) -> Result<String, ArgErr
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or(ArgError::Unclosed)?;
-        let name = tag_name(&after[..end])?;
-        match args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))? {
+        let fill = match tag(&after[..end])? {
+            Tag::Arg(name) => args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))?,
+            Tag::Version => args.version().map_or(Fill::Later, Fill::Value),
+        };
+        match fill {
             Fill::Value(v) => out.push_str(v),
             Fill::Later => out.push_str(&rest[start..start + 2 + end + 2]),
         }
@@ -110,7 +149,10 @@ fn is_expression(path: &[String]) -> bool {
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
     matches!(
         p.as_slice(),
-        ["provider", "prometheus", "query"] | ["successCondition"] | ["failureCondition"]
+        ["provider", "prometheus", "query"]
+            | ["provider", "compare" | "sloBurnRate", "bad" | "total"]
+            | ["successCondition"]
+            | ["failureCondition"]
     )
 }
 
@@ -250,8 +292,14 @@ pub fn substitute(query: &str, args: &impl Lookup) -> Result<String, ArgError> {
             let Some(end) = after.find("}}") else {
                 return Err(ArgError::Unclosed);
             };
-            let name = tag_name(&after[..end])?;
-            match args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))? {
+            let (fill, name) = match tag(&after[..end])? {
+                Tag::Arg(name) => (
+                    args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))?,
+                    name,
+                ),
+                Tag::Version => (args.version().map_or(Fill::Later, Fill::Value), VERSION_TAG),
+            };
+            match fill {
                 Fill::Value(v) => match fill_in(v, place) {
                     Some(text) => out.push_str(&text),
                     None => return Err(ArgError::Unsafe { name: name.to_string() }),

@@ -56,6 +56,17 @@ impl QueryResult {
     }
 
     /// Empty, only NaN (a ratio of zero requests), or JSON null: nothing to judge.
+    /// The sum of the numbers (the series of a counter), leaving out NaN; `None` without any.
+    pub fn sum(&self) -> Option<f64> {
+        let numbers: Vec<f64> = self
+            .numbers()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| !v.is_nan())
+            .collect();
+        (!numbers.is_empty()).then(|| numbers.iter().sum())
+    }
+
     pub fn is_no_data(&self) -> bool {
         match self {
             QueryResult::Json(v) => v.is_null(),

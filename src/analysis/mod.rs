@@ -1,7 +1,10 @@
 //! Metric analysis: arguments, conditions, verdicts over measurements, and metric providers.
 
 pub mod args;
+pub mod burn_rate;
+pub mod compare;
 pub mod condition;
+pub mod counting;
 pub mod evidence;
 pub mod http;
 pub mod job;

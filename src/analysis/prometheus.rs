@@ -101,7 +101,19 @@ impl Prometheus {
 
     /// One instant query.
     pub async fn query(&self, query: &str) -> Result<QueryResult, ProviderError> {
+        self.instant(query, None).await
+    }
+
+    /// One instant query, evaluated at `at`.
+    pub async fn query_at(&self, query: &str, at: Timestamp) -> Result<QueryResult, ProviderError> {
+        self.instant(query, Some(at)).await
+    }
+
+    async fn instant(&self, query: &str, at: Option<Timestamp>) -> Result<QueryResult, ProviderError> {
         let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
+        if let Some(at) = at {
+            request = request.at(at.as_second());
+        }
         for (k, v) in &self.headers {
             request = request.header(k.clone(), v.clone());
         }

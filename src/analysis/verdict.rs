@@ -2,7 +2,8 @@
 //! its metric's counts and phase, and the run's verdict from its metrics.
 
 use crate::crd::analysis::{
-    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Measurement, Metric, MetricResult, NoData, RunSummary,
+    AnalysisPhase, AnalysisRunSpec, AnalysisRunStatus, Comparison, EvidenceState, Measurement, Metric, MetricResult,
+    NoData, RunSummary,
 };
 use crate::plan::steps::parse_duration;
 use jiff::Timestamp;
@@ -47,6 +48,15 @@ pub enum Outcome {
         what: String,
     },
     Error(String),
+    /// A `compare` or `sloBurnRate` look: its verdict (`NoData` while counting has only begun),
+    /// the evidence it shows and the state the next look goes on from.
+    Compared {
+        phase: AnalysisPhase,
+        value: String,
+        reason: String,
+        comparison: Box<Comparison>,
+        state: Box<EvidenceState>,
+    },
     /// Still going (a Job running): looked at again after [`POLL`].
     InProgress {
         message: String,
@@ -98,8 +108,20 @@ pub fn record(
     } else {
         started
     };
+    let mut comparison = None;
     let (phase, value, message, metadata, finished) = match outcome {
         Outcome::Judged { value, phase, reason } => (phase, value, reason, BTreeMap::new(), Some(Time(now))),
+        Outcome::Compared {
+            phase,
+            value,
+            reason,
+            comparison: shown,
+            state,
+        } => {
+            comparison = Some(*shown);
+            result.evidence = Some(*state);
+            (phase, Some(value), reason, BTreeMap::new(), Some(Time(now)))
+        }
         Outcome::NoData { what } => (
             AnalysisPhase::NoData,
             Some("no data".to_string()),
@@ -118,6 +140,7 @@ pub fn record(
         value,
         message: Some(message.clone()),
         metadata,
+        comparison,
     });
     if result.measurements.len() > rules.retention.max(1) {
         let excess = result.measurements.len() - rules.retention.max(1);
@@ -207,7 +230,12 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
                     result.consecutive_success
                 )
             }
-            _ if metric.provider.job.is_some() => last,
+            _ if metric.provider.job.is_some()
+                || metric.provider.compare.is_some()
+                || metric.provider.slo_burn_rate.is_some() =>
+            {
+                last
+            }
             _ => format!("{} of {} measurements passed", result.successful, result.count),
         },
         AnalysisPhase::Failed if metric.failure_limit == Some(-1) => format!(
@@ -257,6 +285,9 @@ pub fn metric_phase(result: &MetricResult, metric: &Metric, background: bool) ->
             NoData::Successful => AnalysisPhase::Successful,
         }
     } else if success_limit.is_some_and(|n| result.consecutive_success >= n) {
+        AnalysisPhase::Successful
+    } else if result.evidence.as_ref().is_some_and(|e| e.not_worse) {
+        // The comparison showed the canary no worse than stable: an early pass.
         AnalysisPhase::Successful
     } else if count_of(metric, background).is_some_and(|n| result.count >= n) {
         // Only judged values count towards `count`: errors and no data are retried (within their

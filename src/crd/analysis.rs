@@ -251,7 +251,7 @@ pub struct ThresholdRange {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("[has(self.prometheus), has(self.web), has(self.job)].filter(x, x).size() == 1").message("provider names exactly one of prometheus, web, job"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.prometheus), has(self.web), has(self.job), has(self.compare), has(self.sloBurnRate)].filter(x, x).size() == 1").message("provider names exactly one of prometheus, web, job, compare, sloBurnRate"))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,6 +260,12 @@ pub struct MetricProvider {
     pub web: Option<WebProvider>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobProvider>,
+    /// The canary against the stable version at the same time, by an anytime-valid sequential test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareProvider>,
+    /// The canary's error-budget burn rate and exposure: the absolute guardrail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_burn_rate: Option<SloBurnRateProvider>,
 }
 
 impl MetricProvider {
@@ -271,6 +277,10 @@ impl MetricProvider {
             "web"
         } else if self.job.is_some() {
             "job"
+        } else if self.compare.is_some() {
+            "compare"
+        } else if self.slo_burn_rate.is_some() {
+            "sloBurnRate"
         } else {
             "none"
         }
@@ -300,6 +310,111 @@ pub struct PrometheusProvider {
     /// Accept any server certificate (the same as `tls.insecureSkipVerify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
+}
+
+/// Where a `compare` or `sloBurnRate` metric asks: the settings of the `prometheus` provider
+/// without its query.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusServer {
+    /// When empty, the controller's `--prometheus-address`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<IntOrString>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<Header>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<PrometheusAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PrometheusTls>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+}
+
+impl PrometheusServer {
+    /// The `prometheus` provider that asks this server `query`.
+    pub fn asking(&self, query: String) -> PrometheusProvider {
+        PrometheusProvider {
+            address: self.address.clone(),
+            query,
+            range_query: None,
+            timeout: self.timeout.clone(),
+            headers: self.headers.clone(),
+            authentication: self.authentication.clone(),
+            tls: self.tls.clone(),
+            insecure: self.insecure,
+        }
+    }
+}
+
+/// Two counters, asked once per version with `{{version}}` as that version's pod-template hash:
+/// how many requests were bad, and how many there were in all.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompareProvider {
+    #[serde(default)]
+    pub prometheus: PrometheusServer,
+    /// PromQL giving a counter of bad requests (errors, or requests slower than a bound).
+    pub bad: String,
+    /// PromQL giving a counter of all requests.
+    pub total: String,
+    /// How much worse than stable's the canary's bad-request rate may be and not count as a
+    /// regression; defaults to 1.2 (20% worse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub max_increase: Option<f64>,
+    /// How sure the evidence must be before it decides; defaults to 0.99, so a canary no worse
+    /// than `maxIncrease` is rolled back at most 1% of the time over its whole release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.5, max = 0.999999))]
+    pub confidence: Option<f64>,
+    /// Requests each version must have served before the canary can pass; defaults to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_events: Option<i64>,
+    /// The versions' pod-template hashes: filled in by Serin when it makes the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Versions>,
+}
+
+/// The pod-template hashes of the canary and the stable version.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Versions {
+    pub canary: String,
+    pub stable: String,
+}
+
+/// Google's multi-window burn-rate alert, scaled to an analysis, and the error budget the
+/// canary's bad requests have spent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SloBurnRateProvider {
+    #[serde(default)]
+    pub prometheus: PrometheusServer,
+    /// PromQL giving a counter of bad requests; `{{version}}` is the canary's pod-template hash.
+    pub bad: String,
+    /// PromQL giving a counter of all requests.
+    pub total: String,
+    /// The objective, in percent of good requests: `99.9`.
+    pub objective: f64,
+    /// The objective's period; defaults to 30d.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// The burn rate both windows must pass to fail; defaults to 14.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// The share of the period's error budget the canary may spend: `1%`; defaults to 1%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_budget_spent: Option<IntOrString>,
+    /// Bad requests each window must hold before a burn rate can fail it; defaults to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_bad: Option<i64>,
+    /// The versions' pod-template hashes: filled in by Serin when it makes the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Versions>,
 }
 
 /// A range of time before now: `start: "-10m"`, `end: "now"`, `step: "1m"`. Argo Rollouts'
@@ -561,6 +676,76 @@ pub struct Measurement {
     /// What the provider keeps of a measurement in progress (`job-name` for a Job).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// The evidence of a `compare` or `sloBurnRate` measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+/// Bad requests among all, for one version.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCounts {
+    pub bad: f64,
+    pub total: f64,
+}
+
+/// The evidence so far: each version's counts since the evidence began, the canary's rate over
+/// stable's with its interval, and the e-values (how many times more likely the counts are if the
+/// canary is worse than `maxIncrease`, and if it is not).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    pub canary: EventCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<EventCounts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_high: Option<f64>,
+    /// Evidence of a regression; it decides at `threshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_value: Option<f64>,
+    /// Evidence that the canary is no worse than `maxIncrease`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_value_not_worse: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Burn rates of the short and the long window (`sloBurnRate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_rate_short: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_rate_long: Option<f64>,
+    /// The share of the period's error budget the canary has spent, in percent (`sloBurnRate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_spent: Option<f64>,
+}
+
+/// What a `compare` or `sloBurnRate` metric carries from one look to the next, and from one
+/// step's run to the next for the same version.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceState {
+    /// The counters as last read (canary, then stable).
+    pub reading: Vec<EventCounts>,
+    /// Counts since the evidence began (canary, then stable).
+    pub counted: Vec<EventCounts>,
+    /// Canary requests counted in this run.
+    #[serde(default)]
+    pub counted_in_run: f64,
+    /// The natural logs of the e-process' mixture components: regression, then no regression.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_worse: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_not_worse: Vec<f64>,
+    /// When the evidence began.
+    pub since: Time,
+    /// When the counters were read.
+    pub read_at: Time,
+    /// The evidence showed the canary no worse than `maxIncrease`: the metric passes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_worse: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -593,6 +778,9 @@ pub struct MetricResult {
     /// The latest measurements, oldest first, at most `measurementRetention` (10 by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurements: Vec<Measurement>,
+    /// The evidence of a `compare` or `sloBurnRate` metric, carried to the next look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -32,6 +32,8 @@ pub struct RunContext {
     /// OAuth2 tokens, kept until they expire.
     pub tokens: Tokens,
     pub settings: super::AnalysisSettings,
+    /// Every run, to carry a comparison's evidence from one step's run to the next.
+    pub runs: reflector::Store<AnalysisRun>,
 }
 
 pub async fn run(
@@ -46,7 +48,10 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    // Its cache keeps runs lean too: no managed fields, no last-applied copy.
+    let (reader, writer) = reflector::store();
     let ctx = Arc::new(RunContext {
+        runs: reader.clone(),
         written: Default::default(),
         http: Default::default(),
         tokens: Default::default(),
@@ -56,8 +61,6 @@ pub async fn run(
         admin,
     });
     let activations = ctx.admin.gate.activations();
-    // Its cache keeps runs lean too: no managed fields, no last-applied copy.
-    let (reader, writer) = reflector::store();
     let stream = watcher(runs, watcher::Config::default())
         .default_backoff()
         .modify(super::lean)
@@ -241,7 +244,9 @@ async fn measure_due(
     status: &mut AnalysisRunStatus,
     now: jiff::Timestamp,
 ) -> Vec<Decision> {
+    let carried = carried_evidence(&ctx.runs, run, status);
     let measurer = Measurer {
+        carried: &carried,
         client: &ctx.client,
         http: &ctx.http,
         tokens: &ctx.tokens,
@@ -285,11 +290,70 @@ async fn measure_due(
         let was = result.phase;
         let rules = rules_for(&run.spec, &metric.name);
         verdict::record(result, metric, rules, started, finished, taken.outcome);
+        if let Some(c) = result.measurements.last().and_then(|m| m.comparison.as_ref())
+            && let Some(rollout) = run.labels().get(super::ROLLOUT_LABEL)
+        {
+            let value = c.burn_rate_long.or(c.ratio);
+            if c.e_value.is_some() {
+                ctx.admin.metrics.compared(ns, rollout, &metric.name, c.e_value, c.ratio);
+            } else if let Some(v) = value {
+                ctx.admin.metrics.measured(ns, rollout, &metric.name, v, None, None);
+            }
+        }
         if result.phase != was && result.phase.is_finished() {
             decisions.push(metric_decision(&metric.name, result, rules.dry_run));
         }
     }
     decisions
+}
+
+/// For the run's `compare` and `sloBurnRate` metrics that have no evidence of their own yet, the
+/// latest evidence an earlier run of the same Rollout, version and attempt left: one e-process
+/// per metric per version, so the false-rollback bound holds over the whole release.
+fn carried_evidence(
+    runs: &reflector::Store<AnalysisRun>,
+    run: &AnalysisRun,
+    status: &AnalysisRunStatus,
+) -> std::collections::BTreeMap<String, crate::crd::analysis::EvidenceState> {
+    use super::observe::{ATTEMPT_LABEL, REVISION_LABEL};
+    let wanted: Vec<&str> = run
+        .spec
+        .metrics
+        .iter()
+        .filter(|m| m.provider.compare.is_some() || m.provider.slo_burn_rate.is_some())
+        .map(|m| m.name.as_str())
+        .filter(|name| {
+            !status
+                .metric_results
+                .iter()
+                .any(|r| r.name == *name && r.evidence.is_some())
+        })
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    let key = |r: &AnalysisRun| {
+        [super::ROLLOUT_LABEL, REVISION_LABEL, ATTEMPT_LABEL].map(|k| r.labels().get(k).cloned())
+    };
+    let mine = key(run);
+    if wanted.is_empty() || mine[0].is_none() || mine[1].is_none() {
+        return out;
+    }
+    for other in runs.state() {
+        if other.namespace() != run.namespace() || other.name_any() == run.name_any() || key(&other) != mine {
+            continue;
+        }
+        for r in other.status.iter().flat_map(|s| s.metric_results.iter()) {
+            let Some(e) = r.evidence.as_ref().filter(|_| wanted.contains(&r.name.as_str())) else {
+                continue;
+            };
+            let newer = out
+                .get(&r.name)
+                .is_none_or(|kept: &crate::crd::analysis::EvidenceState| kept.read_at.0 < e.read_at.0);
+            if newer {
+                out.insert(r.name.clone(), e.clone());
+            }
+        }
+    }
+    out
 }
 
 /// The Event a metric's verdict is worth.

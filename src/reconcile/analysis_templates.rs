@@ -346,6 +346,7 @@ fn check_metric(metric: &Metric) -> Result<(), String> {
     for d in [&metric.interval, &metric.initial_delay].into_iter().flatten() {
         crate::plan::steps::parse_duration(d)?;
     }
+    check_versions(metric)?;
     if let Some(p) = &metric.provider.prometheus {
         crate::analysis::prometheus::timeout_of(p.timeout.as_ref()).map_err(|e| e.to_string())?;
         if let Some(range) = &p.range_query {
@@ -353,6 +354,48 @@ fn check_metric(metric: &Metric) -> Result<(), String> {
             let at = jiff::Timestamp::from_second(2_000_000_000).map_err(|e| e.to_string())?;
             crate::analysis::prometheus::range_bounds(range, at)?;
         }
+    }
+    Ok(())
+}
+
+/// `{{version}}` belongs in the `bad` and `total` queries of `compare` and `sloBurnRate`, and
+/// both must have it: without it, both versions would be asked the same question.
+fn check_versions(metric: &Metric) -> Result<(), String> {
+    let tag = "{{version}}";
+    let has = |q: &str| q.replace(' ', "").contains(tag);
+    let mut rest = metric.clone();
+    let server = if let Some(c) = rest.provider.compare.as_mut() {
+        for (name, q) in [("bad", &c.bad), ("total", &c.total)] {
+            if !has(q) {
+                return Err(format!(
+                    "compare.{name} must select each version by {tag} (as in pod_template_hash=\"{tag}\"), or both versions would be asked the same"
+                ));
+            }
+        }
+        (c.bad.clear(), c.total.clear());
+        Some(c.prometheus.timeout.clone())
+    } else if let Some(b) = rest.provider.slo_burn_rate.as_mut() {
+        for (name, q) in [("bad", &b.bad), ("total", &b.total)] {
+            if !has(q) {
+                return Err(format!(
+                    "sloBurnRate.{name} must select the canary by {tag} (as in pod_template_hash=\"{tag}\")"
+                ));
+            }
+        }
+        crate::analysis::burn_rate::Settings::of(b).map_err(|e| e.to_string())?;
+        (b.bad.clear(), b.total.clear());
+        Some(b.prometheus.timeout.clone())
+    } else {
+        None
+    };
+    if let Some(timeout) = server {
+        crate::analysis::prometheus::timeout_of(timeout.as_ref()).map_err(|e| e.to_string())?;
+    }
+    let text = serde_json::to_string(&rest).map_err(|e| e.to_string())?;
+    if text.contains("{{") {
+        return Err(format!(
+            "{tag} is only for the bad and total queries of compare and sloBurnRate metrics; elsewhere write {{{{args.NAME}}}} with podTemplateHashValue"
+        ));
     }
     Ok(())
 }
@@ -435,6 +478,17 @@ fn build(
             metric: metric.name.clone(),
             message,
         })?;
+        let mut resolved = resolved;
+        let versions = Some(crate::crd::analysis::Versions {
+            canary: current.to_string(),
+            stable: stable.to_string(),
+        });
+        if let Some(c) = resolved.provider.compare.as_mut() {
+            c.versions = versions.clone();
+        }
+        if let Some(b) = resolved.provider.slo_burn_rate.as_mut() {
+            b.versions = versions;
+        }
         metrics.push(resolved);
     }
     // Arguments with no value that nothing uses are left out.

@@ -136,6 +136,15 @@ pub struct LatestMeasurement {
     pub value: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// Whether it holds a comparison's evidence (read but not kept): its message explains it.
+    #[serde(default, rename = "comparison", deserialize_with = "present")]
+    pub compared: bool,
+}
+
+/// Whether a field is there, without keeping it.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let v = Option::<serde::de::IgnoredAny>::deserialize(d)?;
+    Ok(v.is_some())
 }
 
 /// Reads a list keeping only its last element.
@@ -187,6 +196,7 @@ impl From<&AnalysisRun> for CachedRun {
                         latest: r.measurements.last().map(|m| LatestMeasurement {
                             value: m.value.clone(),
                             message: m.message.clone(),
+                            compared: m.comparison.is_some(),
                         }),
                     })
                     .collect(),

@@ -30,6 +30,8 @@ pub struct Measurer<'a> {
     pub default_prometheus: Option<&'a str>,
     pub run: &'a AnalysisRun,
     pub namespace: &'a str,
+    /// Evidence earlier runs for the same version left, by metric (`compare`, `sloBurnRate`).
+    pub carried: &'a BTreeMap<String, crate::crd::analysis::EvidenceState>,
 }
 
 /// A measurement taken: its outcome, and the number it measured, for the controller's metrics.
@@ -40,7 +42,7 @@ pub struct Taken {
 
 /// Secret values read for one measurement, to be kept out of everything it records.
 #[derive(Default)]
-struct Secrets(Vec<String>);
+pub(super) struct Secrets(Vec<String>);
 
 impl Secrets {
     /// Keeps a value to redact, in every form a message may carry it: as it is, escaped into a
@@ -83,6 +85,19 @@ impl Secrets {
                 what: self.redact(what),
             },
             Outcome::Error(e) => Outcome::Error(self.redact(e)),
+            Outcome::Compared {
+                phase,
+                value,
+                reason,
+                comparison,
+                state,
+            } => Outcome::Compared {
+                phase,
+                value,
+                reason: self.redact(reason),
+                comparison,
+                state,
+            },
             Outcome::InProgress { message, metadata } => Outcome::InProgress {
                 message: self.redact(message),
                 metadata,
@@ -167,7 +182,7 @@ impl Measurer<'_> {
     }
 
     /// Credentials of a Prometheus metric, from Secrets and resolved arguments.
-    async fn prometheus_credentials(
+    pub(super) async fn prometheus_credentials(
         &self,
         spec: &crate::crd::analysis::PrometheusProvider,
         secrets: &mut Secrets,
@@ -252,6 +267,12 @@ impl Measurer<'_> {
         // What messages show: the same metric with every Secret as `<secret>`.
         let shown_metric = resolve_metric(metric, &shown).unwrap_or_else(|_| metric.clone());
         let p = &resolved.provider;
+        if p.compare.is_some() {
+            return Ok((self.compare_look(&resolved, previous, secrets).await?, None));
+        }
+        if p.slo_burn_rate.is_some() {
+            return Ok((self.burn_rate_look(&resolved, previous, secrets).await?, None));
+        }
         let (measured, what) = if let Some(spec) = &p.prometheus {
             let mut spec = spec.clone();
             if spec.address.trim().is_empty() {

@@ -5,6 +5,7 @@ pub mod analysis_run;
 mod analysis_templates;
 mod apply;
 mod cached;
+mod compare_look;
 pub mod events;
 mod index;
 mod measure;

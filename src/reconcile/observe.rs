@@ -79,7 +79,11 @@ fn observe_run(r: &CachedRun) -> ObservedRun {
         .map(|m| MetricSummary {
             name: m.name.clone(),
             phase: m.phase.as_str().to_string(),
-            value: m.latest.as_ref().and_then(|x| x.value.clone().or(x.message.clone())),
+            // A comparison's value is its evidence line.
+            value: m.latest.as_ref().and_then(|x| match x.compared {
+                true => x.message.clone().or(x.value.clone()),
+                false => x.value.clone().or(x.message.clone()),
+            }),
         })
         .collect();
     ObservedRun {

@@ -1,0 +1,316 @@
+//! The `sloBurnRate` judge: Google's multi-window burn-rate alert scaled to an analysis, and the
+//! error budget the canary has spent. It catches what a comparison with stable cannot: both
+//! versions broken. Pure: the caller reads the counters.
+//!
+//! burn rate = error ratio / (1 - objective). The long window is the time since the evidence for
+//! this version began, the short one a twelfth of it (at least [`MIN_SHORT`]); the metric fails
+//! when both burn faster than `factor`, each on at least `minBad` bad requests (a single error on
+//! a thin slice of traffic is not an outage). The canary's exposure spends
+//! `bad / ((1 - objective) · rate of all requests · period)` of the period's budget.
+
+use super::counting::{add, count_text, percent_text, served, significant};
+use crate::crd::analysis::{AnalysisPhase, Comparison, EventCounts, EvidenceState, SloBurnRateProvider};
+use crate::plan::steps::parse_duration;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::time::Duration;
+
+/// Four scrapes at Prometheus' usual 15 s: a shorter window holds too few samples.
+pub const MIN_SHORT: Duration = Duration::from_secs(60);
+pub const DEFAULT_FACTOR: f64 = 14.4;
+pub const DEFAULT_BUDGET_PERCENT: f64 = 1.0;
+pub const DEFAULT_MIN_BAD: i64 = 5;
+const DEFAULT_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BurnRateError {
+    #[error("objective must be a percentage below 100 (99.9 for 99.9% good requests), not {0}")]
+    Objective(f64),
+    #[error("period: {0}")]
+    Period(String),
+    #[error("maxBudgetSpent must be a percentage (\"1%\" or 1), not {0:?}")]
+    Budget(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// The share of requests that may be bad: 0.001 for 99.9%.
+    pub allowed: f64,
+    pub period: Duration,
+    pub factor: f64,
+    /// Percent of the period's budget.
+    pub max_budget: f64,
+    pub min_bad: f64,
+}
+
+impl Settings {
+    pub fn of(spec: &SloBurnRateProvider) -> Result<Settings, BurnRateError> {
+        if !(spec.objective > 0.0 && spec.objective < 100.0) {
+            return Err(BurnRateError::Objective(spec.objective));
+        }
+        let period = match &spec.period {
+            Some(p) => parse_duration(&IntOrString::String(p.clone())).map_err(|e| BurnRateError::Period(e.to_string()))?,
+            None => DEFAULT_PERIOD,
+        };
+        if period.is_zero() {
+            return Err(BurnRateError::Period("must be more than 0".into()));
+        }
+        let max_budget = match &spec.max_budget_spent {
+            None => DEFAULT_BUDGET_PERCENT,
+            Some(IntOrString::Int(n)) => *n as f64,
+            Some(IntOrString::String(s)) => s
+                .trim()
+                .trim_end_matches('%')
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| BurnRateError::Budget(s.clone()))?,
+        };
+        Ok(Settings {
+            allowed: 1.0 - spec.objective / 100.0,
+            period,
+            factor: spec.factor.unwrap_or(DEFAULT_FACTOR),
+            max_budget,
+            min_bad: spec.min_bad.unwrap_or(DEFAULT_MIN_BAD).max(0) as f64,
+        })
+    }
+}
+
+/// The short window for evidence that began at `since`: a twelfth of the time so far, at least
+/// [`MIN_SHORT`].
+pub fn short_window(since: Timestamp, now: Timestamp) -> Duration {
+    let long = now.duration_since(since).unsigned_abs();
+    (long / 12).max(MIN_SHORT)
+}
+
+/// One look: the canary's and stable's counters now, and the canary's a short window ago.
+#[derive(Debug, Clone, Copy)]
+pub struct Look<'a> {
+    pub state: Option<&'a EvidenceState>,
+    pub carried: bool,
+    pub canary: EventCounts,
+    pub stable: EventCounts,
+    /// The canary's counters at `now - short_window(...)`; `None` before it had any.
+    pub canary_before: Option<EventCounts>,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub phase: AnalysisPhase,
+    pub value: String,
+    pub message: String,
+    pub comparison: Comparison,
+    pub state: EvidenceState,
+}
+
+fn burn(c: EventCounts, allowed: f64) -> Option<f64> {
+    (c.total > 0.0).then(|| c.bad / c.total / allowed)
+}
+
+pub fn judge(settings: &Settings, look: Look) -> Judgement {
+    let now = Time(look.now);
+    let before = look.state.filter(|s| s.reading.len() == 2 && s.counted.len() == 2);
+    let counted_before = before.map_or_else(|| vec![EventCounts::default(); 2], |s| s.counted.clone());
+    let since = before.map_or_else(|| now.clone(), |s| s.since.clone());
+    let fresh = before.filter(|_| !look.carried);
+    let (canary, stable) = match fresh {
+        Some(p) => (served(p.reading[0], look.canary), served(p.reading[1], look.stable)),
+        None => Default::default(),
+    };
+    let state = EvidenceState {
+        reading: vec![look.canary, look.stable],
+        counted: vec![add(counted_before[0], canary), add(counted_before[1], stable)],
+        counted_in_run: fresh.map_or(0.0, |p| p.counted_in_run) + canary.total,
+        log_worse: Vec::new(),
+        log_not_worse: Vec::new(),
+        since: since.clone(),
+        read_at: now,
+        not_worse: false,
+    };
+    let long = state.counted[0];
+    // The short window's requests: since `canary_before`, never more than the long window's.
+    let short = match look.canary_before {
+        Some(b) => served(b, look.canary),
+        None => long,
+    };
+    let short = EventCounts {
+        bad: short.bad.min(long.bad),
+        total: short.total.min(long.total),
+    };
+    let elapsed = look.now.duration_since(since.0).as_secs_f64();
+    let all_requests = long.total + state.counted[1].total;
+    let spent = (elapsed > 0.0 && all_requests > 0.0).then(|| {
+        let rate = all_requests / elapsed;
+        100.0 * long.bad / (settings.allowed * rate * settings.period.as_secs_f64())
+    });
+    let comparison = Comparison {
+        canary: long,
+        burn_rate_short: burn(short, settings.allowed),
+        burn_rate_long: burn(long, settings.allowed),
+        budget_spent: spent,
+        ..Default::default()
+    };
+    let rates = format!(
+        "canary {} ({}/{}), burn rate {} short, {} long (factor {}), {}% of the budget spent (max {}%)",
+        percent_text(long.bad, long.total),
+        count_text(long.bad),
+        count_text(long.total),
+        comparison.burn_rate_short.map_or("-".into(), |b| significant(b, 2)),
+        comparison.burn_rate_long.map_or("-".into(), |b| significant(b, 2)),
+        significant(settings.factor, 3),
+        spent.map_or("0".into(), |s| significant(s, 2)),
+        significant(settings.max_budget, 3),
+    );
+    let burning = |c: EventCounts| {
+        burn(c, settings.allowed).is_some_and(|b| b > settings.factor) && c.bad >= settings.min_bad
+    };
+    let (phase, verdict) = if fresh.is_none() {
+        (AnalysisPhase::NoData, "counting requests from now")
+    } else if spent.is_some_and(|s| s > settings.max_budget) {
+        (AnalysisPhase::Failed, "the canary spent more of the error budget than allowed")
+    } else if burning(short) && burning(long) {
+        (AnalysisPhase::Failed, "burning the error budget too fast")
+    } else if canary.total <= 0.0 {
+        (AnalysisPhase::NoData, "no new requests to the canary")
+    } else {
+        (AnalysisPhase::Successful, "within the objective")
+    };
+    let value = comparison
+        .burn_rate_long
+        .map_or_else(|| "-".to_string(), |b| significant(b, 3));
+    Judgement {
+        phase,
+        value,
+        message: format!("{rates}: {verdict}"),
+        comparison,
+        state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(bad: f64, total: f64) -> EventCounts {
+        EventCounts { bad, total }
+    }
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap_or_default()
+    }
+
+    fn settings(objective: f64, factor: f64) -> Settings {
+        Settings::of(&SloBurnRateProvider {
+            objective,
+            factor: Some(factor),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn start() -> EvidenceState {
+        judge(
+            &settings(99.9, 14.4),
+            Look {
+                state: None,
+                carried: false,
+                canary: c(0.0, 0.0),
+                stable: c(0.0, 0.0),
+                canary_before: None,
+                now: at(0),
+            },
+        )
+        .state
+    }
+
+    #[test]
+    fn an_outage_of_both_versions_fails_on_both_windows() {
+        // 5% errors against 99.9%: a burn rate of 50.
+        let j = judge(
+            &settings(99.9, 14.4),
+            Look {
+                state: Some(&start()),
+                carried: false,
+                canary: c(50.0, 1000.0),
+                stable: c(950.0, 19_000.0),
+                canary_before: Some(c(20.0, 400.0)),
+                now: at(120),
+            },
+        );
+        assert_eq!(j.phase, AnalysisPhase::Failed, "{}", j.message);
+        assert!((j.comparison.burn_rate_long.unwrap_or_default() - 50.0).abs() < 1e-9);
+        assert!((j.comparison.burn_rate_short.unwrap_or_default() - 50.0).abs() < 1e-9);
+        assert!(j.message.contains("burn rate 50 short, 50 long"), "{}", j.message);
+    }
+
+    #[test]
+    fn a_healthy_canary_and_a_lone_error_pass() {
+        let healthy = judge(
+            &settings(99.9, 14.4),
+            Look {
+                state: Some(&start()),
+                carried: false,
+                canary: c(1.0, 10_000.0),
+                stable: c(10.0, 100_000.0),
+                canary_before: Some(c(0.0, 9_000.0)),
+                now: at(600),
+            },
+        );
+        assert_eq!(healthy.phase, AnalysisPhase::Successful, "{}", healthy.message);
+        // One error in three requests burns at 333x, but one error is not an outage.
+        let lone = judge(
+            &settings(99.9, 14.4),
+            Look {
+                state: Some(&start()),
+                carried: false,
+                canary: c(1.0, 3.0),
+                stable: c(0.0, 60.0),
+                canary_before: None,
+                now: at(10),
+            },
+        );
+        assert_eq!(lone.phase, AnalysisPhase::Successful, "{}", lone.message);
+    }
+
+    #[test]
+    fn the_budget_caps_a_bad_canary_exposure() {
+        // 99.9% over 30 days at 100 rps: a budget of 259,200 bad requests; 1% is 2,592.
+        let s = settings(99.9, 1e9);
+        let j = judge(
+            &s,
+            Look {
+                state: Some(&start()),
+                carried: false,
+                canary: c(3000.0, 3000.0),
+                stable: c(0.0, 57_000.0),
+                canary_before: Some(c(2900.0, 2900.0)),
+                now: at(600),
+            },
+        );
+        let spent = j.comparison.budget_spent.unwrap_or_default();
+        assert!((spent - 100.0 * 3000.0 / 259_200.0).abs() < 1e-6, "{spent}");
+        assert_eq!(j.phase, AnalysisPhase::Failed, "{}", j.message);
+    }
+
+    #[test]
+    fn windows_and_settings() {
+        assert_eq!(short_window(at(0), at(30)), MIN_SHORT);
+        assert_eq!(short_window(at(0), at(3600)), Duration::from_secs(300));
+        assert!(matches!(
+            Settings::of(&SloBurnRateProvider {
+                objective: 100.0,
+                ..Default::default()
+            }),
+            Err(BurnRateError::Objective(_))
+        ));
+        let s = Settings::of(&SloBurnRateProvider {
+            objective: 99.0,
+            max_budget_spent: Some(IntOrString::String("2.5%".into())),
+            ..Default::default()
+        });
+        assert_eq!(s.map(|s| s.max_budget), Ok(2.5));
+    }
+}
