@@ -9,7 +9,8 @@
 //! `bad / ((1 - objective) · rate of all requests · period)` of the period's budget.
 
 use super::counting::{add, count_text, percent_text, served, significant};
-use crate::crd::analysis::{AnalysisPhase, Comparison, EventCounts, EvidenceState, SloBurnRateProvider};
+use super::verdict::Outcome;
+use crate::crd::analysis::{AnalysisPhase, Comparison, EventCounts, EvidenceState, Metric, MetricResult, SloBurnRateProvider};
 use crate::plan::steps::parse_duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -106,6 +107,58 @@ pub struct Judgement {
     pub state: EvidenceState,
 }
 
+impl Judgement {
+    pub fn into_outcome(self) -> Outcome {
+        Outcome::Compared {
+            phase: self.phase,
+            value: self.value,
+            reason: self.message,
+            comparison: Box::new(self.comparison),
+            state: Box::new(self.state),
+        }
+    }
+}
+
+/// When the evidence a look at `metric` goes on from began (now, for the first): the short
+/// window ends there.
+pub fn evidence_since(
+    (previous, carried): (Option<&MetricResult>, Option<&EvidenceState>),
+    now: Timestamp,
+) -> Timestamp {
+    let (state, _) = super::compare::evidence_for(previous, carried);
+    state.map_or(now, |s| s.since.0)
+}
+
+/// A look for `metric`, as the AnalysisRun controller records it.
+pub fn look_outcome(
+    metric: &Metric,
+    (previous, carried): (Option<&MetricResult>, Option<&EvidenceState>),
+    (canary, stable): (EventCounts, EventCounts),
+    canary_before: Option<EventCounts>,
+    now: Timestamp,
+) -> Outcome {
+    let Some(spec) = &metric.provider.slo_burn_rate else {
+        return Outcome::Error("not a sloBurnRate metric".into());
+    };
+    let settings = match Settings::of(spec) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Error(e.to_string()),
+    };
+    let (state, carried) = super::compare::evidence_for(previous, carried);
+    judge(
+        &settings,
+        Look {
+            state,
+            carried,
+            canary,
+            stable,
+            canary_before,
+            now,
+        },
+    )
+    .into_outcome()
+}
+
 fn burn(c: EventCounts, allowed: f64) -> Option<f64> {
     (c.total > 0.0).then(|| c.bad / c.total / allowed)
 }
@@ -128,7 +181,7 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
         log_not_worse: Vec::new(),
         since: since.clone(),
         read_at: now,
-        not_worse: false,
+        passed: false,
     };
     let long = state.counted[0];
     // The short window's requests: since `canary_before`, never more than the long window's.

@@ -7,7 +7,10 @@
 
 use super::counting::{add, count_text, percent_text, served, significant};
 use super::evidence::{Counts, Evidence, ratio};
-use crate::crd::analysis::{AnalysisPhase, CompareProvider, Comparison, EventCounts, EvidenceState};
+use super::verdict::{Outcome, count_of};
+use crate::crd::analysis::{
+    AnalysisPhase, AnalysisRunSpec, CompareProvider, Comparison, EventCounts, EvidenceState, Metric, MetricResult,
+};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use statrs::distribution::{ContinuousCDF, Normal};
@@ -158,7 +161,7 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
             log_not_worse: evidence.not_worse.clone(),
             since,
             read_at: now,
-            not_worse: false,
+            passed: false,
         };
         let comparison = comparison_of(&state, &evidence, settings);
         let message = format!(
@@ -185,7 +188,7 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
         log_not_worse: evidence.not_worse.clone(),
         since,
         read_at: now,
-        not_worse: false,
+        passed: false,
     };
     let comparison = comparison_of(&state, &evidence, settings);
     let enough = |c: &EventCounts| c.total >= settings.min_events;
@@ -199,7 +202,7 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
             format!("no new requests to the canary since {}", previous.read_at.0),
         )
     } else if evidence.e_not_worse() >= threshold && enough_both && state.counted_in_run >= settings.min_events {
-        state.not_worse = true;
+        state.passed = true;
         (
             AnalysisPhase::Successful,
             format!(
@@ -207,6 +210,21 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
                 significant(settings.max_increase, 3),
                 significant(evidence.e_not_worse(), 2),
                 significant(threshold, 3)
+            ),
+        )
+    } else if stable.total <= 0.0 && enough_both {
+        // The canary takes all the traffic (the 100% step): nothing is left to compare.
+        state.passed = true;
+        (
+            AnalysisPhase::Successful,
+            "stable serves no requests now: no evidence of a regression while it did".to_string(),
+        )
+    } else if stable.total <= 0.0 {
+        (
+            AnalysisPhase::Inconclusive,
+            format!(
+                "stable serves no requests, and too few were compared (minEvents {} per version)",
+                count_text(settings.min_events)
             ),
         )
     } else if look.last && !enough_both {
@@ -229,6 +247,69 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
         message: explain(&comparison, settings, &verdict),
         comparison,
         state,
+    }
+}
+
+/// The evidence a look goes on from: the metric's own in this run, else what an earlier run for
+/// the same version left (`carried`), and which of the two it is.
+pub fn evidence_for<'a>(
+    previous: Option<&'a MetricResult>,
+    carried: Option<&'a EvidenceState>,
+) -> (Option<&'a EvidenceState>, bool) {
+    match previous.and_then(|r| r.evidence.as_ref()) {
+        Some(own) => (Some(own), false),
+        None => (carried, carried.is_some()),
+    }
+}
+
+/// The run's `compare` metrics that decide: their false-rollback bounds add up.
+pub fn deciding_comparisons(spec: &AnalysisRunSpec) -> usize {
+    spec.metrics
+        .iter()
+        .filter(|m| m.provider.compare.is_some() && !super::rules::rules_for(spec, &m.name).dry_run)
+        .count()
+}
+
+/// A look for `metric` of the run `spec`, as the AnalysisRun controller records it: the counters
+/// it read, judged with the evidence so far.
+pub fn look_outcome(
+    metric: &Metric,
+    spec: &AnalysisRunSpec,
+    (previous, carried): (Option<&MetricResult>, Option<&EvidenceState>),
+    canary: EventCounts,
+    stable: EventCounts,
+    now: Timestamp,
+) -> Outcome {
+    let Some(provider) = &metric.provider.compare else {
+        return Outcome::Error("not a compare metric".into());
+    };
+    let (state, carried) = evidence_for(previous, carried);
+    let counted = previous.map_or(0, |r| r.count);
+    let last = count_of(metric, spec.background == Some(true)).is_some_and(|n| counted + 1 >= n);
+    let settings = Settings::of(provider, deciding_comparisons(spec));
+    let j = judge(
+        &settings,
+        Look {
+            state,
+            carried,
+            canary,
+            stable,
+            now,
+            last,
+        },
+    );
+    j.into_outcome()
+}
+
+impl Judgement {
+    pub fn into_outcome(self) -> Outcome {
+        Outcome::Compared {
+            phase: self.phase,
+            value: self.value,
+            reason: self.message,
+            comparison: Box::new(self.comparison),
+            state: Box::new(self.state),
+        }
     }
 }
 
@@ -400,11 +481,11 @@ mod tests {
             );
             state = j.state;
             phase = j.phase;
-            if state.not_worse {
+            if state.passed {
                 break;
             }
         }
-        assert!(state.not_worse, "{state:?}");
+        assert!(state.passed, "{state:?}");
         assert_eq!(phase, AnalysisPhase::Successful);
     }
 

@@ -286,7 +286,7 @@ pub fn metric_phase(result: &MetricResult, metric: &Metric, background: bool) ->
         }
     } else if success_limit.is_some_and(|n| result.consecutive_success >= n) {
         AnalysisPhase::Successful
-    } else if result.evidence.as_ref().is_some_and(|e| e.not_worse) {
+    } else if result.evidence.as_ref().is_some_and(|e| e.passed) {
         // The comparison showed the canary no worse than stable: an early pass.
         AnalysisPhase::Successful
     } else if count_of(metric, background).is_some_and(|n| result.count >= n) {

@@ -743,9 +743,10 @@ pub struct EvidenceState {
     pub since: Time,
     /// When the counters were read.
     pub read_at: Time,
-    /// The evidence showed the canary no worse than `maxIncrease`: the metric passes.
+    /// The evidence lets the metric pass now (the canary shown no worse than `maxIncrease`, or
+    /// stable serving nothing left to compare with).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub not_worse: bool,
+    pub passed: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

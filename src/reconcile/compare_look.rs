@@ -5,9 +5,9 @@ use super::measure::{Measurer, Secrets};
 use crate::analysis::args::{Version, substitute};
 use crate::analysis::prometheus::Prometheus;
 use crate::analysis::provider::ProviderError;
-use crate::analysis::verdict::{Outcome, count_of};
+use crate::analysis::verdict::Outcome;
 use crate::analysis::{burn_rate, compare};
-use crate::crd::analysis::{EventCounts, EvidenceState, Metric, MetricResult, PrometheusServer, Versions};
+use crate::crd::analysis::{EventCounts, Metric, MetricResult, PrometheusServer, Versions};
 use jiff::Timestamp;
 
 /// The two counters of one version, at `at` (now when `None`); `None` when `total` found nothing.
@@ -57,26 +57,6 @@ impl Measurer<'_> {
         Prometheus::new(&spec, &creds, self.http).map_err(|e| e.to_string())
     }
 
-    /// The evidence a look goes on from: this run's, else what an earlier run for the same
-    /// version left.
-    fn evidence<'s>(&'s self, metric: &Metric, previous: Option<&'s MetricResult>) -> (Option<&'s EvidenceState>, bool) {
-        match previous.and_then(|r| r.evidence.as_ref()) {
-            Some(own) => (Some(own), false),
-            None => (self.carried.get(&metric.name), true),
-        }
-    }
-
-    /// The run's `compare` metrics that decide: their false-rollback bounds add up.
-    fn deciding_comparisons(&self) -> usize {
-        let dry = |name: &str| crate::analysis::rules::rules_for(&self.run.spec, name).dry_run;
-        self.run
-            .spec
-            .metrics
-            .iter()
-            .filter(|m| m.provider.compare.is_some() && !dry(&m.name))
-            .count()
-    }
-
     pub(super) async fn compare_look(
         &self,
         resolved: &Metric,
@@ -97,28 +77,15 @@ impl Measurer<'_> {
                 what: format!("the {which}'s total `{}`", spec.total.trim()),
             });
         };
-        let (state, carried) = self.evidence(resolved, previous);
-        let counted = previous.map_or(0, |r| r.count);
-        let last = count_of(resolved, self.run.spec.background == Some(true)).is_some_and(|n| counted + 1 >= n);
-        let settings = compare::Settings::of(spec, self.deciding_comparisons());
-        let j = compare::judge(
-            &settings,
-            compare::Look {
-                state,
-                carried,
-                canary,
-                stable,
-                now: Timestamp::now(),
-                last,
-            },
-        );
-        Ok(Outcome::Compared {
-            phase: j.phase,
-            value: j.value,
-            reason: j.message,
-            comparison: Box::new(j.comparison),
-            state: Box::new(j.state),
-        })
+        let evidence = (previous, self.carried.get(&resolved.name));
+        Ok(compare::look_outcome(
+            resolved,
+            &self.run.spec,
+            evidence,
+            canary,
+            stable,
+            Timestamp::now(),
+        ))
     }
 
     pub(super) async fn burn_rate_look(
@@ -130,7 +97,8 @@ impl Measurer<'_> {
         let Some(spec) = &resolved.provider.slo_burn_rate else {
             return Err("not a sloBurnRate metric".into());
         };
-        let settings = burn_rate::Settings::of(spec).map_err(|e| e.to_string())?;
+        // Settings that do not read are an error before anything is asked.
+        burn_rate::Settings::of(spec).map_err(|e| e.to_string())?;
         let versions = versions_of(spec.versions.as_ref())?;
         let prometheus = self.server(&spec.prometheus, secrets).await?;
         let queries = (spec.bad.as_str(), spec.total.as_str());
@@ -142,30 +110,19 @@ impl Measurer<'_> {
                 what: format!("the canary's total `{}`", spec.total.trim()),
             });
         };
-        let (state, carried) = self.evidence(resolved, previous);
-        let since = state.map_or(now, |s| s.since.0);
+        let evidence = (previous, self.carried.get(&resolved.name));
+        let since = burn_rate::evidence_since(evidence, now);
         let window = jiff::SignedDuration::try_from(burn_rate::short_window(since, now)).unwrap_or_default();
         let before = match now.checked_sub(window) {
             Ok(t) => counters(&prometheus, queries, &versions.canary, Some(t)).await?,
             Err(_) => None,
         };
-        let j = burn_rate::judge(
-            &settings,
-            burn_rate::Look {
-                state,
-                carried,
-                canary,
-                stable: stable.unwrap_or_default(),
-                canary_before: before,
-                now,
-            },
-        );
-        Ok(Outcome::Compared {
-            phase: j.phase,
-            value: j.value,
-            reason: j.message,
-            comparison: Box::new(j.comparison),
-            state: Box::new(j.state),
-        })
+        Ok(burn_rate::look_outcome(
+            resolved,
+            evidence,
+            (canary, stable.unwrap_or_default()),
+            before,
+            now,
+        ))
     }
 }
