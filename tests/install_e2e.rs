@@ -221,10 +221,18 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
             "--namespace",
             "serin-system",
             "--include-crds",
+            "--set",
+            "analysisTemplates.enabled=false",
         ],
     );
     let have = std::fs::read_to_string(root.join("deploy/serin.yaml")).unwrap_or_default();
     assert!(have == want, "deploy/serin.yaml is stale: run `make manifests`");
+    let shipped = std::fs::read_to_string(root.join("charts/serin/files/analysis-templates.yaml")).unwrap_or_default();
+    let copy = std::fs::read_to_string(root.join("deploy/analysis-templates.yaml")).unwrap_or_default();
+    assert!(
+        !shipped.is_empty() && shipped == copy,
+        "deploy/analysis-templates.yaml is stale: run `make manifests`"
+    );
 
     let sim = SimCluster::start();
     let base = root.join("deploy");
@@ -238,6 +246,13 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
         "crd/rollouts.serin.dev",
         "--timeout=20s",
     ]);
+    // Then the shipped templates, as the README says; the API takes them as they are.
+    let templates = root.join("deploy/analysis-templates.yaml");
+    sim.kubectl_ok(&["apply", "-f", templates.to_str().unwrap_or_default()]);
+    let names = sim.kubectl_ok(&["get", "clusteranalysistemplates", "-o", "name"]);
+    for t in ["serin-http", "serin-istio", "serin-linkerd"] {
+        assert!(names.contains(t), "{names}");
+    }
     let ready = eventually("the controller Deployment is available", WAIT, || async {
         let out = sim.kubectl(&[
             "-n",

@@ -264,10 +264,7 @@ impl Metrics {
         if let Some(r) = ratio {
             self.ratio.get_or_create(&labels).set(r);
         }
-        self.measured
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(labels);
+        self.measured.lock().unwrap_or_else(|e| e.into_inner()).insert(labels);
     }
 
     /// The last value an analysis metric measured for a Rollout, with its threshold bounds.

@@ -3,14 +3,18 @@
 //! versions broken. Pure: the caller reads the counters.
 //!
 //! burn rate = error ratio / (1 - objective). The long window is the time since the evidence for
-//! this version began, the short one a twelfth of it (at least [`MIN_SHORT`]); the metric fails
-//! when both burn faster than `factor`, each on at least `minBad` bad requests (a single error on
-//! a thin slice of traffic is not an outage). The canary's exposure spends
-//! `bad / ((1 - objective) · rate of all requests · period)` of the period's budget.
+//! this version began, the short one a twelfth of it (at least [`MIN_SHORT`]). The metric fails
+//! when the short window burns faster than `factor` and the long one does so beyond doubt: an
+//! anytime-valid e-value (a likelihood-ratio mixture over error ratios above `factor·(1 -
+//! objective)`) reaches `1/(1 - confidence)`. A single error on a thin slice of traffic is then no
+//! outage. The canary's exposure spends `bad / ((1 - objective) · rate of all requests · period)`
+//! of the period's budget.
 
 use super::counting::{add, count_text, percent_text, served, significant};
 use super::verdict::Outcome;
-use crate::crd::analysis::{AnalysisPhase, Comparison, EventCounts, EvidenceState, Metric, MetricResult, SloBurnRateProvider};
+use crate::crd::analysis::{
+    AnalysisPhase, Comparison, EventCounts, EvidenceState, Metric, MetricResult, SloBurnRateProvider,
+};
 use crate::plan::steps::parse_duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -21,7 +25,9 @@ use std::time::Duration;
 pub const MIN_SHORT: Duration = Duration::from_secs(60);
 pub const DEFAULT_FACTOR: f64 = 14.4;
 pub const DEFAULT_BUDGET_PERCENT: f64 = 1.0;
-pub const DEFAULT_MIN_BAD: i64 = 5;
+pub const DEFAULT_CONFIDENCE: f64 = 0.999;
+/// Error ratios, as multiples of the burn limit, the evidence of burning too fast mixes over.
+const FASTER: [f64; 6] = [1.25, 1.5, 2.0, 3.0, 5.0, 10.0];
 const DEFAULT_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -42,7 +48,8 @@ pub struct Settings {
     pub factor: f64,
     /// Percent of the period's budget.
     pub max_budget: f64,
-    pub min_bad: f64,
+    /// The e-value at which the evidence of burning too fast decides.
+    pub threshold: f64,
 }
 
 impl Settings {
@@ -51,7 +58,9 @@ impl Settings {
             return Err(BurnRateError::Objective(spec.objective));
         }
         let period = match &spec.period {
-            Some(p) => parse_duration(&IntOrString::String(p.clone())).map_err(|e| BurnRateError::Period(e.to_string()))?,
+            Some(p) => {
+                parse_duration(&IntOrString::String(p.clone())).map_err(|e| BurnRateError::Period(e.to_string()))?
+            }
             None => DEFAULT_PERIOD,
         };
         if period.is_zero() {
@@ -74,7 +83,7 @@ impl Settings {
             period,
             factor: spec.factor.unwrap_or(DEFAULT_FACTOR),
             max_budget,
-            min_bad: spec.min_bad.unwrap_or(DEFAULT_MIN_BAD).max(0) as f64,
+            threshold: 1.0 / (1.0 - spec.confidence.unwrap_or(DEFAULT_CONFIDENCE).clamp(0.5, 0.999_999)),
         })
     }
 }
@@ -159,6 +168,28 @@ pub fn look_outcome(
     .into_outcome()
 }
 
+/// The e-value that `c` came from an error ratio above `limit`: the mean over [`FASTER`] of the
+/// binomial likelihood ratios. A product over intervals of the same ratios is the ratio of the
+/// sums, so the counts so far are all it needs.
+pub fn e_faster(c: EventCounts, limit: f64) -> f64 {
+    if c.total <= 0.0 || limit <= 0.0 || limit >= 1.0 {
+        return 1.0;
+    }
+    let log_ratio = |p1: f64| {
+        let good = c.total - c.bad;
+        let bad_term = if c.bad > 0.0 { c.bad * (p1 / limit).ln() } else { 0.0 };
+        let good_term = if good > 0.0 {
+            good * ((1.0 - p1) / (1.0 - limit)).ln()
+        } else {
+            0.0
+        };
+        bad_term + good_term
+    };
+    let logs: Vec<f64> = FASTER.iter().map(|r| log_ratio((limit * r).min(0.999_999))).collect();
+    let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (max + (logs.iter().map(|l| (l - max).exp()).sum::<f64>() / logs.len() as f64).ln()).exp()
+}
+
 fn burn(c: EventCounts, allowed: f64) -> Option<f64> {
     (c.total > 0.0).then(|| c.bad / c.total / allowed)
 }
@@ -199,32 +230,39 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
         let rate = all_requests / elapsed;
         100.0 * long.bad / (settings.allowed * rate * settings.period.as_secs_f64())
     });
+    let e = e_faster(long, settings.factor * settings.allowed);
     let comparison = Comparison {
         canary: long,
+        e_value: Some(e),
+        threshold: Some(settings.threshold),
         burn_rate_short: burn(short, settings.allowed),
         burn_rate_long: burn(long, settings.allowed),
         budget_spent: spent,
         ..Default::default()
     };
     let rates = format!(
-        "canary {} ({}/{}), burn rate {} short, {} long (factor {}), {}% of the budget spent (max {}%)",
+        "canary {} ({}/{}), burn rate {} short, {} long (factor {}, e-value {} {} {}), {}% of the budget spent (max {}%)",
         percent_text(long.bad, long.total),
         count_text(long.bad),
         count_text(long.total),
         comparison.burn_rate_short.map_or("-".into(), |b| significant(b, 2)),
         comparison.burn_rate_long.map_or("-".into(), |b| significant(b, 2)),
         significant(settings.factor, 3),
+        significant(e, 2),
+        if e >= settings.threshold { ">=" } else { "<" },
+        significant(settings.threshold, 3),
         spent.map_or("0".into(), |s| significant(s, 2)),
         significant(settings.max_budget, 3),
     );
-    let burning = |c: EventCounts| {
-        burn(c, settings.allowed).is_some_and(|b| b > settings.factor) && c.bad >= settings.min_bad
-    };
+    let short_burning = burn(short, settings.allowed).is_some_and(|b| b > settings.factor);
     let (phase, verdict) = if fresh.is_none() {
         (AnalysisPhase::NoData, "counting requests from now")
     } else if spent.is_some_and(|s| s > settings.max_budget) {
-        (AnalysisPhase::Failed, "the canary spent more of the error budget than allowed")
-    } else if burning(short) && burning(long) {
+        (
+            AnalysisPhase::Failed,
+            "the canary spent more of the error budget than allowed",
+        )
+    } else if short_burning && e >= settings.threshold {
         (AnalysisPhase::Failed, "burning the error budget too fast")
     } else if canary.total <= 0.0 {
         (AnalysisPhase::NoData, "no new requests to the canary")
@@ -297,6 +335,7 @@ mod tests {
         assert!((j.comparison.burn_rate_long.unwrap_or_default() - 50.0).abs() < 1e-9);
         assert!((j.comparison.burn_rate_short.unwrap_or_default() - 50.0).abs() < 1e-9);
         assert!(j.message.contains("burn rate 50 short, 50 long"), "{}", j.message);
+        assert!(j.comparison.e_value.unwrap_or_default() >= 1000.0, "{}", j.message);
     }
 
     #[test]
@@ -346,6 +385,34 @@ mod tests {
         let spent = j.comparison.budget_spent.unwrap_or_default();
         assert!((spent - 100.0 * 3000.0 / 259_200.0).abs() < 1e-6, "{spent}");
         assert_eq!(j.phase, AnalysisPhase::Failed, "{}", j.message);
+    }
+
+    #[test]
+    fn the_evidence_of_burning_too_fast_worked_by_hand() {
+        // 10 bad of 100 against a limit of 5%: for 2x (10%), ln LR = 10 ln 2 + 90 ln(0.9/0.95).
+        let one = |r: f64| {
+            let p1 = 0.05 * r;
+            (10.0 * (p1 / 0.05).ln() + 90.0 * ((1.0 - p1) / 0.95).ln()).exp()
+        };
+        let expected = FASTER.iter().map(|r| one(*r)).sum::<f64>() / FASTER.len() as f64;
+        let e = e_faster(
+            EventCounts {
+                bad: 10.0,
+                total: 100.0,
+            },
+            0.05,
+        );
+        assert!((e - expected).abs() < 1e-9 * expected, "{e} vs {expected}");
+        // At the limit exactly, no evidence builds up.
+        assert!(
+            e_faster(
+                EventCounts {
+                    bad: 50.0,
+                    total: 1000.0
+                },
+                0.05
+            ) < 1.0
+        );
     }
 
     #[test]

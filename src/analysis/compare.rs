@@ -5,7 +5,7 @@
 //! interval is served at one step's weight (an interval spanning a weight change would mix two
 //! request splits). The evidence itself (the e-process) carries from run to run for one version.
 
-use super::counting::{add, count_text, percent_text, served, significant};
+use super::counting::{add, count_text, percent_text, ratio_text, served, significant};
 use super::evidence::{Counts, Evidence, ratio};
 use super::verdict::{Outcome, count_of};
 use crate::crd::analysis::{
@@ -101,9 +101,8 @@ pub fn ratio_interval(canary: EventCounts, stable: EventCounts, alpha: f64) -> (
     let p = canary.bad / n;
     let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
     let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
-    let to_ratio = |theta: f64| -> Option<f64> {
-        (theta < 1.0).then(|| (theta * (1.0 - rho) / (rho * (1.0 - theta))).max(0.0))
-    };
+    let to_ratio =
+        |theta: f64| -> Option<f64> { (theta < 1.0).then(|| (theta * (1.0 - rho) / (rho * (1.0 - theta))).max(0.0)) };
     (to_ratio((centre - half).max(0.0)), to_ratio(centre + half))
 }
 
@@ -122,9 +121,9 @@ fn explain(c: &Comparison, settings: &Settings, verdict: &str) -> String {
     let ratio = match (c.ratio, c.ratio_low, c.ratio_high) {
         (Some(r), lo, hi) => format!(
             "ratio {} [{}, {}]",
-            significant(r, 2),
-            lo.map_or("0".into(), |v| significant(v, 2)),
-            hi.map_or("inf".into(), |v| significant(v, 2))
+            ratio_text(r),
+            lo.map_or("0".into(), ratio_text),
+            hi.map_or("inf".into(), ratio_text)
         ),
         (None, ..) => "ratio -".to_string(),
     };
@@ -370,7 +369,11 @@ mod tests {
     fn the_first_look_counts_from_there_and_a_regression_is_called_with_its_evidence() {
         let first = look(None, c(100.0, 1000.0), c(50.0, 5000.0), 0);
         assert_eq!(first.phase, AnalysisPhase::NoData);
-        assert!(first.message.starts_with("counting requests from now"), "{}", first.message);
+        assert!(
+            first.message.starts_with("counting requests from now"),
+            "{}",
+            first.message
+        );
         assert_eq!(first.comparison.canary, c(0.0, 0.0));
         // 84 of 4,000 against 790 of 79,000: twice the rate, on many events.
         let second = look(Some(&first.state), c(184.0, 5000.0), c(840.0, 84_000.0), 10);
@@ -385,7 +388,9 @@ mod tests {
         );
         assert!(lo > 1.4 && lo < 2.1 && hi > 2.1 && hi < 3.0, "[{lo}, {hi}]");
         assert!(
-            second.message.starts_with("canary 2.1% (84/4,000) vs stable 1.0% (790/79,000): ratio 2.1 ["),
+            second
+                .message
+                .starts_with("canary 2.1% (84/4,000) vs stable 1.0% (790/79,000): ratio 2.1 ["),
             "{}",
             second.message
         );
@@ -398,7 +403,11 @@ mod tests {
         let first = look(None, c(0.0, 0.0), c(0.0, 0.0), 0);
         let mid = look(Some(&first.state), c(1.0, 100.0), c(10.0, 1000.0), 10);
         assert_eq!(mid.phase, AnalysisPhase::Successful);
-        assert!(mid.message.ends_with("no evidence of a regression yet"), "{}", mid.message);
+        assert!(
+            mid.message.ends_with("no evidence of a regression yet"),
+            "{}",
+            mid.message
+        );
         let thin = judge(
             &settings(),
             Look {

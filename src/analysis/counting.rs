@@ -54,10 +54,20 @@ pub fn percent_text(bad: f64, total: f64) -> String {
         return "-".into();
     }
     let p = 100.0 * bad / total;
-    if p == 0.0 || p >= 1.0 {
+    // What rounds to 1.0% or more reads with one decimal.
+    if p == 0.0 || p >= 0.95 {
         format!("{p:.1}%")
     } else {
         format!("{}%", significant(p, 2))
+    }
+}
+
+/// A ratio as people read one: `2.1`, `1.0`, `0.85`, `12`.
+pub fn ratio_text(r: f64) -> String {
+    if r.is_finite() && (0.95..99.5).contains(&r) {
+        format!("{r:.1}")
+    } else {
+        significant(r, 2)
     }
 }
 
@@ -108,6 +118,10 @@ mod tests {
         assert_eq!(percent_text(84.0, 4000.0), "2.1%");
         assert_eq!(percent_text(2.0, 4000.0), "0.05%");
         assert_eq!(percent_text(0.0, 10.0), "0.0%");
+        assert_eq!(percent_text(222.0, 22_216.0), "1.0%");
+        assert_eq!(ratio_text(2.0), "2.0");
+        assert_eq!(ratio_text(0.853), "0.85");
+        assert_eq!(ratio_text(310.0), "310");
         assert_eq!(significant(310.4, 2), "310");
         assert_eq!(significant(2.14, 2), "2.1");
         assert_eq!(significant(0.0523, 2), "0.052");

@@ -408,10 +408,11 @@ pub struct SloBurnRateProvider {
     /// The share of the period's error budget the canary may spend: `1%`; defaults to 1%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_budget_spent: Option<IntOrString>,
-    /// Bad requests each window must hold before a burn rate can fail it; defaults to 5.
+    /// How sure the evidence must be that the canary burns faster than `factor` before it
+    /// fails; defaults to 0.999 (a guardrail fires on overwhelming evidence only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub min_bad: Option<i64>,
+    #[schemars(range(min = 0.5, max = 0.999999))]
+    pub confidence: Option<f64>,
     /// The versions' pod-template hashes: filled in by Serin when it makes the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<Versions>,

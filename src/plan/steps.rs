@@ -49,7 +49,7 @@ pub fn parse_duration(v: &IntOrString) -> Result<Duration, String> {
 }
 
 fn parse_duration_text(s: &str) -> Result<Duration, String> {
-    let bad = || format!("duration {s:?} is not like 30s, 5m or 1h30m");
+    let bad = || format!("duration {s:?} is not like 30s, 5m, 1h30m or 30d");
     if let Ok(n) = s.parse::<u64>() {
         return Ok(Duration::from_secs(n));
     }
@@ -68,6 +68,9 @@ fn parse_duration_text(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
+            // Prometheus' units too, for an SLO's period.
+            "d" => 86_400.0,
+            "w" => 604_800.0,
             _ => return Err(bad()),
         };
         total += value * factor;
@@ -124,6 +127,8 @@ mod tests {
         assert_eq!(s("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(s("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(s("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(s("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(s("4w"), Ok(Duration::from_secs(28 * 86_400)));
         assert_eq!(parse_duration(&IntOrString::Int(5)), Ok(Duration::from_secs(5)));
         assert!(s("5 minutes").is_err());
         assert!(s("").is_err());

@@ -295,7 +295,9 @@ async fn measure_due(
         {
             let value = c.burn_rate_long.or(c.ratio);
             if c.e_value.is_some() {
-                ctx.admin.metrics.compared(ns, rollout, &metric.name, c.e_value, c.ratio);
+                ctx.admin
+                    .metrics
+                    .compared(ns, rollout, &metric.name, c.e_value, c.ratio);
             } else if let Some(v) = value {
                 ctx.admin.metrics.measured(ns, rollout, &metric.name, v, None, None);
             }
@@ -308,14 +310,14 @@ async fn measure_due(
 }
 
 /// For the run's `compare` and `sloBurnRate` metrics that have no evidence of their own yet, the
-/// latest evidence an earlier run of the same Rollout, version and attempt left: one e-process
-/// per metric per version, so the false-rollback bound holds over the whole release.
+/// latest evidence an earlier step's run of the same Rollout, version and attempt left: one
+/// e-process per metric per version, so the false-rollback bound holds over the whole release.
 fn carried_evidence(
     runs: &reflector::Store<AnalysisRun>,
     run: &AnalysisRun,
     status: &AnalysisRunStatus,
 ) -> std::collections::BTreeMap<String, crate::crd::analysis::EvidenceState> {
-    use super::observe::{ATTEMPT_LABEL, REVISION_LABEL};
+    use super::observe::{ATTEMPT_LABEL, REVISION_LABEL, STEP_LABEL};
     let wanted: Vec<&str> = run
         .spec
         .metrics
@@ -330,15 +332,18 @@ fn carried_evidence(
         })
         .collect();
     let mut out = std::collections::BTreeMap::new();
-    let key = |r: &AnalysisRun| {
-        [super::ROLLOUT_LABEL, REVISION_LABEL, ATTEMPT_LABEL].map(|k| r.labels().get(k).cloned())
-    };
+    let key =
+        |r: &AnalysisRun| [super::ROLLOUT_LABEL, REVISION_LABEL, ATTEMPT_LABEL].map(|k| r.labels().get(k).cloned());
     let mine = key(run);
-    if wanted.is_empty() || mine[0].is_none() || mine[1].is_none() {
+    // The step runs of a version share one e-process; a background run, measuring alongside
+    // them, keeps its own (two at once would each count the same requests).
+    let background = |r: &AnalysisRun| r.labels().get(STEP_LABEL).is_none_or(|s| s == "bg");
+    if wanted.is_empty() || mine[0].is_none() || mine[1].is_none() || background(run) {
         return out;
     }
     for other in runs.state() {
-        if other.namespace() != run.namespace() || other.name_any() == run.name_any() || key(&other) != mine {
+        let unrelated = other.namespace() != run.namespace() || other.name_any() == run.name_any();
+        if unrelated || key(&other) != mine || background(&other) {
             continue;
         }
         for r in other.status.iter().flat_map(|s| s.metric_results.iter()) {
@@ -411,6 +416,8 @@ pub fn summary(results: &[MetricResult], phase: AnalysisPhase) -> String {
                 Some(m) if m.phase == AnalysisPhase::NoData => {
                     r.message.clone().or(m.message.clone()).unwrap_or_default()
                 }
+                // A comparison that decided says on what evidence.
+                Some(m) if m.comparison.is_some() && r.phase.is_finished() => m.message.clone().unwrap_or_default(),
                 Some(m) => m.value.clone().or(m.message.clone()).unwrap_or_default(),
                 None => String::new(),
             };

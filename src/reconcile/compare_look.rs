@@ -34,6 +34,14 @@ async fn counters(
     Ok(Some(EventCounts { bad, total }))
 }
 
+/// A query as it was asked of one version.
+fn shown_for(query: &str, hash: &str) -> String {
+    substitute(query, &Version(hash))
+        .unwrap_or_else(|_| query.to_string())
+        .trim()
+        .to_string()
+}
+
 /// The versions a look compares: as Serin wrote them into the run.
 fn versions_of(versions: Option<&Versions>) -> Result<&Versions, String> {
     let v = versions.ok_or(
@@ -49,9 +57,10 @@ impl Measurer<'_> {
     async fn server(&self, server: &PrometheusServer, secrets: &mut Secrets) -> Result<Prometheus, String> {
         let mut spec = server.asking(String::new());
         if spec.address.trim().is_empty() {
-            spec.address = self.default_prometheus.map(String::from).ok_or(
-                "the metric gives no Prometheus address, and the controller has none (--prometheus-address)",
-            )?;
+            spec.address = self
+                .default_prometheus
+                .map(String::from)
+                .ok_or("the metric gives no Prometheus address, and the controller has none (--prometheus-address)")?;
         }
         let creds = self.prometheus_credentials(&spec, secrets).await?;
         Prometheus::new(&spec, &creds, self.http).map_err(|e| e.to_string())
@@ -71,13 +80,20 @@ impl Measurer<'_> {
         let queries = (spec.bad.as_str(), spec.total.as_str());
         let canary = counters(&prometheus, queries, &versions.canary, None).await?;
         let stable = counters(&prometheus, queries, &versions.stable, None).await?;
+        let evidence = (previous, self.carried.get(&resolved.name));
+        // Stable's series go with its Pods (the 100% step scales it down): once counting has
+        // begun, that is stable serving nothing more, not missing data.
+        let known = compare::evidence_for(evidence.0, evidence.1).0;
+        let stable = stable.or_else(|| known.and_then(|s| s.reading.get(1).copied()));
         let (Some(canary), Some(stable)) = (canary, stable) else {
-            let which = if canary.is_none() { "canary" } else { "stable" };
+            let (which, hash) = match canary {
+                None => ("canary", &versions.canary),
+                Some(_) => ("stable", &versions.stable),
+            };
             return Ok(Outcome::NoData {
-                what: format!("the {which}'s total `{}`", spec.total.trim()),
+                what: format!("the {which}'s total `{}`", shown_for(&spec.total, hash)),
             });
         };
-        let evidence = (previous, self.carried.get(&resolved.name));
         Ok(compare::look_outcome(
             resolved,
             &self.run.spec,
@@ -107,7 +123,7 @@ impl Measurer<'_> {
         let stable = counters(&prometheus, queries, &versions.stable, None).await?;
         let Some(canary) = canary else {
             return Ok(Outcome::NoData {
-                what: format!("the canary's total `{}`", spec.total.trim()),
+                what: format!("the canary's total `{}`", shown_for(&spec.total, &versions.canary)),
             });
         };
         let evidence = (previous, self.carried.get(&resolved.name));

@@ -1,0 +1,260 @@
+//! The canary judged against stable, end to end: `serin sim` + a real Prometheus scraping its
+//! traffic + `serin controller`, with the shipped `serin-http` ClusterAnalysisTemplate named by
+//! the Rollout's `analysis` and the default 5/25/50/100 steps.
+
+mod common;
+
+use common::{ControllerProc, Prometheus, SimCluster, eventually, web_rollout};
+use kube::api::{Api, ListParams};
+use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
+use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(150);
+
+/// The shipped templates as a user installs them, made quick: a look every 2 s, ten of them, with
+/// the same half minute for a new version's series to appear.
+fn shipped_templates() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/analysis-templates.yaml");
+    std::fs::read_to_string(path)
+        .expect("shipped templates")
+        .replace("interval: 10s", "interval: 2s")
+        .replace("count: 30", "count: 10")
+        .replace("consecutiveNoDataLimit: 6", "consecutiveNoDataLimit: 15")
+}
+
+/// Version `image` with its error rate and latency, analysed by `serin-http` at each default step.
+fn rollout(image: &str, error_rate: &str, latency_ms: &str) -> String {
+    let canary = "      analysis:\n        templates: [{templateName: serin-http, clusterScope: true}]";
+    let env = [
+        ("SERIN_SIM_ERROR_RATE", error_rate),
+        ("SERIN_SIM_LATENCY_MS", latency_ms),
+    ];
+    web_rollout(4, image, &env, "", canary) + &common::TRAFFIC_SERVICES.replace("\"100\"", "\"400\"")
+}
+
+struct Env {
+    sim: SimCluster,
+    _prometheus: Prometheus,
+    controller: ControllerProc,
+    rollouts: Api<Rollout>,
+    runs: Api<AnalysisRun>,
+}
+
+async fn env() -> Env {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    sim.apply_yaml(&shipped_templates());
+    let address = format!("--prometheus-address={}", prometheus.url());
+    let controller = ControllerProc::start_with(&sim, "compare-controller.log", &[&address]);
+    let client = sim.client().await;
+    Env {
+        rollouts: Api::namespaced(client.clone(), "default"),
+        runs: Api::namespaced(client, "default"),
+        _prometheus: prometheus,
+        controller,
+        sim,
+    }
+}
+
+impl Env {
+    async fn status(&self) -> RolloutStatus {
+        common::rollout_status(&self.rollouts, "web").await
+    }
+
+    async fn release(&self, image: &str, error_rate: &str, latency_ms: &str) {
+        self.sim.apply_yaml(&rollout(image, error_rate, latency_ms));
+    }
+
+    /// Version 1, healthy: 1% errors, 100 ms.
+    async fn stable_v1(&self) -> String {
+        self.release("example/web:1", "0.01", "100").await;
+        eventually("version 1 healthy", WAIT, || async {
+            let st = self.status().await;
+            (st.phase == Some(Phase::Healthy)).then_some(st.stable_pod_hash?)
+        })
+        .await
+    }
+
+    /// What the Rollout and its runs show, for a test that failed.
+    async fn explain(&self) -> String {
+        let st = self.status().await;
+        let runs = self
+            .runs
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let runs: Vec<String> = runs
+            .iter()
+            .map(|r| serde_json::to_string(&r.status).unwrap_or_default())
+            .collect();
+        format!("{st:?}\nruns:\n{}", runs.join("\n"))
+    }
+
+    async fn runs_of(&self, hash: &str) -> Vec<AnalysisRun> {
+        let mut runs = self
+            .runs
+            .list(&ListParams::default().labels(&format!("serin.dev/rollout=web,serin.dev/revision={hash}")))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        runs.sort_by_key(|r| r.metadata.creation_timestamp.clone().map(|t| t.0));
+        runs
+    }
+
+    /// Waits for the release to be rolled back by itself; returns the Rollout's status and the
+    /// failed run.
+    async fn rolled_back(&self, v1: &str) -> (RolloutStatus, AnalysisRun) {
+        let wait = eventually("the canary rolled back by its analysis", WAIT, || async {
+            let st = self.status().await;
+            (st.abort == Some(true) || st.phase == Some(Phase::Degraded)).then_some(st)
+        });
+        let st = match tokio::time::timeout(WAIT - Duration::from_secs(5), wait).await {
+            Ok(st) => st,
+            Err(_) => panic!("not rolled back:\n{}", self.explain().await),
+        };
+        assert_eq!(st.stable_pod_hash.as_deref(), Some(v1), "stable stays version 1");
+        let hash = st.current_pod_hash.clone().unwrap_or_default();
+        let failed = self
+            .runs_of(&hash)
+            .await
+            .into_iter()
+            .find(|r| r.status.as_ref().and_then(|s| s.phase) == Some(AnalysisPhase::Failed))
+            .expect("a failed run");
+        (st, failed)
+    }
+}
+
+#[tokio::test]
+async fn twice_the_stable_error_rate_is_rolled_back_with_its_evidence() {
+    let e = env().await;
+    let v1 = e.stable_v1().await;
+    e.release("example/web:2", "0.02", "100").await;
+    let (st, run) = e.rolled_back(&v1).await;
+    let status = run.status.clone().unwrap_or_default();
+    let errors = status
+        .metric_results
+        .iter()
+        .find(|m| m.name == "errors-vs-stable")
+        .expect("errors-vs-stable");
+    assert_eq!(errors.phase, AnalysisPhase::Failed, "{errors:?}");
+    let last = errors.measurements.last().expect("a measurement");
+    let c = last.comparison.clone().expect("the evidence");
+    let threshold = c.threshold.unwrap_or_default();
+    assert!(c.e_value.unwrap_or_default() >= threshold, "{c:?}");
+    let ratio = c.ratio.unwrap_or_default();
+    assert!(ratio > 1.5 && ratio < 2.7, "measured ratio {ratio}: {c:?}");
+    assert!(c.canary.bad > 0.0 && c.stable.is_some_and(|s| s.bad > 0.0), "{c:?}");
+    let message = last.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("canary 2.0% (")
+            && message.contains(" vs stable 1.0% (")
+            && message.ends_with(": regression"),
+        "{message}"
+    );
+    // The same line reaches the Rollout's status and `kubectl serin get rollout`.
+    let said = st.message.clone().unwrap_or_default();
+    assert!(
+        said.contains("errors-vs-stable") && said.contains(": regression"),
+        "{said}"
+    );
+    let shown = e.sim.kubectl_serin_ok(&["get", "rollout", "web", "-n", "default"]);
+    assert!(
+        shown.contains("errors-vs-stable") && shown.contains(": regression"),
+        "{shown}"
+    );
+    // And the controller's metrics.
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", e.controller.metrics_port))
+        .await
+        .map(|r| r.text())
+        .expect("metrics")
+        .await
+        .unwrap_or_default();
+    assert!(
+        text.contains(r#"serin_analysis_evalue{namespace="default",rollout="web",metric="errors-vs-stable"}"#)
+            && text.contains(r#"serin_analysis_ratio{namespace="default",rollout="web",metric="errors-vs-stable"}"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_healthy_canary_is_promoted_through_every_default_step_on_evidence_carried_along() {
+    let e = env().await;
+    let v1 = e.stable_v1().await;
+    e.release("example/web:2", "0.01", "100").await;
+    let st = eventually("version 2 promoted", Duration::from_secs(240), || async {
+        let st = e.status().await;
+        assert_ne!(
+            st.abort,
+            Some(true),
+            "a healthy canary was rolled back: {:?}",
+            st.message
+        );
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() != Some(v1.as_str())).then_some(st)
+    })
+    .await;
+    let hash = st.stable_pod_hash.clone().unwrap_or_default();
+    let runs = e.runs_of(&hash).await;
+    let steps: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.metadata.labels.as_ref()?.get("serin.dev/step").cloned())
+        .filter(|s| s != "bg")
+        .collect();
+    assert_eq!(
+        steps.len(),
+        4,
+        "an analysis after each of 5, 25, 50 and 100%: {steps:?}"
+    );
+    let runs: Vec<AnalysisRun> = runs
+        .into_iter()
+        .filter(|r| {
+            r.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("serin.dev/step"))
+                .map(String::as_str)
+                != Some("bg")
+        })
+        .collect();
+    for r in &runs {
+        let s = r.status.clone().unwrap_or_default();
+        assert_eq!(s.phase, Some(AnalysisPhase::Successful), "{s:?}");
+    }
+    // The evidence began with the first step's run and carried on: the last run's counts
+    // include the first's.
+    let counted = |r: &AnalysisRun| {
+        let s = r.status.clone().unwrap_or_default();
+        let m = s.metric_results.iter().find(|m| m.name == "errors-vs-stable").cloned();
+        m.and_then(|m| m.evidence).map(|e| (e.since.0, e.counted[0].total))
+    };
+    let (first, last) = (counted(&runs[0]), counted(&runs[runs.len() - 1]));
+    let ((since_first, total_first), (since_last, total_last)) = (first.expect("evidence"), last.expect("evidence"));
+    assert_eq!(since_first, since_last, "one e-process for the version");
+    assert!(total_last > total_first, "{total_first} then {total_last}");
+}
+
+#[tokio::test]
+async fn a_canary_slower_than_stable_is_rolled_back() {
+    let e = env().await;
+    let v1 = e.stable_v1().await;
+    e.release("example/web:2", "0.01", "700").await;
+    let (_, run) = e.rolled_back(&v1).await;
+    let status = run.status.clone().unwrap_or_default();
+    let latency = status
+        .metric_results
+        .iter()
+        .find(|m| m.name == "latency-vs-stable")
+        .expect("latency-vs-stable");
+    assert_eq!(latency.phase, AnalysisPhase::Failed, "{latency:?}");
+    let message = latency
+        .measurements
+        .last()
+        .and_then(|m| m.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("canary 100.0% (") && message.ends_with(": regression"),
+        "{message}"
+    );
+}
