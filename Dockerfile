@@ -15,6 +15,7 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
 COPY src src
 # The ArgoCD Lua scripts are compiled into `serin argocd-cm`.
 COPY deploy/argocd deploy/argocd
+COPY charts/serin/files charts/serin/files
 RUN touch src/main.rs src/lib.rs \
     && cargo build --profile dist --locked --target x86_64-unknown-linux-musl --bin serin \
     && cp target/x86_64-unknown-linux-musl/dist/serin /serin

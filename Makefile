@@ -14,7 +14,8 @@ export SERIN_TOOLS := $(TOOLS)
 
 test: tools check-fmt clippy unit-and-e2e
 
-demo:
+# The demo's analysis asks a real Prometheus: installed here when it is missing.
+demo: prometheus
 	cargo run --release -- demo
 
 # Longer runs than `make test` does: many more fuzz cases, many more rollouts under faults and kills.

@@ -126,11 +126,14 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
         }
     }
 
-    // Defaults: two replicas electing a leader, locked down, probed.
+    // Defaults: two replicas electing a leader, locked down, probed; the shipped templates.
     let defaults = docs(&template(&[]));
     assert_eq!(
         kinds(&defaults),
         [
+            "ClusterAnalysisTemplate",
+            "ClusterAnalysisTemplate",
+            "ClusterAnalysisTemplate",
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
@@ -143,6 +146,8 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
     );
     let deploy = find(&defaults, "Deployment");
     assert_eq!(deploy["spec"]["replicas"], 2);
+    let without = docs(&template(&["analysisTemplates.enabled=false"]));
+    assert!(!kinds(&without).iter().any(|k| k == "ClusterAnalysisTemplate"));
     let pod = &deploy["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     assert!(c["args"].as_array().unwrap().contains(&json!("--leader-elect=true")));

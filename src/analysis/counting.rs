@@ -80,7 +80,7 @@ pub fn significant(x: f64, digits: i32) -> String {
         return "0".into();
     }
     let magnitude = x.abs().log10().floor() as i32;
-    if magnitude >= 6 || magnitude < -4 {
+    if !(-4..6).contains(&magnitude) {
         return format!("{:.*e}", (digits - 1).max(0) as usize, x);
     }
     let decimals = (digits - 1 - magnitude).max(0) as usize;

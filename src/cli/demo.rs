@@ -19,6 +19,9 @@ pub struct DemoArgs {
     /// Where to write the kubeconfig of the demo cluster.
     #[arg(long, default_value = "serin-demo.kubeconfig")]
     pub kubeconfig_out: PathBuf,
+    /// Where the controller's log goes (the story alone goes to the terminal).
+    #[arg(long, default_value = "serin-demo.log")]
+    pub log: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,13 +41,18 @@ pub enum DemoError {
 const MANAGER: &str = "serin-demo";
 const REPLICAS: i32 = 20;
 
-fn rollout(image: &str, error_rate: &str, steps: Option<serde_json::Value>) -> serde_json::Value {
+/// The Rollout at `image`; `judged` names the shipped `serin-http` template, which then runs at
+/// each default step.
+fn rollout(image: &str, error_rate: &str, steps: Option<serde_json::Value>, judged: bool) -> serde_json::Value {
     let mut canary = json!({"stableService": "web-stable", "canaryService": "web-canary",
                             "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
                             // Quick for the demo; a real gateway wants time to drain connections.
                             "abortScaleDownDelaySeconds": 3, "scaleDownDelaySeconds": 3});
     if let Some(steps) = steps {
         canary["steps"] = steps;
+    }
+    if judged {
+        canary["analysis"] = json!({"templates": [{"templateName": "serin-http", "clusterScope": true}]});
     }
     json!({
         "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
@@ -68,10 +76,11 @@ fn service(name: &str) -> serde_json::Value {
            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
 }
 
-/// Users reach the app through this HTTPRoute (50 requests/s); Serin sets its weights.
+/// Users reach the app through this HTTPRoute (3,000 requests/s: at 25% the canary serves 750 of
+/// them, enough to tell 2% errors from 1% within the demo's 10-second steps); Serin sets its weights.
 fn http_route() -> serde_json::Value {
     json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-           "metadata": {"name": "web", "namespace": "default", "annotations": {"sim.serin.dev/rps": "50"}},
+           "metadata": {"name": "web", "namespace": "default", "annotations": {"sim.serin.dev/rps": "3000"}},
            "spec": {"parentRefs": [{"name": "gateway"}], "hostnames": ["web.example.com"],
                     "rules": [{"backendRefs": [{"name": "web-stable", "port": 80, "weight": 100},
                                                {"name": "web-canary", "port": 80, "weight": 0}]}]}})
@@ -179,27 +188,18 @@ async fn start_prometheus(traffic: std::net::SocketAddr) -> Option<DemoPrometheu
     None
 }
 
-/// The error-rate template, measuring quickly for the demo.
-fn error_rate_template(prometheus: &str) -> serde_json::Value {
-    let query = "sum(rate(http_requests_total{namespace=\"default\",pod_template_hash=\"{{args.canary-hash}}\",code=~\"5..\"}[8s])) / sum(rate(http_requests_total{namespace=\"default\",pod_template_hash=\"{{args.canary-hash}}\"}[8s]))";
-    json!({
-        "apiVersion": "serin.dev/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "error-rate", "namespace": "default"},
-        "spec": {"args": [{"name": "canary-hash"}], "metrics": [{
-            "name": "error-rate", "interval": "2s", "count": 3, "initialDelay": "4s",
-            "inconclusiveLimit": 5, "successCondition": "result < 0.05",
-            "provider": {"prometheus": {"address": prometheus, "query": query, "timeout": "2s"}}
-        }]}
-    })
-}
+/// The ClusterAnalysisTemplates Serin ships, measuring quickly for the demo: a look every 2 s, five
+/// per step.
+const SHIPPED_TEMPLATES: &str = include_str!("../../charts/serin/files/analysis-templates.yaml");
 
-fn analysed_steps() -> serde_json::Value {
-    json!([
-        {"setWeight": 5},
-        {"analysis": {"templates": [{"templateName": "error-rate"}],
-                      "args": [{"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}},
-        {"setWeight": 100}
-    ])
+fn quick_templates() -> Result<Vec<serde_json::Value>, DemoError> {
+    let text = SHIPPED_TEMPLATES
+        .replace("interval: 10s", "interval: 2s")
+        .replace("count: 30", "count: 5")
+        .replace("consecutiveNoDataLimit: 6", "consecutiveNoDataLimit: 15");
+    text.split("\n---\n")
+        .map(|doc| serde_saphyr::from_str(doc).map_err(|e| DemoError::Config(format!("a shipped template: {e}"))))
+        .collect()
 }
 
 struct Story {
@@ -207,11 +207,36 @@ struct Story {
     traffic: std::net::SocketAddr,
     started: Instant,
     last_line: String,
+    /// Analysis runs whose verdict was told.
+    told: std::collections::BTreeSet<String>,
+    /// The weight each step's run was judging at.
+    judging_at: BTreeMap<String, i32>,
 }
 
 impl Story {
     fn say(&self, text: &str) {
         println!("[{:>5.1}s] {text}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// Each step's comparison with stable, once it has decided: the evidence it decided on.
+    fn tell_verdicts(&mut self, st: &crate::crd::rollout::RolloutStatus) {
+        for a in st.analysis.iter().filter(|a| a.step != "background") {
+            let decided = ["Successful", "Failed", "Inconclusive"].contains(&a.phase.as_str());
+            if !decided {
+                self.judging_at.insert(a.run.clone(), st.canary_weight.unwrap_or(0));
+            }
+            if !decided || !self.told.insert(a.run.clone()) {
+                continue;
+            }
+            let weight = self.judging_at.get(&a.run).copied().unwrap_or(0);
+            for m in a.metrics.iter().filter(|m| m.name == "errors-vs-stable") {
+                self.say(&format!(
+                    "   judged at {weight}%: {} ({})",
+                    m.value.clone().unwrap_or_default(),
+                    m.phase
+                ));
+            }
+        }
     }
 
     /// Prints a line whenever the rollout's state changes, until `done` says stop.
@@ -239,6 +264,7 @@ impl Story {
                 self.say(&line);
                 self.last_line = line;
             }
+            self.tell_verdicts(&st);
             if window.0.elapsed() >= Duration::from_secs(2) {
                 let now = traffic(self.traffic).await;
                 let moved = shares(&window.1, &now);
@@ -317,9 +343,10 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         cluster.api_addr
     );
     println!(
-        "  (KUBECONFIG={} kubectl get rollouts,rs,pods shows the same objects)\n",
+        "  (KUBECONFIG={} kubectl get rollouts,rs,pods shows the same objects;",
         args.kubeconfig_out.display()
     );
+    println!("   the controller's log goes to {})\n", args.log.display());
 
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig_out).map_err(|e| DemoError::Config(e.to_string()))?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
@@ -335,17 +362,19 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     }
     let prometheus = start_prometheus(cluster.traffic_addr).await;
     if let Some(p) = &prometheus {
-        let templates: Api<crate::crd::analysis::AnalysisTemplate> = Api::namespaced(client.clone(), "default");
-        templates
-            .patch("error-rate", &pp, &Patch::Apply(error_rate_template(&p.url)))
-            .await?;
+        let templates: Api<crate::crd::analysis::ClusterAnalysisTemplate> = Api::all(client.clone());
+        for t in quick_templates()? {
+            let name = t["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            templates.patch(&name, &pp, &Patch::Apply(t)).await?;
+        }
         println!(
-            "  Prometheus ({}) scrapes the simulated traffic; an AnalysisTemplate asks it for each version's error rate.\n",
+            "  Prometheus ({}) scrapes the simulated traffic. The ClusterAnalysisTemplate serin-http, shipped",
             p.url
         );
+        println!("  with Serin, compares the canary's error rate with stable's at each step.\n");
     } else {
         println!("  Prometheus is not installed here, so no analysis: a person looks and aborts instead.");
-        println!("  (apt-get install prometheus, or `make test` once, and the demo rolls back by itself.)\n");
+        println!("  (apt-get install prometheus, or `make demo`, and the demo rolls back by itself.)\n");
     }
     let route_crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
         serde_saphyr::from_str(HTTPROUTE_CRD).map_err(|e| DemoError::Config(format!("the HTTPRoute CRD: {e}")))?;
@@ -360,7 +389,13 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         "serin-demo".into(),
         admin,
         "default".into(),
-        crate::reconcile::Settings::default(),
+        crate::reconcile::Settings {
+            analysis: crate::reconcile::AnalysisSettings {
+                prometheus_address: prometheus.as_ref().map(|p| p.url.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
     ));
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
     for name in ["web-stable", "web-canary"] {
@@ -379,6 +414,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         traffic: cluster.traffic_addr,
         started: Instant::now(),
         last_line: String::new(),
+        told: Default::default(),
+        judging_at: Default::default(),
     };
     let kube_args = super::kube_args::KubeArgs {
         kubeconfig: Some(args.kubeconfig_out.clone()),
@@ -386,28 +423,30 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     };
 
     story.say("1. Rollout `web` (20 Pods) is created at version 1.0, behind the Gateway API HTTPRoute `web`:");
-    api.patch("web", &pp, &Patch::Apply(rollout("example/web:1.0", "0.01", None)))
-        .await?;
+    let judged = prometheus.is_some();
+    api.patch(
+        "web",
+        &pp,
+        &Patch::Apply(rollout("example/web:1.0", "0.01", None, judged)),
+    )
+    .await?;
     story
         .follow("version 1.0 healthy", |r| promoted_to(r, "example/web:1.0"))
         .await?;
 
     println!();
-    if prometheus.is_some() {
-        story.say(
-            "2. Version 2.0 (1% errors) is released: the route sends it exactly 5%, Prometheus is asked, then 100%:",
-        );
-        api.patch(
-            "web",
-            &pp,
-            &Patch::Apply(rollout("example/web:2.0", "0.01", Some(analysed_steps()))),
-        )
-        .await?;
+    if judged {
+        story.say("2. Version 2.0 (as healthy as 1.0: 1% errors) is released. At 5%, 25%, 50% and 100% of the");
+        story.say("   traffic, Serin compares its errors with stable's by a sequential test, and goes on:");
     } else {
         story.say("2. Version 2.0 is released. With no steps written, the route walks 5% -> 25% -> 50% -> 100%:");
-        api.patch("web", &pp, &Patch::Apply(rollout("example/web:2.0", "0.01", None)))
-            .await?;
     }
+    api.patch(
+        "web",
+        &pp,
+        &Patch::Apply(rollout("example/web:2.0", "0.01", None, judged)),
+    )
+    .await?;
     story
         .follow("version 2.0 promoted", |r| promoted_to(r, "example/web:2.0"))
         .await?;
@@ -419,12 +458,13 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         .status
         .and_then(|s| s.stable_pod_hash)
         .unwrap_or_default();
-    if prometheus.is_some() {
-        story.say("3. Version 3.0 is released; it fails 30% of its requests. Nobody watches:");
+    if judged {
+        story.say("3. Version 3.0 is released. It fails 2% of its requests: twice stable's 1%, a regression a");
+        story.say("   threshold at 5% of the traffic would miss. Nobody watches:");
         api.patch(
             "web",
             &pp,
-            &Patch::Apply(rollout("example/web:3.0", "0.30", Some(analysed_steps()))),
+            &Patch::Apply(rollout("example/web:3.0", "0.02", None, judged)),
         )
         .await?;
         story
@@ -432,25 +472,13 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
                 observed(r) && r.status.as_ref().and_then(|s| s.abort) == Some(true)
             })
             .await?;
-        let st = api.get("web").await?.status.unwrap_or_default();
-        for a in &st.analysis {
-            for m in &a.metrics {
-                story.say(&format!(
-                    "   analysis {}: {} = {} ({})",
-                    a.run,
-                    m.name,
-                    m.value.clone().unwrap_or_default(),
-                    m.phase
-                ));
-            }
-        }
     } else {
         story.say("3. Version 3.0 is released, with a pause at 5% for a look. It fails 30% of its requests:");
         let steps = json!([{"setWeight": 5}, {"pause": {}}, {"setWeight": 50}, {"setWeight": 100}]);
         api.patch(
             "web",
             &pp,
-            &Patch::Apply(rollout("example/web:3.0", "0.30", Some(steps))),
+            &Patch::Apply(rollout("example/web:3.0", "0.30", Some(steps), false)),
         )
         .await?;
         story
@@ -507,9 +535,9 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     for (_, reason, message) in recorded {
         println!("  {reason:<15} {message}");
     }
-    if prometheus.is_some() {
+    if judged {
         println!(
-            "\nDone: 2.0 passed its analysis and was promoted; 3.0 failed it at 5% and was rolled back by itself."
+            "\nDone: 2.0 was judged no worse than stable and promoted; 3.0 was found worse and rolled back by itself."
         );
     } else {
         println!("\nDone: 2.0 was promoted step by step; 3.0 was stopped at 5% and every request is back on 2.0.");

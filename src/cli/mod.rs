@@ -32,6 +32,20 @@ impl Cli {
     /// the fields of the span it was written in: the Rollout's namespace, name and revision.
     pub fn init_logging(&self) {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        // The demo tells its story on stdout; the controller inside it logs to a file.
+        if let Command::Demo(demo) = &self.command {
+            match std::fs::File::create(&demo.log) {
+                Ok(file) => {
+                    let logs = tracing_subscriber::fmt()
+                        .with_env_filter(filter)
+                        .with_ansi(false)
+                        .with_writer(std::sync::Mutex::new(file));
+                    logs.init();
+                }
+                Err(e) => eprintln!("cannot write the controller's log to {}: {e}", demo.log.display()),
+            }
+            return;
+        }
         let logs = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);

@@ -372,7 +372,8 @@ fn check_versions(metric: &Metric) -> Result<(), String> {
                 ));
             }
         }
-        (c.bad.clear(), c.total.clear());
+        c.bad.clear();
+        c.total.clear();
         Some(c.prometheus.timeout.clone())
     } else if let Some(b) = rest.provider.slo_burn_rate.as_mut() {
         for (name, q) in [("bad", &b.bad), ("total", &b.total)] {
@@ -383,7 +384,8 @@ fn check_versions(metric: &Metric) -> Result<(), String> {
             }
         }
         crate::analysis::burn_rate::Settings::of(b).map_err(|e| e.to_string())?;
-        (b.bad.clear(), b.total.clear());
+        b.bad.clear();
+        b.total.clear();
         Some(b.prometheus.timeout.clone())
     } else {
         None
