@@ -134,6 +134,8 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
             "ClusterAnalysisTemplate",
             "ClusterAnalysisTemplate",
             "ClusterAnalysisTemplate",
+            "ClusterAnalysisTemplate",
+            "ClusterAnalysisTemplate",
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
@@ -255,7 +257,13 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
     let templates = root.join("deploy/analysis-templates.yaml");
     sim.kubectl_ok(&["apply", "-f", templates.to_str().unwrap_or_default()]);
     let names = sim.kubectl_ok(&["get", "clusteranalysistemplates", "-o", "name"]);
-    for t in ["serin-http", "serin-istio", "serin-linkerd"] {
+    for t in [
+        "serin-http",
+        "serin-istio",
+        "serin-linkerd",
+        "serin-nginx",
+        "serin-envoy",
+    ] {
         assert!(names.contains(t), "{names}");
     }
     let ready = eventually("the controller Deployment is available", WAIT, || async {

@@ -45,20 +45,32 @@ pub trait Lookup {
     fn version(&self) -> Option<&str> {
         None
     }
+    /// What `{{service}}` becomes: the version's Service (`stableService`, `canaryService`).
+    fn service(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The placeholder a `compare` or `sloBurnRate` query writes for each version's hash.
 pub const VERSION_TAG: &str = "version";
+/// The same for each version's Service, for metrics labelled by Service rather than Pod (NGINX).
+pub const SERVICE_TAG: &str = "service";
 
-/// `{{version}}` filled in with a version's pod-template hash, and arguments left as they are.
-pub struct Version<'a>(pub &'a str);
+/// `{{version}}` and `{{service}}` filled in for one version, and arguments left as they are.
+pub struct Version<'a> {
+    pub hash: &'a str,
+    pub service: Option<&'a str>,
+}
 
 impl Lookup for Version<'_> {
     fn fill(&self, _: &str) -> Option<Fill<'_>> {
         Some(Fill::Later)
     }
     fn version(&self) -> Option<&str> {
-        Some(self.0)
+        Some(self.hash)
+    }
+    fn service(&self) -> Option<&str> {
+        self.service
     }
 }
 
@@ -66,13 +78,14 @@ impl Lookup for Version<'_> {
 enum Tag<'a> {
     Arg(&'a str),
     Version,
+    Service,
 }
 
 fn tag(inner: &str) -> Result<Tag<'_>, ArgError> {
-    if inner.trim() == VERSION_TAG {
-        Ok(Tag::Version)
-    } else {
-        tag_name(inner).map(Tag::Arg)
+    match inner.trim() {
+        VERSION_TAG => Ok(Tag::Version),
+        SERVICE_TAG => Ok(Tag::Service),
+        _ => tag_name(inner).map(Tag::Arg),
     }
 }
 
@@ -133,6 +146,7 @@ pub fn substitute_plain(text: &str, args: &impl Lookup) -> Result<String, ArgErr
         let fill = match tag(&after[..end])? {
             Tag::Arg(name) => args.fill(name).ok_or_else(|| ArgError::Missing(name.to_string()))?,
             Tag::Version => args.version().map_or(Fill::Later, Fill::Value),
+            Tag::Service => args.service().map_or(Fill::Later, Fill::Value),
         };
         match fill {
             Fill::Value(v) => out.push_str(v),
@@ -298,6 +312,7 @@ pub fn substitute(query: &str, args: &impl Lookup) -> Result<String, ArgError> {
                     name,
                 ),
                 Tag::Version => (args.version().map_or(Fill::Later, Fill::Value), VERSION_TAG),
+                Tag::Service => (args.service().map_or(Fill::Later, Fill::Value), SERVICE_TAG),
             };
             match fill {
                 Fill::Value(v) => match fill_in(v, place) {
@@ -385,6 +400,29 @@ mod tests {
             substitute("{{args.nope}}", &args(&[])),
             Err(ArgError::Missing("nope".into()))
         );
+    }
+
+    #[test]
+    fn each_version_fills_in_its_hash_and_service_and_arguments_wait() {
+        let q = r#"sum(x{h="{{version}}",s="{{ service }}",ns="{{args.ns}}"})"#;
+        assert_eq!(used_in(q).unwrap(), BTreeSet::from(["ns".to_string()]));
+        let v = Version {
+            hash: "abc",
+            service: Some("web-canary"),
+        };
+        assert_eq!(
+            substitute(q, &v).unwrap(),
+            r#"sum(x{h="abc",s="web-canary",ns="{{args.ns}}"})"#
+        );
+        // Arguments go in first, at the run's making; the versions stay for each measurement.
+        let early = substitute(q, &args(&[("ns", "shop")])).unwrap();
+        assert_eq!(early, r#"sum(x{h="{{version}}",s="{{ service }}",ns="shop"})"#);
+        // A hash is escaped like any value.
+        let evil = Version {
+            hash: r#"a"} or up{x=""#,
+            service: None,
+        };
+        assert!(substitute(q, &evil).unwrap().contains(r#"a\"} or up{x=\""#));
     }
 
     #[test]

@@ -355,7 +355,8 @@ impl PrometheusServer {
 pub struct CompareProvider {
     #[serde(default)]
     pub prometheus: PrometheusServer,
-    /// PromQL giving a counter of bad requests (errors, or requests slower than a bound).
+    /// PromQL giving a counter of bad requests (errors, or requests slower than a bound);
+    /// `{{version}}` is the version's pod-template hash, `{{service}}` its Service.
     pub bad: String,
     /// PromQL giving a counter of all requests.
     pub total: String,
@@ -384,6 +385,11 @@ pub struct CompareProvider {
 pub struct Versions {
     pub canary: String,
     pub stable: String,
+    /// The Rollout's `canaryService` and `stableService`, for `{{service}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_service: Option<String>,
 }
 
 /// Google's multi-window burn-rate alert, scaled to an analysis, and the error budget the

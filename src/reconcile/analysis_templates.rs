@@ -362,13 +362,16 @@ fn check_metric(metric: &Metric) -> Result<(), String> {
 /// both must have it: without it, both versions would be asked the same question.
 fn check_versions(metric: &Metric) -> Result<(), String> {
     let tag = "{{version}}";
-    let has = |q: &str| q.replace(' ', "").contains(tag);
+    let has = |q: &str| {
+        let q = q.replace(' ', "");
+        q.contains(tag) || q.contains("{{service}}")
+    };
     let mut rest = metric.clone();
     let server = if let Some(c) = rest.provider.compare.as_mut() {
         for (name, q) in [("bad", &c.bad), ("total", &c.total)] {
             if !has(q) {
                 return Err(format!(
-                    "compare.{name} must select each version by {tag} (as in pod_template_hash=\"{tag}\"), or both versions would be asked the same"
+                    "compare.{name} must select each version by {tag} (as in pod_template_hash=\"{tag}\") or {{{{service}}}}, or both versions would be asked the same"
                 ));
             }
         }
@@ -379,7 +382,7 @@ fn check_versions(metric: &Metric) -> Result<(), String> {
         for (name, q) in [("bad", &b.bad), ("total", &b.total)] {
             if !has(q) {
                 return Err(format!(
-                    "sloBurnRate.{name} must select the canary by {tag} (as in pod_template_hash=\"{tag}\")"
+                    "sloBurnRate.{name} must select the canary by {tag} (as in pod_template_hash=\"{tag}\") or {{{{service}}}}"
                 ));
             }
         }
@@ -396,7 +399,7 @@ fn check_versions(metric: &Metric) -> Result<(), String> {
     let text = serde_json::to_string(&rest).map_err(|e| e.to_string())?;
     if text.contains("{{") {
         return Err(format!(
-            "{tag} is only for the bad and total queries of compare and sloBurnRate metrics; elsewhere write {{{{args.NAME}}}} with podTemplateHashValue"
+            "{tag} and {{{{service}}}} are only for the bad and total queries of compare and sloBurnRate metrics; elsewhere write {{{{args.NAME}}}} with podTemplateHashValue"
         ));
     }
     Ok(())
@@ -481,9 +484,12 @@ fn build(
             message,
         })?;
         let mut resolved = resolved;
+        let canary = rollout.spec.strategy.canary.as_ref();
         let versions = Some(crate::crd::analysis::Versions {
             canary: current.to_string(),
             stable: stable.to_string(),
+            canary_service: canary.and_then(|c| c.canary_service.clone()),
+            stable_service: canary.and_then(|c| c.stable_service.clone()),
         });
         if let Some(c) = resolved.provider.compare.as_mut() {
             c.versions = versions.clone();

@@ -14,10 +14,18 @@ use jiff::Timestamp;
 async fn counters(
     prometheus: &Prometheus,
     (bad, total): (&str, &str),
-    hash: &str,
+    version: &Version<'_>,
     at: Option<Timestamp>,
 ) -> Result<Option<EventCounts>, String> {
-    let fill = |q: &str, name: &str| substitute(q, &Version(hash)).map_err(|e| format!("{name}: {e}"));
+    let fill = |q: &str, name: &str| -> Result<String, String> {
+        let filled = substitute(q, version).map_err(|e| format!("{name}: {e}"))?;
+        if filled.contains("{{") {
+            return Err(format!(
+                "{name} names {{{{service}}}}, but the Rollout gives no stableService and canaryService"
+            ));
+        }
+        Ok(filled)
+    };
     let (bad, total) = (fill(bad, "bad")?, fill(total, "total")?);
     let read = |q: String| async move {
         let r = match at {
@@ -35,11 +43,25 @@ async fn counters(
 }
 
 /// A query as it was asked of one version.
-fn shown_for(query: &str, hash: &str) -> String {
-    substitute(query, &Version(hash))
+fn shown_for(query: &str, version: &Version<'_>) -> String {
+    substitute(query, version)
         .unwrap_or_else(|_| query.to_string())
         .trim()
         .to_string()
+}
+
+fn canary_of(v: &Versions) -> Version<'_> {
+    Version {
+        hash: &v.canary,
+        service: v.canary_service.as_deref(),
+    }
+}
+
+fn stable_of(v: &Versions) -> Version<'_> {
+    Version {
+        hash: &v.stable,
+        service: v.stable_service.as_deref(),
+    }
 }
 
 /// The versions a look compares: as Serin wrote them into the run.
@@ -78,8 +100,8 @@ impl Measurer<'_> {
         let versions = versions_of(spec.versions.as_ref())?;
         let prometheus = self.server(&spec.prometheus, secrets).await?;
         let queries = (spec.bad.as_str(), spec.total.as_str());
-        let canary = counters(&prometheus, queries, &versions.canary, None).await?;
-        let stable = counters(&prometheus, queries, &versions.stable, None).await?;
+        let canary = counters(&prometheus, queries, &canary_of(versions), None).await?;
+        let stable = counters(&prometheus, queries, &stable_of(versions), None).await?;
         let evidence = (previous, self.carried.get(&resolved.name));
         // Stable's series go with its Pods (the 100% step scales it down): once counting has
         // begun, that is stable serving nothing more, not missing data.
@@ -87,11 +109,11 @@ impl Measurer<'_> {
         let stable = stable.or_else(|| known.and_then(|s| s.reading.get(1).copied()));
         let (Some(canary), Some(stable)) = (canary, stable) else {
             let (which, hash) = match canary {
-                None => ("canary", &versions.canary),
-                Some(_) => ("stable", &versions.stable),
+                None => ("canary", canary_of(versions)),
+                Some(_) => ("stable", stable_of(versions)),
             };
             return Ok(Outcome::NoData {
-                what: format!("the {which}'s total `{}`", shown_for(&spec.total, hash)),
+                what: format!("the {which}'s total `{}`", shown_for(&spec.total, &hash)),
             });
         };
         Ok(compare::look_outcome(
@@ -119,18 +141,18 @@ impl Measurer<'_> {
         let prometheus = self.server(&spec.prometheus, secrets).await?;
         let queries = (spec.bad.as_str(), spec.total.as_str());
         let now = Timestamp::now();
-        let canary = counters(&prometheus, queries, &versions.canary, None).await?;
-        let stable = counters(&prometheus, queries, &versions.stable, None).await?;
+        let canary = counters(&prometheus, queries, &canary_of(versions), None).await?;
+        let stable = counters(&prometheus, queries, &stable_of(versions), None).await?;
         let Some(canary) = canary else {
             return Ok(Outcome::NoData {
-                what: format!("the canary's total `{}`", shown_for(&spec.total, &versions.canary)),
+                what: format!("the canary's total `{}`", shown_for(&spec.total, &canary_of(versions))),
             });
         };
         let evidence = (previous, self.carried.get(&resolved.name));
         let since = burn_rate::evidence_since(evidence, now);
         let window = jiff::SignedDuration::try_from(burn_rate::short_window(since, now)).unwrap_or_default();
         let before = match now.checked_sub(window) {
-            Ok(t) => counters(&prometheus, queries, &versions.canary, Some(t)).await?,
+            Ok(t) => counters(&prometheus, queries, &canary_of(versions), Some(t)).await?,
             Err(_) => None,
         };
         Ok(burn_rate::look_outcome(

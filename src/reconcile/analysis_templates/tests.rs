@@ -337,3 +337,84 @@ fn a_job_never_gets_a_secret_as_text() {
     let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "smoke"}]}))).unwrap_err();
     assert!(err.to_string().contains("secretKeyRef"), "{err}");
 }
+
+#[test]
+fn every_shipped_template_makes_a_run_that_compares_both_versions() {
+    let text = include_str!("../../../charts/serin/files/analysis-templates.yaml");
+    let mut rollout = rollout();
+    rollout.spec.strategy.canary = Some(
+        serde_json::from_value(json!({
+            "stableService": "web-stable", "canaryService": "web-canary"
+        }))
+        .unwrap(),
+    );
+    let mut names = Vec::new();
+    for doc in text.split("\n---\n") {
+        let t: crate::crd::analysis::ClusterAnalysisTemplate = serde_saphyr::from_str(doc).unwrap();
+        let name = t.metadata.name.clone().unwrap_or_default();
+        let id = TemplateId {
+            cluster: true,
+            name: name.clone(),
+        };
+        let spec: AnalysisTemplateSpec = serde_json::from_value(serde_json::to_value(&t.spec).unwrap()).unwrap();
+        let all = BTreeMap::from([(id.clone(), spec)]);
+        let analysis = analysis(json!({"templates": [{"templateName": name, "clusterScope": true}]}));
+        let run =
+            build(&[id], &all, &rollout, &analysis, ("new1", "old1"), false).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kinds: Vec<&str> = run.metrics.iter().map(|m| m.provider.kind()).collect();
+        assert_eq!(kinds, ["compare", "compare", "sloBurnRate"], "{name}");
+        for m in &run.metrics {
+            let (bad, versions) = match (&m.provider.compare, &m.provider.slo_burn_rate) {
+                (Some(c), _) => (c.bad.clone(), c.versions.clone()),
+                (_, Some(b)) => (b.bad.clone(), b.versions.clone()),
+                _ => unreachable!(),
+            };
+            // Arguments are in; the versions stay for each look, and Serin wrote down which.
+            assert!(
+                bad.contains("namespace=\"shop\"") || bad.contains("\"shop_"),
+                "{name}: {bad}"
+            );
+            assert!(!bad.contains("{{args."), "{name}: {bad}");
+            assert!(
+                bad.contains("{{version}}") || bad.contains("{{service}}"),
+                "{name}: {bad}"
+            );
+            let v = versions.unwrap();
+            assert_eq!((v.canary.as_str(), v.stable.as_str()), ("new1", "old1"));
+            assert_eq!(v.canary_service.as_deref(), Some("web-canary"));
+        }
+        names.push(name);
+    }
+    assert_eq!(
+        names,
+        [
+            "serin-http",
+            "serin-istio",
+            "serin-linkerd",
+            "serin-nginx",
+            "serin-envoy"
+        ]
+    );
+}
+
+#[test]
+fn a_comparison_must_tell_the_versions_apart() {
+    let all = BTreeMap::from([(
+        id("same"),
+        template(json!({"metrics": [{"name": "errors", "provider": {"compare": {
+            "bad": "sum(x{code=~\"5..\"})", "total": "sum(x)"}}}]})),
+    )]);
+    let err = build_from(&all, &analysis(json!({"templates": [{"templateName": "same"}]}))).unwrap_err();
+    assert!(
+        err.to_string().contains("must select each version by {{version}}"),
+        "{err}"
+    );
+    let elsewhere = BTreeMap::from([(
+        id("elsewhere"),
+        template(json!({"metrics": [metric("errors", "up{h=\"{{version}}\"}")]})),
+    )]);
+    let given =
+        json!({"templates": [{"templateName": "elsewhere"}], "args": [{"name": "prometheus", "value": "http://p"}]});
+    let err = build_from(&elsewhere, &analysis(given)).unwrap_err();
+    assert!(err.to_string().contains("only for the bad and total queries"), "{err}");
+}
