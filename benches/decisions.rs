@@ -124,6 +124,14 @@ fn scenarios(rps: f64) -> Vec<Scenario> {
             rps,
             true,
         ),
+        s(
+            "2x errors at twice the traffic",
+            2.0 * BASE_ERRORS,
+            BASE_ERRORS,
+            BASE_SLOW,
+            2.0 * rps,
+            false,
+        ),
     ]
 }
 
