@@ -165,6 +165,23 @@ async fn twice_the_stable_error_rate_is_rolled_back_with_its_evidence() {
         shown.contains("errors-vs-stable") && shown.contains(": regression"),
         "{shown}"
     );
+    // And the run's Event.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(e.sim.client().await, "default");
+    let run_name = run.metadata.name.clone().unwrap_or_default();
+    let said: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ev| ev.involved_object.name.as_deref() == Some(run_name.as_str()))
+        .filter_map(|ev| ev.message)
+        .collect();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("errors-vs-stable") && m.contains(": regression")),
+        "{said:?}"
+    );
     // And the controller's metrics.
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", e.controller.metrics_port))
         .await

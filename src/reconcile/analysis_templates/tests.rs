@@ -418,3 +418,17 @@ fn a_comparison_must_tell_the_versions_apart() {
     let err = build_from(&elsewhere, &analysis(given)).unwrap_err();
     assert!(err.to_string().contains("only for the bad and total queries"), "{err}");
 }
+
+#[test]
+fn the_compare_example_makes_a_run() {
+    let text = include_str!("../../../deploy/examples/analysis-compare.yaml");
+    let t: crate::crd::analysis::AnalysisTemplate = serde_saphyr::from_str(text).unwrap();
+    let all = BTreeMap::from([(id("compare-with-stable"), t.spec)]);
+    let run = build_from(
+        &all,
+        &analysis(json!({"templates": [{"templateName": "compare-with-stable"}]})),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = run.metrics.iter().map(|m| m.provider.kind()).collect();
+    assert_eq!(kinds, ["compare", "compare", "sloBurnRate"]);
+}
