@@ -504,6 +504,14 @@ fn build(
         .into_iter()
         .filter(|a| a.value.is_some() || a.value_from.is_some())
         .collect();
+    // With the default steps the same analysis runs at every stop, and there a comparison with
+    // stable keeps one e-process per version. A background run measuring alongside would be a
+    // second one, doubling the chance of a false rollback: it leaves those metrics to the steps.
+    let default_steps = rollout.spec.strategy.canary.as_ref().is_some_and(|c| c.steps.is_none());
+    let mut metrics = metrics;
+    if background && default_steps {
+        metrics.retain(|m| m.provider.compare.is_none() && m.provider.slo_burn_rate.is_none());
+    }
     Ok(AnalysisRunSpec {
         metrics,
         args,

@@ -432,3 +432,26 @@ fn the_compare_example_makes_a_run() {
     let kinds: Vec<&str> = run.metrics.iter().map(|m| m.provider.kind()).collect();
     assert_eq!(kinds, ["compare", "compare", "sloBurnRate"]);
 }
+
+#[test]
+fn with_default_steps_the_comparisons_run_at_the_steps_only() {
+    let text = include_str!("../../../deploy/examples/analysis-compare.yaml");
+    let t: crate::crd::analysis::AnalysisTemplate = serde_saphyr::from_str(text).unwrap();
+    let mut spec = t.spec;
+    spec.metrics
+        .push(serde_json::from_value(metric("plain", "up")).unwrap());
+    let all = BTreeMap::from([(id("t"), spec)]);
+    let a =
+        analysis(json!({"templates": [{"templateName": "t"}], "args": [{"name": "prometheus", "value": "http://p"}]}));
+    let ordered = order(&a.templates, &all).unwrap();
+    let names = |run: AnalysisRunSpec| run.metrics.into_iter().map(|m| m.name).collect::<Vec<_>>();
+    let background = build(&ordered, &all, &rollout(), &a, ("new1", "old1"), true).unwrap();
+    assert_eq!(names(background), ["plain"]);
+    let step = build(&ordered, &all, &rollout(), &a, ("new1", "old1"), false).unwrap();
+    assert_eq!(names(step).len(), 4);
+    // Steps written out: the background analysis is the user's to shape, and keeps them.
+    let mut written = rollout();
+    written.spec.strategy.canary = Some(serde_json::from_value(json!({"steps": [{"setWeight": 50}]})).unwrap());
+    let background = build(&ordered, &all, &written, &a, ("new1", "old1"), true).unwrap();
+    assert_eq!(names(background).len(), 4);
+}
