@@ -181,7 +181,19 @@ fn binomial(rng: &mut StdRng, n: f64, p: f64) -> f64 {
     Binomial::new(n as u64, p.clamp(0.0, 1.0)).map_or(0.0, |b| b.sample(rng) as f64)
 }
 
-impl Traffic<'_> {
+impl<'a> Traffic<'a> {
+    fn new(rng: &'a mut StdRng, scenario: Scenario) -> Self {
+        Traffic {
+            rng,
+            scenario,
+            canary: Counters::default(),
+            stable: Counters::default(),
+            canary_history: Vec::new(),
+            stable_history: Vec::new(),
+            tick: 0,
+        }
+    }
+
     fn advance(&mut self, weight: f64) {
         let s = self.scenario;
         let rps = if s.bursty {
@@ -410,15 +422,7 @@ fn step_run(
 }
 
 fn release_with_runs(rng: &mut StdRng, scenario: Scenario, spec: &AnalysisRunSpec) -> Release {
-    let mut t = Traffic {
-        rng,
-        scenario,
-        canary: Counters::default(),
-        stable: Counters::default(),
-        canary_history: Vec::new(),
-        stable_history: Vec::new(),
-        tick: 0,
-    };
+    let mut t = Traffic::new(rng, scenario);
     let mut carried = Vec::new();
     for (step, w) in WEIGHTS.iter().enumerate() {
         // The new weight takes effect; the step's analysis starts with it.
@@ -450,15 +454,7 @@ fn release_with_runs(rng: &mut StdRng, scenario: Scenario, spec: &AnalysisRunSpe
 /// Flagger: one check a minute, five per step; any failed check counts, and five over the
 /// release roll it back. No requests in the minute ("no values found") fails the check.
 fn release_flagger(rng: &mut StdRng, scenario: Scenario) -> Release {
-    let mut t = Traffic {
-        rng,
-        scenario,
-        canary: Counters::default(),
-        stable: Counters::default(),
-        canary_history: Vec::new(),
-        stable_history: Vec::new(),
-        tick: 0,
-    };
+    let mut t = Traffic::new(rng, scenario);
     let mut failed = 0;
     for (step, w) in WEIGHTS.iter().enumerate() {
         for _ in 0..5 {

@@ -10,6 +10,7 @@
 //! outage. The canary's exposure spends `bad / ((1 - objective) · rate of all requests · period)`
 //! of the period's budget.
 
+use super::compare::Judgement;
 use super::counting::{add, count_text, percent_text, served, significant};
 use super::verdict::Outcome;
 use crate::crd::analysis::{
@@ -105,27 +106,6 @@ pub struct Look<'a> {
     /// The canary's counters at `now - short_window(...)`; `None` before it had any.
     pub canary_before: Option<EventCounts>,
     pub now: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Judgement {
-    pub phase: AnalysisPhase,
-    pub value: String,
-    pub message: String,
-    pub comparison: Comparison,
-    pub state: EvidenceState,
-}
-
-impl Judgement {
-    pub fn into_outcome(self) -> Outcome {
-        Outcome::Compared {
-            phase: self.phase,
-            value: self.value,
-            reason: self.message,
-            comparison: Box::new(self.comparison),
-            state: Box::new(self.state),
-        }
-    }
 }
 
 /// When the evidence a look at `metric` goes on from began (now, for the first): the short

@@ -60,7 +60,7 @@ pub struct Look<'a> {
     pub last: bool,
 }
 
-/// What a look came to.
+/// What a look came to (of `compare` or `sloBurnRate`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
     /// `NoData` while nothing new was served to the canary (a look that only reads the counters).
@@ -150,19 +150,24 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
         Some(s) if !look.carried => Some(s),
         _ => None,
     };
+    // The first look of a run only reads the counters: nothing is counted yet.
+    let (canary, stable) = match fresh {
+        Some(p) => (served(p.reading[0], look.canary), served(p.reading[1], look.stable)),
+        None => Default::default(),
+    };
+    evidence.add(counts(canary), counts(stable), settings.max_increase);
+    let mut state = EvidenceState {
+        reading,
+        counted: vec![add(counted_before[0], canary), add(counted_before[1], stable)],
+        counted_in_run: fresh.map_or(0.0, |p| p.counted_in_run) + canary.total,
+        log_worse: evidence.worse.clone(),
+        log_not_worse: evidence.not_worse.clone(),
+        since,
+        read_at: now,
+        passed: false,
+    };
+    let comparison = comparison_of(&state, &evidence, settings);
     let Some(previous) = fresh else {
-        // Counting starts here.
-        let state = EvidenceState {
-            reading,
-            counted: counted_before,
-            counted_in_run: 0.0,
-            log_worse: evidence.worse.clone(),
-            log_not_worse: evidence.not_worse.clone(),
-            since,
-            read_at: now,
-            passed: false,
-        };
-        let comparison = comparison_of(&state, &evidence, settings);
         let message = format!(
             "counting requests from now: {}",
             explain(&comparison, settings, "no evidence yet")
@@ -175,21 +180,6 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
             state,
         };
     };
-    let canary = served(previous.reading[0], look.canary);
-    let stable = served(previous.reading[1], look.stable);
-    evidence.add(counts(canary), counts(stable), settings.max_increase);
-    let counted = vec![add(counted_before[0], canary), add(counted_before[1], stable)];
-    let mut state = EvidenceState {
-        reading,
-        counted,
-        counted_in_run: previous.counted_in_run + canary.total,
-        log_worse: evidence.worse.clone(),
-        log_not_worse: evidence.not_worse.clone(),
-        since,
-        read_at: now,
-        passed: false,
-    };
-    let comparison = comparison_of(&state, &evidence, settings);
     let enough = |c: &EventCounts| c.total >= settings.min_events;
     let enough_both = state.counted.iter().all(enough);
     let threshold = settings.threshold();

@@ -508,7 +508,6 @@ fn build(
     // stable keeps one e-process per version. A background run measuring alongside would be a
     // second one, doubling the chance of a false rollback: it leaves those metrics to the steps.
     let default_steps = rollout.spec.strategy.canary.as_ref().is_some_and(|c| c.steps.is_none());
-    let mut metrics = metrics;
     if background && default_steps {
         metrics.retain(|m| m.provider.compare.is_none() && m.provider.slo_burn_rate.is_none());
     }

@@ -78,12 +78,7 @@ fn versions_of(versions: Option<&Versions>) -> Result<&Versions, String> {
 impl Measurer<'_> {
     async fn server(&self, server: &PrometheusServer, secrets: &mut Secrets) -> Result<Prometheus, String> {
         let mut spec = server.asking(String::new());
-        if spec.address.trim().is_empty() {
-            spec.address = self
-                .default_prometheus
-                .map(String::from)
-                .ok_or("the metric gives no Prometheus address, and the controller has none (--prometheus-address)")?;
-        }
+        self.default_address(&mut spec)?;
         let creds = self.prometheus_credentials(&spec, secrets).await?;
         Prometheus::new(&spec, &creds, self.http).map_err(|e| e.to_string())
     }

@@ -182,6 +182,17 @@ impl Measurer<'_> {
     }
 
     /// Credentials of a Prometheus metric, from Secrets and resolved arguments.
+    /// A Prometheus metric that gives no address asks the controller's `--prometheus-address`.
+    pub(super) fn default_address(&self, spec: &mut crate::crd::analysis::PrometheusProvider) -> Result<(), String> {
+        if spec.address.trim().is_empty() {
+            spec.address = self
+                .default_prometheus
+                .map(String::from)
+                .ok_or("the metric gives no Prometheus address, and the controller has none (--prometheus-address)")?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn prometheus_credentials(
         &self,
         spec: &crate::crd::analysis::PrometheusProvider,
@@ -275,11 +286,7 @@ impl Measurer<'_> {
         }
         let (measured, what) = if let Some(spec) = &p.prometheus {
             let mut spec = spec.clone();
-            if spec.address.trim().is_empty() {
-                spec.address = self.default_prometheus.map(String::from).ok_or(
-                    "the metric gives no Prometheus address, and the controller has none (--prometheus-address)",
-                )?;
-            }
+            self.default_address(&mut spec)?;
             let spec = &spec;
             let creds = self.prometheus_credentials(spec, secrets).await?;
             let provider = Prometheus::new(spec, &creds, self.http).map_err(|e| e.to_string())?;
