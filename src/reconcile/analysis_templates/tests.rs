@@ -421,7 +421,7 @@ fn a_comparison_must_tell_the_versions_apart() {
 
 #[test]
 fn the_compare_example_makes_a_run() {
-    let text = include_str!("../../../deploy/examples/analysis-compare.yaml");
+    let text = &example("analysis-compare.yaml");
     let t: crate::crd::analysis::AnalysisTemplate = serde_saphyr::from_str(text).unwrap();
     let all = BTreeMap::from([(id("compare-with-stable"), t.spec)]);
     let run = build_from(
@@ -435,7 +435,7 @@ fn the_compare_example_makes_a_run() {
 
 #[test]
 fn with_default_steps_the_comparisons_run_at_the_steps_only() {
-    let text = include_str!("../../../deploy/examples/analysis-compare.yaml");
+    let text = &example("analysis-compare.yaml");
     let t: crate::crd::analysis::AnalysisTemplate = serde_saphyr::from_str(text).unwrap();
     let mut spec = t.spec;
     spec.metrics
@@ -454,4 +454,12 @@ fn with_default_steps_the_comparisons_run_at_the_steps_only() {
     written.spec.strategy.canary = Some(serde_json::from_value(json!({"steps": [{"setWeight": 50}]})).unwrap());
     let background = build(&ordered, &all, &written, &a, ("new1", "old1"), true).unwrap();
     assert_eq!(names(background).len(), 4);
+}
+
+/// An example as users copy it (read, not embedded: the image needs no examples).
+fn example(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/examples")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
 }
