@@ -536,59 +536,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let replicas = spec.replicas.unwrap_or(1).max(0);
     let selector = selector_string(spec);
     let Some(template) = template.filter(|_| problems.is_empty()) else {
-        let message = problems.join("; ");
-        let mut decisions = Vec::new();
-        let already = conds
-            .iter()
-            .any(|c| c.type_ == conditions::INVALID_SPEC && c.message == message);
-        if !already {
-            decisions.push(Decision {
-                severity: Severity::Warning,
-                reason: "InvalidSpec",
-                action: format!("Validate-{}", generation.unwrap_or(0)),
-                message: message.clone(),
-            });
-        }
-        conditions::set(
-            &mut conds,
-            conditions::INVALID_SPEC,
-            true,
-            "InvalidSpec",
-            &message,
-            generation,
-            &now_time,
-        );
-        conditions::set(
-            &mut conds,
-            conditions::HEALTHY,
-            false,
-            "InvalidSpec",
-            &message,
-            generation,
-            &now_time,
-        );
-        st.conditions = Some(conds);
-        st.phase = Some(Phase::Degraded);
-        st.message = Some(format!("invalid spec: {message}"));
-        st.observed_generation = generation;
-        st.selector = Some(selector);
-        // Requests wait until the spec can be acted on.
-        st.control = Some(control).filter(|c| *c != Default::default());
-        return Plan {
-            replica_sets: Vec::new(),
-            delete: Vec::new(),
-            stable_service_hash: None,
-            canary_service_hash: None,
-            weight: st.canary_weight.unwrap_or(0),
-            status: st,
-            decisions,
-            requeue_after: None,
-            scale_down_workload: false,
-            create_runs: Vec::new(),
-            terminate_runs: Vec::new(),
-            delete_runs: Vec::new(),
-            call_webhooks: Vec::new(),
-        };
+        return invalid(st, conds, control, &problems, selector, generation, &now_time);
     };
     conditions::remove(&mut conds, conditions::INVALID_SPEC);
     // The shell sets this one when a router refuses; a plan that gets written means it worked.
@@ -672,36 +620,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     if updated_available > previous_canary_available {
         p.st.last_progress_at = Some(Time(now));
     }
-    let deadline = Duration::from_secs(spec.progress_deadline_seconds.unwrap_or(600).max(1) as u64);
-    let mut deadline_exceeded = false;
-    if p.phase == Phase::Progressing {
-        let idle = since(now, &p.st.last_progress_at);
-        if idle >= deadline {
-            if spec.progress_deadline_abort == Some(true) && p.st.stable_pod_hash.as_deref() != Some(current.as_str()) {
-                let stable = p.st.stable_pod_hash.clone().unwrap_or_default();
-                p.abort(format!(
-                    "no progress for {}s (progressDeadlineSeconds)",
-                    deadline.as_secs()
-                ));
-                p.sizes.clear();
-                p.aborted(&stable, &current);
-            } else {
-                deadline_exceeded = true;
-                if !conditions::is_true(&conds, conditions::PROGRESSING) || p.st.phase != Some(Phase::Degraded) {
-                    p.note(
-                        Severity::Warning,
-                        "ProgressDeadlineExceeded",
-                        format!("no progress for {}s: {}", deadline.as_secs(), p.message),
-                    );
-                }
-                p.phase = Phase::Degraded;
-                p.reason = "ProgressDeadlineExceeded";
-                p.message = format!("no progress for {}s: {}", deadline.as_secs(), p.message);
-            }
-        } else {
-            p.wake_in(deadline - idle);
-        }
-    }
+    let deadline_exceeded = p.check_deadline(spec, &conds, &current);
 
     if p.phase == Phase::Paused && p.st.phase != Some(Phase::Paused) {
         p.note(Severity::Normal, "Paused", p.message.clone());
@@ -725,80 +644,11 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     p.st.observed_generation = generation;
     p.st.phase = Some(p.phase);
     p.st.message = Some(p.message.clone());
-    let minimum = replicas - p.unavailable;
-    let progressing = match p.phase {
-        Phase::Degraded if deadline_exceeded => (false, "ProgressDeadlineExceeded"),
-        Phase::Degraded => (false, p.reason),
-        Phase::Healthy => (true, "NewReplicaSetAvailable"),
-        _ => (true, p.reason),
-    };
-    conditions::set(
-        &mut conds,
-        conditions::PROGRESSING,
-        progressing.0,
-        progressing.1,
-        &p.message,
-        generation,
-        &now_time,
-    );
-    conditions::set(
-        &mut conds,
-        conditions::AVAILABLE,
-        available >= minimum,
-        if available >= minimum {
-            "MinimumReplicasAvailable"
-        } else {
-            "MinimumReplicasUnavailable"
-        },
-        &format!("{available} of {replicas} Pods available (at least {minimum} needed)"),
-        generation,
-        &now_time,
-    );
-    conditions::set(
-        &mut conds,
-        conditions::HEALTHY,
-        p.phase == Phase::Healthy,
-        p.phase.as_str(),
-        &p.message,
-        generation,
-        &now_time,
-    );
-    let paused_reason = if p.phase == Phase::Paused {
-        p.reason
-    } else {
-        "NotPaused"
-    };
-    conditions::set(
-        &mut conds,
-        conditions::PAUSED,
-        p.phase == Phase::Paused,
-        paused_reason,
-        if p.phase == Phase::Paused { &p.message } else { "" },
-        generation,
-        &now_time,
-    );
+    p.set_conditions(&mut conds, deadline_exceeded, available, generation, &now_time);
     p.st.conditions = Some(conds);
 
     // ReplicaSets: those with a size, and old ones beyond the history limit.
-    let limit = spec.revision_history_limit.unwrap_or(2).max(0) as usize;
-    let keep_hashes = [
-        Some(current.clone()),
-        p.st.stable_pod_hash.clone(),
-        p.st.previous_stable_hash.clone(),
-    ];
-    let mut old: Vec<&ObservedReplicaSet> = observed
-        .replica_sets
-        .iter()
-        .filter(|r| {
-            !keep_hashes.contains(&Some(r.hash.clone()))
-                && p.sizes.get(&r.hash) == Some(&0)
-                && r.spec_replicas == 0
-                && r.replicas == 0
-        })
-        .collect();
-    old.sort_by_key(|r| std::cmp::Reverse(r.created));
-    let delete: Vec<String> = old.iter().skip(limit).map(|r| r.name.clone()).collect();
-    let deleted_hashes: Vec<String> = old.iter().skip(limit).map(|r| r.hash.clone()).collect();
+    let (delete, deleted_hashes) = p.old_replica_sets(spec, &current);
     let replica_sets = p
         .sizes
         .iter()
@@ -819,33 +669,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let scale_down_workload = spec.workload_ref.is_some() && p.phase == Phase::Healthy;
 
     // Analysis: what the current version's runs say, and the old finished runs to forget.
-    let attempt = p.attempt();
-    let mut mine: Vec<&ObservedRun> = observed
-        .analysis_runs
-        .iter()
-        .filter(|r| r.hash == current && r.attempt == attempt)
-        .collect();
-    mine.sort_by_key(|r| (r.step.is_some(), r.step));
-    p.st.analysis = mine
-        .iter()
-        .map(|r| AnalysisSummary {
-            run: r.name.clone(),
-            step: r.step.map_or("background".to_string(), |s| (s + 1).to_string()),
-            phase: r.phase.as_str().to_string(),
-            metrics: r.metrics.clone(),
-        })
-        .collect();
-    let mut finished: Vec<&ObservedRun> = observed
-        .analysis_runs
-        .iter()
-        .filter(|r| r.phase.is_finished() && !(r.hash == current && r.attempt == attempt))
-        .collect();
-    finished.sort_by_key(|r| std::cmp::Reverse(r.created));
-    let delete_runs = finished
-        .iter()
-        .skip(ANALYSIS_RUN_HISTORY)
-        .map(|r| r.name.clone())
-        .collect();
+    let delete_runs = p.summarise_runs(&current);
     Plan {
         replica_sets,
         delete,
@@ -864,6 +688,237 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
 }
 
 /// `spec.selector` as a string, for the scale subresource.
+/// A spec that cannot be acted on: a condition and an Event saying why, and nothing changed.
+fn invalid(
+    mut st: RolloutStatus,
+    mut conds: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    control: crate::crd::rollout::ControlRequests,
+    problems: &[String],
+    selector: String,
+    generation: Option<i64>,
+    now_time: &Time,
+) -> Plan {
+    let message = problems.join("; ");
+    let mut decisions = Vec::new();
+    let already = conds
+        .iter()
+        .any(|c| c.type_ == conditions::INVALID_SPEC && c.message == message);
+    if !already {
+        decisions.push(Decision {
+            severity: Severity::Warning,
+            reason: "InvalidSpec",
+            action: format!("Validate-{}", generation.unwrap_or(0)),
+            message: message.clone(),
+        });
+    }
+    conditions::set(
+        &mut conds,
+        conditions::INVALID_SPEC,
+        true,
+        "InvalidSpec",
+        &message,
+        generation,
+        now_time,
+    );
+    conditions::set(
+        &mut conds,
+        conditions::HEALTHY,
+        false,
+        "InvalidSpec",
+        &message,
+        generation,
+        now_time,
+    );
+    st.conditions = Some(conds);
+    st.phase = Some(Phase::Degraded);
+    st.message = Some(format!("invalid spec: {message}"));
+    st.observed_generation = generation;
+    st.selector = Some(selector);
+    // Requests wait until the spec can be acted on.
+    st.control = Some(control).filter(|c| *c != Default::default());
+    Plan {
+        replica_sets: Vec::new(),
+        delete: Vec::new(),
+        stable_service_hash: None,
+        canary_service_hash: None,
+        weight: st.canary_weight.unwrap_or(0),
+        status: st,
+        decisions,
+        requeue_after: None,
+        scale_down_workload: false,
+        create_runs: Vec::new(),
+        terminate_runs: Vec::new(),
+        delete_runs: Vec::new(),
+        call_webhooks: Vec::new(),
+    }
+}
+
+impl Planner<'_> {
+    /// The progress deadline counts only while the rollout should be moving. Whether it passed
+    /// (and the rollout is Degraded rather than aborted).
+    fn check_deadline(
+        &mut self,
+        spec: &crate::crd::rollout::RolloutSpec,
+        conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        current: &str,
+    ) -> bool {
+        let now = self.now;
+        let deadline = Duration::from_secs(spec.progress_deadline_seconds.unwrap_or(600).max(1) as u64);
+        let mut deadline_exceeded = false;
+        if self.phase == Phase::Progressing {
+            let idle = since(now, &self.st.last_progress_at);
+            if idle >= deadline {
+                if spec.progress_deadline_abort == Some(true) && self.st.stable_pod_hash.as_deref() != Some(current) {
+                    let stable = self.st.stable_pod_hash.clone().unwrap_or_default();
+                    self.abort(format!(
+                        "no progress for {}s (progressDeadlineSeconds)",
+                        deadline.as_secs()
+                    ));
+                    self.sizes.clear();
+                    self.aborted(&stable, current);
+                } else {
+                    deadline_exceeded = true;
+                    if !conditions::is_true(conds, conditions::PROGRESSING) || self.st.phase != Some(Phase::Degraded) {
+                        self.note(
+                            Severity::Warning,
+                            "ProgressDeadlineExceeded",
+                            format!("no progress for {}s: {}", deadline.as_secs(), self.message),
+                        );
+                    }
+                    self.phase = Phase::Degraded;
+                    self.reason = "ProgressDeadlineExceeded";
+                    self.message = format!("no progress for {}s: {}", deadline.as_secs(), self.message);
+                }
+            } else {
+                self.wake_in(deadline - idle);
+            }
+        }
+
+        deadline_exceeded
+    }
+
+    /// The Progressing, Available, Healthy and Paused conditions.
+    fn set_conditions(
+        &self,
+        conds: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        deadline_exceeded: bool,
+        available: i32,
+        generation: Option<i64>,
+        now_time: &Time,
+    ) {
+        let replicas = self.replicas;
+        let minimum = replicas - self.unavailable;
+        let progressing = match self.phase {
+            Phase::Degraded if deadline_exceeded => (false, "ProgressDeadlineExceeded"),
+            Phase::Degraded => (false, self.reason),
+            Phase::Healthy => (true, "NewReplicaSetAvailable"),
+            _ => (true, self.reason),
+        };
+        conditions::set(
+            conds,
+            conditions::PROGRESSING,
+            progressing.0,
+            progressing.1,
+            &self.message,
+            generation,
+            now_time,
+        );
+        conditions::set(
+            conds,
+            conditions::AVAILABLE,
+            available >= minimum,
+            if available >= minimum {
+                "MinimumReplicasAvailable"
+            } else {
+                "MinimumReplicasUnavailable"
+            },
+            &format!("{available} of {replicas} Pods available (at least {minimum} needed)"),
+            generation,
+            now_time,
+        );
+        conditions::set(
+            conds,
+            conditions::HEALTHY,
+            self.phase == Phase::Healthy,
+            self.phase.as_str(),
+            &self.message,
+            generation,
+            now_time,
+        );
+        let paused_reason = if self.phase == Phase::Paused {
+            self.reason
+        } else {
+            "NotPaused"
+        };
+        conditions::set(
+            conds,
+            conditions::PAUSED,
+            self.phase == Phase::Paused,
+            paused_reason,
+            if self.phase == Phase::Paused { &self.message } else { "" },
+            generation,
+            now_time,
+        );
+    }
+
+    /// ReplicaSets scaled to nothing beyond the history limit, to delete: names and hashes.
+    fn old_replica_sets(&self, spec: &crate::crd::rollout::RolloutSpec, current: &str) -> (Vec<String>, Vec<String>) {
+        let observed = self.observed;
+        let limit = spec.revision_history_limit.unwrap_or(2).max(0) as usize;
+        let keep_hashes = [
+            Some(current.to_string()),
+            self.st.stable_pod_hash.clone(),
+            self.st.previous_stable_hash.clone(),
+        ];
+        let mut old: Vec<&ObservedReplicaSet> = observed
+            .replica_sets
+            .iter()
+            .filter(|r| {
+                !keep_hashes.contains(&Some(r.hash.clone()))
+                    && self.sizes.get(&r.hash) == Some(&0)
+                    && r.spec_replicas == 0
+                    && r.replicas == 0
+            })
+            .collect();
+        old.sort_by_key(|r| std::cmp::Reverse(r.created));
+        let delete: Vec<String> = old.iter().skip(limit).map(|r| r.name.clone()).collect();
+        let deleted_hashes: Vec<String> = old.iter().skip(limit).map(|r| r.hash.clone()).collect();
+        (delete, deleted_hashes)
+    }
+
+    /// The current version's runs into status; the finished runs beyond the history to delete.
+    fn summarise_runs(&mut self, current: &str) -> Vec<String> {
+        let observed = self.observed;
+        let attempt = self.attempt();
+        let mut mine: Vec<&ObservedRun> = observed
+            .analysis_runs
+            .iter()
+            .filter(|r| r.hash == current && r.attempt == attempt)
+            .collect();
+        mine.sort_by_key(|r| (r.step.is_some(), r.step));
+        self.st.analysis = mine
+            .iter()
+            .map(|r| AnalysisSummary {
+                run: r.name.clone(),
+                step: r.step.map_or("background".to_string(), |s| (s + 1).to_string()),
+                phase: r.phase.as_str().to_string(),
+                metrics: r.metrics.clone(),
+            })
+            .collect();
+        let mut finished: Vec<&ObservedRun> = observed
+            .analysis_runs
+            .iter()
+            .filter(|r| r.phase.is_finished() && !(r.hash == current && r.attempt == attempt))
+            .collect();
+        finished.sort_by_key(|r| std::cmp::Reverse(r.created));
+        finished
+            .iter()
+            .skip(ANALYSIS_RUN_HISTORY)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+}
+
 fn selector_string(spec: &crate::crd::rollout::RolloutSpec) -> String {
     let mut parts: Vec<String> = spec
         .selector
