@@ -507,8 +507,19 @@ impl<'a> Planner<'a> {
             Some(r) => format!("aborted: {r}"),
             None => "aborted".to_string(),
         };
+        // Without a router the canary's Pods take their share until they are gone: only then is
+        // traffic back on stable.
+        let canary_ready = self.ready_of(current);
+        let traffic = if !self.routed && canary_ready > 0 {
+            format!(
+                "traffic is going back to stable version {stable}: the canary's {canary_ready} ready Pods take {}% until they are gone",
+                self.weight
+            )
+        } else {
+            format!("traffic is back on stable version {stable}")
+        };
         self.message = format!(
-            "{why}: traffic is back on stable version {stable}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
+            "{why}: {traffic}; `kubectl serin retry {}` runs the steps again, a new template starts a new rollout",
             self.name
         );
     }

@@ -684,10 +684,23 @@ mod analysis {
         let later = w.tick();
         let message = later.status.message.clone().unwrap_or_default();
         assert!(
-            message.starts_with("aborted: analysis at step 2/")
-                && message.contains("error-rate: 0.3 (Failed)")
-                && message.contains(&format!("traffic is back on stable version {stable}")),
+            message.starts_with("aborted: analysis at step 2/") && message.contains("error-rate: 0.3 (Failed)"),
             "{message}"
+        );
+        // Without a router the canary's ready Pods still take their share: the message says so,
+        // and says traffic is back on stable only once they are gone.
+        assert!(
+            message.contains(&format!(
+                "traffic is going back to stable version {stable}: the canary's 2 ready Pods take 20%"
+            )),
+            "{message}"
+        );
+        w.settle();
+        let gone = w.tick().status.message.clone().unwrap_or_default();
+        assert!(
+            gone.starts_with("aborted: analysis at step 2/")
+                && gone.contains(&format!("traffic is back on stable version {stable}")),
+            "{gone}"
         );
     }
 
