@@ -229,12 +229,18 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
     );
     let _ = writeln!(out, "Message:     {}", st.message.clone().unwrap_or_default());
     let canary = r.spec.strategy.canary.clone().unwrap_or_default();
-    let routing = if canary.traffic_routing.is_some() {
-        "traffic router"
-    } else {
-        "Pod ratio"
+    let blue_green = r.spec.strategy.blue_green.as_ref();
+    let strategy = match blue_green {
+        Some(bg) => format!(
+            "blue-green, active Service {}, preview Service {}",
+            bg.active_service,
+            bg.preview_service.as_deref().unwrap_or("(none)")
+        ),
+        None if canary.steps.as_ref().is_some_and(|s| s.is_empty()) => "rolling update (no steps)".into(),
+        None if canary.traffic_routing.is_some() => "canary, traffic by traffic router".into(),
+        None => "canary, traffic by Pod ratio".into(),
     };
-    let _ = writeln!(out, "Strategy:    canary, traffic by {routing}");
+    let _ = writeln!(out, "Strategy:    {strategy}");
     let _ = writeln!(
         out,
         "Step:        {}   Weight: {}%",
@@ -243,7 +249,17 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
     );
     let _ = writeln!(out, "Stable:      {}", st.stable_pod_hash.clone().unwrap_or_default());
     let _ = writeln!(out, "Current:     {}", st.current_pod_hash.clone().unwrap_or_default());
-    let all_steps = steps::effective_steps(&canary);
+    if blue_green.is_some() {
+        let bg = st.blue_green.clone().unwrap_or_default();
+        let _ = writeln!(out, "Active:      {}", bg.active_selector.unwrap_or_default());
+        let _ = writeln!(out, "Preview:     {}", bg.preview_selector.unwrap_or_default());
+    }
+    let all_steps: Vec<String> = match blue_green {
+        Some(_) => (0..crate::plan::bluegreen::STAGES)
+            .map(|i| crate::plan::bluegreen::describe(i).to_string())
+            .collect(),
+        None => steps::effective_steps(&canary).iter().map(steps::describe).collect(),
+    };
     let idx = st.current_step_index.unwrap_or(0).max(0) as usize;
     let rolling = st.current_pod_hash != st.stable_pod_hash;
     let _ = writeln!(out, "Steps:");
@@ -255,7 +271,7 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
         } else {
             "·"
         };
-        let _ = writeln!(out, "  {mark} {:>2}  {}", i + 1, steps::describe(s));
+        let _ = writeln!(out, "  {mark} {:>2}  {s}", i + 1);
     }
     let _ = writeln!(out, "ReplicaSets:");
     let _ = writeln!(
@@ -267,12 +283,13 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
     rss.sort_by_key(|rs| std::cmp::Reverse(rs.creation_timestamp().map(|t| t.0)));
     for rs in rss {
         let hash = rs.labels().get(HASH_LABEL).cloned().unwrap_or_default();
-        let role = if Some(&hash) == st.stable_pod_hash.as_ref() {
-            "stable"
-        } else if Some(&hash) == st.current_pod_hash.as_ref() {
-            "canary"
-        } else {
-            "old"
+        let active = st.blue_green.as_ref().and_then(|b| b.active_selector.as_ref());
+        let role = match (blue_green.is_some(), Some(&hash)) {
+            (true, h) if h == active => "active",
+            (true, h) if h == st.current_pod_hash.as_ref() => "preview",
+            (_, h) if h == st.stable_pod_hash.as_ref() => "stable",
+            (false, h) if h == st.current_pod_hash.as_ref() => "canary",
+            _ => "old",
         };
         let status = rs.status.clone().unwrap_or_default();
         let images: Vec<String> = rs
@@ -296,8 +313,8 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
     if !st.analysis.is_empty() {
         let _ = writeln!(out, "Analysis:");
         for a in &st.analysis {
-            let at = if a.step == "background" {
-                "background".to_string()
+            let at = if a.step == "background" || a.step.ends_with("-promotion") {
+                a.step.clone()
             } else {
                 format!("step {}", a.step)
             };

@@ -117,6 +117,17 @@ pub struct RolloutSpec {
     /// Who hears about steps, pauses, failed analyses, aborts and promotions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<super::hooks::Notifications>,
+    /// Going back to one of the last `revisions` stable versions skips the steps and analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_window: Option<RollbackWindow>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackWindow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub revisions: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -128,11 +139,71 @@ pub struct WorkloadRef {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("has(self.canary)").message("strategy.canary is required"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.canary) != has(self.blueGreen)").message("strategy names exactly one of canary and blueGreen"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStrategy>,
+}
+
+/// Blue-green: the new version runs beside the active one, reachable through the preview Service,
+/// until the active Service switches to it in one write; the old version stays up for a while so
+/// that going back is one write too.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// The Service of the user's that takes production traffic; Serin points it at one version.
+    pub active_service: String,
+    /// A Service of the user's that selects the new version before it takes traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_service: Option<String>,
+    /// Switch without waiting for `kubectl serin promote`; defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_enabled: Option<bool>,
+    /// Seconds to wait in preview before switching on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub auto_promotion_seconds: Option<i32>,
+    /// Pods for the new version while in preview; it grows to `replicas` before the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub preview_replica_count: Option<i32>,
+    /// Analysis of the preview, before any traffic reaches it; a failure aborts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<RolloutAnalysis>,
+    /// Analysis after the switch; a failure switches the active Service back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<RolloutAnalysis>,
+    /// Seconds the old version keeps its Pods after the switch; defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_seconds: Option<i32>,
+    /// Old versions kept up within their scale-down delay; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_revision_limit: Option<i32>,
+    /// Seconds an aborted new version keeps its Pods; defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+    /// Labels and annotations on the Pods of the active version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_metadata: Option<PodMetadata>,
+    /// Labels and annotations on the Pods of the preview version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_metadata: Option<PodMetadata>,
+}
+
+/// Labels and annotations Serin puts on one version's Pods for as long as it has that role.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMetadata {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -478,6 +549,34 @@ pub struct RolloutStatus {
     /// The webhook gates' last answers for the current version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<super::hooks::WebhookRecord>,
+    /// Versions that were stable, newest first (bounded): the rollback window looks here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable_history: Vec<String>,
+    /// Blue-green: which version each Service selects, and when the active one switched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueGreenStatus {
+    /// The version the active Service selects: the one taking production traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_selector: Option<String>,
+    /// The version the preview Service selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_selector: Option<String>,
+    /// When the preview was ready and its pre-promotion analysis passed: auto-promotion counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Time>,
+    /// When the active Service last switched, and from which version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_from: Option<String>,
+    /// `kubectl serin promote --full` or a rollback within the window: no analysis, no pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_full: Option<bool>,
 }
 
 /// A route Serin adds to the router for a step: requests matching go to (or are copied to) the canary.

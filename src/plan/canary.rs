@@ -51,13 +51,7 @@ impl Planner<'_> {
                 return self.aborted(stable, current);
             }
         };
-        let paused_by = if spec_paused {
-            Some(("SpecPaused", "spec.paused is true"))
-        } else if self.st.user_paused == Some(true) {
-            Some(("UserPaused", "paused by `kubectl serin pause`"))
-        } else {
-            None
-        };
+        let paused_by = self.paused_by(spec_paused);
         let mut halt = Halt {
             waiting: analysis_block,
             ..Default::default()
@@ -95,10 +89,7 @@ impl Planner<'_> {
             format!("version {current} rolls out next to stable {stable}, from step 1 of {n}"),
         );
         self.st.current_pod_hash = Some(current.to_string());
-        self.st.abort = None;
-        self.st.aborted_at = None;
-        self.st.abort_reason = None;
-        self.st.canary_scale = None;
+        self.clear_abort();
         self.st.canary_weight = Some(0);
         self.st.attempt = None;
         self.st.acknowledged_run = None;
@@ -114,10 +105,7 @@ impl Planner<'_> {
         let n = self.steps.len();
         let aborted = self.st.abort == Some(true);
         if control.retry == Some(true) && aborted {
-            self.st.abort = None;
-            self.st.aborted_at = None;
-            self.st.abort_reason = None;
-            self.st.canary_scale = None;
+            self.clear_abort();
             self.st.attempt = Some(self.attempt() + 1);
             self.st.acknowledged_run = None;
             self.set_step(0);

@@ -2,6 +2,7 @@
 //! ReplicaSets, and `now`, to the ReplicaSet sizes, Service selectors, traffic weight, next status,
 //! the decisions worth an Event, and when to look again. No I/O and no clock: `now` is an argument.
 
+pub mod bluegreen;
 mod canary;
 pub mod conditions;
 pub mod gates;
@@ -11,8 +12,8 @@ pub mod validate;
 
 use crate::crd::analysis::AnalysisPhase;
 use crate::crd::rollout::{
-    AnalysisSummary, CanaryStep, CanaryStrategy, ManagedRoute, MetricSummary, Phase, Rollout, RolloutAnalysis,
-    RolloutStatus,
+    AnalysisSummary, BlueGreenStrategy, CanaryStep, CanaryStrategy, ManagedRoute, MetricSummary, Phase, Rollout,
+    RolloutAnalysis, RolloutStatus,
 };
 use crate::hash::pod_template_hash;
 use jiff::Timestamp;
@@ -67,6 +68,9 @@ pub struct RunRequest {
 
 /// Finished AnalysisRuns kept, beyond those of the current version.
 pub const ANALYSIS_RUN_HISTORY: usize = 5;
+
+/// Stable versions remembered for the rollback window.
+pub const STABLE_HISTORY: usize = 10;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -157,6 +161,8 @@ struct Planner<'a> {
     now: Timestamp,
     observed: &'a Observed,
     canary: CanaryStrategy,
+    /// Set for a blue-green Rollout; `canary` is then empty.
+    blue_green: Option<BlueGreenStrategy>,
     steps: Vec<CanaryStep>,
     routed: bool,
     surge: i32,
@@ -191,7 +197,7 @@ impl<'a> Planner<'a> {
     }
 
     fn request_run(&mut self, hash: &str, step: Option<i32>, analysis: RolloutAnalysis) {
-        let which = step.map_or("bg".to_string(), |s| (s + 1).to_string());
+        let which = self.run_label(step);
         let name = format!("{}-{hash}-{which}-{}", self.name, self.attempt());
         if !self.create_runs.iter().any(|r| r.name == name) {
             self.create_runs.push(RunRequest {
@@ -200,6 +206,16 @@ impl<'a> Planner<'a> {
                 attempt: self.attempt(),
                 analysis,
             });
+        }
+    }
+
+    /// `bg`, a step's number, or blue-green's `pre` and `post`.
+    fn run_label(&self, step: Option<i32>) -> String {
+        match (step, self.blue_green.is_some()) {
+            (None, _) => "bg".into(),
+            (Some(0), true) => "pre".into(),
+            (Some(_), true) => "post".into(),
+            (Some(s), false) => (s + 1).to_string(),
         }
     }
 
@@ -291,12 +307,63 @@ impl<'a> Planner<'a> {
     }
 
     fn scale_down_delay(&self) -> Duration {
-        let default = if self.routed { 30 } else { 0 };
-        Duration::from_secs(self.canary.scale_down_delay_seconds.unwrap_or(default).max(0) as u64)
+        let seconds = match &self.blue_green {
+            Some(bg) if bg.scale_down_delay_revision_limit == Some(0) => 0,
+            Some(bg) => bg.scale_down_delay_seconds.unwrap_or(30),
+            None => {
+                let default = if self.routed { 30 } else { 0 };
+                self.canary.scale_down_delay_seconds.unwrap_or(default)
+            }
+        };
+        Duration::from_secs(seconds.max(0) as u64)
     }
 
     fn abort_delay(&self) -> Duration {
-        Duration::from_secs(self.canary.abort_scale_down_delay_seconds.unwrap_or(30).max(0) as u64)
+        let seconds = match &self.blue_green {
+            Some(bg) => bg.abort_scale_down_delay_seconds,
+            None => self.canary.abort_scale_down_delay_seconds,
+        };
+        Duration::from_secs(seconds.unwrap_or(30).max(0) as u64)
+    }
+
+    /// Without a router a canary's share of traffic is its share of ready Pods; a blue-green
+    /// Rollout routes by its Services.
+    fn traffic_by_pods(&self) -> bool {
+        !self.routed && self.blue_green.is_none()
+    }
+
+    /// How many steps (or blue-green stages) a release walks.
+    fn step_count(&self) -> usize {
+        if self.blue_green.is_some() {
+            bluegreen::STAGES
+        } else {
+            self.steps.len()
+        }
+    }
+
+    /// What holds the rollout by a person's hand: `spec.paused` or `kubectl serin pause`.
+    fn paused_by(&self, spec_paused: bool) -> Option<(&'static str, &'static str)> {
+        if spec_paused {
+            Some(("SpecPaused", "spec.paused is true"))
+        } else if self.st.user_paused == Some(true) {
+            Some(("UserPaused", "paused by `kubectl serin pause`"))
+        } else {
+            None
+        }
+    }
+
+    fn clear_abort(&mut self) {
+        self.st.abort = None;
+        self.st.aborted_at = None;
+        self.st.abort_reason = None;
+        self.st.canary_scale = None;
+    }
+
+    /// A version that became stable, for the rollback window.
+    fn remember_stable(&mut self, hash: &str) {
+        self.st.stable_history.retain(|h| h != hash);
+        self.st.stable_history.insert(0, hash.to_string());
+        self.st.stable_history.truncate(STABLE_HISTORY);
     }
 
     /// Every ReplicaSet not kept by name goes to 0, except an old stable still draining after a promotion.
@@ -332,12 +399,16 @@ impl<'a> Planner<'a> {
         self.terminate_runs();
         self.clear_routes();
         self.st.current_pod_hash = Some(current.to_string());
-        self.st.current_step_index = Some(self.steps.len() as i32);
+        self.st.current_step_index = Some(self.step_count() as i32);
         self.st.current_step_started_at = None;
-        self.st.abort = None;
-        self.st.aborted_at = None;
-        self.st.abort_reason = None;
-        self.st.canary_scale = None;
+        self.clear_abort();
+        if self.blue_green.is_some() {
+            let bg = self.st.blue_green.get_or_insert_default();
+            bg.active_selector = Some(current.to_string());
+            bg.preview_selector = Some(current.to_string());
+            bg.ready_at = None;
+            bg.promoted_full = None;
+        }
         self.want(current, self.replicas);
         let stable_available = self.sizes_of(current).available;
         // A canary left over goes as the stable fills up, so capacity never dips.
@@ -434,6 +505,7 @@ impl<'a> Planner<'a> {
             self.post_rollout(true);
             self.st.previous_stable_hash = Some(stable.to_string());
             self.st.promoted_at = Some(self.now_time());
+            self.remember_stable(current);
             self.st.stable_pod_hash = Some(current.to_string());
             self.st.last_progress_at = Some(self.now_time());
             self.sizes.clear();
@@ -483,7 +555,7 @@ impl<'a> Planner<'a> {
         self.weight = 0;
         self.want(stable, self.replicas);
         let canary_spec = self.sizes_of(current).spec;
-        if self.routed {
+        if !self.traffic_by_pods() {
             let left = self.abort_delay().saturating_sub(since(self.now, &self.st.aborted_at));
             if left.is_zero() {
                 self.want(current, 0);
@@ -496,7 +568,7 @@ impl<'a> Planner<'a> {
             self.want(current, canary_spec.min((self.replicas - stable_available).max(0)));
         }
         self.scale_down_others();
-        if !self.routed {
+        if self.traffic_by_pods() {
             self.weight = self.pod_share(stable, current);
         }
         self.phase = Phase::Degraded;
@@ -510,7 +582,7 @@ impl<'a> Planner<'a> {
         // Without a router the canary's Pods take their share until they are gone: only then is
         // traffic back on stable.
         let canary_ready = self.ready_of(current);
-        let traffic = if !self.routed && canary_ready > 0 {
+        let traffic = if self.traffic_by_pods() && canary_ready > 0 {
             format!(
                 "traffic is going back to stable version {stable}: the canary's {canary_ready} ready Pods take {}% until they are gone",
                 self.weight
@@ -553,7 +625,12 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     // The shell sets this one when a router refuses; a plan that gets written means it worked.
     conditions::remove(&mut conds, "TrafficRouting");
     let canary = spec.strategy.canary.clone().unwrap_or_default();
-    let steps_list = steps::effective_steps(&canary);
+    let blue_green = spec.strategy.blue_green.clone();
+    let steps_list = if blue_green.is_some() {
+        Vec::new()
+    } else {
+        steps::effective_steps(&canary)
+    };
     let routed = canary.traffic_routing.is_some();
     let surge = resolve(canary.max_surge.as_ref(), replicas, true, 25);
     let unavailable = resolve(canary.max_unavailable.as_ref(), replicas, false, 25);
@@ -567,6 +644,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         now,
         observed,
         canary,
+        blue_green,
         steps: steps_list,
         routed,
         surge,
@@ -605,8 +683,17 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
                 format!("version {current} is the first: it gets every Pod at once"),
             );
             p.st.stable_pod_hash = Some(current.clone());
+            p.remember_stable(&current);
             p.st.last_progress_at = Some(Time(now));
             p.steady(&current);
+        }
+        Some(s)
+            if s == current
+                && p.blue_green.is_some()
+                && p.switch_back_after_promotion(&current, &control).is_some() =>
+        {
+            let back = p.st.stable_pod_hash.clone().unwrap_or_default();
+            p.blue_green(&back, &current, &control, spec.paused == Some(true));
         }
         Some(s) if s == current => {
             if let Some(was) = p.st.current_pod_hash.clone().filter(|c| *c != current) {
@@ -620,6 +707,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
             }
             p.steady(&current);
         }
+        Some(s) if p.blue_green.is_some() => p.blue_green(&s, &current, &control, spec.paused == Some(true)),
         Some(s) => p.canary(&s, &current, &control, spec.paused == Some(true)),
     }
 
@@ -638,7 +726,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     }
 
     // Status: sizes, conditions, the step in words.
-    let n = p.steps.len();
+    let n = p.step_count();
     let idx = p.step_index().min(n);
     p.st.step = Some(if n == 0 {
         "0/0".into()
@@ -671,9 +759,13 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
             replicas: *n,
         })
         .collect();
-    let stable_hash = p.st.stable_pod_hash.clone();
+    // Blue-green: the active Service is the stable one of the plan, the preview the canary one.
+    let stable_hash = match p.st.blue_green.as_ref().filter(|_| p.blue_green.is_some()) {
+        Some(bg) => bg.active_selector.clone().or(p.st.stable_pod_hash.clone()),
+        None => p.st.stable_pod_hash.clone(),
+    };
     let canary_hash = if p.st.abort == Some(true) {
-        stable_hash.clone()
+        p.st.stable_pod_hash.clone()
     } else {
         Some(current.clone())
     };
@@ -911,7 +1003,11 @@ impl Planner<'_> {
             .iter()
             .map(|r| AnalysisSummary {
                 run: r.name.clone(),
-                step: r.step.map_or("background".to_string(), |s| (s + 1).to_string()),
+                step: match (r.step, self.blue_green.is_some()) {
+                    (Some(_), true) => format!("{}-promotion", self.run_label(r.step)),
+                    (None, _) => "background".to_string(),
+                    (Some(s), false) => (s + 1).to_string(),
+                },
                 phase: r.phase.as_str().to_string(),
                 metrics: r.metrics.clone(),
             })

@@ -1260,3 +1260,5 @@ fn post_rollout_hears_of_a_promotion_once() {
     }
     assert_eq!(told, vec!["Succeeded"]);
 }
+
+mod bluegreen;

@@ -1,7 +1,7 @@
 //! What the schema cannot check: the spec problems a user sees as an `InvalidSpec` condition.
 
 use super::steps::{effective_steps, pause_length};
-use crate::crd::rollout::RolloutSpec;
+use crate::crd::rollout::{BlueGreenStrategy, CanaryStrategy, RolloutSpec};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::BTreeMap;
@@ -32,10 +32,6 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
 /// Problems with the spec, each a sentence a user can act on; empty when it is sound.
 pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<String> {
     let mut out = Vec::new();
-    let Some(canary) = &spec.strategy.canary else {
-        out.push("spec.strategy.canary is required".into());
-        return out;
-    };
     match template {
         None => out.push(match &spec.workload_ref {
             Some(w) => format!(
@@ -54,6 +50,35 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
             }
         }
     }
+    match (&spec.strategy.canary, &spec.strategy.blue_green) {
+        (Some(canary), None) => canary_problems(canary, &mut out),
+        (None, Some(bg)) => blue_green_problems(bg, &mut out),
+        _ => out.push("spec.strategy names exactly one of canary and blueGreen".into()),
+    }
+    out
+}
+
+fn blue_green_problems(bg: &BlueGreenStrategy, out: &mut Vec<String>) {
+    if bg.active_service.is_empty() {
+        out.push("spec.strategy.blueGreen.activeService is required: the Service that takes production traffic".into());
+    }
+    if bg.preview_service.as_ref() == Some(&bg.active_service) {
+        out.push(format!(
+            "activeService and previewService are both {:?}: they must be two Services",
+            bg.active_service
+        ));
+    }
+    for (field, analysis) in [
+        ("prePromotionAnalysis", &bg.pre_promotion_analysis),
+        ("postPromotionAnalysis", &bg.post_promotion_analysis),
+    ] {
+        if analysis.as_ref().is_some_and(|a| a.templates.is_empty()) {
+            out.push(format!("spec.strategy.blueGreen.{field} names no templates"));
+        }
+    }
+}
+
+fn canary_problems(canary: &CanaryStrategy, out: &mut Vec<String>) {
     if let (Some(a), Some(b)) = (&canary.stable_service, &canary.canary_service)
         && a == b
     {
@@ -109,5 +134,4 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
             ));
         }
     }
-    out
 }

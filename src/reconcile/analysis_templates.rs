@@ -484,12 +484,12 @@ fn build(
             message,
         })?;
         let mut resolved = resolved;
-        let canary = rollout.spec.strategy.canary.as_ref();
+        let (stable_service, canary_service) = super::apply::service_names(rollout);
         let versions = Some(crate::crd::analysis::Versions {
             canary: current.to_string(),
             stable: stable.to_string(),
-            canary_service: canary.and_then(|c| c.canary_service.clone()),
-            stable_service: canary.and_then(|c| c.stable_service.clone()),
+            canary_service: canary_service.cloned(),
+            stable_service: stable_service.cloned(),
         });
         if let Some(c) = resolved.provider.compare.as_mut() {
             c.versions = versions.clone();

@@ -100,15 +100,15 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         }
     }
 
-    if let Some(canary) = &rollout.spec.strategy.canary {
-        let svc_api: Api<CachedService> = Api::namespaced(ctx.client.clone(), &ns);
-        for (svc, hash) in [
-            (&canary.stable_service, &plan.stable_service_hash),
-            (&canary.canary_service, &plan.canary_service_hash),
-        ] {
-            if let (Some(svc), Some(hash)) = (svc, hash) {
-                point_service(ctx, &svc_api, &ns, svc, &name, hash).await?;
-            }
+    let svc_api: Api<CachedService> = Api::namespaced(ctx.client.clone(), &ns);
+    let (stable_svc, canary_svc) = service_names(rollout);
+    // The stable (active) Service first: a switch back is one write, and it comes first.
+    for (svc, hash) in [
+        (stable_svc, &plan.stable_service_hash),
+        (canary_svc, &plan.canary_service_hash),
+    ] {
+        if let (Some(svc), Some(hash)) = (svc, hash) {
+            point_service(ctx, &svc_api, &ns, svc, &name, hash).await?;
         }
     }
 
@@ -136,6 +136,17 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
     }
 
     Ok(())
+}
+
+/// The Services Serin points at versions: a canary's stable and canary Services, or a blue-green
+/// Rollout's active and preview ones.
+pub fn service_names(rollout: &Rollout) -> (Option<&String>, Option<&String>) {
+    let strategy = &rollout.spec.strategy;
+    match (&strategy.canary, &strategy.blue_green) {
+        (_, Some(bg)) => (Some(&bg.active_service), bg.preview_service.as_ref()),
+        (Some(c), None) => (c.stable_service.as_ref(), c.canary_service.as_ref()),
+        (None, None) => (None, None),
+    }
 }
 
 /// The one status write of a reconcile, when anything changed.
