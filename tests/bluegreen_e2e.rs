@@ -44,6 +44,10 @@ fn templates(prometheus: &str) -> String {
 /// The example Rollout running `image` with `error_rate`; users reach it through web-active
 /// (200 requests a second), testers through web-preview (50).
 fn rollout(image: &str, error_rate: &str) -> String {
+    rollout_with(image, error_rate, true)
+}
+
+fn rollout_with(image: &str, error_rate: &str, auto_promotion: bool) -> String {
     let container = format!(
         "        image: {image}
         env:
@@ -53,6 +57,10 @@ fn rollout(image: &str, error_rate: &str) -> String {
     examples("rollout-blue-green.yaml")
         .replace("        image: example/web:1.0", &container)
         .replace("scaleDownDelaySeconds: 30", "scaleDownDelaySeconds: 10")
+        .replace(
+            "autoPromotionEnabled: true",
+            &format!("autoPromotionEnabled: {auto_promotion}"),
+        )
         .replace(
             "  name: web-active\n  namespace: default\n",
             "  name: web-active\n  namespace: default\n  annotations: {sim.serin.dev/rps: \"200\"}\n",
@@ -149,24 +157,38 @@ async fn preview_then_one_write_switch_then_instant_switch_back() {
     .await;
     assert_eq!(selector_of(&sim, "web-active"), v1);
 
-    // Version 2 in preview: web-preview selects it while web-active stays on version 1.
-    sim.apply_yaml(&rollout("example/web:2", "0.01"));
-    let v2 = eventually("version 2 in preview", WAIT, || async {
+    // Version 2 in preview, waiting for a person: web-preview selects it while web-active stays
+    // on version 1, and ArgoCD shows the Rollout suspended.
+    sim.apply_yaml(&rollout_with("example/web:2", "0.01", false));
+    let st = eventually("version 2 ready in preview", WAIT, || async {
         let st = status(&rollouts).await;
-        let bg = st.blue_green?;
-        (bg.preview_selector != Some(v1.clone())).then_some(bg.preview_selector?)
+        (st.phase == Some(Phase::Paused) && st.current_pod_hash != Some(v1.clone())).then_some(st)
     })
     .await;
-    eventually("web-preview selects version 2", WAIT, || async {
-        (selector_of(&sim, "web-preview") == v2).then_some(())
-    })
-    .await;
+    let v2 = st.current_pod_hash.clone().unwrap_or_default();
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("kubectl serin promote web"),
+        "{st:?}"
+    );
+    assert_eq!(selector_of(&sim, "web-preview"), v2);
+    assert_eq!(selector_of(&sim, "web-active"), v1, "no user traffic before the switch");
+    let obj = serde_json::to_value(rollouts.get("web").await.expect("the Rollout")).expect("JSON");
+    assert_eq!(common::argocd::health("Rollout", &obj).0, "Suspended");
     let shown = sim.kubectl_serin_ok(&["get", "rollout", "web"]);
     assert!(shown.contains("blue-green"), "{shown}");
-    if selector_of(&sim, "web-active") == v1 {
-        assert!(shown.contains(&format!("Preview:     {v2}")), "{shown}");
-    }
-    // The pre-promotion analysis passes, web-active switches, the post-promotion analysis passes.
+    assert!(shown.contains(&format!("Active:      {v1}")), "{shown}");
+    assert!(shown.contains(&format!("Preview:     {v2}")), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("pre-promotion") && l.contains("Successful")),
+        "{shown}"
+    );
+    sim.kubectl_serin_ok(&["promote", "web"]);
+    // web-active switches, the post-promotion analysis passes.
     let promoted = format!("--for=jsonpath={{.status.stablePodHash}}={v2}");
     let out = sim.kubectl(&["wait", &promoted, "rollout/web", "--timeout=120s"]);
     assert!(

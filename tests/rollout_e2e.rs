@@ -252,8 +252,13 @@ async fn a_release_walks_its_steps_and_promotes() {
             let result = prom.query(expr.as_str()).get().await;
             let data = result.unwrap_or_else(|e| panic!("panel {}: {expr}: {e}", panel["title"]));
             let series = data.data().as_vector().map_or(0, |v| v.len());
-            if ["Canary weight", "Controller up", "Kubernetes API requests"]
-                .contains(&panel["title"].as_str().unwrap_or_default())
+            if [
+                "Traffic on the new version",
+                "Strategy and version",
+                "Controller up",
+                "Kubernetes API requests",
+            ]
+            .contains(&panel["title"].as_str().unwrap_or_default())
             {
                 assert!(series > 0, "panel {} has data: {expr}", panel["title"]);
             }

@@ -197,7 +197,7 @@ impl Metrics {
     }
 
     /// Publishes a Rollout's state after a reconcile.
-    pub fn observe(&self, namespace: &str, rollout: &str, status: &RolloutStatus) {
+    pub fn observe(&self, namespace: &str, rollout: &str, strategy: &str, status: &RolloutStatus) {
         let key = RolloutLabels {
             namespace: namespace.into(),
             rollout: rollout.into(),
@@ -205,7 +205,7 @@ impl Metrics {
         let info = InfoLabels {
             namespace: namespace.into(),
             rollout: rollout.into(),
-            strategy: "canary".into(),
+            strategy: strategy.into(),
             revision: status.current_pod_hash.clone().unwrap_or_default(),
         };
         let mut last = self.last_info.lock().unwrap_or_else(|e| e.into_inner());

@@ -318,7 +318,7 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
             } else {
                 format!("step {}", a.step)
             };
-            let _ = writeln!(out, "  {:<12} {:<13} {}", at, a.phase, a.run);
+            let _ = writeln!(out, "  {:<15} {:<13} {}", at, a.phase, a.run);
             for m in &a.metrics {
                 // A metric that has found no data yet is waiting, not judged.
                 let value = if m.phase == "Running" && m.value.as_deref() == Some("no data") {

@@ -148,6 +148,18 @@ pub struct RolloutStrategy {
     pub blue_green: Option<BlueGreenStrategy>,
 }
 
+impl RolloutStrategy {
+    /// `canary`, `blueGreen` or `rollingUpdate` (a canary with `steps: []`), as metrics and the
+    /// CLI name it.
+    pub fn kind(&self) -> &'static str {
+        match (&self.canary, &self.blue_green) {
+            (_, Some(_)) => "blueGreen",
+            (Some(c), None) if c.steps.as_ref().is_some_and(|s| s.is_empty()) => "rollingUpdate",
+            _ => "canary",
+        }
+    }
+}
+
 /// Blue-green: the new version runs beside the active one, reachable through the preview Service,
 /// until the active Service switches to it in one write; the old version stays up for a while so
 /// that going back is one write too.

@@ -374,7 +374,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
     }
     apply::apply_status(ctx, &rollout, &plan.status).await?;
     let metrics = &ctx.admin.metrics;
-    metrics.observe(&ns, &name, &plan.status);
+    metrics.observe(&ns, &name, rollout.spec.strategy.kind(), &plan.status);
     for d in &plan.decisions {
         match d.reason {
             "Aborted" => metrics.aborted(&ns, &name),
