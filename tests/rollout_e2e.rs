@@ -326,6 +326,49 @@ async fn abort_brings_traffic_back_and_retry_starts_over() {
     assert_eq!(e.size_of(&v2).await, 2);
 }
 
+/// `steps: []` is a rolling update within maxSurge / maxUnavailable; a revert in Git to a version
+/// stable within `rollbackWindow` goes straight back, saying so.
+#[tokio::test]
+async fn empty_steps_roll_and_a_revert_within_the_window_skips_the_steps() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let rolling = |image: &str| {
+        web_rollout(
+            4,
+            image,
+            &[],
+            "  rollbackWindow: {revisions: 2}",
+            "      maxSurge: 1\n      maxUnavailable: 0\n      steps: []",
+        ) + WEB_SERVICES
+    };
+    e.apply(&rolling("example/web:1"));
+    let v1 = e.wait_phase(Phase::Healthy, None).await.stable_pod_hash.unwrap();
+    e.apply(&rolling("example/web:2"));
+    let most = std::cell::Cell::new(0);
+    let v2 = eventually("the rolling update done", WAIT, || async {
+        most.set(most.get().max(e.sizes().await.iter().map(|(_, n)| n).sum::<i32>()));
+        let st = e.status().await;
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() != Some(&v1)).then_some(st.stable_pod_hash?)
+    })
+    .await;
+    let most = most.get();
+    assert!(most <= 5, "at most replicas + maxSurge ReplicaSet Pods: {most}");
+    let shown = e.sim.kubectl_serin_ok(&["get", "rollout", "web"]);
+    assert!(shown.contains("rolling update"), "{shown}");
+
+    // Going back to version 1 in Git.
+    e.apply(&rolling("example/web:1"));
+    eventually("version 1 stable again", WAIT, || async {
+        let st = e.status().await;
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() == Some(&v1)).then_some(())
+    })
+    .await;
+    assert_eq!(e.size_of(&v2).await, 0);
+    let said = e.events("RollbackWithinWindow").await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains(&v1), "{said:?}");
+}
+
 const EIGHT_STEPS: &str = "[{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 40}, {pause: {duration: 2s}}, {setWeight: 60}, {pause: {duration: 2s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
 
 /// What a release looked like from outside: the step and weight at every sample.

@@ -396,7 +396,7 @@ mod tests {
             current_pod_hash: Some("abc".into()),
             ..Default::default()
         };
-        m.observe("shop", "web", &st);
+        m.observe("shop", "web", "canary", &st);
         m.aborted("shop", "web");
         let text = m.render();
         assert!(

@@ -131,6 +131,11 @@ impl Planner<'_> {
         bg.ready_at = None;
         bg.promoted_full = None;
         self.set_step(PREVIEW);
+        if self.in_rollback_window(current) {
+            self.note_rollback_window(current);
+            self.bg_status().promoted_full = Some(true);
+            self.set_step(SWITCH);
+        }
     }
 
     /// Retry, abort and promote to the end, as for a canary.

@@ -63,6 +63,16 @@ impl Planner<'_> {
             self.abort(why);
             return self.aborted(stable, current);
         }
+        let held = paused_by.is_some() || halt.waiting.is_some();
+        if self.step_index() >= n && n == 0 && held {
+            // A rolling update held by a pause or an inconclusive background analysis stays as it is.
+            self.hold_sizes(stable, current);
+            let t = Targets {
+                canary: self.sizes_of(current).spec,
+                stable: self.sizes_of(stable).spec,
+            };
+            return self.report(current, stable, paused_by, halt, t);
+        }
         if self.step_index() >= n && paused_by.is_none() {
             match self.confirm_promotion() {
                 RunVerdict::Pass => return self.promote(stable, current),
@@ -83,11 +93,12 @@ impl Planner<'_> {
     /// A new version starts from step 1, with nothing of the last one's abort or answers.
     fn start_revision(&mut self, stable: &str, current: &str) {
         let n = self.steps.len();
-        self.note(
-            Severity::Normal,
-            "NewRevision",
-            format!("version {current} rolls out next to stable {stable}, from step 1 of {n}"),
-        );
+        let message = if n == 0 {
+            format!("version {current} replaces stable {stable} by a rolling update, without steps")
+        } else {
+            format!("version {current} rolls out next to stable {stable}, from step 1 of {n}")
+        };
+        self.note(Severity::Normal, "NewRevision", message);
         self.st.current_pod_hash = Some(current.to_string());
         self.clear_abort();
         self.st.canary_weight = Some(0);
@@ -98,6 +109,11 @@ impl Planner<'_> {
         self.st.webhooks.retain(|r| r.revision == current);
         self.clear_routes();
         self.set_step(0);
+        if self.in_rollback_window(current) {
+            self.note_rollback_window(current);
+            self.set_step(n);
+            self.confirm_by_hand();
+        }
     }
 
     /// What a person asked through the status subresource: retry, abort, promote to the end.
@@ -138,9 +154,11 @@ impl Planner<'_> {
         let Some(background) = self.canary.analysis.clone() else {
             return Ok(None);
         };
-        // `startingStep` holds the background analysis back until that step.
+        // `startingStep` holds the background analysis back until that step. A rolling update
+        // (no steps) is watched until it is promoted.
         let started = self.step_index() >= background.starting_step.unwrap_or(0).max(0) as usize;
-        if self.step_index() >= self.steps.len() || !started {
+        let rolling = self.steps.is_empty() && !self.in_rollback_window(current);
+        if (self.step_index() >= self.steps.len() && !rolling) || !started {
             return Ok(None);
         }
         let Some(run) = self.run_for(current, None) else {
@@ -360,11 +378,12 @@ impl Planner<'_> {
             (Some((reason, why)), _) => {
                 self.phase = Phase::Paused;
                 self.reason = reason;
-                self.message = format!(
-                    "paused at step {}/{n}: {why}; `kubectl serin resume {}` goes on",
-                    idx + 1,
-                    self.name
-                );
+                let at = if n == 0 {
+                    "paused in the rolling update".to_string()
+                } else {
+                    format!("paused at step {}/{n}", idx + 1)
+                };
+                self.message = format!("{at}: {why}; `kubectl serin resume {}` goes on", self.name);
             }
             (None, Some((reason, message))) => {
                 self.phase = Phase::Paused;

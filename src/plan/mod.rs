@@ -163,6 +163,8 @@ struct Planner<'a> {
     canary: CanaryStrategy,
     /// Set for a blue-green Rollout; `canary` is then empty.
     blue_green: Option<BlueGreenStrategy>,
+    /// `rollbackWindow.revisions`.
+    rollback_window: usize,
     steps: Vec<CanaryStep>,
     routed: bool,
     surge: i32,
@@ -359,6 +361,38 @@ impl<'a> Planner<'a> {
         self.st.canary_scale = None;
     }
 
+    /// Going back to one of the last `rollbackWindow.revisions` stable versions (not the stable
+    /// one itself) whose ReplicaSet is still there.
+    fn in_rollback_window(&self, current: &str) -> bool {
+        self.st
+            .stable_history
+            .iter()
+            .skip(1)
+            .take(self.rollback_window)
+            .any(|h| h == current)
+            && self.rs(current).is_some()
+    }
+
+    fn note_rollback_window(&mut self, current: &str) {
+        self.note(
+            Severity::Normal,
+            "RollbackWithinWindow",
+            format!(
+                "version {current} was stable within the last {} versions (rollbackWindow): it is scaled straight back, without steps or analysis",
+                self.rollback_window
+            ),
+        );
+    }
+
+    /// A rolling update (or a pause in one) keeps both versions' sizes as they are.
+    fn hold_sizes(&mut self, stable: &str, current: &str) {
+        let (c, s) = (self.sizes_of(current).spec, self.sizes_of(stable).spec);
+        self.want(current, c);
+        self.want(stable, s);
+        self.scale_down_others();
+        self.weight = self.pod_share(stable, current);
+    }
+
     /// A version that became stable, for the rollback window.
     fn remember_stable(&mut self, hash: &str) {
         self.st.stable_history.retain(|h| h != hash);
@@ -529,7 +563,19 @@ impl<'a> Planner<'a> {
             };
             self.phase = Phase::Progressing;
             self.reason = "RolloutProgressing";
-            self.message = format!("promoting: canary {canary_available}/{} Pods available", self.replicas);
+            self.message = if self.in_rollback_window(current) {
+                format!(
+                    "rolling back within the window to version {current}: {canary_available}/{} Pods available",
+                    self.replicas
+                )
+            } else if self.steps.is_empty() {
+                format!(
+                    "rolling update: {canary_available}/{} Pods of version {current} available",
+                    self.replicas
+                )
+            } else {
+                format!("promoting: canary {canary_available}/{} Pods available", self.replicas)
+            };
         }
     }
 
@@ -645,6 +691,12 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         observed,
         canary,
         blue_green,
+        rollback_window: spec
+            .rollback_window
+            .as_ref()
+            .and_then(|w| w.revisions)
+            .unwrap_or(0)
+            .max(0) as usize,
         steps: steps_list,
         routed,
         surge,

@@ -1262,3 +1262,171 @@ fn post_rollout_hears_of_a_promotion_once() {
 }
 
 mod bluegreen;
+
+mod rolling_update {
+    use super::*;
+
+    fn world(extra: serde_json::Value) -> World {
+        let mut spec = json!({"strategy": {"canary": {"steps": [], "maxSurge": 1, "maxUnavailable": 0}}});
+        merge(&mut spec, extra);
+        let mut w = healthy_world(spec);
+        w.release("web:2");
+        w
+    }
+
+    #[test]
+    fn empty_steps_are_a_rolling_update_within_surge() {
+        let mut w = world(json!({}));
+        let stable = w.stable();
+        let p = w.tick();
+        let current = w.current();
+        assert!(p.decisions[0].message.contains("rolling update"), "{:?}", p.decisions);
+        assert_eq!(w.size(&current), 1, "one Pod above replicas (maxSurge 1)");
+        assert_eq!(w.size(&stable), 10, "none below (maxUnavailable 0)");
+        assert!(p.status.message.unwrap().contains("rolling update: 0/10"));
+        let mut most = 0;
+        for _ in 0..60 {
+            let p = w.tick();
+            most = most.max(w.size(&current) + w.size(&stable));
+            w.ready();
+            if p.status.phase == Some(Phase::Healthy) {
+                break;
+            }
+        }
+        assert!(most <= 11, "never more than replicas + maxSurge Pods: {most}");
+        assert_eq!(w.stable(), current);
+        assert_eq!(w.size(&stable), 0);
+        assert!(w.runs.is_empty(), "no analysis without one configured");
+    }
+
+    #[test]
+    fn a_background_analysis_watches_the_rolling_update_and_its_failure_rolls_back() {
+        let mut w = world(json!({"strategy": {"canary": {"analysis": {"templates": [{"templateName": "errors"}]}}}}));
+        let stable = w.stable();
+        w.tick();
+        assert_eq!(w.runs.len(), 1, "the background run");
+        assert_eq!(w.runs[0].step, None);
+        w.ready();
+        w.tick();
+        let run = w.runs[0].name.clone();
+        for r in w.runs.iter_mut().filter(|r| r.name == run) {
+            r.phase = AnalysisPhase::Failed;
+            r.message = "errors: 0.3 (Failed)".into();
+        }
+        let p = w.tick();
+        assert!(w.reasons().contains(&"Aborted"), "{:?}", w.reasons());
+        assert_eq!(p.status.stable_pod_hash.as_deref(), Some(stable.as_str()));
+        let p = w.settle();
+        assert_eq!(w.size(&stable), 10);
+        assert_eq!(w.size(&w.current()), 0);
+        assert_eq!(p.status.phase, Some(Phase::Degraded));
+    }
+
+    #[test]
+    fn an_inconclusive_background_analysis_holds_the_rolling_update_where_it_is() {
+        let mut w = world(json!({"strategy": {"canary": {"analysis": {"templates": [{"templateName": "errors"}]}}}}));
+        let stable = w.stable();
+        w.tick();
+        w.ready();
+        w.tick();
+        w.ready();
+        for r in w.runs.iter_mut() {
+            r.phase = AnalysisPhase::Inconclusive;
+        }
+        let current = w.current();
+        let before = (w.size(&current), w.size(&stable));
+        let p = w.tick();
+        w.ready();
+        let p2 = w.tick();
+        assert_eq!(p.status.phase, Some(Phase::Paused));
+        assert_eq!((w.size(&current), w.size(&stable)), before, "{:?}", p2.status.message);
+    }
+
+    #[test]
+    fn omitted_steps_keep_the_default_canary() {
+        let mut w = healthy_world(json!({}));
+        w.release("web:2");
+        let p = w.tick();
+        assert_eq!(p.status.step.as_deref(), Some("1/4"));
+    }
+}
+
+mod rollback_window {
+    use super::*;
+
+    fn world(revisions: i32) -> World {
+        let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+        healthy_world(json!({"rollbackWindow": {"revisions": revisions}, "strategy": {"canary": {"steps": steps}}}))
+    }
+
+    fn promote_through(w: &mut World) {
+        w.settle();
+        w.request(ControlRequests {
+            promote_full: Some(true),
+            ..Default::default()
+        });
+        let p = w.settle();
+        assert_eq!(p.status.phase, Some(Phase::Healthy));
+    }
+
+    #[test]
+    fn going_back_to_a_recent_stable_version_skips_the_steps() {
+        let mut w = world(2);
+        let v1 = w.stable();
+        w.release("web:2");
+        promote_through(&mut w);
+        assert_ne!(w.stable(), v1);
+        // A revert in Git: version 1 again.
+        w.release("web:1");
+        let p = w.tick();
+        assert!(w.reasons().contains(&"RollbackWithinWindow"), "{:?}", w.reasons());
+        assert_eq!(w.current(), v1);
+        assert!(p.status.message.unwrap().contains("rolling back within the window"));
+        let p = w.settle();
+        assert_eq!(p.status.phase, Some(Phase::Healthy), "no pause waited for");
+        assert_eq!(w.stable(), v1);
+    }
+
+    #[test]
+    fn a_version_outside_the_window_walks_the_steps() {
+        let mut w = world(1);
+        let v1 = w.stable();
+        w.release("web:2");
+        promote_through(&mut w);
+        w.release("web:3");
+        promote_through(&mut w);
+        w.release("web:1");
+        let p = w.settle();
+        assert_eq!(w.current(), v1);
+        assert!(!w.reasons().contains(&"RollbackWithinWindow"));
+        assert_eq!(p.status.phase, Some(Phase::Paused), "the pause step waits");
+    }
+
+    #[test]
+    fn a_blue_green_rollback_within_the_window_switches_without_analysis() {
+        let mut w = healthy_world(json!({
+            "replicas": 4,
+            "rollbackWindow": {"revisions": 3},
+            "strategy": {"canary": null, "blueGreen": {"activeService": "web-active",
+                "prePromotionAnalysis": {"templates": [{"templateName": "smoke"}]}}}
+        }));
+        let v1 = w.stable();
+        w.release("web:2");
+        w.settle();
+        let run = w.runs[0].name.clone();
+        for r in w.runs.iter_mut().filter(|r| r.name == run) {
+            r.phase = AnalysisPhase::Successful;
+        }
+        w.advance(60);
+        w.settle();
+        assert_ne!(w.stable(), v1);
+        let runs = w.runs.len();
+        w.release("web:1");
+        w.advance(60);
+        let p = w.settle();
+        assert!(w.last.is_some());
+        assert_eq!(w.stable(), v1);
+        assert_eq!(p.stable_service_hash.as_deref(), Some(v1.as_str()));
+        assert_eq!(w.runs.len(), runs, "no new analysis");
+    }
+}
