@@ -117,6 +117,8 @@ fn observed() -> Observed {
         replica_sets: vec![rs("old", 5), rs("new", 2)],
         analysis_runs: Vec::new(),
         workload_template: None,
+        workload_selector: None,
+        workload_replicas: None,
     }
 }
 

@@ -369,6 +369,59 @@ async fn empty_steps_roll_and_a_revert_within_the_window_skips_the_steps() {
     assert!(said[0].contains(&v1), "{said:?}");
 }
 
+/// A Rollout as Argo users write one around an existing Deployment: no selector, no template,
+/// `scaleDown: onsuccess`, and `minReadySeconds`.
+#[tokio::test]
+async fn a_workload_ref_without_selector_takes_the_deployment_and_scales_it_down_on_success() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    e.apply(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: example/web:1
+        env: [{name: SERIN_SIM_READY_SECONDS, value: "0.2"}]
+---
+apiVersion: serin.dev/v1alpha1
+kind: Rollout
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 3
+  minReadySeconds: 2
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web, scaleDown: onsuccess}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#,
+    );
+    let st = e.wait_phase(Phase::Healthy, None).await;
+    let v1 = st.stable_pod_hash.unwrap_or_default();
+    assert_eq!(st.selector.as_deref(), Some("app=web"));
+    let rs = e.rs.get(&format!("web-{v1}")).await.expect("the Rollout's ReplicaSet");
+    let spec = rs.spec.unwrap_or_default();
+    assert_eq!(spec.min_ready_seconds, Some(2));
+    assert_eq!(
+        spec.template
+            .and_then(|t| t.spec)
+            .map(|s| s.containers[0].image.clone()),
+        Some(Some("example/web:1".into()))
+    );
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(e.client.clone(), "default");
+    eventually("the Deployment scaled to 0", WAIT, || async {
+        let d = deploys.get("web").await.ok()?;
+        (d.spec?.replicas == Some(0)).then_some(())
+    })
+    .await;
+}
+
 const EIGHT_STEPS: &str = "[{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 40}, {pause: {duration: 2s}}, {setWeight: 60}, {pause: {duration: 2s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
 
 /// What a release looked like from outside: the step and weight at every sample.

@@ -554,6 +554,47 @@ async fn workloads_become_ready_and_owners_collect_dependents() {
 }
 
 #[tokio::test]
+async fn a_pod_is_available_only_after_min_ready_seconds() {
+    let sim = SimCluster::start();
+    let client = sim.client().await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("slow", 2, json!([{"name": "SERIN_SIM_READY_SECONDS", "value": "0.1"}]));
+    d.spec.as_mut().unwrap().min_ready_seconds = Some(3);
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let lp = ListParams::default().labels("app=slow");
+    let started = std::time::Instant::now();
+    let counts = || async {
+        let items = rs.list(&lp).await.ok()?.items;
+        let st = items.first()?.status.clone()?;
+        Some((st.ready_replicas.unwrap_or(0), st.available_replicas.unwrap_or(0)))
+    };
+    let (ready, available) = eventually("Pods ready", WAIT, || async {
+        counts().await.filter(|(ready, _)| *ready == 2)
+    })
+    .await;
+    assert_eq!(available, 0, "Ready is not yet available");
+    let minimum = items_min_ready(&rs, &lp).await;
+    assert_eq!(
+        minimum,
+        Some(3),
+        "the Deployment's minReadySeconds reaches its ReplicaSet"
+    );
+    eventually("Pods available", WAIT, || async {
+        counts().await.filter(|(_, available)| *available == 2)
+    })
+    .await;
+    // Ready times are whole seconds, as in Kubernetes: available between 2 and 4 s after.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "available after {took:?}");
+    let _ = ready;
+}
+
+async fn items_min_ready(rs: &Api<ReplicaSet>, lp: &ListParams) -> Option<i32> {
+    rs.list(lp).await.ok()?.items.first()?.spec.as_ref()?.min_ready_seconds
+}
+
+#[tokio::test]
 async fn deleting_a_namespace_deletes_its_contents() {
     let sim = SimCluster::start();
     let client = sim.client().await;

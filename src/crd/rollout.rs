@@ -90,7 +90,9 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub replicas: Option<i32>,
-    /// Selects the Pods of this Rollout; must match the template's labels.
+    /// Selects the Pods of this Rollout; must match the template's labels. With `workloadRef` it
+    /// may be left out: the Deployment's is used.
+    #[serde(default)]
     pub selector: LabelSelector,
     /// The Pod template of the version to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +101,10 @@ pub struct RolloutSpec {
     /// An existing Deployment whose template to use instead of `template`; Serin scales it to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_ref: Option<WorkloadRef>,
+    /// Seconds a Pod must be Ready before it counts as available (and a step may go on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_ready_seconds: Option<i32>,
     /// Old ReplicaSets kept, scaled to 0, for going back; defaults to 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
@@ -136,6 +142,20 @@ pub struct WorkloadRef {
     pub api_version: String,
     pub kind: String,
     pub name: String,
+    /// What becomes of the Deployment's own Pods: left alone (`never`, the default), scaled to 0
+    /// once the Rollout is healthy (`onsuccess`), or scaled down as the Rollout's Pods become
+    /// available (`progressively`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<WorkloadScaleDown>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadScaleDown {
+    #[default]
+    Never,
+    OnSuccess,
+    Progressively,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]

@@ -18,7 +18,7 @@ use crate::crd::rollout::{
 use crate::hash::pod_template_hash;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use replicas::{Sizes, Targets, resolve, step_towards};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -78,6 +78,10 @@ pub struct Observed {
     pub analysis_runs: Vec<ObservedRun>,
     /// The template of the Deployment named by `workloadRef`, when it exists.
     pub workload_template: Option<PodTemplateSpec>,
+    /// Its selector, for a Rollout that has none of its own.
+    pub workload_selector: Option<LabelSelector>,
+    /// Its `spec.replicas`.
+    pub workload_replicas: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +125,10 @@ pub struct Plan {
     pub status: RolloutStatus,
     pub decisions: Vec<Decision>,
     pub requeue_after: Option<Duration>,
-    /// A `workloadRef` Deployment is scaled to 0 once the Rollout runs its Pods.
-    pub scale_down_workload: bool,
+    /// The size for a `workloadRef` Deployment, by its `scaleDown` mode; `None` leaves it alone.
+    pub workload_replicas: Option<i32>,
+    /// The selector the Rollout's Pods are chosen by: its own, or its workload's.
+    pub selector: LabelSelector,
     pub create_runs: Vec<RunRequest>,
     /// Runs to stop (`spec.terminate`): the rollout moved on.
     pub terminate_runs: Vec<String>,
@@ -130,6 +136,20 @@ pub struct Plan {
     pub delete_runs: Vec<String>,
     /// Webhook gates to call now; their answers go into `status.webhooks`.
     pub call_webhooks: Vec<gates::GateCall>,
+}
+
+/// The selector a Rollout's Pods are chosen by: its own, or (when it has none) its workload's.
+pub fn selector_of(rollout: &Rollout, observed: &Observed) -> LabelSelector {
+    let own = &rollout.spec.selector;
+    let empty = own.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && own.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+    match (
+        &observed.workload_selector,
+        empty && rollout.spec.workload_ref.is_some(),
+    ) {
+        (Some(s), true) => s.clone(),
+        _ => own.clone(),
+    }
 }
 
 /// The template a Rollout runs: its own, or its workload's.
@@ -661,9 +681,10 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let control = st.control.take().unwrap_or_default();
     let mut conds = st.conditions.take().unwrap_or_default();
     let template = template_of(rollout, observed);
-    let problems = validate::problems(spec, template.as_ref());
+    let effective_selector = selector_of(rollout, observed);
+    let problems = validate::problems(spec, &effective_selector, template.as_ref());
     let replicas = spec.replicas.unwrap_or(1).max(0);
-    let selector = selector_string(spec);
+    let selector = selector_string(&effective_selector);
     let Some(template) = template.filter(|_| problems.is_empty()) else {
         return invalid(st, conds, control, &problems, selector, generation, &now_time);
     };
@@ -821,7 +842,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     } else {
         Some(current.clone())
     };
-    let scale_down_workload = spec.workload_ref.is_some() && p.phase == Phase::Healthy;
+    let workload_replicas = workload_replicas(spec, p.phase, available);
 
     // Analysis: what the current version's runs say, and the old finished runs to forget.
     let delete_runs = p.summarise_runs(&current);
@@ -834,7 +855,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         status: p.st,
         decisions: p.decisions,
         requeue_after: p.requeue,
-        scale_down_workload,
+        workload_replicas,
+        selector: effective_selector,
         create_runs: p.create_runs,
         terminate_runs: p.terminate_runs,
         delete_runs,
@@ -842,7 +864,6 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     }
 }
 
-/// `spec.selector` as a string, for the scale subresource.
 /// A spec that cannot be acted on: a condition and an Event saying why, and nothing changed.
 fn invalid(
     mut st: RolloutStatus,
@@ -900,7 +921,8 @@ fn invalid(
         status: st,
         decisions,
         requeue_after: None,
-        scale_down_workload: false,
+        workload_replicas: None,
+        selector: LabelSelector::default(),
         create_runs: Vec::new(),
         terminate_runs: Vec::new(),
         delete_runs: Vec::new(),
@@ -1078,15 +1100,15 @@ impl Planner<'_> {
     }
 }
 
-fn selector_string(spec: &crate::crd::rollout::RolloutSpec) -> String {
-    let mut parts: Vec<String> = spec
-        .selector
+/// The selector as a string, for the scale subresource.
+fn selector_string(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
         .match_labels
         .iter()
         .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    for e in spec.selector.match_expressions.iter().flatten() {
+    for e in selector.match_expressions.iter().flatten() {
         let values = e.values.clone().unwrap_or_default().join(",");
         parts.push(match e.operator.as_str() {
             "In" => format!("{} in ({values})", e.key),
@@ -1096,6 +1118,19 @@ fn selector_string(spec: &crate::crd::rollout::RolloutSpec) -> String {
         });
     }
     parts.join(",")
+}
+
+/// The size for a `workloadRef` Deployment: `onsuccess` scales it to 0 once the Rollout is
+/// healthy, `progressively` by as many Pods as the Rollout has available; `never` leaves it.
+fn workload_replicas(spec: &crate::crd::rollout::RolloutSpec, phase: Phase, available: i32) -> Option<i32> {
+    use crate::crd::rollout::WorkloadScaleDown;
+    let mode = spec.workload_ref.as_ref()?.scale_down.unwrap_or_default();
+    let replicas = spec.replicas.unwrap_or(1).max(0);
+    match mode {
+        WorkloadScaleDown::Never => None,
+        WorkloadScaleDown::OnSuccess => (phase == Phase::Healthy).then_some(0),
+        WorkloadScaleDown::Progressively => Some((replicas - available).max(0)),
+    }
 }
 
 #[cfg(test)]

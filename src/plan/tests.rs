@@ -56,6 +56,8 @@ impl World {
             replica_sets: self.rss.clone(),
             analysis_runs: self.runs.clone(),
             workload_template: None,
+            workload_selector: None,
+            workload_replicas: None,
         }
     }
 
@@ -1428,5 +1430,113 @@ mod rollback_window {
         assert_eq!(w.stable(), v1);
         assert_eq!(p.stable_service_hash.as_deref(), Some(v1.as_str()));
         assert_eq!(w.runs.len(), runs, "no new analysis");
+    }
+}
+
+mod workload_ref {
+    use super::*;
+
+    /// A Rollout with neither selector nor template, taking both from Deployment `web`.
+    fn world(scale_down: Option<&str>) -> World {
+        let mut r = rollout(json!({}));
+        r.spec.template = None;
+        r.spec.selector = Default::default();
+        r.spec.workload_ref = Some(crate::crd::rollout::WorkloadRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            scale_down: scale_down.map(|m| serde_json::from_value(json!(m)).unwrap()),
+        });
+        World::new(r)
+    }
+
+    fn observed(w: &World) -> Observed {
+        let template = rollout(json!({})).spec.template;
+        Observed {
+            workload_template: template,
+            workload_selector: Some(serde_json::from_value(json!({"matchLabels": {"app": "web"}})).unwrap()),
+            workload_replicas: Some(10),
+            ..w.observed()
+        }
+    }
+
+    /// One reconcile against the Deployment; Pods ready after.
+    fn tick(w: &mut World) -> Plan {
+        let p = plan(&w.rollout, &observed(w), w.now);
+        for d in &p.replica_sets {
+            match w.rss.iter_mut().find(|r| r.hash == d.hash) {
+                Some(rs) => rs.spec_replicas = d.replicas,
+                None => w.rss.push(ObservedReplicaSet {
+                    name: format!("web-{}", d.hash),
+                    hash: d.hash.clone(),
+                    spec_replicas: d.replicas,
+                    replicas: d.replicas,
+                    ready: 0,
+                    available: 0,
+                    created: w.now,
+                }),
+            }
+        }
+        w.rollout.status = Some(p.status.clone());
+        p
+    }
+
+    #[test]
+    fn selector_and_template_come_from_the_deployment() {
+        let mut w = world(None);
+        let p = tick(&mut w);
+        assert_ne!(p.status.phase, Some(Phase::Degraded), "{:?}", p.status.message);
+        assert_eq!(p.selector.match_labels.as_ref().unwrap()["app"], "web");
+        assert_eq!(p.status.selector.as_deref(), Some("app=web"));
+        assert_eq!(p.replica_sets[0].replicas, 10);
+    }
+
+    #[test]
+    fn never_leaves_the_deployment_alone() {
+        let mut w = world(None);
+        tick(&mut w);
+        w.ready();
+        let p = tick(&mut w);
+        assert_eq!(p.status.phase, Some(Phase::Healthy));
+        assert_eq!(p.workload_replicas, None);
+        let mut w = world(Some("never"));
+        tick(&mut w);
+        w.ready();
+        assert_eq!(tick(&mut w).workload_replicas, None);
+    }
+
+    #[test]
+    fn onsuccess_scales_it_to_zero_once_healthy() {
+        let mut w = world(Some("onsuccess"));
+        let p = tick(&mut w);
+        assert_eq!(p.workload_replicas, None, "not before the Rollout is healthy");
+        w.ready();
+        let p = tick(&mut w);
+        assert_eq!(p.status.phase, Some(Phase::Healthy));
+        assert_eq!(p.workload_replicas, Some(0));
+    }
+
+    #[test]
+    fn progressively_gives_up_a_pod_for_each_available_one() {
+        let mut w = world(Some("progressively"));
+        let p = tick(&mut w);
+        assert_eq!(p.workload_replicas, Some(10), "nothing available yet");
+        w.rss[0].ready = 4;
+        w.rss[0].available = 4;
+        let p = tick(&mut w);
+        assert_eq!(p.workload_replicas, Some(6));
+        w.ready();
+        let p = tick(&mut w);
+        assert_eq!(p.workload_replicas, Some(0));
+    }
+
+    #[test]
+    fn no_selector_and_no_workload_is_an_invalid_spec() {
+        let mut r = rollout(json!({}));
+        r.spec.selector = Default::default();
+        let mut w = World::new(r);
+        let p = w.tick();
+        assert_eq!(p.status.phase, Some(Phase::Degraded));
+        assert!(p.status.message.unwrap().contains("spec.selector is required"));
     }
 }

@@ -30,7 +30,7 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
 }
 
 /// Problems with the spec, each a sentence a user can act on; empty when it is sound.
-pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<String> {
+pub fn problems(spec: &RolloutSpec, selector: &LabelSelector, template: Option<&PodTemplateSpec>) -> Vec<String> {
     let mut out = Vec::new();
     match template {
         None => out.push(match &spec.workload_ref {
@@ -42,7 +42,11 @@ pub fn problems(spec: &RolloutSpec, template: Option<&PodTemplateSpec>) -> Vec<S
         }),
         Some(t) => {
             let labels = t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-            if !selector_matches(&spec.selector, &labels) {
+            let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+            if empty {
+                out.push("spec.selector is required (or a workloadRef to a Deployment that has one)".into());
+            } else if !selector_matches(selector, &labels) {
                 out.push("spec.selector does not select the template's labels".into());
             }
             if t.spec.as_ref().is_none_or(|s| s.containers.is_empty()) {

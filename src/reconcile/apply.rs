@@ -74,7 +74,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             .unwrap_or_default();
         labels.insert(HASH_LABEL.into(), d.hash.clone());
         labels.insert(ROLLOUT_LABEL.into(), name.clone());
-        let mut selector = rollout.spec.selector.clone();
+        let mut selector = plan.selector.clone();
         selector
             .match_labels
             .get_or_insert_default()
@@ -83,7 +83,8 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
             "metadata": {"name": rs_name, "namespace": ns, "labels": labels, "ownerReferences": [owner]},
-            "spec": {"replicas": d.replicas, "selector": selector, "template": template},
+            "spec": {"replicas": d.replicas, "selector": selector, "template": template,
+                     "minReadySeconds": rollout.spec.min_ready_seconds.unwrap_or(0).max(0)},
         });
         let mut created = rs_api.patch(&rs_name, &pp, &Patch::Apply(&rs)).await?;
         super::lean(&mut created);
@@ -114,25 +115,17 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
 
     apply_runs(ctx, rollout, plan, &ns, &owner).await?;
 
-    if plan.scale_down_workload
-        && let Some(w) = &rollout.spec.workload_ref
+    if let (Some(size), Some(w)) = (plan.workload_replicas, &rollout.spec.workload_ref)
+        && observed.workload_replicas != Some(size)
     {
         let deploys: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-        if deploys
-            .get_opt(&w.name)
-            .await?
-            .and_then(|d| d.spec)
-            .and_then(|s| s.replicas)
-            != Some(0)
-        {
-            deploys
-                .patch_scale(
-                    &w.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"replicas": 0}})),
-                )
-                .await?;
-        }
+        deploys
+            .patch_scale(
+                &w.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": size}})),
+            )
+            .await?;
     }
 
     Ok(())

@@ -44,10 +44,10 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
             })
         })
         .collect();
-    let workload_template = match &rollout.spec.workload_ref {
+    let workload = match &rollout.spec.workload_ref {
         Some(w) if w.kind == "Deployment" => {
             let deploys: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
-            deploys.get_opt(&w.name).await?.and_then(|d| d.spec).map(|s| s.template)
+            deploys.get_opt(&w.name).await?.and_then(|d| d.spec)
         }
         _ => None,
     };
@@ -62,7 +62,9 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
     Ok(Observed {
         replica_sets,
         analysis_runs,
-        workload_template,
+        workload_selector: workload.as_ref().map(|d| d.selector.clone()),
+        workload_replicas: workload.as_ref().map(|d| d.replicas.unwrap_or(1)),
+        workload_template: workload.map(|d| d.template),
     })
 }
 

@@ -51,11 +51,14 @@ pub async fn run(store: Arc<Store>) {
     let mut dirty_deploys: BTreeSet<Key> = BTreeSet::new();
     let mut dirty_rs: BTreeSet<Key> = BTreeSet::new();
     let mut ready_at: BTreeMap<Instant, Vec<Key>> = BTreeMap::new();
+    // ReplicaSets to count again when a Pod has been Ready for their `minReadySeconds`.
+    let mut available_at: BTreeMap<Instant, Vec<Key>> = BTreeMap::new();
     let mut resync = tokio::time::interval(Duration::from_secs(5));
     loop {
         let next_ready = ready_at
             .keys()
-            .next()
+            .chain(available_at.keys())
+            .min()
             .copied()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -98,6 +101,10 @@ pub async fn run(store: Arc<Store>) {
                         make_ready(&store, &types.pods, &pod);
                     }
                 }
+                let due: Vec<Instant> = available_at.range(..=Instant::now()).map(|(k, _)| *k).collect();
+                for at in due {
+                    dirty_rs.extend(available_at.remove(&at).unwrap_or_default());
+                }
             }
             _ = resync.tick() => full_resync(&store, &types, &mut dirty_deploys, &mut dirty_rs),
         }
@@ -105,7 +112,9 @@ pub async fn run(store: Arc<Store>) {
             sync_deployment(&store, &types, &key);
         }
         for key in std::mem::take(&mut dirty_rs) {
-            sync_replicaset(&store, &types, &key);
+            if let Some(wait) = sync_replicaset(&store, &types, &key) {
+                available_at.entry(Instant::now() + wait).or_default().push(key);
+            }
         }
     }
 }
@@ -231,7 +240,8 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": format!("{}-{hash}", key.1), "namespace": key.0, "labels": tpl["metadata"]["labels"],
                              "ownerReferences": owner_ref(&d, "apps/v1", "Deployment")},
-                "spec": {"replicas": desired, "selector": selector, "template": tpl},
+                "spec": {"replicas": desired, "selector": selector, "template": tpl,
+                         "minReadySeconds": d["spec"]["minReadySeconds"].as_i64().unwrap_or(0)},
             });
             match store.create(&t.replicasets, Some(&key.0), rs, &WriteOpts::by(DEPLOY_MANAGER)) {
                 Ok(rs) => Arc::new(rs),
@@ -318,12 +328,14 @@ pub(super) fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut st
     });
 }
 
-fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
+/// Pods to the ReplicaSet's size, and its status; how long until a Ready Pod becomes available
+/// (`minReadySeconds`), when one is waiting for that.
+fn sync_replicaset(store: &Store, t: &Types, key: &Key) -> Option<Duration> {
     let Ok(rs) = store.get(&t.replicasets, &key.0, &key.1) else {
-        return;
+        return None;
     };
     if meta::is_deleting(&rs) {
-        return;
+        return None;
     }
     let selector = LabelSelector::from_object(&rs["spec"]["selector"]);
     let pods = owned_of(store, &rs, &t.pods, |p| {
@@ -360,14 +372,39 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) {
     }
     let live = owned_of(store, &rs, &t.pods, |p| !meta::is_deleting(p));
     let ready = live.iter().filter(|p| meta::pod_ready(p)).count();
+    // As Kubernetes counts them: a Pod is available once it has been Ready for minReadySeconds.
+    let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0).max(0);
+    let now = jiff::Timestamp::now();
+    let waits: Vec<Option<Duration>> = live
+        .iter()
+        .filter(|p| meta::pod_ready(p))
+        .map(|p| {
+            let since = ready_since(p)?;
+            let at = since.checked_add(jiff::SignedDuration::from_secs(min_ready)).ok()?;
+            (min_ready > 0 && at >= now).then(|| at.duration_since(now).unsigned_abs() + Duration::from_millis(10))
+        })
+        .collect();
+    let available = waits.iter().filter(|w| w.is_none()).count();
     let status = json!({
         "replicas": live.len(),
         "fullyLabeledReplicas": live.len(),
         "readyReplicas": ready,
-        "availableReplicas": ready,
+        "availableReplicas": available,
         "observedGeneration": rs["metadata"]["generation"],
     });
     write_status(store, &t.replicasets, &rs, status, RS_MANAGER);
+    waits.into_iter().flatten().min()
+}
+
+/// When a Pod's Ready condition last turned true.
+fn ready_since(pod: &Value) -> Option<jiff::Timestamp> {
+    pod["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")?["lastTransitionTime"]
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
