@@ -388,7 +388,7 @@ pub struct RolloutAnalysis {
 pub use super::analysis::{AnalysisTemplateRef, ArgValueFrom, Argument as AnalysisArg, FieldRef};
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("[has(self.gatewayAPI), has(self.nginx), has(self.istio), has(self.smi)].filter(x, x).size() == 1").message("trafficRouting names exactly one of gatewayAPI, nginx, istio, smi"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.gatewayAPI), has(self.nginx), has(self.istio), has(self.smi), has(self.plugins)].filter(x, x).size() == 1").message("trafficRouting names exactly one of gatewayAPI, nginx, istio, smi, plugins"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficRouting {
     #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]
@@ -399,6 +399,55 @@ pub struct TrafficRouting {
     pub istio: Option<IstioRouting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smi: Option<SmiRouting>,
+    /// Argo Rollouts' plugin block. `argoproj-labs/gatewayAPI` is read as the native `gatewayAPI`
+    /// router (no plugin is needed); other plugins are refused with a condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "open_map")]
+    pub plugins: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// The order of the header and mirror routes the steps set (the first matches first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_routes: Vec<ManagedRouteName>,
+}
+
+/// The name of the Gateway API plugin of Argo Rollouts.
+pub const GATEWAY_API_PLUGIN: &str = "argoproj-labs/gatewayAPI";
+
+impl TrafficRouting {
+    /// The Gateway API router: written natively, or in Argo's plugin block.
+    pub fn gateway_api(&self) -> Option<GatewayApiRouting> {
+        self.gateway_api.clone().or_else(|| {
+            let p = self.plugins.as_ref()?.get(GATEWAY_API_PLUGIN)?;
+            let text = |v: &serde_json::Value| v.as_str().map(String::from);
+            // The plugin lists routes as names or as `{name, useHeaderRoutes}`.
+            let names = |k: &str| {
+                p[k].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|r| text(r).or_else(|| text(&r["name"])))
+                        .collect::<Vec<_>>()
+                })
+            };
+            Some(GatewayApiRouting {
+                http_route: text(&p["httpRoute"]),
+                http_routes: names("httpRoutes"),
+                grpc_route: text(&p["grpcRoute"]).or_else(|| names("grpcRoutes").and_then(|g| g.first().cloned())),
+                namespace: text(&p["namespace"]),
+            })
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedRouteName {
+    pub name: String,
+}
+
+/// A map whose values are kept as written.
+fn open_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+    })
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -410,20 +459,57 @@ pub struct GatewayApiRouting {
     pub http_routes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_route: Option<String>,
+    /// The routes' namespace, when not the Rollout's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NginxRouting {
-    pub stable_ingress: String,
+    /// The user's Ingress for the stable Service; Serin makes `<name>-canary` beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_ingress: Option<String>,
+    /// Several Ingresses for the stable Service, each with its canary twin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable_ingresses: Vec<String>,
+    /// Annotations added to each generated canary Ingress.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub additional_ingress_annotations: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotation_prefix: Option<String>,
+}
+
+impl NginxRouting {
+    /// Every stable Ingress named.
+    pub fn ingresses(&self) -> Vec<String> {
+        self.stable_ingress
+            .iter()
+            .chain(&self.stable_ingresses)
+            .cloned()
+            .collect()
+    }
+}
+
+impl IstioRouting {
+    /// Every VirtualService named.
+    pub fn services(&self) -> Vec<IstioVirtualService> {
+        self.virtual_service
+            .iter()
+            .chain(&self.virtual_services)
+            .cloned()
+            .collect()
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IstioRouting {
-    pub virtual_service: IstioVirtualService,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_service: Option<IstioVirtualService>,
+    /// Several VirtualServices, each with the routes to weigh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_services: Vec<IstioVirtualService>,
     /// Subset based routing: the DestinationRule whose subsets Serin points at the versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_rule: Option<IstioDestinationRule>,
@@ -450,6 +536,9 @@ pub struct IstioVirtualService {
 pub struct SmiRouting {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_split: Option<String>,
+    /// Argo Rollouts' name for `trafficSplit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_split_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_service: Option<String>,
 }

@@ -269,6 +269,7 @@ impl Planner<'_> {
                 percentage: None,
             };
             upsert(&mut self.st.header_routes, route);
+            self.order_routes();
         } else if let Some(m) = &step.set_mirror_route {
             let route = ManagedRoute {
                 name: m.name.clone(),
@@ -276,6 +277,7 @@ impl Planner<'_> {
                 percentage: m.percentage,
             };
             upsert(&mut self.st.mirror_routes, route);
+            self.order_routes();
         } else if let Some(scale) = &step.set_canary_scale {
             self.st.canary_scale = match (scale.replicas, scale.weight) {
                 (Some(r), _) => Some(r),
@@ -284,6 +286,16 @@ impl Planner<'_> {
             };
         }
         StepEnd::Done(None)
+    }
+
+    /// Header and mirror routes in the order `managedRoutes` gives (the first matches first).
+    fn order_routes(&mut self) {
+        let Some(managed) = self.canary.traffic_routing.as_ref().map(|r| r.managed_routes.clone()) else {
+            return;
+        };
+        let rank = |r: &ManagedRoute| managed.iter().position(|m| m.name == r.name).unwrap_or(usize::MAX);
+        self.st.header_routes.sort_by_key(rank);
+        self.st.mirror_routes.sort_by_key(rank);
     }
 
     /// A pause for a while (an end time, woken then) or until promoted.

@@ -7,6 +7,8 @@ pub const AVAILABLE: &str = "Available";
 pub const HEALTHY: &str = "Healthy";
 pub const PAUSED: &str = "Paused";
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// Set (False) when a Rollout names a router plugin Serin reads natively: no plugin is needed.
+pub const ROUTER_PLUGIN: &str = "RouterPluginNeeded";
 
 /// Sets a condition, keeping its `lastTransitionTime` when its status did not change.
 pub fn set(

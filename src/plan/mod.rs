@@ -691,6 +691,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     conditions::remove(&mut conds, conditions::INVALID_SPEC);
     // The shell sets this one when a router refuses; a plan that gets written means it worked.
     conditions::remove(&mut conds, "TrafficRouting");
+    plugin_condition(spec, &mut conds, generation, &now_time);
     let canary = spec.strategy.canary.clone().unwrap_or_default();
     let blue_green = spec.strategy.blue_green.clone();
     let steps_list = if blue_green.is_some() {
@@ -1118,6 +1119,35 @@ fn selector_string(selector: &LabelSelector) -> String {
         });
     }
     parts.join(",")
+}
+
+/// Argo's Gateway API plugin block works as it is, and a condition says it is not needed.
+fn plugin_condition(
+    spec: &crate::crd::rollout::RolloutSpec,
+    conds: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let plugin = spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .and_then(|r| r.plugins.as_ref())
+        .is_some_and(|p| p.contains_key(crate::crd::rollout::GATEWAY_API_PLUGIN));
+    if plugin {
+        conditions::set(
+            conds,
+            conditions::ROUTER_PLUGIN,
+            false,
+            "NativeRouter",
+            "trafficRouting.plugins.argoproj-labs/gatewayAPI is read as Serin's own gatewayAPI router: no plugin is needed, and trafficRouting.gatewayAPI says the same",
+            generation,
+            now,
+        );
+    } else {
+        conditions::remove(conds, conditions::ROUTER_PLUGIN);
+    }
 }
 
 /// The size for a `workloadRef` Deployment: `onsuccess` scales it to 0 once the Rollout is

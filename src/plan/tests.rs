@@ -1540,3 +1540,91 @@ mod workload_ref {
         assert!(p.status.message.unwrap().contains("spec.selector is required"));
     }
 }
+
+mod argo_router_settings {
+    use super::*;
+
+    fn routed(routing: serde_json::Value, steps: serde_json::Value) -> World {
+        World::new(rollout(json!({"strategy": {"canary": {
+            "stableService": "s", "canaryService": "c", "trafficRouting": routing, "steps": steps}}})))
+    }
+
+    fn condition(p: &Plan, type_: &str) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        p.status.conditions.iter().flatten().find(|c| c.type_ == type_).cloned()
+    }
+
+    #[test]
+    fn the_gateway_api_plugin_block_is_the_native_router_with_a_condition_saying_so() {
+        let plugin = json!({"plugins": {"argoproj-labs/gatewayAPI": {"httpRoutes": [{"name": "web", "useHeaderRoutes": true}], "namespace": "edge"}}});
+        let mut w = routed(plugin.clone(), json!([{"setWeight": 10}]));
+        let p = w.tick();
+        assert_ne!(p.status.phase, Some(Phase::Degraded), "{:?}", p.status.message);
+        let c = condition(&p, conditions::ROUTER_PLUGIN).expect("the plugin condition");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "NativeRouter"));
+        let routing: crate::crd::rollout::TrafficRouting = serde_json::from_value(plugin).unwrap();
+        let g = routing.gateway_api().expect("read as gatewayAPI");
+        assert_eq!(g.http_routes, Some(vec!["web".to_string()]));
+        assert_eq!(g.namespace.as_deref(), Some("edge"));
+    }
+
+    #[test]
+    fn other_plugins_are_an_invalid_spec() {
+        let mut w = routed(
+            json!({"plugins": {"example.com/router": {}}}),
+            json!([{"setWeight": 10}]),
+        );
+        let p = w.tick();
+        assert_eq!(p.status.phase, Some(Phase::Degraded));
+        assert!(p.status.message.unwrap().contains("Serin runs no plugins"));
+    }
+
+    #[test]
+    fn several_istio_virtual_services_and_nginx_ingresses_are_accepted() {
+        for routing in [
+            json!({"istio": {"virtualServices": [{"name": "a", "routes": ["primary"]}, {"name": "b"}]}}),
+            json!({"nginx": {"stableIngresses": ["a", "b"], "additionalIngressAnnotations": {"x": "y"}}}),
+            json!({"smi": {"trafficSplitName": "web-split"}}),
+        ] {
+            let p = routed(routing.clone(), json!([{"setWeight": 10}])).tick();
+            assert_ne!(
+                p.status.phase,
+                Some(Phase::Degraded),
+                "{routing}: {:?}",
+                p.status.message
+            );
+        }
+        let p = routed(json!({"istio": {}}), json!([{"setWeight": 10}])).tick();
+        assert!(p.status.message.unwrap().contains("names no virtualService"));
+    }
+
+    #[test]
+    fn managed_routes_order_the_header_and_mirror_routes() {
+        let steps = json!([{"setWeight": 10},
+            {"setHeaderRoute": {"name": "second", "match": [{"headerName": "b"}]}},
+            {"setHeaderRoute": {"name": "first", "match": [{"headerName": "a"}]}},
+            {"pause": {}}]);
+        let routing =
+            json!({"gatewayAPI": {"httpRoute": "web"}, "managedRoutes": [{"name": "first"}, {"name": "second"}]});
+        let mut w = World::new(rollout(json!({"strategy": {"canary": {
+            "stableService": "s", "canaryService": "c", "trafficRouting": routing, "steps": steps}}})));
+        w.settle();
+        w.release("web:2");
+        w.tick();
+        w.ready();
+        let p = w.settle();
+        let names: Vec<&str> = p.status.header_routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["first", "second"]);
+        let steps = json!([{"setHeaderRoute": {"name": "unlisted", "match": [{"headerName": "a"}]}}]);
+        let p = routed(
+            json!({"gatewayAPI": {"httpRoute": "web"}, "managedRoutes": [{"name": "first"}]}),
+            steps,
+        )
+        .tick();
+        assert!(
+            p.status
+                .message
+                .unwrap()
+                .contains("not listed in trafficRouting.managedRoutes")
+        );
+    }
+}

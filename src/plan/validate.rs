@@ -1,7 +1,9 @@
 //! What the schema cannot check: the spec problems a user sees as an `InvalidSpec` condition.
 
 use super::steps::{effective_steps, pause_length};
-use crate::crd::rollout::{BlueGreenStrategy, CanaryStrategy, RolloutSpec};
+use crate::crd::rollout::{
+    BlueGreenStrategy, CanaryStep, CanaryStrategy, GATEWAY_API_PLUGIN, RolloutSpec, TrafficRouting,
+};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::BTreeMap;
@@ -82,6 +84,42 @@ fn blue_green_problems(bg: &BlueGreenStrategy, out: &mut Vec<String>) {
     }
 }
 
+/// Router settings as Argo writes them, checked where the schema cannot.
+fn routing_problems(routing: &TrafficRouting, out: &mut Vec<String>) {
+    for name in routing.plugins.iter().flatten().map(|(k, _)| k) {
+        if name != GATEWAY_API_PLUGIN {
+            out.push(format!(
+                "trafficRouting.plugins.{name}: Serin runs no plugins; its routers are gatewayAPI, nginx, istio and smi"
+            ));
+        }
+    }
+    if routing.istio.as_ref().is_some_and(|i| i.services().is_empty()) {
+        out.push("trafficRouting.istio names no virtualService or virtualServices".into());
+    }
+    if routing.nginx.as_ref().is_some_and(|n| n.ingresses().is_empty()) {
+        out.push("trafficRouting.nginx names no stableIngress or stableIngresses".into());
+    }
+}
+
+/// Header and mirror routes must be listed in `managedRoutes` when it is given: its order is theirs.
+fn managed_route_problems(routing: &TrafficRouting, i: usize, step: &CanaryStep, out: &mut Vec<String>) {
+    if routing.managed_routes.is_empty() {
+        return;
+    }
+    let named = step
+        .set_header_route
+        .as_ref()
+        .map(|h| &h.name)
+        .or(step.set_mirror_route.as_ref().map(|m| &m.name));
+    if let Some(name) = named
+        && !routing.managed_routes.iter().any(|m| m.name == *name)
+    {
+        out.push(format!(
+            "steps[{i}]: route {name:?} is not listed in trafficRouting.managedRoutes"
+        ));
+    }
+}
+
 fn canary_problems(canary: &CanaryStrategy, out: &mut Vec<String>) {
     if let (Some(a), Some(b)) = (&canary.stable_service, &canary.canary_service)
         && a == b
@@ -91,7 +129,8 @@ fn canary_problems(canary: &CanaryStrategy, out: &mut Vec<String>) {
         ));
     }
     if let Some(routing) = &canary.traffic_routing {
-        match &routing.gateway_api {
+        routing_problems(routing, out);
+        match &routing.gateway_api() {
             Some(g)
                 if g.http_route.is_none()
                     && g.http_routes.as_ref().is_none_or(|r| r.is_empty())
@@ -123,6 +162,7 @@ fn canary_problems(canary: &CanaryStrategy, out: &mut Vec<String>) {
             out.push(format!("steps[{i}].analysis names no templates"));
         }
         if let Some(routing) = &canary.traffic_routing {
+            managed_route_problems(routing, i, step, out);
             if step.set_header_route.is_some() && routing.smi.is_some() {
                 out.push(format!("steps[{i}]: SMI TrafficSplits cannot route by header"));
             }

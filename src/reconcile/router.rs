@@ -42,7 +42,7 @@ pub async fn set_weight(
         canary_hash: hashes.1,
         owner: rollout.controller_owner_ref(&()),
     };
-    if let Some(r) = &routing.gateway_api {
+    if let Some(r) = routing.gateway_api() {
         r.apply(client, &d).await
     } else if let Some(r) = &routing.nginx {
         r.apply(client, &d).await

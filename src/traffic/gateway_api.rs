@@ -14,7 +14,8 @@ impl TrafficRouter for GatewayApiRouting {
             .map(|n| ("HTTPRoute", "httproutes", n));
         for (kind, plural, name) in http.chain(self.grpc_route.iter().map(|n| ("GRPCRoute", "grpcroutes", n))) {
             let route_kind = ("gateway.networking.k8s.io", "v1", kind, plural);
-            set_spec_fields(client, d.namespace, route_kind, name, |route| {
+            let ns = self.namespace.as_deref().unwrap_or(d.namespace);
+            set_spec_fields(client, ns, route_kind, name, |route| {
                 let rules = routed_rules(
                     route,
                     kind,

@@ -26,17 +26,18 @@ impl TrafficRouter for IstioRouting {
             }
             None => (d.stable_service, d.canary_service),
         };
-        let vs = &self.virtual_service;
-        let names = vs.routes.clone().unwrap_or_default();
         let by_subset = self.destination_rule.is_some();
         let kind = ("networking.istio.io", "v1beta1", "VirtualService", "virtualservices");
-        set_spec_fields(client, d.namespace, kind, &vs.name, |current| {
-            let http = routed_http(
-                current, &names, stable, canary, d.weight, by_subset, d.headers, d.mirrors,
-            )?;
-            Ok(http.map(|http| json!({"http": http})))
-        })
-        .await?;
+        for vs in self.services() {
+            let names = vs.routes.clone().unwrap_or_default();
+            set_spec_fields(client, d.namespace, kind, &vs.name, |current| {
+                let http = routed_http(
+                    current, &names, stable, canary, d.weight, by_subset, d.headers, d.mirrors,
+                )?;
+                Ok(http.map(|http| json!({"http": http})))
+            })
+            .await?;
+        }
         Ok(())
     }
 }

@@ -9,10 +9,20 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
 impl TrafficRouter for NginxRouting {
-    /// The generated canary Ingress carries the weight while a canary runs, and goes after.
+    /// Each stable Ingress gets its canary twin.
     async fn apply(&self, client: &kube::Client, d: &Desired<'_>) -> Result<(), RouterError> {
+        for ingress in self.ingresses() {
+            self.apply_one(client, d, &ingress).await?;
+        }
+        Ok(())
+    }
+}
+
+impl NginxRouting {
+    /// The generated canary Ingress carries the weight while a canary runs, and goes after.
+    async fn apply_one(&self, client: &kube::Client, d: &Desired<'_>, stable_ingress: &str) -> Result<(), RouterError> {
         let api: kube::Api<Ingress> = kube::Api::namespaced(client.clone(), d.namespace);
-        let canary_name = canary_name(&self.stable_ingress);
+        let canary_name = canary_name(stable_ingress);
         let existing = api
             .get_opt(&canary_name)
             .await
@@ -28,12 +38,12 @@ impl TrafficRouter for NginxRouting {
             return Ok(());
         }
         let stable = api
-            .get_opt(&self.stable_ingress)
+            .get_opt(stable_ingress)
             .await
             .map_err(|e| RouterError::Api(e.to_string()))?
             .ok_or_else(|| RouterError::NotFound {
                 kind: "Ingress".into(),
-                name: self.stable_ingress.clone(),
+                name: stable_ingress.to_string(),
                 namespace: d.namespace.into(),
             })?;
         let stable = serde_json::to_value(&stable).map_err(|e| RouterError::Api(e.to_string()))?;
@@ -51,6 +61,13 @@ impl TrafficRouter for NginxRouting {
         )?;
         if let Some(owner) = &d.owner {
             desired["metadata"]["ownerReferences"] = json!([owner]);
+        }
+        // The user's extra annotations; Serin's canary annotations win.
+        for (k, v) in &self.additional_ingress_annotations {
+            let annotations = &mut desired["metadata"]["annotations"];
+            if annotations.get(k).is_none() {
+                annotations[k] = json!(v);
+            }
         }
         if let Some(current) = existing.and_then(|e| serde_json::to_value(e).ok()) {
             let annotations = desired["metadata"]["annotations"]

@@ -7,7 +7,11 @@ use serde_json::{Map, Value, json};
 
 impl TrafficRouter for SmiRouting {
     async fn apply(&self, client: &kube::Client, d: &Desired<'_>) -> Result<(), RouterError> {
-        let name = self.traffic_split.clone().unwrap_or_else(|| d.rollout.to_string());
+        let name = self
+            .traffic_split
+            .clone()
+            .or(self.traffic_split_name.clone())
+            .unwrap_or_else(|| d.rollout.to_string());
         let root = self
             .root_service
             .clone()
