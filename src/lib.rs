@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod analysis;
 pub mod cli;
+pub mod convert;
 pub mod crd;
 pub mod hash;
 pub mod hooks;

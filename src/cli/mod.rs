@@ -1,6 +1,7 @@
 //! The `serin` command line.
 
 pub mod argocd;
+pub mod convert;
 pub mod demo;
 pub mod kube_args;
 pub mod rollouts;
@@ -66,6 +67,9 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Print the argocd-cm entries that give ArgoCD Serin's health checks and actions.
     ArgocdCm,
+    /// Print Argo Rollouts manifests (Rollouts, AnalysisTemplates) as Serin's; say on stderr what
+    /// could not be carried over.
+    Convert(convert::ConvertArgs),
     /// Run the controller: reconcile Rollouts (all namespaces, or the one given with -n).
     Controller(ControllerArgs),
     /// Show a Rollout: phase, steps, weight, ReplicaSets, last decision.
@@ -200,6 +204,8 @@ pub enum CliError {
     Leader(#[from] crate::leader::LeaderError),
     #[error("lost the leader Lease to another process; stopping so that only one acts")]
     LostLease,
+    #[error(transparent)]
+    Convert(#[from] convert::ConvertError),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -207,6 +213,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sim(args) => crate::sim::run(args).await?,
         Command::Demo(args) => demo::run(args).await?,
         Command::Crds(args) => crds(args)?,
+        Command::Convert(args) => convert::run(args)?,
         Command::ArgocdCm => print!("{}", argocd::config_map().map_err(|e| CliError::Yaml(e.to_string()))?),
         Command::Controller(args) => controller(args).await?,
         Command::Get {
