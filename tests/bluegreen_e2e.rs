@@ -136,6 +136,21 @@ fn selector_of(sim: &SimCluster, service: &str) -> String {
     ])
 }
 
+/// The names of the Pods a label selector selects, sorted.
+fn pods_labelled(sim: &SimCluster, selector: &str) -> Vec<String> {
+    let out = sim.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        selector,
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    let mut names: Vec<String> = out.split_whitespace().map(String::from).collect();
+    names.sort();
+    names
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_then_one_write_switch_then_instant_switch_back() {
     let sim = SimCluster::start();
@@ -187,6 +202,14 @@ async fn preview_then_one_write_switch_then_instant_switch_back() {
             .any(|l| l.trim_start().starts_with("pre-promotion") && l.contains("Successful")),
         "{shown}"
     );
+    assert_eq!(
+        pods_labelled(&sim, "role=preview"),
+        pods_labelled(&sim, &format!("{HASH}={v2}"))
+    );
+    assert_eq!(
+        pods_labelled(&sim, "role=active"),
+        pods_labelled(&sim, &format!("{HASH}={v1}"))
+    );
     sim.kubectl_serin_ok(&["promote", "web"]);
     // web-active switches, the post-promotion analysis passes.
     let promoted = format!("--for=jsonpath={{.status.stablePodHash}}={v2}");
@@ -199,6 +222,12 @@ async fn preview_then_one_write_switch_then_instant_switch_back() {
     );
     sim.kubectl_ok(&["wait", "--for=condition=Healthy", "rollout/web", "--timeout=60s"]);
     assert_eq!(selector_of(&sim, "web-active"), v2);
+    // The Pods' role labels moved with the switch, in place.
+    eventually("version 2's Pods labelled active", WAIT, || async {
+        (pods_labelled(&sim, "role=active") == pods_labelled(&sim, &format!("{HASH}={v2}"))).then_some(())
+    })
+    .await;
+    assert!(pods_labelled(&sim, "role=preview").is_empty());
     let shown = sim.kubectl_serin_ok(&["get", "rollout", "web"]);
     assert!(shown.contains(&format!("Active:      {v2}")), "{shown}");
 

@@ -112,6 +112,7 @@ fn observed() -> Observed {
         ready: n,
         available: n,
         created: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        pod_metadata: None,
     };
     Observed {
         replica_sets: vec![rs("old", 5), rs("new", 2)],

@@ -270,6 +270,12 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// Labels and annotations on the canary's Pods while it is the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_metadata: Option<PodMetadata>,
+    /// Labels and annotations on the stable version's Pods while it is stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_metadata: Option<PodMetadata>,
     /// With a traffic router, shrink the stable as the canary grows instead of keeping it full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_stable_scale: Option<bool>,

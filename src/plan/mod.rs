@@ -6,6 +6,7 @@ pub mod bluegreen;
 mod canary;
 pub mod conditions;
 pub mod gates;
+pub mod pod_metadata;
 pub mod replicas;
 pub mod steps;
 pub mod validate;
@@ -38,6 +39,8 @@ pub struct ObservedReplicaSet {
     pub ready: i32,
     pub available: i32,
     pub created: Timestamp,
+    /// The role labels and annotations Serin last put on its Pods.
+    pub pod_metadata: Option<crate::crd::rollout::PodMetadata>,
 }
 
 /// An AnalysisRun of this Rollout, as last seen.
@@ -109,6 +112,9 @@ pub struct DesiredReplicaSet {
     /// Other versions' ReplicaSets exist and only change size.
     pub template: Option<PodTemplateSpec>,
     pub replicas: i32,
+    /// The role labels and annotations its Pods should carry (`canaryMetadata`, ...), when the
+    /// Rollout names any.
+    pub pod_metadata: Option<crate::crd::rollout::PodMetadata>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -831,6 +837,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
             hash: h.clone(),
             template: (*h == current).then(|| p.current_template.clone()),
             replicas: *n,
+            pod_metadata: pod_metadata::wanted(spec, &p.st, h),
         })
         .collect();
     // Blue-green: the active Service is the stable one of the plan, the preview the canary one.

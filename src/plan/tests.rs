@@ -80,6 +80,7 @@ impl World {
                     ready: 0,
                     available: 0,
                     created: self.now,
+                    pod_metadata: None,
                 }),
             }
         }
@@ -1474,6 +1475,7 @@ mod workload_ref {
                     ready: 0,
                     available: 0,
                     created: w.now,
+                    pod_metadata: None,
                 }),
             }
         }
@@ -1627,4 +1629,43 @@ mod argo_router_settings {
                 .contains("not listed in trafficRouting.managedRoutes")
         );
     }
+}
+
+#[test]
+fn canary_and_stable_metadata_follow_the_role() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {
+        "steps": [{"setWeight": 50}, {"pause": {}}],
+        "canaryMetadata": {"labels": {"role": "canary"}},
+        "stableMetadata": {"labels": {"role": "stable"}, "annotations": {"team": "web"}}}}}));
+    let v1 = w.stable();
+    let role = |p: &Plan, h: &str| {
+        p.replica_sets
+            .iter()
+            .find(|d| d.hash == h)
+            .and_then(|d| d.pod_metadata.clone())
+    };
+    assert_eq!(role(w.last.as_ref().unwrap(), &v1).unwrap().labels["role"], "stable");
+    w.release("web:2");
+    let p = w.settle();
+    let v2 = w.current();
+    assert_eq!(role(&p, &v2).unwrap().labels["role"], "canary");
+    assert!(role(&p, &v2).unwrap().annotations.is_empty());
+    w.request(ControlRequests {
+        promote_full: Some(true),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert_eq!(w.stable(), v2);
+    assert_eq!(role(&p, &v2).unwrap().labels["role"], "stable");
+    assert_eq!(role(&p, &v2).unwrap().annotations["team"], "web");
+    // Without any role metadata nothing is asked.
+    let w = healthy_world(json!({}));
+    assert!(
+        w.last
+            .as_ref()
+            .unwrap()
+            .replica_sets
+            .iter()
+            .all(|d| d.pod_metadata.is_none())
+    );
 }

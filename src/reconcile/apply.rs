@@ -67,6 +67,14 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         let Some(template) = &d.template else {
             continue;
         };
+        let mut template = template.clone();
+        let mut annotations = std::collections::BTreeMap::new();
+        if let Some(m) = &d.pod_metadata {
+            let meta = template.metadata.get_or_insert_default();
+            meta.labels.get_or_insert_default().extend(m.labels.clone());
+            meta.annotations.get_or_insert_default().extend(m.annotations.clone());
+            annotations.insert(APPLIED.to_string(), serde_json::to_string(m).unwrap_or_default());
+        }
         let mut labels = template
             .metadata
             .as_ref()
@@ -82,7 +90,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         let rs = json!({
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
-            "metadata": {"name": rs_name, "namespace": ns, "labels": labels, "ownerReferences": [owner]},
+            "metadata": {"name": rs_name, "namespace": ns, "labels": labels, "annotations": annotations, "ownerReferences": [owner]},
             "spec": {"replicas": d.replicas, "selector": selector, "template": template,
                      "minReadySeconds": rollout.spec.min_ready_seconds.unwrap_or(0).max(0)},
         });
@@ -90,6 +98,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         super::lean(&mut created);
         ctx.written.replica_sets.remember(None, created);
     }
+    relabel(ctx, &ns, observed, plan).await?;
     for rs_name in &plan.delete {
         ctx.written
             .replica_sets
@@ -128,6 +137,71 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             .await?;
     }
 
+    Ok(())
+}
+
+const APPLIED: &str = crate::plan::pod_metadata::APPLIED_ANNOTATION;
+
+/// Versions whose role changed get their role's labels and annotations: on the ReplicaSet's
+/// template (for Pods to come) and on the Pods it has, in place.
+async fn relabel(ctx: &Context, ns: &str, observed: &Observed, plan: &Plan) -> Result<(), Error> {
+    use k8s_openapi::api::core::v1::Pod;
+    let rs_api: Api<CachedReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    for d in &plan.replica_sets {
+        let Some(now) = &d.pod_metadata else { continue };
+        let Some(seen) = observed.replica_sets.iter().find(|o| o.hash == d.hash) else {
+            continue;
+        };
+        if seen.pod_metadata.as_ref() == Some(now) {
+            continue;
+        }
+        let change = crate::plan::pod_metadata::patch(seen.pod_metadata.as_ref(), now);
+        let record = serde_json::to_string(now).unwrap_or_default();
+        let rs_patch = json!({
+            "metadata": {"annotations": {APPLIED: record}},
+            "spec": {"template": {"metadata": change}},
+        });
+        let replaced = ctx
+            .replica_sets
+            .get(ns, &seen.name)
+            .map(|rs| ctx.written.replica_sets.freshest(rs))
+            .and_then(|rs| rs.metadata.resource_version.clone());
+        let mut written = rs_api
+            .patch(&seen.name, &PatchParams::default(), &Patch::Merge(&rs_patch))
+            .await?;
+        super::lean(&mut written);
+        ctx.written.replica_sets.remember(replaced, written);
+        // The version's Pods: its hash within the Rollout's selector.
+        let mut selector = vec![format!("{HASH_LABEL}={}", d.hash)];
+        selector.extend(
+            plan.selector
+                .match_labels
+                .iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        let selector = selector.join(",");
+        for pod in pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?
+            .items
+        {
+            let name = pod.name_any();
+            match pods
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"metadata": change})),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     Ok(())
 }
 

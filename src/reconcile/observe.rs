@@ -41,6 +41,10 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
                 ready: status.ready_replicas.unwrap_or(0),
                 available: status.available_replicas.unwrap_or(0),
                 created: rs.creation_timestamp().map(|t| t.0).unwrap_or_default(),
+                pod_metadata: rs
+                    .annotations()
+                    .get(crate::plan::pod_metadata::APPLIED_ANNOTATION)
+                    .and_then(|a| serde_json::from_str(a).ok()),
             })
         })
         .collect();

@@ -314,3 +314,31 @@ fn a_blue_green_spec_without_an_active_service_is_invalid() {
     assert_eq!(p.status.phase, Some(Phase::Degraded));
     assert!(p.status.message.unwrap().contains("activeService is required"));
 }
+
+#[test]
+fn active_and_preview_metadata_follow_the_role() {
+    let mut w = released(json!({
+        "autoPromotionEnabled": false,
+        "activeMetadata": {"labels": {"role": "active"}},
+        "previewMetadata": {"labels": {"role": "preview"}}
+    }));
+    let stable = w.stable();
+    let p = w.settle();
+    let current = w.current();
+    let of = |p: &Plan, h: &str| {
+        p.replica_sets
+            .iter()
+            .find(|d| d.hash == h)
+            .and_then(|d| d.pod_metadata.clone())
+            .map(|m| m.labels.get("role").cloned().unwrap_or_default())
+    };
+    assert_eq!(of(&p, &current).as_deref(), Some("preview"));
+    assert_eq!(of(&p, &stable).as_deref(), Some("active"));
+    w.request(ControlRequests {
+        promote_step: Some(0),
+        ..Default::default()
+    });
+    let p = w.tick();
+    assert_eq!(of(&p, &current).as_deref(), Some("active"), "switched");
+    assert_eq!(of(&p, &stable).as_deref(), Some(""), "the old version loses its role");
+}
