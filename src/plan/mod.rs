@@ -681,7 +681,6 @@ fn upsert(routes: &mut Vec<ManagedRoute>, route: ManagedRoute) {
 pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let spec = &rollout.spec;
     let generation = rollout.metadata.generation;
-    let name = rollout.metadata.name.clone().unwrap_or_default();
     let mut st = rollout.status.clone().unwrap_or_default();
     let now_time = Time(now);
     let control = st.control.take().unwrap_or_default();
@@ -689,7 +688,6 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let template = template_of(rollout, observed);
     let effective_selector = selector_of(rollout, observed);
     let problems = validate::problems(spec, &effective_selector, template.as_ref());
-    let replicas = spec.replicas.unwrap_or(1).max(0);
     let selector = selector_string(&effective_selector);
     let Some(template) = template.filter(|_| problems.is_empty()) else {
         return invalid(st, conds, control, &problems, selector, generation, &now_time);
@@ -698,52 +696,14 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     // The shell sets this one when a router refuses; a plan that gets written means it worked.
     conditions::remove(&mut conds, "TrafficRouting");
     plugin_condition(spec, &mut conds, generation, &now_time);
-    let canary = spec.strategy.canary.clone().unwrap_or_default();
-    let blue_green = spec.strategy.blue_green.clone();
-    let steps_list = if blue_green.is_some() {
-        Vec::new()
-    } else {
-        steps::effective_steps(&canary)
-    };
-    let routed = canary.traffic_routing.is_some();
-    let surge = resolve(canary.max_surge.as_ref(), replicas, true, 25);
-    let unavailable = resolve(canary.max_unavailable.as_ref(), replicas, false, 25);
     if let Some(pause) = control.pause {
         st.user_paused = pause.then_some(true);
     }
     let previous_canary_available = st.updated_available_replicas.unwrap_or(0);
-    let mut p = Planner {
-        name: name.clone(),
-        replicas,
-        now,
-        observed,
-        canary,
-        blue_green,
-        rollback_window: spec
-            .rollback_window
-            .as_ref()
-            .and_then(|w| w.revisions)
-            .unwrap_or(0)
-            .max(0) as usize,
-        steps: steps_list,
-        routed,
-        surge,
-        unavailable,
-        st,
-        decisions: Vec::new(),
-        sizes: BTreeMap::new(),
-        current_template: PodTemplateSpec::default(),
-        requeue: None,
-        weight: 0,
-        phase: Phase::Progressing,
-        reason: "",
-        message: String::new(),
-        create_runs: Vec::new(),
-        terminate_runs: Vec::new(),
-        calls: Vec::new(),
-    };
+    let name = rollout.metadata.name.clone().unwrap_or_default();
+    let mut p = Planner::new(name, spec, observed, now, st);
     let current = pod_template_hash(&template);
-    let mut current_template = template.clone();
+    let mut current_template = template;
     current_template
         .metadata
         .get_or_insert_default()
@@ -751,124 +711,184 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
         .get_or_insert_default()
         .insert(HASH_LABEL.into(), current.clone());
     p.current_template = current_template;
-    let stable =
-        p.st.stable_pod_hash
-            .clone()
-            .filter(|s| *s == current || p.rs(s).is_some());
-    match stable {
-        None => {
-            p.note(
-                Severity::Normal,
-                "FirstRevision",
-                format!("version {current} is the first: it gets every Pod at once"),
-            );
-            p.st.stable_pod_hash = Some(current.clone());
-            p.remember_stable(&current);
-            p.st.last_progress_at = Some(Time(now));
-            p.steady(&current);
-        }
-        Some(s)
-            if s == current
-                && p.blue_green.is_some()
-                && p.switch_back_after_promotion(&current, &control).is_some() =>
-        {
-            let back = p.st.stable_pod_hash.clone().unwrap_or_default();
-            p.blue_green(&back, &current, &control, spec.paused == Some(true));
-        }
-        Some(s) if s == current => {
-            if let Some(was) = p.st.current_pod_hash.clone().filter(|c| *c != current) {
-                p.note(
-                    Severity::Normal,
-                    "BackToStable",
-                    format!(
-                        "the template is stable version {current} again: version {was} is scaled down without steps"
-                    ),
-                );
-            }
-            p.steady(&current);
-        }
-        Some(s) if p.blue_green.is_some() => p.blue_green(&s, &current, &control, spec.paused == Some(true)),
-        Some(s) => p.canary(&s, &current, &control, spec.paused == Some(true)),
-    }
+    p.decide(&current, &control, spec.paused == Some(true));
 
     // The progress deadline counts only while the rollout should be moving; steps, promotions and
     // more available Pods of the new version are progress.
-    let available: i32 = observed.replica_sets.iter().map(|r| r.available).sum();
-    let updated = p.rs(&current).map_or(0, |r| r.replicas);
     let updated_available = p.rs(&current).map_or(0, |r| r.available);
     if updated_available > previous_canary_available {
         p.st.last_progress_at = Some(Time(now));
     }
     let deadline_exceeded = p.check_deadline(spec, &conds, &current);
-
     if p.phase == Phase::Paused && p.st.phase != Some(Phase::Paused) {
         p.note(Severity::Normal, "Paused", p.message.clone());
     }
-
-    // Status: sizes, conditions, the step in words.
-    let n = p.step_count();
-    let idx = p.step_index().min(n);
-    p.st.step = Some(if n == 0 {
-        "0/0".into()
-    } else {
-        format!("{}/{n}", (idx + 1).min(n))
-    });
-    p.st.canary_weight = Some(p.weight);
-    p.st.replicas = Some(observed.replica_sets.iter().map(|r| r.replicas).sum());
-    p.st.updated_replicas = Some(updated);
-    p.st.updated_available_replicas = Some(updated_available);
-    p.st.ready_replicas = Some(observed.replica_sets.iter().map(|r| r.ready).sum());
-    p.st.available_replicas = Some(available);
-    p.st.selector = Some(selector);
-    p.st.observed_generation = generation;
-    p.st.phase = Some(p.phase);
-    p.st.message = Some(p.message.clone());
+    p.write_status(&current, selector, generation);
+    let available = p.st.available_replicas.unwrap_or(0);
     p.set_conditions(&mut conds, deadline_exceeded, available, generation, &now_time);
     p.st.conditions = Some(conds);
+    p.into_plan(spec, &current, effective_selector)
+}
 
-    // ReplicaSets: those with a size, and old ones beyond the history limit.
-    let (delete, deleted_hashes) = p.old_replica_sets(spec, &current);
-    let replica_sets = p
-        .sizes
-        .iter()
-        .filter(|(h, _)| !deleted_hashes.contains(h))
-        .filter(|(h, _)| **h == current || p.rs(h).is_some())
-        .map(|(h, n)| DesiredReplicaSet {
-            hash: h.clone(),
-            template: (*h == current).then(|| p.current_template.clone()),
-            replicas: *n,
-            pod_metadata: pod_metadata::wanted(spec, &p.st, h),
-        })
-        .collect();
-    // Blue-green: the active Service is the stable one of the plan, the preview the canary one.
-    let stable_hash = match p.st.blue_green.as_ref().filter(|_| p.blue_green.is_some()) {
-        Some(bg) => bg.active_selector.clone().or(p.st.stable_pod_hash.clone()),
-        None => p.st.stable_pod_hash.clone(),
-    };
-    let canary_hash = if p.st.abort == Some(true) {
-        p.st.stable_pod_hash.clone()
-    } else {
-        Some(current.clone())
-    };
-    let workload_replicas = workload_replicas(spec, p.phase, available);
+impl<'a> Planner<'a> {
+    fn new(
+        name: String,
+        spec: &crate::crd::rollout::RolloutSpec,
+        observed: &'a Observed,
+        now: Timestamp,
+        st: RolloutStatus,
+    ) -> Self {
+        let replicas = spec.replicas.unwrap_or(1).max(0);
+        let canary = spec.strategy.canary.clone().unwrap_or_default();
+        let blue_green = spec.strategy.blue_green.clone();
+        let steps = if blue_green.is_some() {
+            Vec::new()
+        } else {
+            steps::effective_steps(&canary)
+        };
+        Planner {
+            name,
+            replicas,
+            now,
+            observed,
+            routed: canary.traffic_routing.is_some(),
+            surge: resolve(canary.max_surge.as_ref(), replicas, true, 25),
+            unavailable: resolve(canary.max_unavailable.as_ref(), replicas, false, 25),
+            canary,
+            blue_green,
+            rollback_window: spec
+                .rollback_window
+                .as_ref()
+                .and_then(|w| w.revisions)
+                .unwrap_or(0)
+                .max(0) as usize,
+            steps,
+            st,
+            decisions: Vec::new(),
+            sizes: BTreeMap::new(),
+            current_template: PodTemplateSpec::default(),
+            requeue: None,
+            weight: 0,
+            phase: Phase::Progressing,
+            reason: "",
+            message: String::new(),
+            create_runs: Vec::new(),
+            terminate_runs: Vec::new(),
+            calls: Vec::new(),
+        }
+    }
 
-    // Analysis: what the current version's runs say, and the old finished runs to forget.
-    let delete_runs = p.summarise_runs(&current);
-    Plan {
-        replica_sets,
-        delete,
-        stable_service_hash: stable_hash,
-        canary_service_hash: canary_hash,
-        weight: p.weight,
-        status: p.st,
-        decisions: p.decisions,
-        requeue_after: p.requeue,
-        workload_replicas,
-        selector: effective_selector,
-        create_runs: p.create_runs,
-        terminate_runs: p.terminate_runs,
-        delete_runs,
-        call_webhooks: p.calls,
+    /// Where the version the spec asks for stands against the stable one, and what to do.
+    fn decide(&mut self, current: &str, control: &crate::crd::rollout::ControlRequests, spec_paused: bool) {
+        let stable = self
+            .st
+            .stable_pod_hash
+            .clone()
+            .filter(|s| *s == current || self.rs(s).is_some());
+        match stable {
+            None => {
+                self.note(
+                    Severity::Normal,
+                    "FirstRevision",
+                    format!("version {current} is the first: it gets every Pod at once"),
+                );
+                self.st.stable_pod_hash = Some(current.to_string());
+                self.remember_stable(current);
+                self.st.last_progress_at = Some(self.now_time());
+                self.steady(current);
+            }
+            Some(s)
+                if s == current
+                    && self.blue_green.is_some()
+                    && self.switch_back_after_promotion(current, control).is_some() =>
+            {
+                let back = self.st.stable_pod_hash.clone().unwrap_or_default();
+                self.blue_green(&back, current, control, spec_paused);
+            }
+            Some(s) if s == current => {
+                if let Some(was) = self.st.current_pod_hash.clone().filter(|c| c != current) {
+                    self.note(
+                        Severity::Normal,
+                        "BackToStable",
+                        format!(
+                            "the template is stable version {current} again: version {was} is scaled down without steps"
+                        ),
+                    );
+                }
+                self.steady(current);
+            }
+            Some(s) if self.blue_green.is_some() => self.blue_green(&s, current, control, spec_paused),
+            Some(s) => self.canary(&s, current, control, spec_paused),
+        }
+    }
+
+    /// Pod counts, the step in words, the phase and message.
+    fn write_status(&mut self, current: &str, selector: String, generation: Option<i64>) {
+        let observed = self.observed;
+        let n = self.step_count();
+        let idx = self.step_index().min(n);
+        self.st.step = Some(if n == 0 {
+            "0/0".into()
+        } else {
+            format!("{}/{n}", (idx + 1).min(n))
+        });
+        self.st.canary_weight = Some(self.weight);
+        self.st.replicas = Some(observed.replica_sets.iter().map(|r| r.replicas).sum());
+        self.st.updated_replicas = Some(self.rs(current).map_or(0, |r| r.replicas));
+        self.st.updated_available_replicas = Some(self.rs(current).map_or(0, |r| r.available));
+        self.st.ready_replicas = Some(observed.replica_sets.iter().map(|r| r.ready).sum());
+        self.st.available_replicas = Some(observed.replica_sets.iter().map(|r| r.available).sum());
+        self.st.selector = Some(selector);
+        self.st.observed_generation = generation;
+        self.st.phase = Some(self.phase);
+        self.st.message = Some(self.message.clone());
+    }
+
+    /// The plan for the shell: ReplicaSets with their sizes and role metadata, Services, runs.
+    fn into_plan(mut self, spec: &crate::crd::rollout::RolloutSpec, current: &str, selector: LabelSelector) -> Plan {
+        // ReplicaSets: those with a size, and old ones beyond the history limit.
+        let (delete, deleted_hashes) = self.old_replica_sets(spec, current);
+        let replica_sets = self
+            .sizes
+            .iter()
+            .filter(|(h, _)| !deleted_hashes.contains(h))
+            .filter(|(h, _)| *h == current || self.rs(h).is_some())
+            .map(|(h, n)| DesiredReplicaSet {
+                hash: h.clone(),
+                template: (h == current).then(|| self.current_template.clone()),
+                replicas: *n,
+                pod_metadata: pod_metadata::wanted(spec, &self.st, h),
+            })
+            .collect();
+        // Blue-green: the active Service is the stable one of the plan, the preview the canary one.
+        let stable_hash = match self.st.blue_green.as_ref().filter(|_| self.blue_green.is_some()) {
+            Some(bg) => bg.active_selector.clone().or(self.st.stable_pod_hash.clone()),
+            None => self.st.stable_pod_hash.clone(),
+        };
+        let canary_hash = if self.st.abort == Some(true) {
+            self.st.stable_pod_hash.clone()
+        } else {
+            Some(current.to_string())
+        };
+        let workload_replicas = workload_replicas(spec, self.phase, self.st.available_replicas.unwrap_or(0));
+        // Analysis: what the current version's runs say, and the old finished runs to forget.
+        let delete_runs = self.summarise_runs(current);
+        Plan {
+            replica_sets,
+            delete,
+            stable_service_hash: stable_hash,
+            canary_service_hash: canary_hash,
+            weight: self.weight,
+            status: self.st,
+            decisions: self.decisions,
+            requeue_after: self.requeue,
+            workload_replicas,
+            selector,
+            create_runs: self.create_runs,
+            terminate_runs: self.terminate_runs,
+            delete_runs,
+            call_webhooks: self.calls,
+        }
     }
 }
 
