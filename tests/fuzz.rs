@@ -120,6 +120,7 @@ fn observed() -> Observed {
         workload_template: None,
         workload_selector: None,
         workload_replicas: None,
+        pods_to_restart: Vec::new(),
     }
 }
 

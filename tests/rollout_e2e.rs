@@ -422,6 +422,48 @@ spec:
     .await;
 }
 
+/// `restartAt`: every Pod made before it is replaced, within maxUnavailable, and the status says
+/// when it is done.
+#[tokio::test]
+async fn restart_at_replaces_the_old_pods_one_by_one() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let yaml = |restart: &str| {
+        web_rollout(
+            3,
+            "example/web:1",
+            &[],
+            restart,
+            "      maxUnavailable: 1\n      steps: [{setWeight: 50}]",
+        ) + WEB_SERVICES
+    };
+    e.apply(&yaml(""));
+    e.wait_phase(Phase::Healthy, None).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(e.client.clone(), "default");
+    let names = || async {
+        let mut n: Vec<String> = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .map(|l| l.items.iter().map(kube::ResourceExt::name_any).collect())
+            .unwrap_or_default();
+        n.sort();
+        n
+    };
+    let before = names().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let at = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    e.apply(&yaml(&format!("  restartAt: \"{at}\"")));
+    eventually("the restart done", WAIT, || async {
+        let st = e.status().await;
+        (st.restarted_at.is_some() && st.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    let after = names().await;
+    assert_eq!(after.len(), 3);
+    assert!(after.iter().all(|p| !before.contains(p)), "{before:?} -> {after:?}");
+    assert_eq!(e.events("Restarted").await.len(), 1);
+}
+
 const EIGHT_STEPS: &str = "[{setWeight: 20}, {pause: {duration: 2s}}, {setWeight: 40}, {pause: {duration: 2s}}, {setWeight: 60}, {pause: {duration: 2s}}, {setWeight: 80}, {pause: {duration: 1s}}]";
 
 /// What a release looked like from outside: the step and weight at every sample.

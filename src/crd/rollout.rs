@@ -119,6 +119,9 @@ pub struct RolloutSpec {
     /// Holds the rollout where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// Pods created before this time are restarted, one at a time within `maxUnavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_at: Option<Time>,
     pub strategy: RolloutStrategy,
     /// Who hears about steps, pauses, failed analyses, aborts and promotions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -676,6 +679,9 @@ pub struct RolloutStatus {
     /// The webhook gates' last answers for the current version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<super::hooks::WebhookRecord>,
+    /// The `spec.restartAt` whose restart is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
     /// Versions that were stable, newest first (bounded): the rollback window looks here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stable_history: Vec<String>,

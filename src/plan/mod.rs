@@ -85,6 +85,8 @@ pub struct Observed {
     pub workload_selector: Option<LabelSelector>,
     /// Its `spec.replicas`.
     pub workload_replicas: Option<i32>,
+    /// While a `restartAt` is pending: the Rollout's Pods created before it, the unready first.
+    pub pods_to_restart: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +137,8 @@ pub struct Plan {
     pub workload_replicas: Option<i32>,
     /// The selector the Rollout's Pods are chosen by: its own, or its workload's.
     pub selector: LabelSelector,
+    /// Pods to delete now for a `restartAt` (their ReplicaSets make new ones).
+    pub restart_pods: Vec<String>,
     pub create_runs: Vec<RunRequest>,
     /// Runs to stop (`spec.terminate`): the rollout moved on.
     pub terminate_runs: Vec<String>,
@@ -417,6 +421,44 @@ impl<'a> Planner<'a> {
         self.want(stable, s);
         self.scale_down_others();
         self.weight = self.pod_share(stable, current);
+    }
+
+    /// `restartAt`: the Pods created before it go one by one, no more unavailable at once than
+    /// `maxUnavailable` allows; done when none is left. The Pods to delete now.
+    fn restart(&mut self, spec: &crate::crd::rollout::RolloutSpec) -> Vec<String> {
+        let Some(at) = spec.restart_at.clone() else {
+            return Vec::new();
+        };
+        if self.st.restarted_at.as_ref() == Some(&at) || at.0 > self.now {
+            if at.0 > self.now {
+                self.wake_in(at.0.duration_since(self.now).unsigned_abs());
+            }
+            return Vec::new();
+        }
+        let old = &self.observed.pods_to_restart;
+        if old.is_empty() {
+            self.st.restarted_at = Some(at.clone());
+            self.note(
+                Severity::Normal,
+                "Restarted",
+                format!("every Pod created before {} was restarted (restartAt)", at.0),
+            );
+            return Vec::new();
+        }
+        let spec_total: i32 = self.observed.replica_sets.iter().map(|r| r.spec_replicas).sum();
+        let available: i32 = self.observed.replica_sets.iter().map(|r| r.available).sum();
+        let budget = self.unavailable.max(1) - (spec_total - available).max(0);
+        self.wake_in(Duration::from_secs(1));
+        if self.phase == Phase::Healthy {
+            self.phase = Phase::Progressing;
+            self.reason = "RolloutRestarting";
+            self.message = format!(
+                "restarting: {} Pods created before {} to go (restartAt)",
+                old.len(),
+                at.0
+            );
+        }
+        old.iter().take(budget.max(0) as usize).cloned().collect()
     }
 
     /// A version that became stable, for the rollback window.
@@ -723,11 +765,20 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     if p.phase == Phase::Paused && p.st.phase != Some(Phase::Paused) {
         p.note(Severity::Normal, "Paused", p.message.clone());
     }
+    let restart_pods = p.restart(spec);
     p.write_status(&current, selector, generation);
     let available = p.st.available_replicas.unwrap_or(0);
     p.set_conditions(&mut conds, deadline_exceeded, available, generation, &now_time);
     p.st.conditions = Some(conds);
-    p.into_plan(spec, &current, effective_selector)
+    let mut plan = p.into_plan(spec, &current, effective_selector);
+    plan.restart_pods = restart_pods;
+    plan
+}
+
+/// Whether `spec.restartAt` asks for a restart not yet done.
+pub fn restart_pending(rollout: &Rollout) -> bool {
+    let done = rollout.status.as_ref().and_then(|s| s.restarted_at.as_ref());
+    rollout.spec.restart_at.as_ref().is_some_and(|at| done != Some(at))
 }
 
 impl<'a> Planner<'a> {
@@ -884,6 +935,7 @@ impl<'a> Planner<'a> {
             requeue_after: self.requeue,
             workload_replicas,
             selector,
+            restart_pods: Vec::new(),
             create_runs: self.create_runs,
             terminate_runs: self.terminate_runs,
             delete_runs,
@@ -951,6 +1003,7 @@ fn invalid(
         requeue_after: None,
         workload_replicas: None,
         selector: LabelSelector::default(),
+        restart_pods: Vec::new(),
         create_runs: Vec::new(),
         terminate_runs: Vec::new(),
         delete_runs: Vec::new(),

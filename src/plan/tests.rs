@@ -58,6 +58,7 @@ impl World {
             workload_template: None,
             workload_selector: None,
             workload_replicas: None,
+            pods_to_restart: Vec::new(),
         }
     }
 
@@ -1668,4 +1669,34 @@ fn canary_and_stable_metadata_follow_the_role() {
             .iter()
             .all(|d| d.pod_metadata.is_none())
     );
+}
+
+#[test]
+fn restart_at_deletes_old_pods_within_max_unavailable_then_says_done() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {"maxUnavailable": 2}}}));
+    let at = Time(w.now);
+    w.rollout.spec.restart_at = Some(at.clone());
+    w.advance(1);
+    let with = |w: &World, pods: &[&str]| Observed {
+        pods_to_restart: pods.iter().map(|p| p.to_string()).collect(),
+        ..w.observed()
+    };
+    let p = plan(&w.rollout, &with(&w, &["a", "b", "c"]), w.now);
+    assert_eq!(p.restart_pods, ["a", "b"], "two at a time (maxUnavailable 2)");
+    assert_eq!(p.status.phase, Some(Phase::Progressing));
+    assert!(p.status.message.unwrap().contains("restarting"));
+    assert!(p.status.restarted_at.is_none());
+    // Two Pods down: no more go until they are back.
+    w.rss[0].available = 8;
+    let p = plan(&w.rollout, &with(&w, &["c"]), w.now);
+    assert!(p.restart_pods.is_empty());
+    w.ready();
+    let p = plan(&w.rollout, &with(&w, &["c"]), w.now);
+    assert_eq!(p.restart_pods, ["c"]);
+    let p = plan(&w.rollout, &with(&w, &[]), w.now);
+    assert_eq!(p.status.restarted_at, Some(at));
+    assert!(p.decisions.iter().any(|d| d.reason == "Restarted"));
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    w.rollout.status = Some(p.status);
+    assert!(!restart_pending(&w.rollout), "done once");
 }

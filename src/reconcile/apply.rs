@@ -99,6 +99,14 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         ctx.written.replica_sets.remember(None, created);
     }
     relabel(ctx, &ns, observed, plan).await?;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for pod in &plan.restart_pods {
+        match pods.delete(pod, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     for rs_name in &plan.delete {
         ctx.written
             .replica_sets

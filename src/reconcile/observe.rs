@@ -63,13 +63,64 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         .filter(|r| r.metadata.deletion_timestamp.is_none())
         .map(|r| observe_run(&r))
         .collect();
+    let pods_to_restart = if crate::plan::restart_pending(rollout) {
+        let own = &rollout.spec.selector;
+        let selector = match (&workload, own.match_labels.as_ref().is_none_or(|m| m.is_empty())) {
+            (Some(d), true) => &d.selector,
+            _ => own,
+        };
+        pods_created_before(ctx, rollout, selector, ns).await?
+    } else {
+        Vec::new()
+    };
     Ok(Observed {
+        pods_to_restart,
         replica_sets,
         analysis_runs,
         workload_selector: workload.as_ref().map(|d| d.selector.clone()),
         workload_replicas: workload.as_ref().map(|d| d.replicas.unwrap_or(1)),
         workload_template: workload.map(|d| d.template),
     })
+}
+
+/// The Rollout's Pods created before `spec.restartAt`, unready first (they serve nothing).
+async fn pods_created_before(
+    ctx: &Context,
+    rollout: &Rollout,
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ns: &str,
+) -> Result<Vec<String>, Error> {
+    use k8s_openapi::api::core::v1::Pod;
+    let Some(at) = rollout.spec.restart_at.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let selector: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(std::iter::once(HASH_LABEL.to_string()))
+        .collect();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&selector.join(",")))
+        .await?;
+    let mut old: Vec<(bool, String)> = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.creation_timestamp().is_some_and(|t| t.0 < at.0))
+        .map(|p| {
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (ready, p.name_any())
+        })
+        .collect();
+    old.sort();
+    Ok(old.into_iter().map(|(_, name)| name).collect())
 }
 
 pub const REVISION_LABEL: &str = "serin.dev/revision";
