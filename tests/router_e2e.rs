@@ -561,3 +561,106 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
     assert_eq!(weights, "95 5");
     five_percent_measured(&prom, &v2, "canary share through Istio subsets at weight 5").await;
 }
+
+/// Blue-green through the HTTPRoute: the route sends 0% to the preview Service until the switch,
+/// then 100%; `kubectl serin abort` in the scale-down window puts it back in one write.
+#[tokio::test]
+async fn blue_green_switches_the_route_and_an_abort_switches_it_back() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    sim.install_crd_file(&httproute_crd());
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    sim.apply_yaml(
+        &ROUTE
+            .replace("web-stable", "web-active")
+            .replace("web-canary", "web-preview"),
+    );
+    let controller = ControllerProc::start(&sim, "controller.log");
+    let bg = |image: &str| {
+        web_rollout(4, image, &[], "", "")
+            .replace(
+                "    canary:\n      stableService: web-stable\n      canaryService: web-canary\n",
+                "    blueGreen:\n      activeService: web-active\n      previewService: web-preview\n      autoPromotionEnabled: false\n      scaleDownDelaySeconds: 60\n      trafficRouting:\n        gatewayAPI: {httpRoute: web}\n",
+            )
+            + &WEB_SERVICES.replace("web-stable", "web-active").replace("web-canary", "web-preview")
+    };
+    sim.apply_yaml(&bg("example/web:1"));
+    healthy(&rollouts).await;
+    assert_eq!(weights(&route(&client).await), (100, 0));
+    sim.apply_yaml(&bg("example/web:2"));
+    eventually("version 2 waiting in preview", WAIT, || async {
+        (status(&rollouts).await.phase == Some(Phase::Paused)).then_some(())
+    })
+    .await;
+    assert_eq!(weights(&route(&client).await), (100, 0), "no user traffic in preview");
+    // Every weight the route shows, as a watch sees it: without a post-promotion analysis the
+    // switch and the promotion are one reconcile, and 100% lasts only until the active Service
+    // selects the new version.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(i64, i64)>>> = Default::default();
+    let out = seen.clone();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut stream = kube::runtime::watcher(routes, Default::default()).boxed();
+        while let Some(event) = stream.next().await {
+            let Ok(kube::runtime::watcher::Event::Apply(r) | kube::runtime::watcher::Event::InitApply(r)) = event
+            else {
+                continue;
+            };
+            let w = weights(&serde_json::to_value(r).unwrap_or_default());
+            let mut seen = out.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.last() != Some(&w) {
+                seen.push(w);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim.kubectl_serin_ok(&["promote", "web"]);
+    let switched = tokio::time::timeout(WAIT, async {
+        loop {
+            let now = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if now == [(100, 0), (0, 100), (100, 0)] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        switched.is_ok(),
+        "the route showed {:?}; {:?}\n{}",
+        seen.lock().unwrap_or_else(|e| e.into_inner()),
+        status(&rollouts).await,
+        controller.log()
+    );
+    // Promoted; the old version stays up for its scale-down delay, so the rollout is not yet Healthy.
+    eventually("version 2 promoted", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.stable_pod_hash == st.current_pod_hash && st.previous_stable_hash.is_some()).then_some(())
+    })
+    .await;
+    eventually("the route back on the active Service, now version 2", WAIT, || async {
+        (weights(&route(&client).await) == (100, 0)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["abort", "web"]);
+    let st = eventually("aborted back to version 1", WAIT, || async {
+        let st = status(&rollouts).await;
+        (st.abort == Some(true)).then_some(st)
+    })
+    .await;
+    assert_eq!(st.phase, Some(Phase::Degraded));
+    let active = sim.kubectl_ok(&[
+        "get",
+        "service",
+        "web-active",
+        "-o",
+        "jsonpath={.spec.selector.serin\\.dev/pod-template-hash}",
+    ]);
+    assert_eq!(Some(active), st.stable_pod_hash, "the active Service back on version 1");
+}

@@ -86,6 +86,20 @@ pub async fn request(args: &KubeArgs, name: &str, action: Action) -> Result<Stri
                     )
                 }
             }
+            Action::Abort
+                if !rolling && crate::plan::bluegreen::can_switch_back(&r.spec, &status, jiff::Timestamp::now()) =>
+            {
+                (
+                    ControlRequests {
+                        abort: Some(true),
+                        ..Default::default()
+                    },
+                    format!(
+                        "rollout {name}: aborting, the active Service switches back to version {}",
+                        status.previous_stable_hash.clone().unwrap_or_default()
+                    ),
+                )
+            }
             Action::Abort => {
                 if !rolling || aborted {
                     return Err(RolloutCmdError::Refused(format!(

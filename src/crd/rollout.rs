@@ -172,6 +172,15 @@ pub struct RolloutStrategy {
 }
 
 impl RolloutStrategy {
+    /// The traffic router, for either strategy.
+    pub fn traffic_routing(&self) -> Option<&TrafficRouting> {
+        match (&self.canary, &self.blue_green) {
+            (_, Some(bg)) => bg.traffic_routing.as_ref(),
+            (Some(c), None) => c.traffic_routing.as_ref(),
+            (None, None) => None,
+        }
+    }
+
     /// `canary`, `blueGreen` or `rollingUpdate` (a canary with `steps: []`), as metrics and the
     /// CLI name it.
     pub fn kind(&self) -> &'static str {
@@ -223,6 +232,10 @@ pub struct BlueGreenStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub abort_scale_down_delay_seconds: Option<i32>,
+    /// Switch by a traffic router instead of the active Service's selector: the route sends 0%
+    /// then 100% to the preview Service, and the active Service follows once promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
     /// Labels and annotations on the Pods of the active version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_metadata: Option<PodMetadata>,

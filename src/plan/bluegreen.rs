@@ -34,6 +34,25 @@ pub fn describe(stage: usize) -> &'static str {
     }
 }
 
+/// Whether a promoted blue-green version can still be switched away from: the version before it
+/// is within its scale-down delay. `kubectl serin abort` asks this before it writes.
+pub fn can_switch_back(
+    spec: &crate::crd::rollout::RolloutSpec,
+    status: &crate::crd::rollout::RolloutStatus,
+    now: jiff::Timestamp,
+) -> bool {
+    let Some(bg) = &spec.strategy.blue_green else {
+        return false;
+    };
+    let delay = match bg.scale_down_delay_revision_limit {
+        Some(0) => 0,
+        _ => bg.scale_down_delay_seconds.unwrap_or(30).max(0) as u64,
+    };
+    status.previous_stable_hash.is_some()
+        && status.previous_stable_hash != status.stable_pod_hash
+        && since(now, &status.promoted_at) < Duration::from_secs(delay)
+}
+
 impl Planner<'_> {
     fn strategy(&self) -> BlueGreenStrategy {
         self.blue_green.clone().unwrap_or_default()
@@ -268,13 +287,19 @@ impl Planner<'_> {
         if let Some((reason, why)) = paused_by {
             return StageEnd::Wait(reason, self.bg_paused(why));
         }
-        let service = self.strategy().active_service;
+        let bg = self.strategy();
         let delay = self.scale_down_delay().as_secs();
+        let switched = if self.routed {
+            let preview = bg.preview_service.unwrap_or_default();
+            format!("the route sends all traffic to {preview}, version {current} (was {active})")
+        } else {
+            format!("{} now selects version {current} (was {active})", bg.active_service)
+        };
         self.note(
             Severity::Normal,
             "Switched",
             format!(
-                "{service} now selects version {current} (was {active}); {active} stays up for at least {delay}s: `kubectl serin abort {}` switches back",
+                "{switched}; {active} stays up for at least {delay}s: `kubectl serin abort {}` switches back",
                 self.name
             ),
         );
@@ -339,6 +364,12 @@ impl Planner<'_> {
         self.st.last_progress_at = Some(self.now_time());
         self.sizes.clear();
         self.steady(current);
+        if self.routed {
+            // The route keeps all traffic on the preview Service until the active Service selects
+            // the new version, written after the route in this reconcile; then it goes back to 0.
+            self.weight = 100;
+            self.phase = Phase::Progressing;
+        }
         if self.phase != Phase::Healthy {
             self.reason = "RolloutPromoted";
             let left = self

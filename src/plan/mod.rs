@@ -802,7 +802,7 @@ impl<'a> Planner<'a> {
             replicas,
             now,
             observed,
-            routed: canary.traffic_routing.is_some(),
+            routed: spec.strategy.traffic_routing().is_some(),
             surge: resolve(canary.max_surge.as_ref(), replicas, true, 25),
             unavailable: resolve(canary.max_unavailable.as_ref(), replicas, false, 25),
             canary,
@@ -912,7 +912,13 @@ impl<'a> Planner<'a> {
             })
             .collect();
         // Blue-green: the active Service is the stable one of the plan, the preview the canary one.
-        let stable_hash = match self.st.blue_green.as_ref().filter(|_| self.blue_green.is_some()) {
+        // With a router the route switches, and the active Service follows once promoted.
+        let stable_hash = match self
+            .st
+            .blue_green
+            .as_ref()
+            .filter(|_| self.blue_green.is_some() && !self.routed)
+        {
             Some(bg) => bg.active_selector.clone().or(self.st.stable_pod_hash.clone()),
             None => self.st.stable_pod_hash.clone(),
         };

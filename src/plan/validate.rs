@@ -74,6 +74,12 @@ fn blue_green_problems(bg: &BlueGreenStrategy, out: &mut Vec<String>) {
             bg.active_service
         ));
     }
+    if let Some(routing) = &bg.traffic_routing {
+        routing_problems(routing, out);
+        if bg.preview_service.is_none() {
+            out.push("spec.strategy.blueGreen.trafficRouting needs previewService: the route switches to it".into());
+        }
+    }
     for (field, analysis) in [
         ("prePromotionAnalysis", &bg.pre_promotion_analysis),
         ("postPromotionAnalysis", &bg.post_promotion_analysis),

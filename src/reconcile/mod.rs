@@ -318,12 +318,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
     // Objects first, then the decisions' Events, then status: a crash anywhere in between
     // recomputes the same decisions, and their Events are named by them, so none is lost or doubled.
     // Traffic first: abort and promotion put it on the right version before any Pod goes.
-    let routed = rollout
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .is_some_and(|c| c.traffic_routing.is_some());
+    let routed = rollout.spec.strategy.traffic_routing().is_some();
     let canary_running = plan.status.current_pod_hash != plan.status.stable_pod_hash && plan.status.abort != Some(true);
     if routed
         && let Err(e) = router::set_weight(

@@ -16,15 +16,14 @@ pub async fn set_weight(
     mirrors: &[ManagedRoute],
     hashes: (&str, &str),
 ) -> Result<(), RouterError> {
-    let Some(canary) = rollout.spec.strategy.canary.as_ref() else {
+    let Some(routing) = rollout.spec.strategy.traffic_routing() else {
         return Ok(());
     };
-    let Some(routing) = &canary.traffic_routing else {
-        return Ok(());
-    };
-    let (Some(stable_service), Some(canary_service)) = (&canary.stable_service, &canary.canary_service) else {
+    // A canary's stable and canary Services; blue-green's active and preview ones.
+    let (Some(stable_service), Some(canary_service)) = super::apply::service_names(rollout) else {
         return Err(RouterError::Invalid(
-            "a traffic router needs stableService and canaryService".into(),
+            "a traffic router needs two Services: stableService and canaryService, or activeService and previewService"
+                .into(),
         ));
     };
     let namespace = rollout.namespace().unwrap_or_default();

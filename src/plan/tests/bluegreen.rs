@@ -342,3 +342,50 @@ fn active_and_preview_metadata_follow_the_role() {
     assert_eq!(of(&p, &current).as_deref(), Some("active"), "switched");
     assert_eq!(of(&p, &stable).as_deref(), Some(""), "the old version loses its role");
 }
+
+#[test]
+fn with_a_router_the_route_switches_and_the_active_service_follows_on_promotion() {
+    let mut w = released(json!({
+        "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
+        "postPromotionAnalysis": analysis(),
+        "scaleDownDelaySeconds": 10
+    }));
+    let stable = w.stable();
+    let p = w.tick();
+    let current = w.current();
+    assert_eq!(p.weight, 0, "no traffic to the preview");
+    w.ready();
+    let p = w.tick();
+    assert!(w.reasons().contains(&"Switched"));
+    assert_eq!(p.weight, 100, "the route switched");
+    assert_eq!(
+        p.stable_service_hash.as_deref(),
+        Some(stable.as_str()),
+        "the active Service stays"
+    );
+    set_run(&mut w, 2, AnalysisPhase::Successful, "ok");
+    let p = w.tick();
+    assert!(w.reasons().contains(&"Promoted"));
+    assert_eq!(p.weight, 100, "all traffic stays on the preview Service this write");
+    assert_eq!(
+        p.stable_service_hash.as_deref(),
+        Some(current.as_str()),
+        "the active Service follows"
+    );
+    let p = w.tick();
+    assert_eq!(p.weight, 0, "then the route goes back to the active Service");
+}
+
+#[test]
+fn with_a_router_an_abort_is_one_route_write() {
+    let mut w = released(json!({
+        "trafficRouting": {"gatewayAPI": {"httpRoute": "web"}},
+        "postPromotionAnalysis": analysis()
+    }));
+    let stable = w.stable();
+    w.settle();
+    set_run(&mut w, 2, AnalysisPhase::Failed, "errors");
+    let p = w.tick();
+    assert_eq!(p.weight, 0);
+    assert_eq!(p.stable_service_hash.as_deref(), Some(stable.as_str()));
+}
