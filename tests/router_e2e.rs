@@ -631,11 +631,11 @@ async fn blue_green_switches_the_route_and_an_abort_switches_it_back() {
         }
     })
     .await;
+    let shown = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let st = status(&rollouts).await;
     assert!(
         switched.is_ok(),
-        "the route showed {:?}; {:?}\n{}",
-        seen.lock().unwrap_or_else(|e| e.into_inner()),
-        status(&rollouts).await,
+        "the route showed {shown:?}; {st:?}\n{}",
         controller.log()
     );
     // Promoted; the old version stays up for its scale-down delay, so the rollout is not yet Healthy.
