@@ -161,18 +161,10 @@ impl Planner<'_> {
     fn apply_bg_controls(&mut self, current: &str, control: &ControlRequests) {
         let aborted = self.st.abort == Some(true);
         if control.retry == Some(true) && aborted {
-            self.clear_abort();
-            self.st.attempt = Some(self.attempt() + 1);
-            self.st.acknowledged_run = None;
             let bg = self.bg_status();
             bg.ready_at = None;
             bg.promoted_full = None;
-            self.set_step(PREVIEW);
-            self.note(
-                Severity::Normal,
-                "Retried",
-                format!("version {current} comes up in preview again"),
-            );
+            self.retry(PREVIEW, format!("version {current} comes up in preview again"));
         } else if control.abort == Some(true) && !aborted {
             self.abort("aborted on request".to_string());
         }
@@ -350,26 +342,10 @@ impl Planner<'_> {
     /// The new version is stable; the one switched away from goes after the scale-down delay,
     /// counted from the switch.
     fn bg_promote(&mut self, stable: &str, current: &str) {
-        self.note(
-            Severity::Normal,
-            "Promoted",
-            format!("version {current} is promoted: it has all the traffic and becomes stable"),
-        );
-        self.post_rollout(true);
         let bg = self.st.blue_green.clone().unwrap_or_default();
-        self.st.previous_stable_hash = Some(bg.switched_from.unwrap_or_else(|| stable.to_string()));
-        self.st.promoted_at = bg.switched_at.or(Some(self.now_time()));
-        self.remember_stable(current);
-        self.st.stable_pod_hash = Some(current.to_string());
-        self.st.last_progress_at = Some(self.now_time());
-        self.sizes.clear();
-        self.steady(current);
-        if self.routed {
-            // The route keeps all traffic on the preview Service until the active Service selects
-            // the new version, written after the route in this reconcile; then it goes back to 0.
-            self.weight = 100;
-            self.phase = Phase::Progressing;
-        }
+        let previous = bg.switched_from.unwrap_or_else(|| stable.to_string());
+        let switched_at = bg.switched_at.unwrap_or_else(|| self.now_time());
+        self.become_stable(current, &previous, switched_at);
         if self.phase != Phase::Healthy {
             self.reason = "RolloutPromoted";
             let left = self

@@ -121,15 +121,7 @@ impl Planner<'_> {
         let n = self.steps.len();
         let aborted = self.st.abort == Some(true);
         if control.retry == Some(true) && aborted {
-            self.clear_abort();
-            self.st.attempt = Some(self.attempt() + 1);
-            self.st.acknowledged_run = None;
-            self.set_step(0);
-            self.note(
-                Severity::Normal,
-                "Retried",
-                format!("version {current} rolls out again from step 1 of {n}"),
-            );
+            self.retry(0, format!("version {current} rolls out again from step 1 of {n}"));
         } else if control.abort == Some(true) && !aborted {
             self.abort("aborted on request".to_string());
         }

@@ -599,26 +599,7 @@ impl<'a> Planner<'a> {
         // go, and is then settled at once.
         let old_gone = self.routed || self.rs(stable).is_none_or(|r| r.replicas == 0 && r.spec_replicas == 0);
         if canary_available >= self.replicas && old_gone {
-            self.note(
-                Severity::Normal,
-                "Promoted",
-                format!("version {current} is promoted: it has all the traffic and becomes stable"),
-            );
-            self.post_rollout(true);
-            self.st.previous_stable_hash = Some(stable.to_string());
-            self.st.promoted_at = Some(self.now_time());
-            self.remember_stable(current);
-            self.st.stable_pod_hash = Some(current.to_string());
-            self.st.last_progress_at = Some(self.now_time());
-            self.sizes.clear();
-            // Straight to the settled state (runs stopped, routes cleared), in the same status write.
-            self.steady(current);
-            if self.routed {
-                // Routes are set before Services: the route keeps all traffic on the canary Service
-                // until the stable Service selects the new version, on the next reconcile.
-                self.weight = 100;
-                self.phase = Phase::Progressing;
-            }
+            self.become_stable(current, stable, self.now_time());
             if self.phase != Phase::Healthy {
                 self.reason = "RolloutPromoted";
                 self.message = format!("version {current} promoted; the old version's Pods are going");
@@ -645,6 +626,39 @@ impl<'a> Planner<'a> {
                 format!("promoting: canary {canary_available}/{} Pods available", self.replicas)
             };
         }
+    }
+
+    /// The new version is stable; `previous` keeps its Pods for the scale-down delay counted from
+    /// `since`. Straight to the settled state (runs stopped, routes cleared), in one status write.
+    fn become_stable(&mut self, current: &str, previous: &str, since: Time) {
+        self.note(
+            Severity::Normal,
+            "Promoted",
+            format!("version {current} is promoted: it has all the traffic and becomes stable"),
+        );
+        self.post_rollout(true);
+        self.st.previous_stable_hash = Some(previous.to_string());
+        self.st.promoted_at = Some(since);
+        self.remember_stable(current);
+        self.st.stable_pod_hash = Some(current.to_string());
+        self.st.last_progress_at = Some(self.now_time());
+        self.sizes.clear();
+        self.steady(current);
+        if self.routed {
+            // Routes are set before Services: the route keeps all traffic on the new version's
+            // Service until the stable (active) Service selects it, on the next reconcile.
+            self.weight = 100;
+            self.phase = Phase::Progressing;
+        }
+    }
+
+    /// `kubectl serin retry` of an aborted version: a new attempt, from `step`.
+    fn retry(&mut self, step: usize, message: String) {
+        self.clear_abort();
+        self.st.attempt = Some(self.attempt() + 1);
+        self.st.acknowledged_run = None;
+        self.set_step(step);
+        self.note(Severity::Normal, "Retried", message);
     }
 
     /// Aborts for `why` (what failed, or "aborted on request"), which the status keeps.
