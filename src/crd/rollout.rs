@@ -361,8 +361,10 @@ pub struct SetHeaderRoute {
 #[serde(rename_all = "camelCase")]
 pub struct SetMirrorRoute {
     pub name: String,
+    /// Requests to copy: headers as `setHeaderRoute` writes them (`headerName`, `headerValue`,
+    /// all of them), or Argo's form (`method`, `path`, `headers`; any entry).
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
-    pub match_: Option<Vec<HeaderMatch>>,
+    pub match_: Option<Vec<MirrorMatch>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub percentage: Option<i32>,
@@ -374,6 +376,34 @@ pub struct HeaderMatch {
     pub header_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_value: Option<StringMatch>,
+}
+
+/// One entry of a mirror route's `match`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_value: Option<StringMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<StringMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<StringMatch>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, StringMatch>,
+}
+
+/// Requests by method, path and headers (all of them), Argo's form of a mirror match.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<StringMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<StringMatch>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, StringMatch>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -732,6 +762,9 @@ pub struct ManagedRoute {
     pub name: String,
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
     pub match_: Vec<HeaderMatch>,
+    /// Mirror routes in Argo's form: requests matching any entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RequestMatch>,
     /// Mirror routes: percent of matching requests copied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentage: Option<i32>,

@@ -258,14 +258,33 @@ impl Planner<'_> {
             let route = ManagedRoute {
                 name: h.name.clone(),
                 match_: h.match_.clone().unwrap_or_default(),
+                requests: Vec::new(),
                 percentage: None,
             };
             upsert(&mut self.st.header_routes, route);
             self.order_routes();
         } else if let Some(m) = &step.set_mirror_route {
+            let entries = m.match_.clone().unwrap_or_default();
             let route = ManagedRoute {
                 name: m.name.clone(),
-                match_: m.match_.clone().unwrap_or_default(),
+                match_: entries
+                    .iter()
+                    .filter_map(|e| {
+                        Some(crate::crd::rollout::HeaderMatch {
+                            header_name: e.header_name.clone()?,
+                            header_value: e.header_value.clone(),
+                        })
+                    })
+                    .collect(),
+                requests: entries
+                    .iter()
+                    .filter(|e| e.header_name.is_none())
+                    .map(|e| crate::crd::rollout::RequestMatch {
+                        method: e.method.clone(),
+                        path: e.path.clone(),
+                        headers: e.headers.clone(),
+                    })
+                    .collect(),
                 percentage: m.percentage,
             };
             upsert(&mut self.st.mirror_routes, route);

@@ -728,7 +728,7 @@ impl<'a> Planner<'a> {
 /// Sets a named route; a route without matches is the step's way of removing it.
 fn upsert(routes: &mut Vec<ManagedRoute>, route: ManagedRoute) {
     routes.retain(|r| r.name != route.name);
-    if !route.match_.is_empty() {
+    if !route.match_.is_empty() || !route.requests.is_empty() {
         routes.push(route);
     }
 }

@@ -1700,3 +1700,27 @@ fn restart_at_deletes_old_pods_within_max_unavailable_then_says_done() {
     w.rollout.status = Some(p.status);
     assert!(!restart_pending(&w.rollout), "done once");
 }
+
+#[test]
+fn mirror_routes_in_argos_form_keep_method_path_and_headers() {
+    let steps: serde_json::Value = serde_json::from_str(
+        r#"[{"setWeight": 10},
+            {"setMirrorRoute": {"name": "shadow", "percentage": 35, "match": [
+                {"method": {"exact": "GET"}, "path": {"prefix": "/"}},
+                {"method": {"exact": "GET"}, "path": {"prefix": "/"}, "headers": {"agent-1b": {"exact": "firefox"}}}]}},
+            {"pause": {}}]"#,
+    )
+    .unwrap();
+    let mut w = healthy_world(
+        json!({"strategy": {"canary": {"stableService": "s", "canaryService": "c",
+        "trafficRouting": {"istio": {"virtualService": {"name": "web"}}}, "steps": steps}}}),
+    );
+    w.release("web:2");
+    w.tick();
+    w.ready();
+    let p = w.settle();
+    let m = &p.status.mirror_routes[0];
+    assert_eq!(m.requests.len(), 2, "{m:?}");
+    assert_eq!(m.requests[1].headers["agent-1b"].exact.as_deref(), Some("firefox"));
+    assert_eq!(m.percentage, Some(35));
+}

@@ -169,6 +169,16 @@ fn canary_problems(canary: &CanaryStrategy, out: &mut Vec<String>) {
         }
         if let Some(routing) = &canary.traffic_routing {
             managed_route_problems(routing, i, step, out);
+            let inexact_method = step
+                .set_mirror_route
+                .iter()
+                .flat_map(|m| m.match_.iter().flatten())
+                .any(|m| m.method.as_ref().is_some_and(|v| v.exact.is_none()));
+            if inexact_method && routing.gateway_api().is_some() {
+                out.push(format!(
+                    "steps[{i}].setMirrorRoute: the Gateway API matches a method exactly (method: {{exact: GET}})"
+                ));
+            }
             if step.set_header_route.is_some() && routing.smi.is_some() {
                 out.push(format!("steps[{i}]: SMI TrafficSplits cannot route by header"));
             }

@@ -2,7 +2,7 @@
 //! HTTPRoute (or GRPCRoute) the user owns. Only the rules that send to the stable Service change.
 
 use super::{Desired, RouterError, TrafficRouter, set_spec_fields};
-use crate::crd::rollout::{GatewayApiRouting, HeaderMatch, ManagedRoute};
+use crate::crd::rollout::{GatewayApiRouting, HeaderMatch, ManagedRoute, RequestMatch};
 use serde_json::{Value, json};
 
 impl TrafficRouter for GatewayApiRouting {
@@ -55,6 +55,35 @@ fn header_matches(m: &[HeaderMatch]) -> Vec<Value> {
         .collect()
 }
 
+/// One of Argo's mirror matches as an HTTPRouteMatch: a path (exact, prefix or regex), a method
+/// (the Gateway API matches methods exactly) and headers.
+fn request_match(m: &RequestMatch) -> Value {
+    let mut out = json!({});
+    if let Some(p) = &m.path {
+        out["path"] = match (&p.exact, &p.prefix, &p.regex) {
+            (Some(e), _, _) => json!({"type": "Exact", "value": e}),
+            (_, Some(v), _) => json!({"type": "PathPrefix", "value": v}),
+            (_, _, Some(r)) => json!({"type": "RegularExpression", "value": r}),
+            _ => json!({"type": "PathPrefix", "value": "/"}),
+        };
+    }
+    if let Some(method) = m.method.as_ref().and_then(|v| v.exact.clone()) {
+        out["method"] = json!(method.to_uppercase());
+    }
+    if !m.headers.is_empty() {
+        let headers: Vec<HeaderMatch> = m
+            .headers
+            .iter()
+            .map(|(name, v)| HeaderMatch {
+                header_name: name.clone(),
+                header_value: Some(v.clone()),
+            })
+            .collect();
+        out["headers"] = json!(header_matches(&headers));
+    }
+    out
+}
+
 /// The rules, weighted, with Serin's header and mirror rules after the user's (copying the path
 /// matches of the rule they stand beside). `None` when the route already says all that.
 pub fn routed_rules(
@@ -102,6 +131,10 @@ pub fn routed_rules(
         b
     };
     let matches = |r: &ManagedRoute| -> Vec<Value> {
+        // Argo's form: each entry its own match, by path, method and headers.
+        if !r.requests.is_empty() {
+            return r.requests.iter().map(request_match).collect();
+        }
         base_matches
             .iter()
             .map(|m| {
@@ -231,6 +264,34 @@ mod tests {
     }
 
     #[test]
+    fn argo_mirror_matches_become_httproute_matches() {
+        use crate::crd::rollout::{RequestMatch, StringMatch};
+        let m = RequestMatch {
+            method: Some(StringMatch {
+                exact: Some("get".into()),
+                ..Default::default()
+            }),
+            path: Some(StringMatch {
+                prefix: Some("/api".into()),
+                ..Default::default()
+            }),
+            headers: [(
+                "agent".to_string(),
+                StringMatch {
+                    exact: Some("firefox".into()),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        };
+        assert_eq!(
+            request_match(&m),
+            json!({"path": {"type": "PathPrefix", "value": "/api"}, "method": "GET",
+                   "headers": [{"type": "Exact", "name": "agent", "value": "firefox"}]})
+        );
+    }
+
+    #[test]
     fn header_and_mirror_rules_are_added_and_taken_away() {
         use crate::crd::rollout::StringMatch;
         let header = ManagedRoute {
@@ -242,11 +303,13 @@ mod tests {
                     ..Default::default()
                 }),
             }],
+            requests: Vec::new(),
             percentage: None,
         };
         let mirror = ManagedRoute {
             name: "shadow".into(),
             match_: header.match_.clone(),
+            requests: Vec::new(),
             percentage: Some(20),
         };
         let rules = routed_rules(

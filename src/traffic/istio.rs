@@ -2,7 +2,7 @@
 //! the named HTTP routes of a VirtualService the user owns, and the subsets' pod-template hashes.
 
 use super::{Desired, RouterError, TrafficRouter, set_spec_fields};
-use crate::crd::rollout::{HeaderMatch, IstioRouting, ManagedRoute};
+use crate::crd::rollout::{IstioRouting, ManagedRoute, StringMatch};
 
 impl TrafficRouter for IstioRouting {
     /// With a DestinationRule, its subsets select the versions' hashes and the VirtualService weighs
@@ -118,17 +118,50 @@ pub fn weighted_http(
 
 const MANAGED_PREFIX: &str = "serin-";
 
-fn istio_match(m: &[HeaderMatch]) -> Value {
+/// A string match as Istio writes one.
+fn istio_string(v: &StringMatch) -> Value {
+    match (&v.exact, &v.prefix, &v.regex) {
+        (Some(e), _, _) => json!({"exact": e}),
+        (_, Some(p), _) => json!({"prefix": p}),
+        (_, _, Some(r)) => json!({"regex": r}),
+        _ => json!({"regex": ".*"}),
+    }
+}
+
+/// A managed route's matches: its headers (all of them), or Argo's mirror form (any entry, each
+/// by uri, method and headers).
+fn istio_match(route: &ManagedRoute) -> Value {
+    if !route.requests.is_empty() {
+        let entries: Vec<Value> = route
+            .requests
+            .iter()
+            .map(|r| {
+                let mut m = json!({});
+                if let Some(p) = &r.path {
+                    m["uri"] = istio_string(p);
+                }
+                if let Some(method) = &r.method {
+                    m["method"] = istio_string(method);
+                }
+                if !r.headers.is_empty() {
+                    let headers: serde_json::Map<String, Value> = r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.to_lowercase(), istio_string(v)))
+                        .collect();
+                    m["headers"] = Value::Object(headers);
+                }
+                m
+            })
+            .collect();
+        return json!(entries);
+    }
     let mut headers = serde_json::Map::new();
-    for h in m {
-        let v = h.header_value.clone().unwrap_or_default();
-        let matcher = match (v.exact, v.prefix, v.regex) {
-            (Some(e), _, _) => json!({"exact": e}),
-            (_, Some(p), _) => json!({"prefix": p}),
-            (_, _, Some(r)) => json!({"regex": r}),
-            _ => json!({"regex": ".*"}),
-        };
-        headers.insert(h.header_name.to_lowercase(), matcher);
+    for h in &route.match_ {
+        headers.insert(
+            h.header_name.to_lowercase(),
+            istio_string(&h.header_value.clone().unwrap_or_default()),
+        );
     }
     json!([{"headers": headers}])
 }
@@ -176,12 +209,12 @@ pub fn routed_http(
     let mut out = Vec::new();
     for h in headers {
         out.push(
-            json!({"name": format!("{MANAGED_PREFIX}{}", h.name), "match": istio_match(&h.match_),
+            json!({"name": format!("{MANAGED_PREFIX}{}", h.name), "match": istio_match(h),
                         "route": [{"destination": dest_of(canary), "weight": 100}]}),
         );
     }
     for m in mirrors {
-        let mut r = json!({"name": format!("{MANAGED_PREFIX}{}", m.name), "match": istio_match(&m.match_),
+        let mut r = json!({"name": format!("{MANAGED_PREFIX}{}", m.name), "match": istio_match(m),
                            "route": [{"destination": dest_of(stable), "weight": 100}],
                            "mirror": dest_of(canary)});
         if let Some(p) = m.percentage {
@@ -262,8 +295,34 @@ mod tests {
     }
 
     #[test]
+    fn argo_mirror_matches_become_istio_matches() {
+        use crate::crd::rollout::{RequestMatch, StringMatch};
+        let exact = |v: &str| StringMatch {
+            exact: Some(v.into()),
+            ..Default::default()
+        };
+        let route = ManagedRoute {
+            name: "mirror".into(),
+            match_: Vec::new(),
+            requests: vec![RequestMatch {
+                method: Some(exact("GET")),
+                path: Some(StringMatch {
+                    prefix: Some("/".into()),
+                    ..Default::default()
+                }),
+                headers: [("Agent".to_string(), exact("firefox"))].into(),
+            }],
+            percentage: Some(35),
+        };
+        assert_eq!(
+            istio_match(&route),
+            json!([{"uri": {"prefix": "/"}, "method": {"exact": "GET"}, "headers": {"agent": {"exact": "firefox"}}}])
+        );
+    }
+
+    #[test]
     fn header_and_mirror_routes_go_first_and_go_away() {
-        use crate::crd::rollout::StringMatch;
+        use crate::crd::rollout::{HeaderMatch, StringMatch};
         let m = vec![HeaderMatch {
             header_name: "X-Beta".into(),
             header_value: Some(StringMatch {
@@ -274,11 +333,13 @@ mod tests {
         let header = ManagedRoute {
             name: "beta".into(),
             match_: m.clone(),
+            requests: Vec::new(),
             percentage: None,
         };
         let mirror = ManagedRoute {
             name: "shadow".into(),
             match_: m,
+            requests: Vec::new(),
             percentage: Some(10),
         };
         let http = routed_http(

@@ -219,6 +219,7 @@ mod tests {
                     ..Default::default()
                 }),
             }],
+            requests: Vec::new(),
             percentage: None,
         };
         let by_header = canary_ingress(
