@@ -1724,3 +1724,23 @@ fn mirror_routes_in_argos_form_keep_method_path_and_headers() {
     assert_eq!(m.requests[1].headers["agent-1b"].exact.as_deref(), Some("firefox"));
     assert_eq!(m.percentage, Some(35));
 }
+
+#[test]
+fn a_pod_ready_but_not_yet_available_holds_the_step() {
+    // minReadySeconds: the ReplicaSet counts Ready Pods as available only after a while.
+    let mut w = healthy_world(
+        json!({"minReadySeconds": 30, "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}}),
+    );
+    w.release("web:2");
+    w.tick();
+    let current = w.current();
+    for rs in w.rss.iter_mut().filter(|r| r.hash == current) {
+        rs.ready = rs.replicas;
+        rs.available = 0;
+    }
+    let p = w.tick();
+    assert_eq!(p.status.current_step_index, Some(0), "ready is not available");
+    w.ready();
+    let p = w.tick();
+    assert_eq!(p.status.current_step_index, Some(1));
+}

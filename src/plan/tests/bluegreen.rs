@@ -389,3 +389,29 @@ fn with_a_router_an_abort_is_one_route_write() {
     assert_eq!(p.weight, 0);
     assert_eq!(p.stable_service_hash.as_deref(), Some(stable.as_str()));
 }
+
+#[test]
+fn a_new_version_during_the_scale_down_delay_keeps_the_old_one_until_the_delay_ends() {
+    let mut w = released(json!({"scaleDownDelaySeconds": 30, "autoPromotionEnabled": false}));
+    let v1 = w.stable();
+    w.settle();
+    w.request(ControlRequests {
+        promote_step: Some(0),
+        ..Default::default()
+    });
+    w.tick();
+    let v2 = w.stable();
+    assert_ne!(v1, v2, "promoted");
+    w.advance(10);
+    w.release("web:3");
+    let p = w.settle();
+    let v3 = w.current();
+    assert_eq!(w.size(&v1), 4, "version 1 keeps its Pods for the rest of its delay");
+    assert_eq!(w.size(&v3), 4, "version 3 in preview");
+    assert_eq!(p.stable_service_hash.as_deref(), Some(v2.as_str()));
+    assert!(p.requeue_after.unwrap() <= Duration::from_secs(20));
+    w.advance(21);
+    w.tick();
+    assert_eq!(w.size(&v1), 0, "gone once the delay from its switch has passed");
+    assert_eq!(w.size(&v2), 4);
+}
