@@ -281,15 +281,13 @@ fn operand(text: &str) -> String {
 }
 
 /// Whether the text so far ends with something a call or an index applies to (`f`, `x]`, `g()`),
-/// not an operator word like `in`.
+/// not the operator `in` (the other operator words are already `&&`, `||`, `!`).
 fn after_operand(out: &str) -> bool {
-    let word: String = out
-        .chars()
-        .rev()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
-        .collect();
-    let closed = out.ends_with(')') || out.ends_with(']');
-    closed || (!word.is_empty() && !["ni", "dna", "ro", "ton"].contains(&word.as_str()))
+    let word = out
+        .rsplit(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("");
+    out.ends_with(')') || out.ends_with(']') || (!word.is_empty() && word != "in")
 }
 
 /// Joins tokens with the spacing a person would write.

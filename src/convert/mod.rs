@@ -134,11 +134,7 @@ fn rollout(mut doc: Value, n: &mut Notes<'_>) -> Value {
 
 /// `plugins: {argoproj-labs/gatewayAPI: {...}}` is the native `gatewayAPI` router.
 fn gateway_plugin(routing: &mut Value, n: &mut Notes<'_>) {
-    let Some(plugin) = routing
-        .get(crate::crd::rollout::GATEWAY_API_PLUGIN)
-        .or_else(|| routing["plugins"].get(crate::crd::rollout::GATEWAY_API_PLUGIN))
-        .cloned()
-    else {
+    let Some(plugin) = routing["plugins"].get(crate::crd::rollout::GATEWAY_API_PLUGIN).cloned() else {
         return;
     };
     let parsed: crate::crd::rollout::TrafficRouting =

@@ -44,13 +44,19 @@ pub fn can_switch_back(
     let Some(bg) = &spec.strategy.blue_green else {
         return false;
     };
-    let delay = match bg.scale_down_delay_revision_limit {
-        Some(0) => 0,
-        _ => bg.scale_down_delay_seconds.unwrap_or(30).max(0) as u64,
-    };
     status.previous_stable_hash.is_some()
         && status.previous_stable_hash != status.stable_pod_hash
-        && since(now, &status.promoted_at) < Duration::from_secs(delay)
+        && since(now, &status.promoted_at) < scale_down_delay(bg)
+}
+
+/// How long the version switched away from keeps its Pods: `scaleDownDelaySeconds` (30), none
+/// when `scaleDownDelayRevisionLimit` is 0.
+pub(super) fn scale_down_delay(bg: &BlueGreenStrategy) -> Duration {
+    let seconds = match bg.scale_down_delay_revision_limit {
+        Some(0) => 0,
+        _ => bg.scale_down_delay_seconds.unwrap_or(30),
+    };
+    Duration::from_secs(seconds.max(0) as u64)
 }
 
 impl Planner<'_> {
@@ -159,16 +165,7 @@ impl Planner<'_> {
 
     /// Retry, abort and promote to the end, as for a canary.
     fn apply_bg_controls(&mut self, current: &str, control: &ControlRequests) {
-        let aborted = self.st.abort == Some(true);
-        if control.retry == Some(true) && aborted {
-            let bg = self.bg_status();
-            bg.ready_at = None;
-            bg.promoted_full = None;
-            self.retry(PREVIEW, format!("version {current} comes up in preview again"));
-        } else if control.abort == Some(true) && !aborted {
-            self.abort("aborted on request".to_string());
-        }
-        if self.st.abort != Some(true) && control.promote_full == Some(true) {
+        if self.retry_or_abort(control, PREVIEW, format!("version {current} comes up in preview again")) {
             self.note(
                 Severity::Normal,
                 "PromotedFull",
@@ -373,11 +370,12 @@ impl Planner<'_> {
     /// The version to treat as stable again, when that happened.
     pub(super) fn switch_back_after_promotion(&mut self, current: &str, control: &ControlRequests) -> Option<String> {
         let previous = self.st.previous_stable_hash.clone()?;
-        let left = self
-            .scale_down_delay()
-            .saturating_sub(since(self.now, &self.st.promoted_at));
+        let within = self
+            .blue_green
+            .as_ref()
+            .is_some_and(|bg| since(self.now, &self.st.promoted_at) < scale_down_delay(bg));
         let up = self.rs(&previous).is_some_and(|r| r.spec_replicas > 0);
-        if control.abort != Some(true) || left.is_zero() || !up || previous == current {
+        if control.abort != Some(true) || !within || !up || previous == current {
             return None;
         }
         self.st.stable_pod_hash = Some(previous.clone());

@@ -119,13 +119,11 @@ impl Planner<'_> {
     /// What a person asked through the status subresource: retry, abort, promote to the end.
     fn apply_controls(&mut self, current: &str, control: &ControlRequests) {
         let n = self.steps.len();
-        let aborted = self.st.abort == Some(true);
-        if control.retry == Some(true) && aborted {
-            self.retry(0, format!("version {current} rolls out again from step 1 of {n}"));
-        } else if control.abort == Some(true) && !aborted {
-            self.abort("aborted on request".to_string());
-        }
-        if self.st.abort != Some(true) && control.promote_full == Some(true) {
+        if self.retry_or_abort(
+            control,
+            0,
+            format!("version {current} rolls out again from step 1 of {n}"),
+        ) {
             self.note(
                 Severity::Normal,
                 "PromotedFull",

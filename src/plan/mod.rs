@@ -149,14 +149,11 @@ pub struct Plan {
 }
 
 /// The selector a Rollout's Pods are chosen by: its own, or (when it has none) its workload's.
-pub fn selector_of(rollout: &Rollout, observed: &Observed) -> LabelSelector {
+pub fn selector_of(rollout: &Rollout, workload_selector: Option<&LabelSelector>) -> LabelSelector {
     let own = &rollout.spec.selector;
     let empty = own.match_labels.as_ref().is_none_or(|m| m.is_empty())
         && own.match_expressions.as_ref().is_none_or(|m| m.is_empty());
-    match (
-        &observed.workload_selector,
-        empty && rollout.spec.workload_ref.is_some(),
-    ) {
+    match (workload_selector, empty && rollout.spec.workload_ref.is_some()) {
         (Some(s), true) => s.clone(),
         _ => own.clone(),
     }
@@ -339,15 +336,11 @@ impl<'a> Planner<'a> {
     }
 
     fn scale_down_delay(&self) -> Duration {
-        let seconds = match &self.blue_green {
-            Some(bg) if bg.scale_down_delay_revision_limit == Some(0) => 0,
-            Some(bg) => bg.scale_down_delay_seconds.unwrap_or(30),
-            None => {
-                let default = if self.routed { 30 } else { 0 };
-                self.canary.scale_down_delay_seconds.unwrap_or(default)
-            }
-        };
-        Duration::from_secs(seconds.max(0) as u64)
+        if let Some(bg) = &self.blue_green {
+            return bluegreen::scale_down_delay(bg);
+        }
+        let default = if self.routed { 30 } else { 0 };
+        Duration::from_secs(self.canary.scale_down_delay_seconds.unwrap_or(default).max(0) as u64)
     }
 
     fn abort_delay(&self) -> Duration {
@@ -652,13 +645,24 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// `kubectl serin retry` of an aborted version: a new attempt, from `step`.
-    fn retry(&mut self, step: usize, message: String) {
-        self.clear_abort();
-        self.st.attempt = Some(self.attempt() + 1);
-        self.st.acknowledged_run = None;
-        self.set_step(step);
-        self.note(Severity::Normal, "Retried", message);
+    /// `kubectl serin retry` of an aborted version (a new attempt, from `step`, saying `retried`)
+    /// or `kubectl serin abort`. Whether a promotion to the end was asked and may go ahead.
+    fn retry_or_abort(&mut self, control: &crate::crd::rollout::ControlRequests, step: usize, retried: String) -> bool {
+        let aborted = self.st.abort == Some(true);
+        if control.retry == Some(true) && aborted {
+            self.clear_abort();
+            self.st.attempt = Some(self.attempt() + 1);
+            self.st.acknowledged_run = None;
+            if let Some(bg) = self.st.blue_green.as_mut() {
+                bg.ready_at = None;
+                bg.promoted_full = None;
+            }
+            self.set_step(step);
+            self.note(Severity::Normal, "Retried", retried);
+        } else if control.abort == Some(true) && !aborted {
+            self.abort("aborted on request".to_string());
+        }
+        self.st.abort != Some(true) && control.promote_full == Some(true)
     }
 
     /// Aborts for `why` (what failed, or "aborted on request"), which the status keeps.
@@ -742,7 +746,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let control = st.control.take().unwrap_or_default();
     let mut conds = st.conditions.take().unwrap_or_default();
     let template = template_of(rollout, observed);
-    let effective_selector = selector_of(rollout, observed);
+    let effective_selector = selector_of(rollout, observed.workload_selector.as_ref());
     let problems = validate::problems(spec, &effective_selector, template.as_ref());
     let selector = selector_string(&effective_selector);
     let Some(template) = template.filter(|_| problems.is_empty()) else {
@@ -784,9 +788,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let available = p.st.available_replicas.unwrap_or(0);
     p.set_conditions(&mut conds, deadline_exceeded, available, generation, &now_time);
     p.st.conditions = Some(conds);
-    let mut plan = p.into_plan(spec, &current, effective_selector);
-    plan.restart_pods = restart_pods;
-    plan
+    p.into_plan(spec, &current, effective_selector, restart_pods)
 }
 
 /// Whether `spec.restartAt` asks for a restart not yet done.
@@ -910,7 +912,13 @@ impl<'a> Planner<'a> {
     }
 
     /// The plan for the shell: ReplicaSets with their sizes and role metadata, Services, runs.
-    fn into_plan(mut self, spec: &crate::crd::rollout::RolloutSpec, current: &str, selector: LabelSelector) -> Plan {
+    fn into_plan(
+        mut self,
+        spec: &crate::crd::rollout::RolloutSpec,
+        current: &str,
+        selector: LabelSelector,
+        restart_pods: Vec<String>,
+    ) -> Plan {
         // ReplicaSets: those with a size, and old ones beyond the history limit.
         let (delete, deleted_hashes) = self.old_replica_sets(spec, current);
         let replica_sets = self
@@ -955,7 +963,7 @@ impl<'a> Planner<'a> {
             requeue_after: self.requeue,
             workload_replicas,
             selector,
-            restart_pods: Vec::new(),
+            restart_pods,
             create_runs: self.create_runs,
             terminate_runs: self.terminate_runs,
             delete_runs,

@@ -64,12 +64,8 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         .map(|r| observe_run(&r))
         .collect();
     let pods_to_restart = if crate::plan::restart_pending(rollout) {
-        let own = &rollout.spec.selector;
-        let selector = match (&workload, own.match_labels.as_ref().is_none_or(|m| m.is_empty())) {
-            (Some(d), true) => &d.selector,
-            _ => own,
-        };
-        pods_created_before(ctx, rollout, selector, ns).await?
+        let selector = crate::plan::selector_of(rollout, workload.as_ref().map(|d| &d.selector));
+        pods_created_before(ctx, rollout, &selector, ns).await?
     } else {
         Vec::new()
     };
