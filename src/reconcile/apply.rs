@@ -20,7 +20,9 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
     let rs_api: Api<CachedReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
     let pp = PatchParams::apply(MANAGER).force();
 
-    // Grow before shrinking, so capacity comes before it goes.
+    // Shrink before growing: the plan only takes Pods that are unavailable or beyond the
+    // availability floor, so shrinking first never costs capacity, and growing second keeps the
+    // total within maxSurge at every moment (grown first, both sizes would stand at once).
     let mut changes: Vec<_> = plan
         .replica_sets
         .iter()
@@ -38,7 +40,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             .iter()
             .find(|o| o.hash == d.hash)
             .map_or(0, |o| o.spec_replicas);
-        d.replicas < now
+        d.replicas > now
     });
     for d in changes {
         let rs_name = format!("{name}-{}", d.hash);
