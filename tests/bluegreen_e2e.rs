@@ -5,6 +5,8 @@
 
 mod common;
 
+use kube::runtime::WatchStreamExt;
+
 use common::{ControllerProc, Prometheus, SimCluster, eventually};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
@@ -80,7 +82,7 @@ fn watch_active(services: Api<Service>) -> Seen<String> {
     let out = seen.clone();
     tokio::spawn(async move {
         let config = watcher::Config::default().fields("metadata.name=web-active");
-        let mut stream = watcher(services, config).boxed();
+        let mut stream = watcher(services, config).default_backoff().boxed();
         while let Some(event) = stream.next().await {
             let (watcher::Event::Apply(svc) | watcher::Event::InitApply(svc)) = event.unwrap_or(watcher::Event::Init)
             else {
@@ -106,7 +108,7 @@ fn watch_failed_runs(runs: Api<AnalysisRun>) -> Seen<String> {
     let out = seen.clone();
     tokio::spawn(async move {
         let config = watcher::Config::default().labels("serin.dev/rollout=web");
-        let mut stream = watcher(runs, config).boxed();
+        let mut stream = watcher(runs, config).default_backoff().boxed();
         while let Some(event) = stream.next().await {
             let (watcher::Event::Apply(run) | watcher::Event::InitApply(run)) = event.unwrap_or(watcher::Event::Init)
             else {

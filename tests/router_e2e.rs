@@ -3,6 +3,8 @@
 
 mod common;
 
+use kube::runtime::WatchStreamExt;
+
 use common::{ControllerProc, Prometheus, SimCluster, WEB_SERVICES, eventually, web_rollout};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -606,7 +608,9 @@ async fn blue_green_switches_the_route_and_an_abort_switches_it_back() {
     let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
     tokio::spawn(async move {
         use futures::StreamExt;
-        let mut stream = kube::runtime::watcher(routes, Default::default()).boxed();
+        let mut stream = kube::runtime::watcher(routes, Default::default())
+            .default_backoff()
+            .boxed();
         while let Some(event) = stream.next().await {
             let Ok(kube::runtime::watcher::Event::Apply(r) | kube::runtime::watcher::Event::InitApply(r)) = event
             else {
