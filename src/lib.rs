@@ -11,4 +11,5 @@ pub mod leader;
 pub mod plan;
 pub mod reconcile;
 pub mod sim;
+pub mod timeline;
 pub mod traffic;

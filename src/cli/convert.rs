@@ -2,7 +2,6 @@
 //! prints them as Serin's on stdout, and says on stderr what it could not carry over.
 
 use serde_json::Value;
-use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -16,48 +15,19 @@ pub struct ConvertArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("cannot read {what}: {source}")]
-    Read { what: String, source: std::io::Error },
-    #[error("{what} is not YAML: {message}")]
-    Parse { what: String, message: String },
+    #[error(transparent)]
+    Manifest(#[from] super::manifests::ManifestError),
     #[error("cannot print the result as YAML: {0}")]
     Print(String),
     #[error("{0} thing(s) could not be carried over (--strict)")]
     Strict(usize),
 }
 
-fn read(path: &PathBuf) -> Result<(String, String), ConvertError> {
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|source| ConvertError::Read {
-                what: "stdin".into(),
-                source,
-            })?;
-        return Ok(("stdin".into(), text));
-    }
-    let what = path.display().to_string();
-    std::fs::read_to_string(path)
-        .map(|text| (what.clone(), text))
-        .map_err(|source| ConvertError::Read { what, source })
-}
-
 pub fn run(args: ConvertArgs) -> Result<(), ConvertError> {
-    let files = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files
-    };
-    let mut documents: Vec<Value> = Vec::new();
-    for path in &files {
-        let (what, text) = read(path)?;
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| ConvertError::Parse {
-            what: what.clone(),
-            message: e.to_string(),
-        })?;
-        documents.extend(docs.into_iter().filter(|d| !d.is_null()));
-    }
+    let documents: Vec<Value> = super::manifests::read_documents(&args.files)?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
     let (converted, notes) = crate::convert::convert(documents);
     let yaml = serde_saphyr::to_string_multiple(&converted).map_err(|e| ConvertError::Print(e.to_string()))?;
     print!("{yaml}");

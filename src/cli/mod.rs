@@ -4,6 +4,8 @@ pub mod argocd;
 pub mod convert;
 pub mod demo;
 pub mod kube_args;
+pub mod manifests;
+pub mod plan;
 pub mod rollouts;
 
 use clap::{Parser, Subcommand};
@@ -70,6 +72,9 @@ pub enum Command {
     /// Print Argo Rollouts manifests (Rollouts, AnalysisTemplates) as Serin's; say on stderr what
     /// could not be carried over.
     Convert(convert::ConvertArgs),
+    /// Show the whole timeline of a Rollout's next update without applying anything: each step's
+    /// traffic, Pods and time, the earliest and latest promotion, and what a failed analysis does.
+    Plan(plan::PlanArgs),
     /// Run the controller: reconcile Rollouts (all namespaces, or the one given with -n).
     Controller(ControllerArgs),
     /// Show a Rollout: phase, steps, weight, ReplicaSets, last decision.
@@ -206,6 +211,8 @@ pub enum CliError {
     LostLease,
     #[error(transparent)]
     Convert(#[from] convert::ConvertError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -214,6 +221,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(args).await?,
         Command::Crds(args) => crds(args)?,
         Command::Convert(args) => convert::run(args)?,
+        Command::Plan(args) => plan::run(args)?,
         Command::ArgocdCm => print!("{}", argocd::config_map().map_err(|e| CliError::Yaml(e.to_string()))?),
         Command::Controller(args) => controller(args).await?,
         Command::Get {

@@ -599,7 +599,7 @@ impl<'a> Planner<'a> {
             }
         } else {
             self.weight = if self.routed {
-                self.st.canary_weight.unwrap_or(0)
+                self.promotion_weight(current)
             } else {
                 self.pod_share(stable, current)
             };
@@ -619,6 +619,18 @@ impl<'a> Planner<'a> {
                 format!("promoting: canary {canary_available}/{} Pods available", self.replicas)
             };
         }
+    }
+
+    /// The weight while the canary grows to full size: the last step's, once the canary has the
+    /// Pods that step asks (it may have been met in this same look, and not written yet), else the
+    /// one written (a promotion to the end skips weights whose Pods are not there).
+    fn promotion_weight(&self, current: &str) -> i32 {
+        let last = steps::weight_at(&self.steps, self.steps.len().saturating_sub(1));
+        let dynamic = self.canary.dynamic_stable_scale == Some(true);
+        let needs = replicas::targets(self.replicas, last, true, dynamic, self.st.canary_scale).canary;
+        let has = self.rs(current).map_or(0, |r| r.available);
+        let written = self.st.canary_weight.unwrap_or(0);
+        if has >= needs { written.max(last) } else { written }
     }
 
     /// The new version is stable; `previous` keeps its Pods for the scale-down delay counted from

@@ -983,6 +983,37 @@ mod routed {
     }
 
     #[test]
+    fn a_last_step_met_in_one_look_keeps_its_weight_while_the_canary_grows() {
+        // The step to 50% is done in the look that moves on to the promotion: 50% is what the
+        // route carries while the canary grows to full size, not the 5% written before.
+        let mut w = routed_world(
+            json!({"strategy": {"canary": {"steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 50}]}}}),
+        );
+        w.tick();
+        w.ready();
+        w.settle();
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        let mut weights = Vec::new();
+        for _ in 0..10 {
+            let p = w.tick();
+            weights.push(p.weight);
+            w.ready();
+            if p.status.stable_pod_hash == p.status.current_pod_hash {
+                break;
+            }
+        }
+        assert!(weights.contains(&50), "weights written: {weights:?}");
+        let first_50 = weights.iter().position(|x| *x == 50).unwrap();
+        assert!(
+            weights[first_50..].iter().all(|x| *x >= 50),
+            "the weight never falls back below 50 before promotion: {weights:?}"
+        );
+    }
+
+    #[test]
     fn promotion_gives_the_canary_all_traffic_before_the_old_version_goes() {
         let mut w = routed_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 50}]}}}));
         let stable = w.stable();

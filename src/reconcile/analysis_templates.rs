@@ -533,15 +533,20 @@ pub async fn resolve(
     background: bool,
 ) -> Result<AnalysisRunSpec, TemplateError> {
     let all = load(client, ns, &analysis.templates).await?;
-    let ordered = order(&analysis.templates, &all)?;
-    build(
-        &ordered,
-        &all,
-        rollout,
-        analysis,
-        (current_hash, stable_hash),
-        background,
-    )
+    resolve_from(&all, rollout, analysis, (current_hash, stable_hash), background)
+}
+
+/// The spec of the run from templates already at hand (`serin plan` reads them from files); a
+/// template missing from `all` is [`TemplateError::NotFound`].
+pub fn resolve_from(
+    all: &BTreeMap<TemplateId, AnalysisTemplateSpec>,
+    rollout: &Rollout,
+    analysis: &RolloutAnalysis,
+    hashes: (&str, &str),
+    background: bool,
+) -> Result<AnalysisRunSpec, TemplateError> {
+    let ordered = order(&analysis.templates, all)?;
+    build(&ordered, all, rollout, analysis, hashes, background)
 }
 
 #[cfg(test)]

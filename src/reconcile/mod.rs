@@ -2,7 +2,7 @@
 //! pure plan, and applies the result (server-side apply as `serin`, status through /status).
 
 pub mod analysis_run;
-mod analysis_templates;
+pub mod analysis_templates;
 mod apply;
 mod cached;
 mod compare_look;

@@ -1,0 +1,254 @@
+//! `serin plan` through the real binary: timelines of the shipped examples, the controller's
+//! messages for a bad spec, and a release on the simulated cluster that walks the weights and
+//! pauses its plan printed.
+
+mod common;
+
+use common::{ControllerProc, SimCluster, eventually, serin_bin};
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use serde_json::Value;
+use serin::crd::rollout::{Phase, Rollout};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn example(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `serin plan ARGS` with `input` on stdin: (exit code, stdout, stderr).
+fn plan(args: &[&str], input: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(serin_bin())
+        .arg("plan")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serin plan runs");
+    if let Some(text) = input {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("written");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("serin plan ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_shipped_rollout_has_a_timeline() {
+    let templates: Vec<String> = [
+        "analysis-error-rate.yaml",
+        "analysis-latency-p99.yaml",
+        "analysis-compare.yaml",
+        "analysis-job.yaml",
+        "analysis-web.yaml",
+    ]
+    .iter()
+    .map(|t| example(t))
+    .collect();
+    for file in [
+        "rollout.yaml",
+        "rollout-with-analysis.yaml",
+        "rollout-gateway-api.yaml",
+        "rollout-nginx.yaml",
+        "rollout-istio.yaml",
+        "rollout-smi.yaml",
+        "rollout-blue-green.yaml",
+        "rollout-with-hooks.yaml",
+    ] {
+        let mut args = vec![example(file)];
+        args.extend(templates.iter().cloned());
+        args.extend(["--rps".to_string(), "50".to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = plan(&args, None);
+        assert_eq!(code, 0, "{file}: {err}");
+        assert!(out.contains("Full promotion: earliest"), "{file}:\n{out}");
+        assert!(out.contains("REQUESTS TO NEW (at 50 rps)"), "{file}:\n{out}");
+        assert!(!out.contains("cannot start"), "{file}: every template is given:\n{out}");
+    }
+}
+
+#[test]
+fn the_gateway_example_reads_as_its_steps() {
+    let (code, out, err) = plan(&[&example("rollout-gateway-api.yaml"), "--rps", "100"], None);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .map(|l| l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
+        .collect();
+    let what_and_traffic: Vec<(&str, &str)> = rows.iter().map(|r| (r[1], r[2])).collect();
+    assert_eq!(
+        &what_and_traffic[..5],
+        [
+            ("setWeight 5", "5%"),
+            ("pause 1m", "5%"),
+            ("setWeight 25", "25%"),
+            ("pause until promoted", "25%"),
+            ("setWeight 50", "50%"),
+        ],
+        "{out}"
+    );
+    assert!(
+        rows[1].contains(&"1m") && rows[1].contains(&"300"),
+        "5% of 100 rps for 1m: {out}"
+    );
+    assert!(out.contains("`kubectl serin promote` is needed at step 4"), "{out}");
+}
+
+#[test]
+fn json_output_and_stdin() {
+    let text = std::fs::read_to_string(example("rollout-gateway-api.yaml")).expect("example");
+    let (code, out, err) = plan(&["-o", "json"], Some(&text));
+    assert_eq!(code, 0, "{err}");
+    let t: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(t["name"], "web");
+    assert_eq!(t["strategy"], "canary");
+    assert_eq!(t["steps"][1]["lasts"][0], 60.0);
+    assert_eq!(t["waitsForPeople"], serde_json::json!([3]));
+}
+
+#[test]
+fn a_bad_spec_gets_the_controllers_words_and_a_non_zero_exit() {
+    let bad = "apiVersion: serin.dev/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: other}}
+    spec: {containers: [{name: web, image: web:1}]}
+  strategy: {canary: {steps: [{setWeight: 20}]}}
+";
+    let (code, _, err) = plan(&[], Some(bad));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("rollout web: spec.selector does not select the template's labels"),
+        "{err}"
+    );
+    let argo = bad.replace("serin.dev/v1alpha1", "argoproj.io/v1alpha1");
+    let (code, _, err) = plan(&[], Some(&argo));
+    assert_ne!(code, 0);
+    assert!(err.contains("serin convert"), "{err}");
+    let (code, _, err) = plan(&["/no/such/file.yaml"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot read /no/such/file.yaml"), "{err}");
+    let (code, _, err) = plan(&[], Some("kind: [unclosed"));
+    assert_ne!(code, 0);
+    assert!(err.contains("stdin is not YAML"), "{err}");
+    let (code, _, err) = plan(&["--rps=-3", &example("rollout.yaml")], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("--rps"), "{err}");
+}
+
+fn httproute_crd() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml")
+}
+
+/// The plan's weights, then a release of the same example on the simulated cluster: the route
+/// walks those weights in that order, and the timed pause lasts what the plan says.
+#[tokio::test]
+async fn the_gateway_example_follows_its_plan() {
+    let file = example("rollout-gateway-api.yaml");
+    let (code, out, err) = plan(&[&file, "-o", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let t: Value = serde_json::from_str(&out).expect("JSON");
+    let mut planned: Vec<i64> = Vec::new();
+    for s in t["steps"].as_array().expect("steps") {
+        let w = s["traffic"].as_f64().expect("traffic").round() as i64;
+        if planned.last() != Some(&w) {
+            planned.push(w);
+        }
+    }
+    let pause_planned = t["steps"][1]["lasts"][0].as_f64().expect("pause");
+
+    let sim = SimCluster::start();
+    sim.install_crds();
+    sim.install_crd_file(&httproute_crd());
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    sim.kubectl_ok(&["apply", "--server-side", "-f", &file]);
+    eventually("version 1 healthy", WAIT, || async {
+        let r = rollouts.get("web").await.ok()?;
+        (r.status?.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    // Every canary weight the route shows, with when it was first seen.
+    let seen: Arc<Mutex<Vec<(i64, Instant)>>> = Default::default();
+    let out = seen.clone();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    tokio::spawn(async move {
+        let mut stream = kube::runtime::watcher(routes, Default::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = stream.next().await {
+            let Ok(kube::runtime::watcher::Event::Apply(r) | kube::runtime::watcher::Event::InitApply(r)) = event
+            else {
+                continue;
+            };
+            let route = serde_json::to_value(r).unwrap_or_default();
+            let w = route["spec"]["rules"][0]["backendRefs"][1]["weight"]
+                .as_i64()
+                .unwrap_or(-1);
+            let mut seen = out.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.last().map(|s| s.0) != Some(w) {
+                seen.push((w, Instant::now()));
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
+    eventually("paused until promoted", WAIT, || async {
+        let st = rollouts.get("web").await.ok()?.status?;
+        (st.phase == Some(Phase::Paused) && st.current_step_index == Some(3)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["promote", "web"]);
+    eventually("version 2 healthy", WAIT, || async {
+        let st = rollouts.get("web").await.ok()?.status?;
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash == st.current_pod_hash).then_some(())
+    })
+    .await;
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let weights: Vec<i64> = seen.iter().map(|s| s.0).collect();
+    // The update starts from 0 and the route is reset once the new version is stable.
+    let walked: Vec<i64> = weights
+        .iter()
+        .copied()
+        .skip_while(|w| *w == 0)
+        .take_while(|w| *w != 0)
+        .collect();
+    assert_eq!(walked, planned, "planned {planned:?}, the route showed {weights:?}");
+    let at = |w: i64| seen.iter().find(|s| s.0 == w).map(|s| s.1).expect("seen");
+    let pause = at(25).duration_since(at(5)).as_secs_f64();
+    // Status times are whole seconds: a pause may end up to a second early.
+    assert!(
+        pause >= pause_planned - 1.0 && pause < pause_planned + 10.0,
+        "the 1m pause lasted {pause:.1}s, planned {pause_planned}s"
+    );
+}
