@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod cli;
 pub mod convert;
 pub mod crd;
+pub mod dashboard;
 pub mod hash;
 pub mod hooks;
 pub mod leader;

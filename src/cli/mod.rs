@@ -75,6 +75,9 @@ pub enum Command {
     /// Show the whole timeline of a Rollout's next update without applying anything: each step's
     /// traffic, Pods and time, the earliest and latest promotion, and what a failed analysis does.
     Plan(plan::PlanArgs),
+    /// Serve a web UI of the Rollouts on --listen (127.0.0.1:3100): their steps, weights and
+    /// measurements live, and promote, abort, retry, pause and resume with your credentials.
+    Dashboard(crate::dashboard::DashboardArgs),
     /// Run the controller: reconcile Rollouts (all namespaces, or the one given with -n).
     Controller(ControllerArgs),
     /// Show a Rollout: phase, steps, weight, ReplicaSets, last decision.
@@ -213,6 +216,8 @@ pub enum CliError {
     Convert(#[from] convert::ConvertError),
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Dashboard(#[from] crate::dashboard::DashboardError),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -222,6 +227,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Crds(args) => crds(args)?,
         Command::Convert(args) => convert::run(args)?,
         Command::Plan(args) => plan::run(args)?,
+        Command::Dashboard(args) => crate::dashboard::run(args).await?,
         Command::ArgocdCm => print!("{}", argocd::config_map().map_err(|e| CliError::Yaml(e.to_string()))?),
         Command::Controller(args) => controller(args).await?,
         Command::Get {

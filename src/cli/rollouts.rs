@@ -46,8 +46,19 @@ async fn get(api: &Api<Rollout>, name: &str, ns: &str) -> Result<Rollout, Rollou
 pub async fn request(args: &KubeArgs, name: &str, action: Action) -> Result<String, RolloutCmdError> {
     let (client, ns) = args.connect().await?;
     let api: Api<Rollout> = Api::namespaced(client, &ns);
+    request_on(&api, &ns, name, action, CLI_MANAGER).await
+}
+
+/// The request written through `api` (the CLI's and the dashboard's), as `manager`.
+pub async fn request_on(
+    api: &Api<Rollout>,
+    ns: &str,
+    name: &str,
+    action: Action,
+    manager: &str,
+) -> Result<String, RolloutCmdError> {
     for _ in 0..5 {
-        let r = get(&api, name, &ns).await?;
+        let r = get(api, name, ns).await?;
         let status = r.status.clone().unwrap_or_default();
         let rolling = status.current_pod_hash.is_some() && status.current_pod_hash != status.stable_pod_hash;
         let aborted = status.abort == Some(true);
@@ -148,7 +159,7 @@ pub async fn request(args: &KubeArgs, name: &str, action: Action) -> Result<Stri
             .patch_status(
                 name,
                 &PatchParams {
-                    field_manager: Some(CLI_MANAGER.into()),
+                    field_manager: Some(manager.into()),
                     ..Default::default()
                 },
                 &Patch::Merge(&patch),
@@ -231,6 +242,21 @@ pub async fn describe(args: &KubeArgs, name: &str) -> Result<String, RolloutCmdE
     Ok(render(&r, &rss, last.as_ref()))
 }
 
+/// What a version is to its Rollout: `stable`, `canary`, `active`, `preview` or `old`.
+pub fn role_of(r: &Rollout, hash: &str) -> &'static str {
+    let st = r.status.clone().unwrap_or_default();
+    let hash = Some(hash.to_string());
+    let blue_green = r.spec.strategy.blue_green.is_some();
+    let active = st.blue_green.as_ref().and_then(|b| b.active_selector.clone());
+    match blue_green {
+        true if hash == active => "active",
+        true if hash == st.current_pod_hash => "preview",
+        _ if hash == st.stable_pod_hash => "stable",
+        false if hash == st.current_pod_hash => "canary",
+        _ => "old",
+    }
+}
+
 pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> String {
     let st = r.status.clone().unwrap_or_default();
     let mut out = String::new();
@@ -268,12 +294,7 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
         let _ = writeln!(out, "Active:      {}", bg.active_selector.unwrap_or_default());
         let _ = writeln!(out, "Preview:     {}", bg.preview_selector.unwrap_or_default());
     }
-    let all_steps: Vec<String> = match blue_green {
-        Some(_) => (0..crate::plan::bluegreen::STAGES)
-            .map(|i| crate::plan::bluegreen::describe(i).to_string())
-            .collect(),
-        None => steps::effective_steps(&canary).iter().map(steps::describe).collect(),
-    };
+    let all_steps = steps::names(&r.spec.strategy);
     let idx = st.current_step_index.unwrap_or(0).max(0) as usize;
     let rolling = st.current_pod_hash != st.stable_pod_hash;
     let _ = writeln!(out, "Steps:");
@@ -297,14 +318,7 @@ pub fn render(r: &Rollout, rss: &[ReplicaSet], last: Option<&CoreEvent>) -> Stri
     rss.sort_by_key(|rs| std::cmp::Reverse(rs.creation_timestamp().map(|t| t.0)));
     for rs in rss {
         let hash = rs.labels().get(HASH_LABEL).cloned().unwrap_or_default();
-        let active = st.blue_green.as_ref().and_then(|b| b.active_selector.as_ref());
-        let role = match (blue_green.is_some(), Some(&hash)) {
-            (true, h) if h == active => "active",
-            (true, h) if h == st.current_pod_hash.as_ref() => "preview",
-            (_, h) if h == st.stable_pod_hash.as_ref() => "stable",
-            (false, h) if h == st.current_pod_hash.as_ref() => "canary",
-            _ => "old",
-        };
+        let role = role_of(r, &hash);
         let status = rs.status.clone().unwrap_or_default();
         let images: Vec<String> = rs
             .spec

@@ -29,6 +29,17 @@ pub fn effective_steps(canary: &CanaryStrategy) -> Vec<CanaryStep> {
     out
 }
 
+/// What each step (or blue-green stage) does, in order, as `kubectl serin get` lists them.
+pub fn names(strategy: &crate::crd::rollout::RolloutStrategy) -> Vec<String> {
+    match (&strategy.blue_green, &strategy.canary) {
+        (Some(_), _) => (0..super::bluegreen::STAGES)
+            .map(|i| super::bluegreen::describe(i).to_string())
+            .collect(),
+        (None, Some(c)) => effective_steps(c).iter().map(describe).collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
 /// The traffic weight in force at a step: the last `setWeight` at or before it.
 pub fn weight_at(steps: &[CanaryStep], index: usize) -> i32 {
     steps

@@ -10,6 +10,7 @@ pub mod events;
 mod index;
 mod measure;
 mod observe;
+pub use observe::{ATTEMPT_LABEL, REVISION_LABEL, STEP_LABEL};
 mod own_writes;
 mod router;
 pub mod secrets;
