@@ -64,7 +64,12 @@ clippy:
 unit-and-e2e:
 	cargo test --all-targets
 
-tools: $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION) $(TOOLS)/bin/helm.stamp prometheus
+tools: $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION) $(TOOLS)/bin/helm.stamp prometheus chromium
+
+# Debian's Chromium, which the dashboard's tests drive headless over the DevTools protocol.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || scripts/apt-install chromium
 
 # Debian's prometheus server, run by the tests themselves on loopback ports.
 .PHONY: prometheus

@@ -44,8 +44,14 @@ type Shared = Arc<App>;
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/", get(|| async { page(INDEX, "text/html; charset=utf-8") }))
-        .route("/assets/app.js", get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }))
-        .route("/assets/app.css", get(|| async { page(APP_CSS, "text/css; charset=utf-8") }))
+        .route(
+            "/assets/app.js",
+            get(|| async { page(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| async { page(APP_CSS, "text/css; charset=utf-8") }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/session", get(session))
         .route("/api/rollouts", get(list))
@@ -178,7 +184,12 @@ async fn plan(
     };
     let templates = match templates(&app.state.client, &ns).await {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("cannot read the analysis templates: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                format!("cannot read the analysis templates: {e}"),
+            );
+        }
     };
     let opts = Options {
         rps: q.rps.filter(|r| r.is_finite() && *r > 0.0),

@@ -156,7 +156,10 @@ impl State {
         if o.kind.as_deref() != Some("Rollout") {
             return;
         }
-        let key = (o.namespace.clone().unwrap_or_default(), o.name.clone().unwrap_or_default());
+        let key = (
+            o.namespace.clone().unwrap_or_default(),
+            o.name.clone().unwrap_or_default(),
+        );
         let t = e
             .event_time
             .as_ref()

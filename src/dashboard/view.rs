@@ -183,7 +183,10 @@ pub fn row(r: &Rollout, all_rs: &[Arc<ReplicaSet>]) -> Row {
         namespace: r.namespace().unwrap_or_default(),
         name: r.name_any(),
         strategy: r.spec.strategy.kind(),
-        phase: st.phase.map(|p| p.as_str().to_string()).unwrap_or_else(|| "Unknown".into()),
+        phase: st
+            .phase
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "Unknown".into()),
         step: st.step.clone().unwrap_or_default(),
         weight: st.canary_weight.unwrap_or(0),
         stable_images: if stable_images.is_empty() {
@@ -208,7 +211,9 @@ fn bounds(m: &Metric) -> (Option<f64>, Option<f64>) {
     let parse = |c: &str, pass: bool| -> Option<(Option<f64>, Option<f64>)> {
         let c = c.replace("result[0]", "result");
         let rest = c.trim().strip_prefix("result")?.trim();
-        let (op, num) = ["<=", ">=", "<", ">"].iter().find_map(|op| Some((*op, rest.strip_prefix(op)?)))?;
+        let (op, num) = ["<=", ">=", "<", ">"]
+            .iter()
+            .find_map(|op| Some((*op, rest.strip_prefix(op)?)))?;
         let n: f64 = num.trim().parse().ok()?;
         let upper = op.starts_with('<') == pass;
         Some(if upper { (None, Some(n)) } else { (Some(n), None) })
@@ -310,7 +315,11 @@ pub fn detail(r: &Rollout, all_rs: &[Arc<ReplicaSet>], runs: &[Arc<AnalysisRun>]
         preview: bg.preview_selector.filter(|_| blue_green),
         stable_hash: st.stable_pod_hash.clone(),
         current_hash: st.current_pod_hash.clone(),
-        weights: history.weights.get(&key).map(|w| w.iter().cloned().collect()).unwrap_or_default(),
+        weights: history
+            .weights
+            .get(&key)
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default(),
         runs: runs_of(r, runs)
             .iter()
             .map(|run| run_view(run, blue_green, history, false))

@@ -1,0 +1,326 @@
+//! `serin dashboard` in a real browser: headless Chromium driven over the DevTools protocol,
+//! against the real binary, controller and simulated cluster. The page lists the Rollouts,
+//! shows a paused one's steps and charts, follows it live without a reload, and steers it with
+//! confirmed clicks that do what the CLI does.
+
+mod common;
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::page::{Page, ScreenshotParams};
+use common::{ControllerProc, Proc, SimCluster, eventually, free_port, serin_bin};
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+use serin::crd::rollout::{Phase, Rollout};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Dashboard {
+    _proc: Proc,
+    url: String,
+}
+
+fn start_dashboard(sim: &SimCluster, extra: &[&str]) -> Dashboard {
+    let port = free_port();
+    let log = std::fs::File::create(sim.dir.path().join("dashboard.log")).expect("log");
+    let child = Command::new(serin_bin())
+        .args(["dashboard", "--listen", &format!("127.0.0.1:{port}"), "--kubeconfig"])
+        .arg(&sim.kubeconfig)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serin dashboard starts");
+    Dashboard {
+        _proc: Proc {
+            child,
+            name: "serin dashboard",
+        },
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_up(url: &str) {
+    let http = reqwest::Client::new();
+    eventually("the dashboard serving", WAIT, || async {
+        http.get(format!("{url}/healthz"))
+            .send()
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+}
+
+/// Headless Chromium with the flags a closed network needs, and its event loop.
+async fn browser(dir: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
+    let config = BrowserConfig::builder()
+        .chrome_executable(common::which("chromium").expect("chromium (make test installs it)"))
+        .no_sandbox()
+        .new_headless_mode()
+        .window_size(1280, 1500)
+        .viewport(None)
+        .user_data_dir(dir.join("chromium"))
+        .args([
+            "--disable-gpu",
+            "--disable-quic",
+            "--disable-component-update",
+            "--no-default-browser-check",
+        ])
+        .build()
+        .expect("browser config");
+    let (browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    (browser, events)
+}
+
+/// Evaluates `expr` until it gives something other than null, false or "".
+async fn until(page: &Page, what: &str, expr: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v: Value = match page.evaluate(expr).await {
+            Ok(r) => r.into_value().unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if !(v.is_null() || v == Value::Bool(false) || v == "") {
+            return v;
+        }
+        let shown: Value = page
+            .evaluate("document.getElementById('main').innerText")
+            .await
+            .ok()
+            .and_then(|r| r.into_value().ok())
+            .unwrap_or(Value::Null);
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {WAIT:?}; the page shows:\n{shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A confirmed click, as a person makes it: the button, then Confirm in the dialog.
+async fn click_confirmed(page: &Page, action: &str) {
+    page.find_element(format!("button[data-action='{action}']"))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("clicked");
+    until(page, "the confirmation", "!document.getElementById('dialog').hidden").await;
+    page.find_element("button[data-confirm]")
+        .await
+        .expect("Confirm")
+        .click()
+        .await
+        .expect("confirmed");
+}
+
+fn httproute_crd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml")
+}
+
+fn route_api(client: &kube::Client) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    Api::namespaced_with(client.clone(), "default", &ar)
+}
+
+async fn canary_weight(routes: &Api<DynamicObject>) -> i64 {
+    let r = serde_json::to_value(routes.get("web").await.expect("route")).unwrap_or_default();
+    r["spec"]["rules"][0]["backendRefs"][1]["weight"].as_i64().unwrap_or(-1)
+}
+
+/// Reads the page's live stream (as a browser's EventSource does) and keeps each event's size.
+fn measure_updates(url: String) -> std::sync::Arc<std::sync::Mutex<Vec<usize>>> {
+    let sizes: std::sync::Arc<std::sync::Mutex<Vec<usize>>> = Default::default();
+    let out = sizes.clone();
+    tokio::spawn(async move {
+        let Ok(mut resp) = reqwest::get(url).await else { return };
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                if event.contains("data:") {
+                    out.lock().unwrap_or_else(|e| e.into_inner()).push(event.len());
+                }
+            }
+        }
+    });
+    sizes
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_follows_and_steers_a_rollout() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    sim.install_crd_file(&httproute_crd());
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let routes = route_api(&client);
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout-gateway-api.yaml");
+    sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
+    eventually("version 1 healthy", WAIT, || async {
+        (rollouts.get("web").await.ok()?.status?.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    let dash = start_dashboard(&sim, &[]);
+    wait_up(&dash.url).await;
+
+    // The first load: the page, its script and style, and the list it asks for.
+    let http = reqwest::Client::new();
+    let mut first_load = 0;
+    for path in ["/", "/assets/app.js", "/assets/app.css", "/api/rollouts"] {
+        let body = http.get(format!("{}{path}", dash.url)).send().await.expect("served");
+        assert!(body.status().is_success(), "{path}");
+        first_load += body.bytes().await.expect("body").len();
+    }
+    println!("dashboard first load: {first_load} bytes");
+    assert!(first_load < 200 * 1024, "first load {first_load} bytes");
+    let updates = measure_updates(format!("{}/api/stream?namespace=default&name=web", dash.url));
+
+    let (mut browser, events) = browser(sim.dir.path()).await;
+    let page = browser.new_page(format!("{}/#/", dash.url)).await.expect("page");
+    until(
+        &page,
+        "the list shows web as Healthy",
+        "document.querySelector(\"tr[data-rollout='default/web']\")?.dataset.phase === 'Healthy'",
+    )
+    .await;
+    page.evaluate("window.loadedOnce = 'yes'").await.expect("marked");
+
+    // A release reaches the open list without a reload.
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
+    until(
+        &page,
+        "the list shows the release at 5%",
+        "document.querySelector(\"tr[data-rollout='default/web'] [data-test=weight]\")?.innerText === '5%'",
+    )
+    .await;
+    assert_eq!(until(&page, "no reload", "window.loadedOnce").await, "yes");
+
+    // The paused Rollout's page: its steps with the current one marked, and the weight chart.
+    page.find_element("tr[data-rollout='default/web']")
+        .await
+        .expect("row")
+        .click()
+        .await
+        .expect("clicked");
+    let current = until(
+        &page,
+        "the current step",
+        "document.querySelector('[data-test=steps] li.current')?.innerText",
+    )
+    .await;
+    assert_eq!(current, "2. pause 1m");
+    until(
+        &page,
+        "the weight chart",
+        "!!document.querySelector(\"svg[data-chart='weight'] path.new\")",
+    )
+    .await;
+    assert_eq!(
+        until(&page, "phase", "document.querySelector('[data-test=phase]')?.innerText").await,
+        "Paused"
+    );
+    page.evaluate("window.loadedOnce = 'still'").await.expect("marked");
+
+    // Promote, confirmed: the route moves on, and the open page follows without a reload.
+    page.evaluate(
+        "new MutationObserver(() => { if (document.querySelector('.big')?.innerText === '25%' && !window.saw25) window.saw25 = Date.now(); }).observe(document.getElementById('main'), {childList: true, subtree: true, characterData: true})",
+    )
+    .await
+    .expect("observer");
+    click_confirmed(&page, "promote").await;
+    let route_at = eventually("the route at 25%", WAIT, || async {
+        (canary_weight(&routes).await == 25).then(std::time::SystemTime::now)
+    })
+    .await;
+    let shown_at = until(&page, "25% on the open page", "window.saw25").await;
+    assert_eq!(until(&page, "no reload", "window.loadedOnce").await, "still");
+    let route_ms = route_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    println!(
+        "route at 25% to the open page showing it: {} ms",
+        shown_at.as_i64().unwrap_or(0) - route_ms
+    );
+    let current = until(
+        &page,
+        "the next pause",
+        "document.querySelector('[data-test=steps] li.current')?.innerText",
+    )
+    .await;
+    assert_eq!(current, "4. pause until promoted");
+    // Every metric's chart is drawn from the runs; this example has none, the weight chart is there.
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-rollout.png");
+    page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &shot)
+        .await
+        .expect("screenshot");
+    assert!(
+        std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 10_000,
+        "a screenshot at {shot:?}"
+    );
+
+    // The plan of the next update, from the same page.
+    page.find_element("a[href='#/plan/default/web']")
+        .await
+        .expect("plan link")
+        .click()
+        .await
+        .expect("clicked");
+    let plan = until(
+        &page,
+        "the plan",
+        "document.querySelector('[data-test=plan]')?.innerText",
+    )
+    .await;
+    let plan = plan.as_str().unwrap_or_default();
+    assert!(
+        plan.contains("setWeight 5") && plan.contains("pause 1m") && plan.contains("50%"),
+        "{plan}"
+    );
+    page.find_element("a[href='#/rollouts/default/web']")
+        .await
+        .expect("back")
+        .click()
+        .await
+        .expect("clicked");
+    until(
+        &page,
+        "the Rollout page again",
+        "document.querySelector('[data-test=weight]')?.innerText === '25%'",
+    )
+    .await;
+
+    // Abort, confirmed: traffic goes back to stable.
+    click_confirmed(&page, "abort").await;
+    eventually("the route back on stable", WAIT, || async {
+        (canary_weight(&routes).await == 0).then_some(())
+    })
+    .await;
+    until(&page, "0% and Degraded on the page", "document.querySelector('.big')?.innerText === '0%' && document.querySelector('[data-test=phase]')?.innerText === 'Degraded'").await;
+    let st = rollouts.get("web").await.expect("rollout").status.expect("status");
+    assert_eq!(st.abort, Some(true));
+
+    let sizes = updates.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    println!(
+        "live updates: {} events, largest {} bytes",
+        sizes.len(),
+        sizes.iter().max().unwrap_or(&0)
+    );
+    assert!(sizes.len() >= 3, "updates reached the stream: {sizes:?}");
+    assert!(sizes.iter().all(|s| *s < 2048), "every update under 2 KB: {sizes:?}");
+    browser.close().await.ok();
+    events.abort();
+}
