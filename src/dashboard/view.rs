@@ -358,3 +358,154 @@ pub fn update(r: &Rollout, all_rs: &[Arc<ReplicaSet>], runs: &[Arc<AnalysisRun>]
         event: history.events.get(&key).and_then(|e| e.last().cloned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::analysis::{AnalysisPhase, AnalysisRunStatus, MetricResult};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    fn metric(extra: serde_json::Value) -> Metric {
+        let mut m = json!({"name": "m", "provider": {"prometheus": {"query": "q"}}});
+        if let (Some(a), Some(b)) = (m.as_object_mut(), extra.as_object()) {
+            a.extend(b.clone());
+        }
+        serde_json::from_value(m).unwrap()
+    }
+
+    #[test]
+    fn thresholds_come_from_the_range_or_a_simple_condition() {
+        assert_eq!(
+            bounds(&metric(json!({"thresholdRange": {"max": 0.5}}))),
+            (None, Some(0.5))
+        );
+        assert_eq!(
+            bounds(&metric(json!({"successCondition": "result < 0.05"}))),
+            (None, Some(0.05))
+        );
+        assert_eq!(
+            bounds(&metric(json!({"successCondition": "result[0] >= 0.99"}))),
+            (Some(0.99), None)
+        );
+        assert_eq!(
+            bounds(&metric(json!({"failureCondition": "result > 3"}))),
+            (None, Some(3.0))
+        );
+        assert_eq!(
+            bounds(&metric(json!({"successCondition": "result.all(x, x < 1)"}))),
+            (None, None),
+            "nothing to draw"
+        );
+    }
+
+    fn rollout() -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop", "creationTimestamp": "2026-12-01T10:00:00Z"},
+            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:2"}]}},
+                "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}]}}},
+            "status": {"phase": "Paused", "step": "2/2", "canaryWeight": 10, "currentStepIndex": 1,
+                "stablePodHash": "s1", "currentPodHash": "c2"}
+        }))
+        .unwrap()
+    }
+
+    fn rs(hash: &str, image: &str, n: i32) -> Arc<ReplicaSet> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("web-{hash}"), "namespace": "shop",
+                    "labels": {ROLLOUT_LABEL: "web", HASH_LABEL: hash}},
+                "spec": {"replicas": n, "selector": {}, "template": {"spec": {"containers": [{"name": "web", "image": image}]}}},
+                "status": {"replicas": n, "readyReplicas": n, "availableReplicas": n}
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_row_names_both_versions_and_each_replica_set_its_role() {
+        let r = rollout();
+        let all = vec![rs("s1", "web:1", 4), rs("c2", "web:2", 1)];
+        let row = row(&r, &all);
+        assert_eq!(
+            (row.weight, row.phase.as_str(), row.step.as_str()),
+            (10, "Paused", "2/2")
+        );
+        assert_eq!(
+            (row.stable_images.clone(), row.new_images.clone()),
+            (vec!["web:1".to_string()], vec!["web:2".to_string()])
+        );
+        assert!(row.rolling);
+        let roles: Vec<&str> = replica_sets_of(&r, &all).iter().map(|v| v.role).collect();
+        assert!(roles.contains(&"stable") && roles.contains(&"canary"), "{roles:?}");
+    }
+
+    #[test]
+    fn an_update_carries_only_the_last_measurement_and_stays_small() {
+        let r = rollout();
+        let metrics: Vec<Metric> = (0..3)
+            .map(|i| metric(json!({"name": format!("metric-{i}"), "successCondition": "result < 0.05"})))
+            .collect();
+        let measurements: Vec<Measurement> = (0..200)
+            .map(|s| Measurement {
+                started_at: Time(jiff::Timestamp::from_second(1_800_000_000 + s).unwrap()),
+                finished_at: None,
+                phase: AnalysisPhase::Successful,
+                value: Some("0.01".into()),
+                message: None,
+                metadata: Default::default(),
+                comparison: None,
+            })
+            .collect();
+        let run: AnalysisRun = AnalysisRun {
+            metadata: kube::api::ObjectMeta {
+                name: Some("web-c2-1-0".into()),
+                namespace: Some("shop".into()),
+                labels: Some(
+                    [
+                        (ROLLOUT_LABEL.to_string(), "web".to_string()),
+                        (REVISION_LABEL.to_string(), "c2".to_string()),
+                        (STEP_LABEL.to_string(), "1".to_string()),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            spec: crate::crd::analysis::AnalysisRunSpec {
+                metrics: metrics.clone(),
+                ..Default::default()
+            },
+            status: Some(AnalysisRunStatus {
+                phase: Some(AnalysisPhase::Running),
+                metric_results: metrics
+                    .iter()
+                    .map(|m| MetricResult {
+                        name: m.name.clone(),
+                        phase: AnalysisPhase::Running,
+                        measurements: measurements.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+        };
+        let runs = vec![Arc::new(run)];
+        let all = vec![rs("s1", "web:1", 4), rs("c2", "web:2", 1)];
+        let history = History::default();
+        let u = update(&r, &all, &runs, &history);
+        assert_eq!(u.runs.len(), 1);
+        assert_eq!(u.runs[0].at, "step 2");
+        assert!(u.runs[0].metrics.iter().all(|m| m.points.len() == 1));
+        let size = serde_json::to_string(&u).unwrap().len();
+        assert!(size < 2048, "{size} bytes");
+        let d = detail(&r, &all, &runs, &history);
+        assert_eq!(
+            d.runs[0].metrics[0].points.len(),
+            200,
+            "the page gets every measurement"
+        );
+        assert_eq!(d.runs[0].metrics[0].max, Some(0.05));
+    }
+}
