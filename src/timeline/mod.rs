@@ -575,7 +575,7 @@ fn router_object(rollout: &Rollout) -> String {
 fn traffic_described(rollout: &Rollout) -> String {
     let strategy = &rollout.spec.strategy;
     match strategy.traffic_routing() {
-        Some(_) => format!("{} (set by Serin)", router_object(rollout).trim_start_matches("the ")),
+        Some(_) => format!("{} (set by Serin)", router_object(rollout)),
         None if strategy.blue_green.is_some() => "the active and preview Services' selectors".into(),
         None => "Pod counts (no traffic router: each Pod takes an equal share)".into(),
     }
