@@ -7,8 +7,9 @@ use super::patch::PatchType;
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, selectable_fields};
 use super::status::ApiError;
-use super::store::{DeleteOpts, EventType, Propagation, Store, Subresource, WriteOpts, event_object};
+use super::store::{Caller, DeleteOpts, EventType, Propagation, Store, Subresource, WriteOpts, event_object};
 use super::table;
+use super::users::UserInfo;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -303,6 +304,7 @@ fn resource(
         .map(String::from)
         .unwrap_or_else(|| default_manager(headers));
     let dry_run = q.get("dryRun") == Some("All");
+    let caller = Caller::new(authenticate(st, headers));
     let opts = WriteOpts {
         manager: &manager,
         dry_run,
@@ -312,10 +314,19 @@ fn resource(
         } else {
             Subresource::Main
         },
+        caller: Some(&caller),
     };
-    let warnings = field_validation(&rt, method, q, headers, body)?;
-    let response = resource_verb(st, &rt, method, rp, sub, q, headers, body, &opts)?;
+    let mut warnings = field_validation(&rt, method, q, headers, body)?;
+    // Admission's warnings reach the client on a refusal too, as the API server sends them.
+    let response =
+        resource_verb(st, &rt, method, rp, sub, q, headers, body, &opts).unwrap_or_else(|e| e.into_response());
+    warnings.extend(caller.take_warnings());
     Ok(with_warnings(response, &warnings))
+}
+
+/// The user a request authenticates as. The sim serves its kubeconfig's administrator.
+fn authenticate(_st: &ApiState, _headers: &HeaderMap) -> UserInfo {
+    UserInfo::admin()
 }
 
 /// Unknown fields in a custom resource: an error with `fieldValidation=Strict`, a warning by
@@ -450,12 +461,18 @@ fn resource_verb(
             Ok(json_response(StatusCode::OK, &patched))
         }
         (Method::DELETE, Some(name), None) => {
-            let d = delete_opts(q, body)?;
+            let d = DeleteOpts {
+                caller: opts.caller,
+                ..delete_opts(q, body)?
+            };
             let deleted = store.delete(&rt, &ns, name, &d)?;
             Ok(json_response(StatusCode::OK, &deleted))
         }
         (Method::DELETE, None, None) => {
-            let d = delete_opts(q, body)?;
+            let d = DeleteOpts {
+                caller: opts.caller,
+                ..delete_opts(q, body)?
+            };
             let (labels, fields) = selectors(&rt, q)?;
             let page = store.list(&rt.storage_key(), rp.namespace.as_deref(), None, None, &|o| {
                 labels.matches(meta::labels(o)) && fields.matches(o)
@@ -478,7 +495,7 @@ fn resource_verb(
     }
 }
 
-fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
+fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts<'static>, ApiError> {
     let body: Value = if body.is_empty() { json!({}) } else { decode_body(body)? };
     let policy = body["propagationPolicy"]
         .as_str()
@@ -502,6 +519,7 @@ fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
         precondition_rv: body["preconditions"]["resourceVersion"].as_str().map(String::from),
         dry_run: q.get("dryRun") == Some("All")
             || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")),
+        caller: None,
     })
 }
 
@@ -617,7 +635,8 @@ fn write_scale(
         manager: opts.manager,
         dry_run: opts.dry_run,
         force: false,
-        subresource: Subresource::Main,
+        subresource: Subresource::Scale,
+        caller: opts.caller,
     };
     let updated = store.modify(rt, ns, name, &main, &move |o| meta::set_path(o, &path, json!(replicas)))?;
     Ok(json_response(

@@ -17,6 +17,7 @@ pub mod managed;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod policy;
 pub mod protobuf;
 pub mod registry;
 pub mod requests;
@@ -27,6 +28,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod traffic;
+pub mod users;
 pub mod workload;
 
 use std::net::SocketAddr;

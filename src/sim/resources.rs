@@ -161,6 +161,10 @@ impl Builtin {
         self.categories = &["all"];
         self
     }
+    const fn api_extensions(mut self) -> Self {
+        self.categories = &["api-extensions"];
+        self
+    }
 }
 
 /// The built-in kinds: what Serin, its chart and kubectl touch.
@@ -245,6 +249,27 @@ const BUILTINS: &[Builtin] = &[
         &[],
     ),
     b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        false,
+        &[],
+    )
+    .status()
+    .generation()
+    .api_extensions(),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        false,
+        &[],
+    )
+    .generation()
+    .api_extensions(),
+    b(
         "apiextensions.k8s.io",
         "v1",
         "CustomResourceDefinition",
@@ -267,6 +292,7 @@ pub const BUILTIN_GROUP_ORDER: &[&str] = &[
     "policy",
     "rbac.authorization.k8s.io",
     "coordination.k8s.io",
+    "admissionregistration.k8s.io",
     "apiextensions.k8s.io",
 ];
 
