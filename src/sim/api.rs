@@ -27,6 +27,8 @@ pub struct ApiState {
     pub bookmark_interval: Duration,
     pub requests: Arc<super::requests::RequestCounts>,
     pub faults: Arc<super::faults::Faults>,
+    /// The ServiceAccount tokens issued by TokenRequests.
+    pub tokens: Arc<super::tokens::Tokens>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -218,6 +220,11 @@ fn dispatch(
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?,
     );
     let route = parse_route(path).ok_or_else(|| ApiError::path_not_found(path))?;
+    // As in a real cluster, version and health answer anyone; the rest needs good credentials.
+    let user = match route {
+        Route::Version | Route::Healthz => UserInfo::admin(),
+        _ => super::authn::authenticate(&st.store, &st.tokens, headers)?,
+    };
     let registry = || st.store.registry();
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
     match route {
@@ -233,7 +240,7 @@ fn dispatch(
         Route::GroupVersion(g, v) => {
             discovery::resource_list(&registry(), &g, &v).map_or_else(|| Err(ApiError::path_not_found(path)), ok)
         }
-        Route::Resource(rp) => resource(st, method, &rp, &query, headers, body),
+        Route::Resource(rp) => resource(st, method, &rp, &query, headers, body, user),
     }
 }
 
@@ -280,6 +287,7 @@ fn resource(
     q: &Query,
     headers: &HeaderMap,
     body: &Bytes,
+    user: UserInfo,
 ) -> Result<Response, ApiError> {
     let rt = st
         .store
@@ -290,6 +298,9 @@ fn resource(
             "{} is not namespaced",
             rt.group_resource()
         )));
+    }
+    if super::reviews::handles(&rt, rp.sub.as_deref()) {
+        return review(st, &rt, method, rp, body, &user);
     }
     let sub = match rp.sub.as_deref() {
         None => None,
@@ -304,7 +315,7 @@ fn resource(
         .map(String::from)
         .unwrap_or_else(|| default_manager(headers));
     let dry_run = q.get("dryRun") == Some("All");
-    let caller = Caller::new(authenticate(st, headers));
+    let caller = Caller::new(user);
     let opts = WriteOpts {
         manager: &manager,
         dry_run,
@@ -324,9 +335,33 @@ fn resource(
     Ok(with_warnings(response, &warnings))
 }
 
-/// The user a request authenticates as. The sim serves its kubeconfig's administrator.
-fn authenticate(_st: &ApiState, _headers: &HeaderMap) -> UserInfo {
-    UserInfo::admin()
+/// A create-only review (TokenRequest, TokenReview, the access reviews): answered, never stored.
+fn review(
+    st: &ApiState,
+    rt: &ResourceType,
+    method: &Method,
+    rp: &ResourcePath,
+    body: &Bytes,
+    user: &UserInfo,
+) -> Result<Response, ApiError> {
+    if *method != Method::POST || (rp.name.is_some() && rp.sub.is_none()) {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            rt.group_resource()
+        )));
+    }
+    let ctx = super::reviews::Context {
+        store: &st.store,
+        tokens: &st.tokens,
+        user,
+    };
+    let req = super::reviews::Request {
+        namespace: rp.namespace.as_deref(),
+        name: rp.name.as_deref(),
+        body: decode_body(body)?,
+    };
+    let answer = super::reviews::serve(&ctx, rt, req)?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 /// Unknown fields in a custom resource: an error with `fieldValidation=Strict`, a warning by

@@ -166,6 +166,11 @@ impl ApiError {
         ApiError::new(422, "Invalid", message)
     }
 
+    /// A request whose credentials the server does not accept.
+    pub fn unauthorized() -> Self {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(403, "Forbidden", message)
     }
