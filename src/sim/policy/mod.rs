@@ -101,6 +101,20 @@ struct Denial {
     reason: Option<&'static str>,
 }
 
+/// What the bindings decided so far: refusals (the first one answers) and warnings.
+#[derive(Default)]
+struct Outcome {
+    denials: Vec<Denial>,
+    warnings: Vec<String>,
+}
+
+/// The namespace-dependent parts of matching and evaluation, looked up once per request.
+struct Scope<'a> {
+    namespace: Option<&'a Value>,
+    labels: Option<&'a serde_json::Map<String, Value>>,
+    equivalents: Vec<Arc<ResourceType>>,
+}
+
 /// Judges a request by every binding; `Ok` carries the warnings for the response.
 pub fn admit(cluster: &dyn Cluster, req: &Request) -> Result<Vec<String>, ApiError> {
     // Policies never judge the admission configuration itself, so none can lock it.
@@ -122,77 +136,90 @@ pub fn admit(cluster: &dyn Cluster, req: &Request) -> Result<Vec<String>, ApiErr
     } else {
         cluster.namespace(req.namespace)
     };
-    let namespace_labels = if is_namespace {
-        req.old_object.and_then(meta::labels)
-    } else {
-        namespace.as_deref().and_then(meta::labels)
+    let scope = Scope {
+        labels: if is_namespace {
+            req.old_object.and_then(meta::labels)
+        } else {
+            namespace.as_deref().and_then(meta::labels)
+        },
+        namespace: namespace.as_deref(),
+        equivalents: cluster.equivalents(req.rt),
     };
-    let equivalents = cluster.equivalents(req.rt);
-    let mut denials = Vec::new();
-    let mut warnings = Vec::new();
+    let mut outcome = Outcome::default();
     for (name, bindings) in by_policy {
         // A binding naming a missing policy does nothing.
-        let Some(policy) = cluster.policy(&name) else {
+        if let Some(policy) = cluster.policy(&name) {
+            judge(cluster, req, &scope, &policy, &bindings, &mut outcome);
+        }
+    }
+    match outcome.denials.into_iter().next() {
+        Some(d) => Err(refusal(req, &d)),
+        None => Ok(outcome.warnings),
+    }
+}
+
+/// One policy with its bindings: each binding that matches, with each of its params.
+fn judge(
+    cluster: &dyn Cluster,
+    req: &Request,
+    scope: &Scope,
+    policy: &CompiledPolicy,
+    bindings: &[Arc<Value>],
+    outcome: &mut Outcome,
+) {
+    let Some(matched) = policy.constraints.matches(req, scope.labels, &scope.equivalents) else {
+        return;
+    };
+    let mut inputs = Inputs {
+        object: req.object.map_or(Value::Null, |o| from_storage(&matched, o)),
+        old_object: req.old_object.map_or(Value::Null, |o| from_storage(&matched, o)),
+        request: request_object(req, &matched),
+        params: Value::Null,
+        namespace_object: scope.namespace.map_or(Value::Null, namespace_object),
+    };
+    for b in bindings {
+        let narrowed = MatchResources::from_json(&b["spec"]["matchResources"]);
+        if narrowed.matches(req, scope.labels, &scope.equivalents).is_none() {
             continue;
+        }
+        let denial = |message: String, reason: Option<&'static str>| Denial {
+            policy: policy.name.clone(),
+            binding: meta::name(b).to_string(),
+            message,
+            reason,
         };
-        let Some(matched) = policy.constraints.matches(req, namespace_labels, &equivalents) else {
-            continue;
-        };
-        let mut inputs = Inputs {
-            object: req.object.map_or(Value::Null, |o| from_storage(&matched, o)),
-            old_object: req.old_object.map_or(Value::Null, |o| from_storage(&matched, o)),
-            request: request_object(req, &matched),
-            params: Value::Null,
-            namespace_object: namespace.as_deref().map_or(Value::Null, namespace_object),
-        };
-        for b in bindings {
-            let narrowed = MatchResources::from_json(&b["spec"]["matchResources"]);
-            if narrowed.matches(req, namespace_labels, &equivalents).is_none() {
+        let params = match binding::collect_params(policy, b, req.namespace, cluster) {
+            Ok(p) => p,
+            Err(e) => {
+                // A configuration error is subject to the failure policy, not to the actions.
+                if policy.failure_policy == compile::FailurePolicy::Fail {
+                    outcome
+                        .denials
+                        .push(denial(format!("failed to configure binding: {e}"), None));
+                }
                 continue;
             }
-            let binding_name = meta::name(&b).to_string();
-            let params = match binding::collect_params(&policy, &b, req.namespace, cluster) {
-                Ok(p) => p,
-                Err(e) => {
-                    if policy.failure_policy == compile::FailurePolicy::Fail {
-                        denials.push(Denial {
-                            policy: name.clone(),
-                            binding: binding_name,
-                            message: format!("failed to configure binding: {e}"),
-                            reason: None,
-                        });
-                    }
-                    continue;
-                }
-            };
-            for p in params {
-                inputs.params = p;
-                for decision in validate::evaluate(&policy, &inputs) {
-                    let (message, reason) = match decision {
-                        Decision::Deny { message, reason } => (message, reason),
-                        Decision::Error(message) => (message, None),
-                    };
-                    for action in b["spec"]["validationActions"].as_array().into_iter().flatten() {
-                        match action.as_str() {
-                            Some("Deny") => denials.push(Denial {
-                                policy: name.clone(),
-                                binding: binding_name.clone(),
-                                message: message.clone(),
-                                reason,
-                            }),
-                            Some("Warn") => warnings.push(format!(
-                                "Validation failed for ValidatingAdmissionPolicy '{name}' with binding '{binding_name}': {message}"
-                            )),
-                            _ => {}
-                        }
+        };
+        for p in params {
+            inputs.params = p;
+            for decision in validate::evaluate(policy, &inputs) {
+                let (message, reason) = match decision {
+                    Decision::Deny { message, reason } => (message, reason),
+                    Decision::Error(message) => (message, None),
+                };
+                for action in b["spec"]["validationActions"].as_array().into_iter().flatten() {
+                    match action.as_str() {
+                        Some("Deny") => outcome.denials.push(denial(message.clone(), reason)),
+                        Some("Warn") => outcome.warnings.push(format!(
+                            "Validation failed for ValidatingAdmissionPolicy '{}' with binding '{}': {message}",
+                            policy.name,
+                            meta::name(b)
+                        )),
+                        _ => {}
                     }
                 }
             }
         }
-    }
-    match denials.into_iter().next() {
-        Some(d) => Err(refusal(req, &d)),
-        None => Ok(warnings),
     }
 }
 
