@@ -73,7 +73,7 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
             "--strict",
             CHART,
             "--set",
-            "watchNamespace=shop,metrics.serviceMonitor.enabled=true",
+            "watchNamespace=shop,metrics.serviceMonitor.enabled=true,policies.enabled=true",
         ],
     );
     let sim = cluster_for_validation();
@@ -85,6 +85,7 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
             "metrics.podMonitor.enabled=true",
             "networkPolicy.enabled=true",
             "dashboards.enabled=true",
+            "policies.enabled=true",
             "notifications.defaultTargets[0].name=ops",
             "notifications.defaultTargets[0].type=slack",
             "notifications.defaultTargets[0].url=https://hooks.example/x",

@@ -99,6 +99,7 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             super::crd::admit_crd(obj, &mut causes);
         }
+        (super::policy::GROUP, plural) => super::policy::admit_object(plural, obj, &mut causes),
         _ => {}
     }
     let check_name = !matches!(rt.plural.as_str(), "namespaces" | "services");

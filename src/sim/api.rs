@@ -7,8 +7,9 @@ use super::patch::PatchType;
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, selectable_fields};
 use super::status::ApiError;
-use super::store::{DeleteOpts, EventType, Propagation, Store, Subresource, WriteOpts, event_object};
+use super::store::{Caller, DeleteOpts, EventType, Propagation, Store, Subresource, WriteOpts, event_object};
 use super::table;
+use super::users::UserInfo;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -26,6 +27,8 @@ pub struct ApiState {
     pub bookmark_interval: Duration,
     pub requests: Arc<super::requests::RequestCounts>,
     pub faults: Arc<super::faults::Faults>,
+    /// The ServiceAccount tokens issued by TokenRequests.
+    pub tokens: Arc<super::tokens::Tokens>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -217,6 +220,11 @@ fn dispatch(
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?,
     );
     let route = parse_route(path).ok_or_else(|| ApiError::path_not_found(path))?;
+    // As in a real cluster, version and health answer anyone; the rest needs good credentials.
+    let user = match route {
+        Route::Version | Route::Healthz => UserInfo::admin(),
+        _ => super::authn::authenticate(&st.store, &st.tokens, headers)?,
+    };
     let registry = || st.store.registry();
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
     match route {
@@ -232,7 +240,7 @@ fn dispatch(
         Route::GroupVersion(g, v) => {
             discovery::resource_list(&registry(), &g, &v).map_or_else(|| Err(ApiError::path_not_found(path)), ok)
         }
-        Route::Resource(rp) => resource(st, method, &rp, &query, headers, body),
+        Route::Resource(rp) => resource(st, method, &rp, &query, headers, body, user),
     }
 }
 
@@ -279,6 +287,7 @@ fn resource(
     q: &Query,
     headers: &HeaderMap,
     body: &Bytes,
+    user: UserInfo,
 ) -> Result<Response, ApiError> {
     let rt = st
         .store
@@ -289,6 +298,9 @@ fn resource(
             "{} is not namespaced",
             rt.group_resource()
         )));
+    }
+    if super::reviews::handles(&rt, rp.sub.as_deref()) {
+        return review(st, &rt, method, rp, body, &user);
     }
     let sub = match rp.sub.as_deref() {
         None => None,
@@ -303,6 +315,7 @@ fn resource(
         .map(String::from)
         .unwrap_or_else(|| default_manager(headers));
     let dry_run = q.get("dryRun") == Some("All");
+    let caller = Caller::new(user);
     let opts = WriteOpts {
         manager: &manager,
         dry_run,
@@ -312,10 +325,43 @@ fn resource(
         } else {
             Subresource::Main
         },
+        caller: Some(&caller),
     };
-    let warnings = field_validation(&rt, method, q, headers, body)?;
-    let response = resource_verb(st, &rt, method, rp, sub, q, headers, body, &opts)?;
+    let mut warnings = field_validation(&rt, method, q, headers, body)?;
+    // Admission's warnings reach the client on a refusal too, as the API server sends them.
+    let response =
+        resource_verb(st, &rt, method, rp, sub, q, headers, body, &opts).unwrap_or_else(|e| e.into_response());
+    warnings.extend(caller.take_warnings());
     Ok(with_warnings(response, &warnings))
+}
+
+/// A create-only review (TokenRequest, TokenReview, the access reviews): answered, never stored.
+fn review(
+    st: &ApiState,
+    rt: &ResourceType,
+    method: &Method,
+    rp: &ResourcePath,
+    body: &Bytes,
+    user: &UserInfo,
+) -> Result<Response, ApiError> {
+    if *method != Method::POST || (rp.name.is_some() && rp.sub.is_none()) {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            rt.group_resource()
+        )));
+    }
+    let ctx = super::reviews::Context {
+        store: &st.store,
+        tokens: &st.tokens,
+        user,
+    };
+    let req = super::reviews::Request {
+        namespace: rp.namespace.as_deref(),
+        name: rp.name.as_deref(),
+        body: decode_body(body)?,
+    };
+    let answer = super::reviews::serve(&ctx, rt, req)?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 /// Unknown fields in a custom resource: an error with `fieldValidation=Strict`, a warning by
@@ -450,12 +496,18 @@ fn resource_verb(
             Ok(json_response(StatusCode::OK, &patched))
         }
         (Method::DELETE, Some(name), None) => {
-            let d = delete_opts(q, body)?;
+            let d = DeleteOpts {
+                caller: opts.caller,
+                ..delete_opts(q, body)?
+            };
             let deleted = store.delete(&rt, &ns, name, &d)?;
             Ok(json_response(StatusCode::OK, &deleted))
         }
         (Method::DELETE, None, None) => {
-            let d = delete_opts(q, body)?;
+            let d = DeleteOpts {
+                caller: opts.caller,
+                ..delete_opts(q, body)?
+            };
             let (labels, fields) = selectors(&rt, q)?;
             let page = store.list(&rt.storage_key(), rp.namespace.as_deref(), None, None, &|o| {
                 labels.matches(meta::labels(o)) && fields.matches(o)
@@ -478,7 +530,7 @@ fn resource_verb(
     }
 }
 
-fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
+fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts<'static>, ApiError> {
     let body: Value = if body.is_empty() { json!({}) } else { decode_body(body)? };
     let policy = body["propagationPolicy"]
         .as_str()
@@ -502,6 +554,7 @@ fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts, ApiError> {
         precondition_rv: body["preconditions"]["resourceVersion"].as_str().map(String::from),
         dry_run: q.get("dryRun") == Some("All")
             || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")),
+        caller: None,
     })
 }
 
@@ -617,7 +670,8 @@ fn write_scale(
         manager: opts.manager,
         dry_run: opts.dry_run,
         force: false,
-        subresource: Subresource::Main,
+        subresource: Subresource::Scale,
+        caller: opts.caller,
     };
     let updated = store.modify(rt, ns, name, &main, &move |o| meta::set_path(o, &path, json!(replicas)))?;
     Ok(json_response(

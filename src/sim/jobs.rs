@@ -296,6 +296,7 @@ fn kubelet() -> WriteOpts<'static> {
         dry_run: false,
         force: false,
         subresource: Subresource::Status,
+        caller: None,
     }
 }
 

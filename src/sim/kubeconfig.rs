@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+/// The bearer token of the kubeconfig's user, the cluster's administrator.
+pub const ADMIN_TOKEN: &str = "serin-sim";
+
 pub fn render(addr: SocketAddr) -> String {
     format!(
         "apiVersion: v1
@@ -14,7 +17,7 @@ clusters:
 users:
 - name: serin-sim
   user:
-    token: serin-sim
+    token: {ADMIN_TOKEN}
 contexts:
 - name: serin-sim
   context:

@@ -4,6 +4,8 @@
 
 pub mod admission;
 pub mod api;
+pub mod authn;
+pub mod authz;
 pub mod convert;
 pub mod crd;
 pub mod discovery;
@@ -17,16 +19,21 @@ pub mod managed;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod policy;
 pub mod protobuf;
+pub mod rbac;
 pub mod registry;
 pub mod requests;
 pub mod resources;
+pub mod reviews;
 pub mod schema;
 pub mod selector;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tokens;
 pub mod traffic;
+pub mod users;
 pub mod workload;
 
 use std::net::SocketAddr;
@@ -106,6 +113,7 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
         bookmark_interval: Duration::from_secs_f64(args.bookmark_seconds.max(0.1)),
         requests: Arc::new(requests::RequestCounts::default()),
         faults: Arc::new(faults::Faults::new(args.faults.clone().unwrap_or_default())),
+        tokens: Arc::new(tokens::Tokens::default()),
     };
     let traffic = Arc::new(Mutex::new(traffic::Traffic::default()));
     tokio::spawn(gc::run(store.clone()));

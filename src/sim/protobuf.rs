@@ -1,6 +1,7 @@
-//! Protobuf request bodies. kubectl's typed commands (`kubectl create configmap|secret|namespace`)
-//! send `application/vnd.kubernetes.protobuf`; this decodes those few kinds into JSON. Other kinds
-//! get a 415 that says to send JSON, which every other kubectl command and kube-rs do.
+//! Protobuf request bodies. kubectl's typed commands (`kubectl create configmap|secret|namespace|serviceaccount`,
+//! `kubectl create token`, `kubectl auth can-i|whoami`) send `application/vnd.kubernetes.protobuf`;
+//! this decodes those few kinds into JSON. Other kinds get a 415 that says to send JSON, which
+//! every other kubectl command and kube-rs do.
 
 use super::status::ApiError;
 use base64::Engine;
@@ -82,6 +83,65 @@ fn fields(message: &str) -> Option<&'static [Field]> {
     ];
     const NAMESPACE: &[Field] = &[f(1, "metadata", Msg("ObjectMeta")), f(2, "spec", Msg("NamespaceSpec"))];
     const NAMESPACE_SPEC: &[Field] = &[list(1, "finalizers", Str)];
+    const SERVICE_ACCOUNT: &[Field] = &[
+        f(1, "metadata", Msg("ObjectMeta")),
+        f(4, "automountServiceAccountToken", Bool),
+    ];
+    const TOKEN_REQUEST: &[Field] = &[
+        f(1, "metadata", Msg("ObjectMeta")),
+        f(2, "spec", Msg("TokenRequestSpec")),
+    ];
+    const TOKEN_REQUEST_SPEC: &[Field] = &[
+        list(1, "audiences", Str),
+        f(3, "boundObjectRef", Msg("BoundObjectReference")),
+        f(4, "expirationSeconds", Int),
+    ];
+    const BOUND_OBJECT: &[Field] = &[
+        f(1, "kind", Str),
+        f(2, "apiVersion", Str),
+        f(3, "name", Str),
+        f(4, "uid", Str),
+    ];
+    const TOKEN_REVIEW: &[Field] = &[
+        f(1, "metadata", Msg("ObjectMeta")),
+        f(2, "spec", Msg("TokenReviewSpec")),
+    ];
+    const TOKEN_REVIEW_SPEC: &[Field] = &[f(1, "token", Str), list(2, "audiences", Str)];
+    const SELF_REVIEW: &[Field] = &[f(1, "metadata", Msg("ObjectMeta"))];
+    const SSAR: &[Field] = &[
+        f(1, "metadata", Msg("ObjectMeta")),
+        f(2, "spec", Msg("SelfSubjectAccessReviewSpec")),
+    ];
+    const SSAR_SPEC: &[Field] = &[
+        f(1, "resourceAttributes", Msg("ResourceAttributes")),
+        f(2, "nonResourceAttributes", Msg("NonResourceAttributes")),
+    ];
+    const SAR: &[Field] = &[
+        f(1, "metadata", Msg("ObjectMeta")),
+        f(2, "spec", Msg("SubjectAccessReviewSpec")),
+    ];
+    const SAR_SPEC: &[Field] = &[
+        f(1, "resourceAttributes", Msg("ResourceAttributes")),
+        f(2, "nonResourceAttributes", Msg("NonResourceAttributes")),
+        f(3, "user", Str),
+        list(4, "groups", Str),
+        f(6, "uid", Str),
+    ];
+    const RESOURCE_ATTRIBUTES: &[Field] = &[
+        f(1, "namespace", Str),
+        f(2, "verb", Str),
+        f(3, "group", Str),
+        f(4, "version", Str),
+        f(5, "resource", Str),
+        f(6, "subresource", Str),
+        f(7, "name", Str),
+    ];
+    const NON_RESOURCE_ATTRIBUTES: &[Field] = &[f(1, "path", Str), f(2, "verb", Str)];
+    const SSRR: &[Field] = &[
+        f(1, "metadata", Msg("ObjectMeta")),
+        f(2, "spec", Msg("SelfSubjectRulesReviewSpec")),
+    ];
+    const SSRR_SPEC: &[Field] = &[f(1, "namespace", Str)];
     Some(match message {
         "ObjectMeta" => OBJECT_META,
         "OwnerReference" => OWNER_REFERENCE,
@@ -89,6 +149,21 @@ fn fields(message: &str) -> Option<&'static [Field]> {
         "Secret" => SECRET,
         "Namespace" => NAMESPACE,
         "NamespaceSpec" => NAMESPACE_SPEC,
+        "ServiceAccount" => SERVICE_ACCOUNT,
+        "TokenRequest" => TOKEN_REQUEST,
+        "TokenRequestSpec" => TOKEN_REQUEST_SPEC,
+        "BoundObjectReference" => BOUND_OBJECT,
+        "TokenReview" => TOKEN_REVIEW,
+        "TokenReviewSpec" => TOKEN_REVIEW_SPEC,
+        "SelfSubjectReview" => SELF_REVIEW,
+        "SelfSubjectAccessReview" => SSAR,
+        "SelfSubjectAccessReviewSpec" => SSAR_SPEC,
+        "SubjectAccessReview" | "LocalSubjectAccessReview" => SAR,
+        "SubjectAccessReviewSpec" => SAR_SPEC,
+        "ResourceAttributes" => RESOURCE_ATTRIBUTES,
+        "NonResourceAttributes" => NON_RESOURCE_ATTRIBUTES,
+        "SelfSubjectRulesReview" => SSRR,
+        "SelfSubjectRulesReviewSpec" => SSRR_SPEC,
         _ => return None,
     })
 }
@@ -216,6 +291,21 @@ fn decode_message(message: &str, buf: &[u8]) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
+/// The kinds a protobuf body may carry.
+const TOP_LEVEL: &[&str] = &[
+    "ConfigMap",
+    "Secret",
+    "Namespace",
+    "ServiceAccount",
+    "TokenRequest",
+    "TokenReview",
+    "SelfSubjectReview",
+    "SelfSubjectAccessReview",
+    "SubjectAccessReview",
+    "LocalSubjectAccessReview",
+    "SelfSubjectRulesReview",
+];
+
 /// Decodes a `k8s\0`-prefixed protobuf envelope into the JSON object it carries.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let envelope = body.strip_prefix(b"k8s\0").ok_or_else(malformed)?;
@@ -237,9 +327,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             _ => {}
         }
     }
-    if fields(&kind).is_none() || !matches!(kind.as_str(), "ConfigMap" | "Secret" | "Namespace") {
+    if fields(&kind).is_none() || !TOP_LEVEL.contains(&kind.as_str()) {
         return Err(ApiError::unsupported_media_type(&format!(
-            "application/vnd.kubernetes.protobuf for {kind} (the simulated cluster decodes protobuf for ConfigMap, Secret and Namespace; send JSON, as `kubectl apply -f` does)"
+            "application/vnd.kubernetes.protobuf for {kind} (the simulated cluster decodes protobuf for ConfigMap, Secret, Namespace, ServiceAccount and the token and access reviews; send JSON, as `kubectl apply -f` does)"
         )));
     }
     let mut obj = decode_message(&kind, raw)?;

@@ -120,6 +120,7 @@ struct Builtin {
     scale: bool,
     generation: bool,
     categories: &'static [&'static str],
+    verbs: &'static [&'static str],
 }
 
 const fn b(
@@ -141,6 +142,7 @@ const fn b(
         scale: false,
         generation: false,
         categories: &[],
+        verbs: ALL_VERBS,
     }
 }
 
@@ -159,6 +161,15 @@ impl Builtin {
     }
     const fn all(mut self) -> Self {
         self.categories = &["all"];
+        self
+    }
+    const fn api_extensions(mut self) -> Self {
+        self.categories = &["api-extensions"];
+        self
+    }
+    /// A review: answered on create, never stored.
+    const fn create_only(mut self) -> Self {
+        self.verbs = &["create"];
         self
     }
 }
@@ -219,6 +230,52 @@ const BUILTINS: &[Builtin] = &[
     )
     .status()
     .generation(),
+    b("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", false, &[]).create_only(),
+    b(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        false,
+        &[],
+    )
+    .create_only(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        false,
+        &[],
+    )
+    .create_only(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+        &[],
+    )
+    .create_only(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        true,
+        &[],
+    )
+    .create_only(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        false,
+        &[],
+    )
+    .create_only(),
     b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[]),
     b(
         "rbac.authorization.k8s.io",
@@ -245,6 +302,27 @@ const BUILTINS: &[Builtin] = &[
         &[],
     ),
     b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        false,
+        &[],
+    )
+    .status()
+    .generation()
+    .api_extensions(),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        false,
+        &[],
+    )
+    .generation()
+    .api_extensions(),
+    b(
         "apiextensions.k8s.io",
         "v1",
         "CustomResourceDefinition",
@@ -261,12 +339,15 @@ pub const BUILTIN_GROUP_ORDER: &[&str] = &[
     "",
     "apps",
     "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
     "autoscaling",
     "batch",
     "networking.k8s.io",
     "policy",
     "rbac.authorization.k8s.io",
     "coordination.k8s.io",
+    "admissionregistration.k8s.io",
     "apiextensions.k8s.io",
 ];
 
@@ -293,7 +374,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             schema: None,
             cel_rules: None,
             printer_columns: Vec::new(),
-            verbs: ALL_VERBS,
+            verbs: b.verbs,
             crd: None,
         })
         .collect()

@@ -166,7 +166,27 @@ impl ApiError {
         ApiError::new(422, "Invalid", message)
     }
 
+    /// A request whose credentials the server does not accept.
+    pub fn unauthorized() -> Self {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(403, "Forbidden", message)
+    }
+
+    /// A request an admission policy refused: `RESOURCE "NAME" is forbidden: MESSAGE`, with the
+    /// policy's reason and code, and the message again as the one cause (which kubectl prints).
+    pub fn admission_denied(
+        group: &str,
+        plural: &str,
+        name: &str,
+        reason: &'static str,
+        code: u16,
+        message: &str,
+    ) -> Self {
+        let resource = qualified(group, plural);
+        ApiError::new(code, reason, format!("{resource} \"{name}\" is forbidden: {message}"))
+            .with_details(json!({"name": name, "group": group, "kind": plural, "causes": [{"message": message}]}))
     }
 }

@@ -6,9 +6,11 @@ use super::lists::Shape;
 use super::managed::{self, Writer};
 use super::meta;
 use super::patch::{self, PatchType};
+use super::policy::{self, Operation};
 use super::registry::Registry;
 use super::resources::{ResourceType, StorageKey};
 use super::status::ApiError;
+use super::users::UserInfo;
 use super::{admission, crd, schema};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -49,6 +51,9 @@ pub struct WatchEvent {
 pub enum Subresource {
     Main,
     Status,
+    /// A write through `/scale`: the main object changes, but admission and managed fields
+    /// see the subresource, as in the API server.
+    Scale,
 }
 
 impl Subresource {
@@ -56,6 +61,7 @@ impl Subresource {
         match self {
             Subresource::Main => "",
             Subresource::Status => "status",
+            Subresource::Scale => "scale",
         }
     }
 }
@@ -67,11 +73,33 @@ pub enum Propagation {
     Orphan,
 }
 
+/// Who makes an API request, and the warnings admission adds to its answer. Writes without
+/// one are the sim's own controllers'.
+#[derive(Debug, Default)]
+pub struct Caller {
+    pub user: UserInfo,
+    pub warnings: Mutex<Vec<String>>,
+}
+
+impl Caller {
+    pub fn new(user: UserInfo) -> Self {
+        Caller {
+            user,
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 pub struct WriteOpts<'a> {
     pub manager: &'a str,
     pub dry_run: bool,
     pub force: bool,
     pub subresource: Subresource,
+    pub caller: Option<&'a Caller>,
 }
 
 impl<'a> WriteOpts<'a> {
@@ -81,16 +109,27 @@ impl<'a> WriteOpts<'a> {
             dry_run: false,
             force: false,
             subresource: Subresource::Main,
+            caller: None,
         }
     }
 }
 
 #[derive(Default)]
-pub struct DeleteOpts {
+pub struct DeleteOpts<'a> {
     pub propagation: Option<Propagation>,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
     pub dry_run: bool,
+    pub caller: Option<&'a Caller>,
+}
+
+/// What admission policies learn of a write besides its objects.
+#[derive(Clone, Copy)]
+struct Admission<'a> {
+    operation: Operation,
+    subresource: &'static str,
+    caller: Option<&'a Caller>,
+    dry_run: bool,
 }
 
 pub struct ListPage {
@@ -112,6 +151,8 @@ struct Inner {
     dependents: HashMap<String, BTreeSet<(StorageKey, ObjKey)>>,
     /// Evaluates CRDs' CEL validation rules.
     cel: kube::core::cel::Validator,
+    /// ValidatingAdmissionPolicies by name, compiled when stored.
+    policies: HashMap<String, Arc<policy::compile::CompiledPolicy>>,
 }
 
 pub struct Store {
@@ -164,6 +205,7 @@ impl Store {
                 by_uid: HashMap::new(),
                 dependents: HashMap::new(),
                 cel: kube::core::cel::Validator::new(),
+                policies: HashMap::new(),
             }),
             tx,
         });
@@ -298,6 +340,7 @@ impl Store {
         let mut obj = check_body(rt, obj)?;
         let mut inner = self.lock();
         inner.prepare_create(rt, ns, &mut obj)?;
+        inner.check_policies(rt, Admission::of(Operation::Create, opts), None, Some(&obj))?;
         let shape_schema = inner.storage_schema(rt);
         let shape = Shape::root(shape_schema.as_deref());
         let writer = Writer {
@@ -385,6 +428,7 @@ impl Store {
                 None => {
                     let mut obj = merged;
                     inner.prepare_create(rt, namespace, &mut obj)?;
+                    inner.check_policies(rt, Admission::of(Operation::Create, opts), None, Some(&obj))?;
                     inner.insert_new(rt, obj, opts.dry_run, &self.tx)?
                 }
             };
@@ -541,7 +585,7 @@ pub fn ensure_fresh(rt: &ResourceType, name: &str, given_rv: &str, current: &Val
 fn scope_to_subresource(applied: &mut Value, sub: Subresource) {
     let Some(map) = applied.as_object_mut() else { return };
     match sub {
-        Subresource::Main => {
+        Subresource::Main | Subresource::Scale => {
             map.remove("status");
         }
         Subresource::Status => {
@@ -782,7 +826,7 @@ impl Inner {
         }
         if rt.status_subresource {
             match opts.subresource {
-                Subresource::Main => match old.get("status") {
+                Subresource::Main | Subresource::Scale => match old.get("status") {
                     Some(s) => new["status"] = s.clone(),
                     None => {
                         if let Some(m) = new.as_object_mut() {
@@ -814,6 +858,7 @@ impl Inner {
         let storage = self.registry.storage_type(&rt.storage_key());
         let storage_rt = storage.as_deref().unwrap_or(rt);
         self.admit(rt, Some(&old), &mut new)?;
+        self.check_policies(rt, Admission::of(Operation::Update, opts), Some(&old), Some(&new))?;
         if record {
             let schema = self.storage_schema(rt);
             let shape = Shape::root(schema.as_deref());
@@ -848,6 +893,13 @@ impl Inner {
         opts: &DeleteOpts,
         tx: &broadcast::Sender<Arc<WatchEvent>>,
     ) -> Result<Arc<Value>, ApiError> {
+        let admission = Admission {
+            operation: Operation::Delete,
+            subresource: "",
+            caller: opts.caller,
+            dry_run: opts.dry_run,
+        };
+        self.check_policies(rt, admission, Some(&old), None)?;
         if opts.dry_run {
             return Ok(old);
         }
@@ -911,6 +963,9 @@ impl Inner {
         if rt.group == "apiextensions.k8s.io" {
             self.remove_crd_kinds(&gone, tx);
         }
+        if rt.group == policy::GROUP && rt.plural == policy::POLICIES {
+            self.policies.remove(meta::name(&gone));
+        }
         self.emit(rt, EventType::Deleted, gone.clone(), old, tx);
         gone
     }
@@ -954,6 +1009,13 @@ impl Inner {
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             let kinds = crd::crd_types(&obj);
             self.registry.set_crd(meta::name(&obj), kinds);
+        }
+        if rt.group == policy::GROUP && rt.plural == policy::POLICIES {
+            // Admission accepted it, so it compiles: once here, not on every request it judges.
+            match policy::compile::compile_policy(&obj) {
+                Ok(p) => self.policies.insert(meta::name(&obj).to_string(), Arc::new(p)),
+                Err(_) => self.policies.remove(meta::name(&obj)),
+            };
         }
         self.objects.entry(key).or_default().insert(ok, obj);
     }
@@ -1033,5 +1095,110 @@ impl Store {
             }
         }
         out
+    }
+}
+
+impl<'a> Admission<'a> {
+    fn of(operation: Operation, opts: &WriteOpts<'a>) -> Self {
+        Admission {
+            operation,
+            subresource: opts.subresource.name(),
+            caller: opts.caller,
+            dry_run: opts.dry_run,
+        }
+    }
+}
+
+impl Inner {
+    /// Runs the ValidatingAdmissionPolicies on a write (storage-form objects); their warnings
+    /// go to the caller's answer.
+    fn check_policies(
+        &self,
+        rt: &ResourceType,
+        a: Admission,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let controllers = UserInfo::controller_manager();
+        let user = a.caller.map_or(&controllers, |c| &c.user);
+        let obj = new.or(old);
+        let name = obj.map(meta::name).unwrap_or("");
+        let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
+        let namespace = if is_namespace {
+            name
+        } else {
+            obj.map(meta::namespace).unwrap_or("")
+        };
+        let req = policy::Request {
+            operation: a.operation,
+            rt,
+            subresource: a.subresource,
+            namespace,
+            name,
+            object: new,
+            old_object: old,
+            user,
+            dry_run: a.dry_run,
+        };
+        let warnings = policy::admit(self, &req)?;
+        if let Some(c) = a.caller
+            && !warnings.is_empty()
+        {
+            c.warnings.lock().unwrap_or_else(|e| e.into_inner()).extend(warnings);
+        }
+        Ok(())
+    }
+
+    fn stored(&self, group: &str, plural: &str) -> Option<&BTreeMap<ObjKey, Arc<Value>>> {
+        self.objects.get(&StorageKey {
+            group: group.to_string(),
+            plural: plural.to_string(),
+        })
+    }
+}
+
+impl policy::Cluster for Inner {
+    fn bindings(&self) -> Vec<Arc<Value>> {
+        self.stored(policy::GROUP, policy::BINDINGS)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn policy(&self, name: &str) -> Option<Arc<policy::compile::CompiledPolicy>> {
+        self.policies.get(name).cloned()
+    }
+
+    fn namespace(&self, name: &str) -> Option<Arc<Value>> {
+        self.stored("", "namespaces")?
+            .get(&(String::new(), name.to_string()))
+            .cloned()
+    }
+
+    fn equivalents(&self, rt: &ResourceType) -> Vec<Arc<ResourceType>> {
+        let key = rt.storage_key();
+        self.registry
+            .all()
+            .iter()
+            .filter(|t| t.storage_key() == key)
+            .cloned()
+            .collect()
+    }
+
+    fn type_by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
+        self.registry.by_kind(api_version, kind)
+    }
+
+    fn object(&self, rt: &ResourceType, namespace: &str, name: &str) -> Option<Value> {
+        Inner::get(self, rt, namespace, name).ok().map(|o| (*o).clone())
+    }
+
+    fn objects(&self, rt: &ResourceType, namespace: Option<&str>) -> Vec<Value> {
+        self.objects
+            .get(&rt.storage_key())
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+            .map(|(_, o)| (**o).clone())
+            .collect()
     }
 }

@@ -322,6 +322,7 @@ pub(super) fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut st
         dry_run: false,
         force: false,
         subresource: Subresource::Status,
+        caller: None,
     };
     let _ = store.modify(rt, meta::namespace(obj), meta::name(obj), &opts, &move |o| {
         o["status"] = status.clone()
@@ -424,6 +425,7 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
             dry_run: false,
             force: false,
             subresource: Subresource::Status,
+            caller: None,
         };
         let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| o["status"] = status.clone());
         return;
@@ -450,6 +452,7 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
         dry_run: false,
         force: false,
         subresource: Subresource::Status,
+        caller: None,
     };
     let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| o["status"] = status.clone());
 }
