@@ -324,3 +324,199 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
     browser.close().await.ok();
     events.abort();
 }
+
+/// The dashboard as the chart runs it: with its own ServiceAccount's token and the chart's RBAC,
+/// `--require-token`. Reading needs no token; steering needs one whose user may patch
+/// `rollouts/status` of that Rollout.
+#[tokio::test]
+async fn in_the_cluster_only_a_permitted_token_steers() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout.yaml");
+    sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
+    eventually("version 1 healthy", WAIT, || async {
+        (rollouts.get("web").await.ok()?.status?.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
+    let paused = || async {
+        let st = rollouts.get("web").await.ok()?.status?;
+        (st.phase == Some(Phase::Paused)).then_some(st.current_step_index)
+    };
+    let at = eventually("paused at the first pause", WAIT, paused).await;
+
+    // The chart's dashboard objects, rendered by helm, in the release namespace.
+    sim.kubectl_ok(&["create", "namespace", "serin-system"]);
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/serin");
+    let rendered = common::helm_ok(
+        None,
+        &[
+            "template",
+            "serin",
+            chart.to_str().unwrap_or_default(),
+            "--namespace",
+            "serin-system",
+            "--set",
+            "dashboard.enabled=true",
+            "--show-only",
+            "templates/dashboard.yaml",
+        ],
+    );
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], &rendered);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(rendered.contains("type: ClusterIP") && rendered.contains("- --require-token"));
+    // The chart's RBAC gives the dashboard's account what it reads and its one write, no more.
+    let sa = "system:serviceaccount:serin-system:serin-dashboard";
+    for (verb, what, want) in [
+        ("watch", "rollouts.serin.dev", "yes"),
+        ("get", "rollouts.serin.dev", "yes"),
+        ("patch", "rollouts.serin.dev --subresource=status", "yes"),
+        ("list", "analysisruns.serin.dev", "yes"),
+        ("watch", "replicasets.apps", "yes"),
+        ("watch", "events", "yes"),
+        ("list", "clusteranalysistemplates.serin.dev", "yes"),
+        ("create", "tokenreviews.authentication.k8s.io", "yes"),
+        ("create", "subjectaccessreviews.authorization.k8s.io", "yes"),
+        ("patch", "rollouts.serin.dev", "no"),
+        ("delete", "rollouts.serin.dev", "no"),
+        ("get", "secrets", "no"),
+        ("list", "pods", "no"),
+    ] {
+        let mut args = vec!["auth", "can-i", verb, "-A", "--as", sa];
+        args.extend(what.split(' '));
+        let out = sim.kubectl(&args);
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(
+            said,
+            want,
+            "may the dashboard {verb} {what}? {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Its own account's token, as the Pod would have it.
+    let own = sim.kubectl_ok(&["create", "token", "serin-dashboard", "-n", "serin-system"]);
+    let kubeconfig = sim.dir.path().join("dashboard.kubeconfig");
+    let text = std::fs::read_to_string(&sim.kubeconfig).expect("kubeconfig");
+    let mut kc: serde_json::Value = serde_saphyr::from_str(&text).expect("kubeconfig YAML");
+    kc["users"][0]["user"] = serde_json::json!({"token": own.trim()});
+    std::fs::write(&kubeconfig, serde_json::to_string(&kc).expect("json")).expect("written");
+
+    // alice may patch rollouts/status in default; bob may only read Rollouts.
+    sim.apply_yaml(
+        "apiVersion: v1
+kind: ServiceAccount
+metadata: {name: alice, namespace: default}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: bob, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: rollout-operator, namespace: default}
+rules:
+- {apiGroups: [serin.dev], resources: [rollouts/status], verbs: [patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: rollout-viewer, namespace: default}
+rules:
+- {apiGroups: [serin.dev], resources: [rollouts], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: alice-operates, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: rollout-operator}
+subjects: [{kind: ServiceAccount, name: alice, namespace: default}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: bob-views, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: rollout-viewer}
+subjects: [{kind: ServiceAccount, name: bob, namespace: default}]
+",
+    );
+    let alice = sim.kubectl_ok(&["create", "token", "alice"]);
+    let bob = sim.kubectl_ok(&["create", "token", "bob"]);
+
+    let port = free_port();
+    let log = std::fs::File::create(sim.dir.path().join("dashboard.log")).expect("log");
+    let child = Command::new(serin_bin())
+        .args([
+            "dashboard",
+            "--require-token",
+            "--all-namespaces",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serin dashboard starts");
+    let _dash = Proc {
+        child,
+        name: "serin dashboard",
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    wait_up(&url).await;
+    let http = reqwest::Client::new();
+    let list: Value = eventually("the list, without a token", WAIT, || async {
+        let v: Value = http
+            .get(format!("{url}/api/rollouts"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v.as_array()?.len() == 1).then_some(v)
+    })
+    .await;
+    assert_eq!(list[0]["phase"], "Paused");
+
+    let promote = |token: Option<String>| {
+        let mut req = http
+            .post(format!("{url}/api/rollouts/default/web/actions/promote"))
+            .header("x-serin-action", "1");
+        if let Some(t) = token {
+            req = req.bearer_auth(t.trim());
+        }
+        async move {
+            let resp = req.send().await.expect("answered");
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or_default();
+            (status, body["error"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    let (status, message) = promote(None).await;
+    assert_eq!(status, 401, "{message}");
+    assert!(message.contains("read-only without a token"), "{message}");
+    let (status, message) = promote(Some("not-a-token".into())).await;
+    assert_eq!(status, 401, "{message}");
+    let (status, message) = promote(Some(bob)).await;
+    assert_eq!(status, 403, "{message}");
+    assert!(
+        message.contains("system:serviceaccount:default:bob may not patch rollouts/status of web"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = rollouts.get("web").await.expect("rollout").status.expect("status");
+    assert_eq!(st.current_step_index, at, "nothing changed without a permitted token");
+    assert!(
+        st.control.is_none_or(|c| c.promote_step.is_none()),
+        "no request written"
+    );
+
+    let (status, message) = promote(Some(alice)).await;
+    assert_eq!(status, 200, "{message}");
+    eventually("moved past the pause", WAIT, || async {
+        let st = rollouts.get("web").await.ok()?.status?;
+        (st.current_step_index > at).then_some(())
+    })
+    .await;
+}
