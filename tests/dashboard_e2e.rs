@@ -520,3 +520,103 @@ subjects: [{kind: ServiceAccount, name: bob, namespace: default}]
     })
     .await;
 }
+
+/// A threshold metric and the comparison with stable, measured by a real Prometheus: their charts
+/// fill in on the open page as measurements come.
+#[tokio::test]
+async fn each_metric_is_charted_as_it_is_measured() {
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let prometheus = common::Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/analysis-templates.yaml"))
+        .expect("shipped templates")
+        .replace("interval: 10s", "interval: 2s")
+        .replace("count: 30", "count: 10")
+        .replace("consecutiveNoDataLimit: 6", "consecutiveNoDataLimit: 15");
+    sim.apply_yaml(&shipped);
+    sim.apply_yaml(&format!(
+        "apiVersion: serin.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: error-rate, namespace: default}}
+spec:
+  args: [{{name: hash}}]
+  metrics:
+  - name: error-rate
+    interval: 2s
+    count: 8
+    consecutiveNoDataLimit: 15
+    successCondition: result < 0.05
+    provider:
+      prometheus:
+        address: {}
+        query: sum(rate(http_requests_total{{pod_template_hash=\"{{{{args.hash}}}}\",code=~\"5..\"}}[10s])) / sum(rate(http_requests_total{{pod_template_hash=\"{{{{args.hash}}}}\"}}[10s]))
+",
+        prometheus.url()
+    ));
+    let address = format!("--prometheus-address={}", prometheus.url());
+    let _controller = ControllerProc::start_with(&sim, "controller.log", &[&address]);
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let canary = "      steps:
+      - setWeight: 50
+      - analysis:
+          templates: [{templateName: serin-http, clusterScope: true}, {templateName: error-rate}]
+          args: [{name: hash, valueFrom: {podTemplateHashValue: Latest}}]
+      - pause: {}";
+    let release = |image: &str| {
+        common::web_rollout(4, image, &[("SERIN_SIM_ERROR_RATE", "0.01")], "", canary)
+            + &common::TRAFFIC_SERVICES.replace("\"100\"", "\"400\"")
+    };
+    sim.apply_yaml(&release("example/web:1"));
+    eventually("version 1 healthy", WAIT, || async {
+        (rollouts.get("web").await.ok()?.status?.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    let dash = start_dashboard(&sim, &[]);
+    wait_up(&dash.url).await;
+    let (mut browser, events) = browser(sim.dir.path()).await;
+    let page = browser
+        .new_page(format!("{}/#/rollouts/default/web", dash.url))
+        .await
+        .expect("page");
+    until(
+        &page,
+        "the page",
+        "document.querySelector('[data-test=phase]')?.innerText === 'Healthy'",
+    )
+    .await;
+    sim.apply_yaml(&release("example/web:2"));
+    // Points on the threshold chart, with the threshold drawn; the comparison's rates and interval.
+    let slow = Duration::from_secs(150);
+    let deadline = Instant::now() + slow;
+    loop {
+        let drawn: Value = page
+            .evaluate(
+                "(() => { const t = document.querySelector(\"[data-metric='error-rate'] svg\"); const c = document.querySelector(\"[data-metric='errors-vs-stable']\"); return !!t && t.querySelectorAll('circle').length >= 3 && !!t.querySelector('line.limit') && !!c && c.querySelectorAll('path.stable').length > 0 && c.querySelectorAll('path.band').length > 0 && /e-value \\d/.test(c.innerText); })()",
+            )
+            .await
+            .ok()
+            .and_then(|r| r.into_value().ok())
+            .unwrap_or(Value::Null);
+        if drawn == Value::Bool(true) {
+            break;
+        }
+        let shown: Value = page
+            .evaluate("document.getElementById('main').innerText")
+            .await
+            .ok()
+            .and_then(|r| r.into_value().ok())
+            .unwrap_or(Value::Null);
+        assert!(
+            Instant::now() < deadline,
+            "charts not drawn within {slow:?}; the page shows:\n{shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-analysis.png");
+    page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &shot)
+        .await
+        .expect("screenshot");
+    browser.close().await.ok();
+    events.abort();
+}

@@ -266,7 +266,7 @@ function drawRollout(ns, name, d) {
       h("div", { class: "card" }, h("div", { class: "muted" }, "Weight over time"),
         chart([{ cls: "new", step: true, points: d.weights.map((p) => [p.t, p.weight]) }], { name: "weight", yMin: 0, yMax: 100, unit: "%", now: true }))),
     h("h2", {}, "Steps"), stepsList(d),
-    runsSection(d.runs),
+    ...runsSection(d.runs),
     h("h2", {}, "ReplicaSets"), rsTable(d.replicaSets),
     h("h2", {}, "Events"), eventsTable(d.events),
     h("p", { class: "muted" }, d.conditions.join(" · ")));
@@ -327,7 +327,7 @@ async function planPage(ns, name, params) {
     t.failures.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Failing", "Traffic to new", "Found after", "Traffic back", "New Pods gone", "How"].map((c) => h("th", {}, c)))),
       h("tbody", {}, t.failures.map((f) => h("tr", {}, h("td", {}, f.what), h("td", {}, `${Math.round(f.traffic)}%`), h("td", {}, duration(f.detectedAfter)),
         h("td", {}, duration(f.trafficBackAfter) + " later"), h("td", {}, f.podsGoneAfter === null ? "-" : duration(f.podsGoneAfter) + " later"), h("td", {}, f.how))))) : null,
-    t.notes.map((x) => h("p", { class: "muted" }, x)));
+    ...t.notes.map((x) => h("p", { class: "muted" }, x)));
 }
 
 // ---- routing ------------------------------------------------------------------------------
