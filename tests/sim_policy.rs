@@ -86,6 +86,11 @@ fn deny_refuses_with_the_policy_message_and_warn_warns() {
             "[Deny]",
         ),
     );
+    let table = sim.kubectl_ok(&["get", "validatingadmissionpolicies,validatingadmissionpolicybindings"]);
+    assert!(
+        table.contains("VALIDATIONS") && table.contains("POLICYNAME") && table.contains("max-replicas-binding"),
+        "{table}"
+    );
     let err = apply_refused(&sim, &deployment("web", 6));
     assert!(
         err.contains("ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas-binding' denied request: at most 5 replicas"),

@@ -103,6 +103,26 @@ fn event_last_seen(e: &Value) -> Value {
     json!(meta::human_age(t.unwrap_or("")))
 }
 
+/// `apiVersion, Kind=kind` as kubectl prints a policy's paramKind, or `<unset>`.
+fn policy_param_kind(o: &Value) -> Value {
+    let pk = &o["spec"]["paramKind"];
+    json!(match (pk["apiVersion"].as_str(), pk["kind"].as_str()) {
+        (Some(v), Some(k)) => format!("{v}, Kind={k}"),
+        _ => "<unset>".to_string(),
+    })
+}
+
+/// A binding's paramRef as `namespace/name`, `name`, or `<unset>`.
+fn binding_param_ref(o: &Value) -> Value {
+    let pr = &o["spec"]["paramRef"];
+    json!(match (pr["namespace"].as_str(), pr["name"].as_str()) {
+        (Some(ns), Some(n)) if !ns.is_empty() => format!("{ns}/{n}"),
+        (_, Some(n)) => n.to_string(),
+        _ if pr.is_object() => "*".to_string(),
+        _ => "<unset>".to_string(),
+    })
+}
+
 fn builtin_columns(rt: &ResourceType) -> Option<Vec<Column>> {
     let c = |name, type_, cell| Column { name, type_, cell };
     Some(match (rt.group.as_str(), rt.plural.as_str()) {
@@ -156,6 +176,18 @@ fn builtin_columns(rt: &ResourceType) -> Option<Vec<Column>> {
             c("Reason", "string", |o| s(&o["reason"])),
             c("Object", "string", event_object),
             c("Message", "string", |o| s(&o["message"])),
+        ],
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies") => vec![
+            c("Validations", "integer", |o| {
+                json!(o["spec"]["validations"].as_array().map_or(0, Vec::len))
+            }),
+            c("ParamKind", "string", policy_param_kind),
+            c("Age", "string", age),
+        ],
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => vec![
+            c("PolicyName", "string", |o| s(&o["spec"]["policyName"])),
+            c("ParamRef", "string", binding_param_ref),
+            c("Age", "string", age),
         ],
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             vec![c("Created At", "date", |o| s(&o["metadata"]["creationTimestamp"]))]
