@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually, serin_bin};
+use common::{ControllerProc, Prometheus, SimCluster, eventually};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serin::crd::rollout::{Phase, Rollout};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -18,32 +17,8 @@ fn argo_file() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/argo/rollouts.yaml")
 }
 
-/// `serin convert ARGS` with `input` on stdin: (exit code, stdout, stderr).
 fn convert(args: &[&str], input: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(serin_bin())
-        .arg("convert")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serin convert runs");
-    if let Some(text) = input {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("written");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("serin convert ends");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::serin_cmd("convert", args, input)
 }
 
 fn weights(route: &serde_json::Value) -> (i64, i64) {

@@ -82,7 +82,11 @@ async fn browser(dir: &Path) -> (Browser, tokio::task::JoinHandle<()>) {
 
 /// Evaluates `expr` until it gives something other than null, false or "".
 async fn until(page: &Page, what: &str, expr: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
+    until_within(page, what, expr, WAIT).await
+}
+
+async fn until_within(page: &Page, what: &str, expr: &str, wait: Duration) -> Value {
+    let deadline = Instant::now() + wait;
     loop {
         let v: Value = match page.evaluate(expr).await {
             Ok(r) => r.into_value().unwrap_or(Value::Null),
@@ -587,32 +591,12 @@ spec:
     .await;
     sim.apply_yaml(&release("example/web:2"));
     // Points on the threshold chart, with the threshold drawn; the comparison's rates and interval.
-    let slow = Duration::from_secs(150);
-    let deadline = Instant::now() + slow;
-    loop {
-        let drawn: Value = page
-            .evaluate(
-                "(() => { const t = document.querySelector(\"[data-metric='error-rate'] svg\"); const c = document.querySelector(\"[data-metric='errors-vs-stable']\"); return !!t && t.querySelectorAll('circle').length >= 3 && !!t.querySelector('line.limit') && !!c && c.querySelectorAll('path.stable').length > 0 && c.querySelectorAll('path.band').length > 0 && /e-value \\d/.test(c.innerText); })()",
-            )
-            .await
-            .ok()
-            .and_then(|r| r.into_value().ok())
-            .unwrap_or(Value::Null);
-        if drawn == Value::Bool(true) {
-            break;
-        }
-        let shown: Value = page
-            .evaluate("document.getElementById('main').innerText")
-            .await
-            .ok()
-            .and_then(|r| r.into_value().ok())
-            .unwrap_or(Value::Null);
-        assert!(
-            Instant::now() < deadline,
-            "charts not drawn within {slow:?}; the page shows:\n{shown}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let drawn = "(() => { const t = document.querySelector(\"[data-metric='error-rate'] svg\"); \
+        const c = document.querySelector(\"[data-metric='errors-vs-stable']\"); \
+        return !!t && t.querySelectorAll('circle').length >= 3 && !!t.querySelector('line.limit') \
+        && !!c && c.querySelectorAll('path.stable').length > 0 && c.querySelectorAll('path.band').length > 0 \
+        && /e-value \\d/.test(c.innerText); })()";
+    until_within(&page, "the charts drawn", drawn, Duration::from_secs(150)).await;
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-analysis.png");
     page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &shot)
         .await

@@ -4,15 +4,10 @@
 
 mod common;
 
-use common::{ControllerProc, SimCluster, eventually, serin_bin};
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::WatchStreamExt;
+use common::{ControllerProc, SimCluster, eventually};
+use kube::api::Api;
 use serde_json::Value;
 use serin::crd::rollout::{Phase, Rollout};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -25,32 +20,8 @@ fn example(name: &str) -> String {
         .into_owned()
 }
 
-/// `serin plan ARGS` with `input` on stdin: (exit code, stdout, stderr).
 fn plan(args: &[&str], input: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(serin_bin())
-        .arg("plan")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serin plan runs");
-    if let Some(text) = input {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("written");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("serin plan ends");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::serin_cmd("plan", args, input)
 }
 
 #[test]
@@ -194,33 +165,7 @@ async fn the_gateway_example_follows_its_plan() {
         (r.status?.phase == Some(Phase::Healthy)).then_some(())
     })
     .await;
-    // Every canary weight the route shows, with when it was first seen.
-    let seen: Arc<Mutex<Vec<(i64, Instant)>>> = Default::default();
-    let out = seen.clone();
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
-    );
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
-    tokio::spawn(async move {
-        let mut stream = kube::runtime::watcher(routes, Default::default())
-            .default_backoff()
-            .boxed();
-        while let Some(event) = stream.next().await {
-            let Ok(kube::runtime::watcher::Event::Apply(r) | kube::runtime::watcher::Event::InitApply(r)) = event
-            else {
-                continue;
-            };
-            let route = serde_json::to_value(r).unwrap_or_default();
-            let w = route["spec"]["rules"][0]["backendRefs"][1]["weight"]
-                .as_i64()
-                .unwrap_or(-1);
-            let mut seen = out.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.last().map(|s| s.0) != Some(w) {
-                seen.push((w, Instant::now()));
-            }
-        }
-    });
+    let seen = common::watch_route_weights(&client, "web");
     tokio::time::sleep(Duration::from_millis(300)).await;
     sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
     eventually("paused until promoted", WAIT, || async {
@@ -234,7 +179,12 @@ async fn the_gateway_example_follows_its_plan() {
         (st.phase == Some(Phase::Healthy) && st.stable_pod_hash == st.current_pod_hash).then_some(())
     })
     .await;
-    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let seen: Vec<(i64, Instant)> = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(w, at)| (w.1, *at))
+        .collect();
     let weights: Vec<i64> = seen.iter().map(|s| s.0).collect();
     // The update starts from 0 and the route is reset once the new version is stable.
     let walked: Vec<i64> = weights
@@ -250,5 +200,72 @@ async fn the_gateway_example_follows_its_plan() {
     assert!(
         pause >= pause_planned - 1.0 && pause < pause_planned + 10.0,
         "the 1m pause lasted {pause:.1}s, planned {pause_planned}s"
+    );
+}
+
+/// Without a router the plan is in Pods: the quick-start example holds the planned Pods of each
+/// version at each pause, and its timed pause lasts what the plan says.
+#[tokio::test]
+async fn the_quick_start_example_holds_the_planned_pods() {
+    let file = example("rollout.yaml");
+    let (code, out, err) = plan(&[&file, "-o", "json"], None);
+    assert_eq!(code, 0, "{err}");
+    let t: Value = serde_json::from_str(&out).expect("JSON");
+    let pods = |i: usize| {
+        (
+            t["steps"][i]["newPods"].as_i64().unwrap_or(-1),
+            t["steps"][i]["oldPods"].as_i64().unwrap_or(-1),
+        )
+    };
+    let pause_planned = t["steps"][3]["lasts"][0].as_f64().expect("pause");
+
+    let sim = SimCluster::start();
+    sim.install_crds();
+    let client = sim.client().await;
+    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let _controller = ControllerProc::start(&sim, "controller.log");
+    sim.kubectl_ok(&["apply", "--server-side", "-f", &file]);
+    eventually("version 1 healthy", WAIT, || async {
+        let r = rollouts.get("web").await.ok()?;
+        (r.status?.phase == Some(Phase::Healthy)).then_some(())
+    })
+    .await;
+    let sizes = || async {
+        let st = rollouts.get("web").await.ok()?.status?;
+        let (new, old) = (st.current_pod_hash?, st.stable_pod_hash?);
+        let mut n = (0, 0);
+        for rs in replica_sets.list(&Default::default()).await.ok()? {
+            let hash = rs.metadata.labels.as_ref()?.get(serin::plan::HASH_LABEL)?.clone();
+            let size = i64::from(rs.spec.as_ref()?.replicas.unwrap_or(0));
+            if hash == new {
+                n.0 += size;
+            } else if hash == old {
+                n.1 += size;
+            }
+        }
+        Some((st.current_step_index, st.phase, n))
+    };
+    sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2.0"]);
+    eventually("the planned Pods at the first pause", WAIT, || async {
+        let (idx, phase, n) = sizes().await?;
+        (idx == Some(1) && phase == Some(Phase::Paused) && n == pods(1)).then_some(())
+    })
+    .await;
+    sim.kubectl_serin_ok(&["promote", "web"]);
+    let paused_at = eventually("the planned Pods at the timed pause", WAIT, || async {
+        let (idx, _, n) = sizes().await?;
+        (idx == Some(3) && n == pods(3)).then(Instant::now)
+    })
+    .await;
+    eventually("version 2 stable", WAIT, || async {
+        let st = rollouts.get("web").await.ok()?.status?;
+        (st.stable_pod_hash == st.current_pod_hash).then_some(())
+    })
+    .await;
+    let pause = paused_at.elapsed().as_secs_f64();
+    assert!(
+        pause >= pause_planned - 1.0 && pause < pause_planned + 10.0,
+        "the 30s pause lasted {pause:.1}s, planned {pause_planned}s"
     );
 }

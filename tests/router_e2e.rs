@@ -3,8 +3,6 @@
 
 mod common;
 
-use kube::runtime::WatchStreamExt;
-
 use common::{ControllerProc, Prometheus, SimCluster, WEB_SERVICES, eventually, web_rollout};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -599,35 +597,17 @@ async fn blue_green_switches_the_route_and_an_abort_switches_it_back() {
     // Every weight the route shows, as a watch sees it: without a post-promotion analysis the
     // switch and the promotion are one reconcile, and 100% lasts only until the active Service
     // selects the new version.
-    let seen: std::sync::Arc<std::sync::Mutex<Vec<(i64, i64)>>> = Default::default();
-    let out = seen.clone();
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
-        "httproutes",
-    );
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
-    tokio::spawn(async move {
-        use futures::StreamExt;
-        let mut stream = kube::runtime::watcher(routes, Default::default())
-            .default_backoff()
-            .boxed();
-        while let Some(event) = stream.next().await {
-            let Ok(kube::runtime::watcher::Event::Apply(r) | kube::runtime::watcher::Event::InitApply(r)) = event
-            else {
-                continue;
-            };
-            let w = weights(&serde_json::to_value(r).unwrap_or_default());
-            let mut seen = out.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.last() != Some(&w) {
-                seen.push(w);
-            }
-        }
-    });
+    let seen = common::watch_route_weights(&client, "web");
     tokio::time::sleep(Duration::from_millis(300)).await;
     sim.kubectl_serin_ok(&["promote", "web"]);
     let switched = tokio::time::timeout(WAIT, async {
         loop {
-            let now = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let now: Vec<(i64, i64)> = seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|s| s.0)
+                .collect();
             if now == [(100, 0), (0, 100), (100, 0)] {
                 break;
             }

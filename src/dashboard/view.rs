@@ -443,6 +443,21 @@ mod tests {
     }
 
     #[test]
+    fn blue_green_shows_its_active_and_preview_versions() {
+        let mut r = rollout();
+        r.spec.strategy =
+            serde_json::from_value(json!({"blueGreen": {"activeService": "a", "previewService": "p"}})).unwrap();
+        let st = r.status.get_or_insert_default();
+        st.blue_green = Some(serde_json::from_value(json!({"activeSelector": "s1", "previewSelector": "c2"})).unwrap());
+        let all = vec![rs("s1", "web:1", 4), rs("c2", "web:2", 4)];
+        let d = detail(&r, &all, &[], &History::default());
+        assert_eq!((d.active.as_deref(), d.preview.as_deref()), (Some("s1"), Some("c2")));
+        assert_eq!(d.steps.len(), crate::plan::bluegreen::STAGES);
+        let roles: Vec<&str> = d.replica_sets.iter().map(|v| v.role).collect();
+        assert!(roles.contains(&"active") && roles.contains(&"preview"), "{roles:?}");
+    }
+
+    #[test]
     fn an_update_carries_only_the_last_measurement_and_stays_small() {
         let r = rollout();
         let metrics: Vec<Metric> = (0..3)

@@ -603,3 +603,68 @@ pub async fn rollout_status(
 ) -> serin::crd::rollout::RolloutStatus {
     api.get(name).await.ok().and_then(|r| r.status).unwrap_or_default()
 }
+
+/// Route weights seen by a watch on the HTTPRoute `name` in `default`: each (stable, canary)
+/// pair of its first rule's backendRefs once, when it was first seen.
+pub type SeenWeights = std::sync::Arc<std::sync::Mutex<Vec<((i64, i64), Instant)>>>;
+
+pub fn watch_route_weights(client: &kube::Client, name: &str) -> SeenWeights {
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let seen: SeenWeights = Default::default();
+    let out = seen.clone();
+    let ar = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(client.clone(), "default", &ar);
+    let config = kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"));
+    tokio::spawn(async move {
+        let mut stream = kube::runtime::watcher(routes, config).default_backoff().boxed();
+        while let Some(event) = stream.next().await {
+            let Ok(kube::runtime::watcher::Event::Apply(r) | kube::runtime::watcher::Event::InitApply(r)) = event
+            else {
+                continue;
+            };
+            let route = serde_json::to_value(r).unwrap_or_default();
+            let refs = &route["spec"]["rules"][0]["backendRefs"];
+            let w = (
+                refs[0]["weight"].as_i64().unwrap_or(-1),
+                refs[1]["weight"].as_i64().unwrap_or(-1),
+            );
+            let mut seen = out.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.last().map(|s| s.0) != Some(w) {
+                seen.push((w, Instant::now()));
+            }
+        }
+    });
+    seen
+}
+
+/// `serin SUBCOMMAND ARGS` with `input` on stdin: (exit code, stdout, stderr).
+pub fn serin_cmd(subcommand: &str, args: &[&str], input: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(serin_bin())
+        .arg(subcommand)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serin runs");
+    if let Some(text) = input {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("written");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("serin ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
