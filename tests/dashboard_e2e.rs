@@ -191,6 +191,14 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
     }
     println!("dashboard first load: {first_load} bytes");
     assert!(first_load < 200 * 1024, "first load {first_load} bytes");
+    // A page of another site whose name was rebound to 127.0.0.1 is refused.
+    let rebound = http
+        .get(format!("{}/api/rollouts", dash.url))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(rebound.status().as_u16(), 403);
     let updates = measure_updates(format!("{}/api/stream?namespace=default&name=web", dash.url));
 
     let (mut browser, events) = browser(sim.dir.path()).await;

@@ -47,7 +47,6 @@ pub async fn run(args: DashboardArgs) -> Result<(), DashboardError> {
     } else {
         auth::Mode::Kubeconfig
     };
-    let app = Arc::new(routes::App { state, mode });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| DashboardError::Listen {
@@ -55,6 +54,11 @@ pub async fn run(args: DashboardArgs) -> Result<(), DashboardError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(DashboardError::Serve)?;
+    let app = Arc::new(routes::App {
+        state,
+        mode,
+        hosts: routes::own_hosts(addr),
+    });
     eprintln!(
         "serin dashboard: http://{addr}/ ({}; {})",
         namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}")),

@@ -37,6 +37,38 @@ const MANAGER: &str = "serin-dashboard";
 pub struct App {
     pub state: Arc<State>,
     pub mode: Mode,
+    /// The `Host` values requests may carry; empty allows any. On loopback with a person's
+    /// credentials, a page of another site that rebinds its name to 127.0.0.1 is refused.
+    pub hosts: Vec<String>,
+}
+
+/// The `Host` values a dashboard listening on `addr` answers to.
+pub fn own_hosts(addr: std::net::SocketAddr) -> Vec<String> {
+    if !addr.ip().is_loopback() {
+        return Vec::new();
+    }
+    let port = addr.port();
+    vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        addr.to_string(),
+    ]
+}
+
+async fn known_host(
+    AxState(app): AxState<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if !app.hosts.is_empty() && !app.hosts.iter().any(|h| h == host) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("this dashboard answers to {} only, not Host {host:?}", app.hosts.join(", ")),
+        );
+    }
+    next.run(req).await
 }
 
 type Shared = Arc<App>;
@@ -59,6 +91,7 @@ pub fn router(app: Shared) -> Router {
         .route("/api/rollouts/{ns}/{name}/plan", get(plan))
         .route("/api/rollouts/{ns}/{name}/actions/{action}", post(act))
         .route("/api/stream", get(stream))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), known_host))
         .with_state(app)
 }
 
