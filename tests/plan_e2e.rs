@@ -269,3 +269,26 @@ async fn the_quick_start_example_holds_the_planned_pods() {
         "the 30s pause lasted {pause:.1}s, planned {pause_planned}s"
     );
 }
+
+/// A reader that stops early (`serin crds | head`) ends the output quietly, without a panic.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    for args in [vec!["crds"], vec!["plan", "-o", "json", "deploy/examples/rollout.yaml"]] {
+        let mut child = std::process::Command::new(common::serin_bin())
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("serin runs");
+        let mut first = [0u8; 16];
+        let mut stdout = child.stdout.take().expect("stdout");
+        stdout.read_exact(&mut first).expect("some output");
+        drop(stdout);
+        let out = child.wait_with_output().expect("ends");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "serin {args:?}: {err}");
+        assert!(out.status.success(), "serin {args:?}: {err}");
+    }
+}

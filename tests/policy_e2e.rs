@@ -57,8 +57,8 @@ fn cluster() -> SimCluster {
     sim
 }
 
-/// A canary Rollout with `strategy` lines under `strategy.canary:` (6-space indent).
-fn canary(name: &str, namespace: &str, strategy: &str) -> String {
+/// A Rollout of version 1.0 with `strategy` lines under `spec.strategy:` (4-space indent).
+fn rollout(name: &str, namespace: &str, strategy: &str) -> String {
     format!(
         r#"apiVersion: serin.dev/v1alpha1
 kind: Rollout
@@ -77,38 +77,22 @@ spec:
       - name: web
         image: example/web:1.0
   strategy:
-    canary:
-      stableService: {name}-stable
-      canaryService: {name}-canary
 {strategy}"#
     )
 }
 
+/// A canary Rollout with `strategy` lines under `strategy.canary:` (6-space indent).
+fn canary(name: &str, namespace: &str, strategy: &str) -> String {
+    let lines =
+        format!("    canary:\n      stableService: {name}-stable\n      canaryService: {name}-canary\n{strategy}");
+    rollout(name, namespace, &lines)
+}
+
 fn blue_green(name: &str, namespace: &str, analysis: &str) -> String {
-    format!(
-        r#"apiVersion: serin.dev/v1alpha1
-kind: Rollout
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  replicas: 4
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: web
-        image: example/web:1.0
-  strategy:
-    blueGreen:
-      activeService: {name}-active
-      previewService: {name}-preview
-      autoPromotionEnabled: true
-{analysis}"#
-    )
+    let lines = format!(
+        "    blueGreen:\n      activeService: {name}-active\n      previewService: {name}-preview\n      autoPromotionEnabled: true\n{analysis}"
+    );
+    rollout(name, namespace, &lines)
 }
 
 const BACKGROUND_ANALYSIS: &str = r#"      analysis:

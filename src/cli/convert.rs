@@ -30,7 +30,7 @@ pub fn run(args: ConvertArgs) -> Result<(), ConvertError> {
         .collect();
     let (converted, notes) = crate::convert::convert(documents);
     let yaml = serde_saphyr::to_string_multiple(&converted).map_err(|e| ConvertError::Print(e.to_string()))?;
-    print!("{yaml}");
+    super::out(&yaml);
     for n in &notes {
         let mark = if n.lost { "warning" } else { "note" };
         eprintln!("serin convert: {mark}: {n}");

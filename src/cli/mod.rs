@@ -10,6 +10,18 @@ pub mod rollouts;
 
 use clap::{Parser, Subcommand};
 
+/// Writes a command's output to stdout. A reader that has gone (`serin crds | head`) ends the
+/// output quietly, as for other Unix tools, rather than in a panic.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("serin: cannot write the output: {e}");
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "serin",
@@ -228,7 +240,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Convert(args) => convert::run(args)?,
         Command::Plan(args) => plan::run(args)?,
         Command::Dashboard(args) => crate::dashboard::run(args).await?,
-        Command::ArgocdCm => print!("{}", argocd::config_map().map_err(|e| CliError::Yaml(e.to_string()))?),
+        Command::ArgocdCm => out(&argocd::config_map().map_err(|e| CliError::Yaml(e.to_string()))?),
         Command::Controller(args) => controller(args).await?,
         Command::Get {
             what: GetWhat::Rollout { name, watch, kube },
@@ -264,7 +276,7 @@ fn crds(args: CrdsArgs) -> Result<(), CliError> {
                 let path = dir.join(crate::crd::file_name(&crd));
                 std::fs::write(&path, &yaml).map_err(|source| CliError::Write { path, source })?;
             }
-            None => print!("---\n{yaml}"),
+            None => out(&format!("---\n{yaml}")),
         }
     }
     Ok(())

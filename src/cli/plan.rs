@@ -121,7 +121,7 @@ pub fn run(args: PlanArgs) -> Result<(), PlanError> {
     match args.output {
         PlanOutput::Text => {
             let texts: Vec<String> = timelines.iter().map(timeline::render::text).collect();
-            print!("{}", texts.join("\n"));
+            super::out(&texts.join("\n"));
         }
         PlanOutput::Json => {
             let json = if timelines.len() == 1 {
@@ -129,7 +129,7 @@ pub fn run(args: PlanArgs) -> Result<(), PlanError> {
             } else {
                 serde_json::to_string_pretty(&timelines)
             };
-            println!("{}", json.map_err(|e| PlanError::Json(e.to_string()))?);
+            super::out(&format!("{}\n", json.map_err(|e| PlanError::Json(e.to_string()))?));
         }
     }
     Ok(())

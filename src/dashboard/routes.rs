@@ -61,11 +61,18 @@ async fn known_host(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     if !app.hosts.is_empty() && !app.hosts.iter().any(|h| h == host) {
         return error(
             StatusCode::FORBIDDEN,
-            format!("this dashboard answers to {} only, not Host {host:?}", app.hosts.join(", ")),
+            format!(
+                "this dashboard answers to {} only, not Host {host:?}",
+                app.hosts.join(", ")
+            ),
         );
     }
     next.run(req).await
