@@ -603,7 +603,8 @@ spec:
         const c = document.querySelector(\"[data-metric='errors-vs-stable']\"); \
         return !!t && t.querySelectorAll('circle').length >= 3 && !!t.querySelector('line.limit') \
         && !!c && c.querySelectorAll('path.stable').length > 0 && c.querySelectorAll('path.band').length > 0 \
-        && /e-value \\d/.test(c.innerText); })()";
+        && /e-value \\d/.test(c.innerText) \
+        && !!document.querySelector(\"[data-metric='slo-burn-rate'] svg line.limit\"); })()";
     until_within(&page, "the charts drawn", drawn, Duration::from_secs(150)).await;
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-analysis.png");
     page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &shot)

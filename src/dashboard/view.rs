@@ -68,6 +68,16 @@ pub struct Point {
     pub ratio_high: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub e_value: Option<f64>,
+    /// The e-value at which the comparison decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e_threshold: Option<f64>,
+    /// `sloBurnRate`: the burn rates of the short and long windows, and the budget spent (%).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burn_short: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burn_long: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_spent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -82,6 +92,9 @@ pub struct MetricView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
     pub condition: String,
+    /// `sloBurnRate`: the burn rate both windows must pass to fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burn_factor: Option<f64>,
     pub points: Vec<Point>,
 }
 
@@ -239,6 +252,10 @@ fn point(m: &Measurement) -> Point {
         ratio_low: c.and_then(|c| c.ratio_low),
         ratio_high: c.and_then(|c| c.ratio_high),
         e_value: c.and_then(|c| c.e_value),
+        e_threshold: c.and_then(|c| c.threshold),
+        burn_short: c.and_then(|c| c.burn_rate_short),
+        burn_long: c.and_then(|c| c.burn_rate_long),
+        budget_spent: c.and_then(|c| c.budget_spent),
     }
 }
 
@@ -276,6 +293,11 @@ fn run_view(run: &AnalysisRun, blue_green: bool, history: &History, last_only: b
                     .clone()
                     .or(m.failure_condition.as_ref().map(|f| format!("fails when {f}")))
                     .unwrap_or_default(),
+                burn_factor: m
+                    .provider
+                    .slo_burn_rate
+                    .as_ref()
+                    .map(|b| b.factor.unwrap_or(crate::analysis::burn_rate::DEFAULT_FACTOR)),
                 points: all[take..].iter().map(point).collect(),
             }
         })

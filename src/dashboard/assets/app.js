@@ -208,8 +208,23 @@ function stepsList(d) {
 function metricCard(m) {
   const pts = m.points.filter((p) => p.value !== undefined);
   const compare = m.points.some((p) => p.canaryRate !== undefined);
+  const burn = m.points.some((p) => p.burnShort !== undefined || p.burnLong !== undefined);
+  const lastOf = (key) => { const c = m.points.filter((p) => p[key] !== undefined); return c.length ? c[c.length - 1][key] : undefined; };
+  const evidence = () => {
+    const e = lastOf("eValue"), t = lastOf("eThreshold");
+    return "e-value " + (e === undefined ? "-" : e.toPrecision(3)) + (t === undefined ? "" : ` (decides at ${t.toPrecision(3)})`);
+  };
   let body;
-  if (compare) {
+  if (burn) {
+    const b = m.points.filter((p) => p.burnShort !== undefined || p.burnLong !== undefined);
+    const spent = lastOf("budgetSpent");
+    body = [chart([
+      { cls: "new", points: b.filter((p) => p.burnShort !== undefined).map((p) => [p.t, p.burnShort]) },
+      { cls: "stable", points: b.filter((p) => p.burnLong !== undefined).map((p) => [p.t, p.burnLong]) },
+    ], { name: m.name, limits: m.burnFactor === undefined ? [] : [m.burnFactor], empty: "no measurement yet" }),
+    h("div", { class: "legend" }, h("b", { class: "new" }, "short"), " and ", h("b", { class: "stable" }, "long"),
+      ` window burn rates; both above ${m.burnFactor} fail`, spent === undefined ? "" : ` · budget spent ${spent.toPrecision(2)}%`, " · ", evidence())];
+  } else if (compare) {
     const c = m.points.filter((p) => p.canaryRate !== undefined);
     body = [chart([
       { cls: "new", points: c.map((p) => [p.t, p.canaryRate]) },
@@ -219,8 +234,7 @@ function metricCard(m) {
       " bad-event rates"),
     chart([{ cls: "new", points: c.filter((p) => p.ratioLow !== undefined).map((p) => [p.t, (p.ratioLow + p.ratioHigh) / 2]) }],
       { name: m.name + "-ratio", bands: [{ points: c.filter((p) => p.ratioLow !== undefined).map((p) => [p.t, p.ratioLow, p.ratioHigh]) }], limits: [1], empty: "" }),
-    h("div", { class: "legend" }, "canary/stable ratio with its interval; e-value ",
-      c.length && c[c.length - 1].eValue !== undefined ? c[c.length - 1].eValue.toPrecision(3) : "-")];
+    h("div", { class: "legend" }, "canary/stable ratio with its interval; ", evidence())];
   } else {
     body = [chart([{ cls: "new", dots: true, points: pts.map((p) => [p.t, p.value, p.phase]) }],
       { name: m.name, limits: [m.min, m.max].filter((v) => v !== undefined), empty: "no measurement yet" })];
