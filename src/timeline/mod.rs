@@ -73,12 +73,12 @@ pub struct FailureTime {
     pub what: String,
     /// Percent of traffic on the new version when the failure is found.
     pub traffic: f64,
-    /// Seconds from the analysis' start to its failure.
-    pub detected_after: f64,
+    /// Seconds from the analysis' start to its failure; `None` when the update is promoted first.
+    pub detected_after: Option<f64>,
     /// Seconds from the update to the failure.
-    pub failed_at: f64,
+    pub failed_at: Option<f64>,
     /// Seconds from the failure until no traffic reaches the new version.
-    pub traffic_back_after: f64,
+    pub traffic_back_after: Option<f64>,
     /// Seconds from the failure until the new version has no Pods.
     pub pods_gone_after: Option<f64>,
     pub how: String,
@@ -521,23 +521,36 @@ fn failure_time(
     let started = looks
         .iter()
         .position(|l| l.plan.create_runs.iter().any(|r| r.step == step))?;
-    let failed = looks.iter().position(|l| l.plan.status.abort == Some(true))?;
-    let share_at = |i: usize| traffic_share(&looks[i], routed, &trace.new_hash);
-    let before = if failed > 0 { share_at(failed - 1) } else { 0.0 };
-    let back = (failed..looks.len()).find(|&i| share_at(i) == 0.0)?;
-    let gone = (failed..looks.len()).find(|&i| looks[i].new_pods == 0 && looks[i].new_ready == 0);
-    let fail_time = looks[failed].now;
     let what = match step {
         None => "background analysis".to_string(),
         Some(i) => format!("step {}: {}", i + 1, step_label(rollout, i.max(0) as usize)),
     };
+    let share_at = |i: usize| traffic_share(&looks[i], routed, &trace.new_hash);
+    let Some(failed) = looks.iter().position(|l| l.plan.status.abort == Some(true)) else {
+        // The update ended before the failing analysis reached its failure limit.
+        return Some(FailureTime {
+            step: step.map(|s| s.max(0) as usize),
+            what,
+            traffic: share_at(looks.len() - 1),
+            detected_after: None,
+            failed_at: None,
+            traffic_back_after: None,
+            pods_gone_after: None,
+            how: "the update is promoted before the analysis reaches its failure limit: it never stops it".into(),
+            requests: opts.rps.map(|rps| requests_between(trace, 0, looks.len(), routed, rps)),
+        });
+    };
+    let before = if failed > 0 { share_at(failed - 1) } else { 0.0 };
+    let back = (failed..looks.len()).find(|&i| share_at(i) == 0.0)?;
+    let gone = (failed..looks.len()).find(|&i| looks[i].new_pods == 0 && looks[i].new_ready == 0);
+    let fail_time = looks[failed].now;
     Some(FailureTime {
         step: step.map(|s| s.max(0) as usize),
         what,
         traffic: before,
-        detected_after: seconds(looks[started].now, fail_time),
-        failed_at: seconds(t0, fail_time),
-        traffic_back_after: seconds(fail_time, looks[back].now),
+        detected_after: Some(seconds(looks[started].now, fail_time)),
+        failed_at: Some(seconds(t0, fail_time)),
+        traffic_back_after: Some(seconds(fail_time, looks[back].now)),
         pods_gone_after: gone.map(|g| seconds(fail_time, looks[g].now)),
         how: how_back(rollout),
         requests: opts.rps.map(|rps| requests_between(trace, 0, back, routed, rps)),

@@ -166,8 +166,9 @@ pub fn text(t: &Timeline) -> String {
             let mut row = vec![
                 f.what.clone(),
                 percent(f.traffic),
-                duration(f.detected_after),
-                format!("{} later", duration(f.traffic_back_after)),
+                f.detected_after.map_or("not before promotion".into(), duration),
+                f.traffic_back_after
+                    .map_or("never".into(), |s| format!("{} later", duration(s))),
                 f.pods_gone_after
                     .map_or("-".into(), |s| format!("{} later", duration(s))),
             ];
@@ -177,8 +178,15 @@ pub fn text(t: &Timeline) -> String {
             rows.push(row);
         }
         out.push_str(&table(&rows));
-        if let Some(f) = t.failures.first() {
+        if let Some(f) = t.failures.iter().find(|f| f.detected_after.is_some()) {
             let _ = writeln!(out, "  Traffic goes back as {}.", f.how);
+        }
+        for f in t.failures.iter().filter(|f| f.detected_after.is_none()) {
+            let _ = writeln!(
+                out,
+                "  Warning: {}: {}; lower its failureLimit or interval, or add a pause.",
+                f.what, f.how
+            );
         }
     }
     for n in &t.notes {

@@ -101,10 +101,13 @@ fn a_failed_analysis_sends_traffic_back_in_one_write_and_pods_after_the_delay() 
     assert_eq!(f.step, Some(1));
     assert!(close(f.traffic, 20.0));
     assert!(
-        close(f.detected_after, 0.0),
+        close(f.detected_after.unwrap(), 0.0),
         "failureLimit 0: the first measurement decides"
     );
-    assert!(f.traffic_back_after < 0.01, "the route goes back in the same reconcile");
+    assert!(
+        f.traffic_back_after.unwrap() < 0.01,
+        "the route goes back in the same reconcile"
+    );
     assert!(close(f.pods_gone_after.unwrap(), 30.0), "abortScaleDownDelaySeconds");
     assert!(f.how.contains("HTTPRoute"), "{}", f.how);
 }
@@ -179,4 +182,31 @@ fn a_rolling_update_is_one_step() {
     assert_eq!(t.strategy, "rollingUpdate");
     assert_eq!(t.steps.len(), 1, "{:?}", t.steps);
     assert_eq!(t.steps[0].step, "rolling update");
+}
+
+#[test]
+fn a_background_analysis_too_slow_to_stop_the_update_is_called_out() {
+    // Failures tolerated 3 times, 5 minutes apart: 15 minutes to fail, and the update is done in 2.
+    let mut t = templates();
+    if let Some(spec) = t.values_mut().next() {
+        spec.metrics[0].interval = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+            "5m".into(),
+        ));
+        spec.metrics[0].failure_limit = Some(3);
+        spec.metrics[0].count = None;
+    }
+    let r = rollout(json!({"canary": {
+        "analysis": {"templates": [{"templateName": "error-rate"}]},
+        "steps": [{"setWeight": 20}, {"pause": {"duration": "2m"}}]
+    }}));
+    let timeline = timeline(&r, &t, &opts(None)).unwrap();
+    let f = timeline
+        .failures
+        .iter()
+        .find(|f| f.step.is_none())
+        .expect("the background analysis");
+    assert_eq!(f.detected_after, None);
+    assert!(f.how.contains("never stops it"), "{}", f.how);
+    let text = render::text(&timeline);
+    assert!(text.contains("Warning: background analysis"), "{text}");
 }

@@ -339,8 +339,8 @@ async function planPage(ns, name, params) {
       t.waitsForPeople.length ? ` — plus a promotion by a person at step ${t.waitsForPeople.map((i) => i + 1).join(", ")}` : ""),
     t.failures.length ? h("h2", {}, "If an analysis fails") : null,
     t.failures.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Failing", "Traffic to new", "Found after", "Traffic back", "New Pods gone", "How"].map((c) => h("th", {}, c)))),
-      h("tbody", {}, t.failures.map((f) => h("tr", {}, h("td", {}, f.what), h("td", {}, `${Math.round(f.traffic)}%`), h("td", {}, duration(f.detectedAfter)),
-        h("td", {}, duration(f.trafficBackAfter) + " later"), h("td", {}, f.podsGoneAfter === null ? "-" : duration(f.podsGoneAfter) + " later"), h("td", {}, f.how))))) : null,
+      h("tbody", {}, t.failures.map((f) => h("tr", {}, h("td", {}, f.what), h("td", {}, `${Math.round(f.traffic)}%`), h("td", {}, f.detectedAfter === null ? "not before promotion" : duration(f.detectedAfter)),
+        h("td", {}, f.trafficBackAfter === null ? "never" : duration(f.trafficBackAfter) + " later"), h("td", {}, f.podsGoneAfter === null ? "-" : duration(f.podsGoneAfter) + " later"), h("td", {}, f.how))))) : null,
     ...t.notes.map((x) => h("p", { class: "muted" }, x)));
 }
 
