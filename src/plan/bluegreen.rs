@@ -51,7 +51,7 @@ pub fn can_switch_back(
 
 /// How long the version switched away from keeps its Pods: `scaleDownDelaySeconds` (30), none
 /// when `scaleDownDelayRevisionLimit` is 0.
-pub(super) fn scale_down_delay(bg: &BlueGreenStrategy) -> Duration {
+pub fn scale_down_delay(bg: &BlueGreenStrategy) -> Duration {
     let seconds = match bg.scale_down_delay_revision_limit {
         Some(0) => 0,
         _ => bg.scale_down_delay_seconds.unwrap_or(30),

@@ -153,6 +153,12 @@ pub fn timeline(rollout: &Rollout, templates: &Templates, opts: &Options) -> Res
     for p in &earliest.problems {
         notes.push(format!("An analysis cannot start: {p}. It is shown as taking no time."));
     }
+    if let Some(bg) = &rollout.spec.strategy.blue_green {
+        let delay = crate::plan::bluegreen::scale_down_delay(bg).as_secs();
+        notes.push(format!(
+            "After the switch the old version keeps its Pods for {delay}s (scaleDownDelaySeconds): an abort or a failed post-promotion analysis in that time switches back in one write."
+        ));
+    }
     if opts.pod_startup.is_zero() {
         notes.push("Pods are counted ready at once; --pod-startup adds their start-up time.".into());
     }
