@@ -864,3 +864,54 @@ async fn sigterm_stops_a_controller_even_before_its_caches_fill() {
     assert!(status.success(), "{status:?}: {}", controller.log());
     assert!(took < Duration::from_secs(15), "stopping took {took:?}");
 }
+
+/// A status that only mirrors Pod counts waits for the next decision (or 10 s): a rolling update
+/// of ten Pods, one at a time, writes its status a few times, not twice a Pod; the status it ends
+/// with still shows every Pod.
+#[tokio::test]
+async fn pod_counts_alone_do_not_cost_a_status_write_each() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let yaml = |image: &str| {
+        web_rollout(
+            10,
+            image,
+            &[],
+            "",
+            "      maxSurge: 1\n      maxUnavailable: 0\n      steps: []",
+        ) + WEB_SERVICES
+    };
+    e.apply(&yaml("example/web:1"));
+    e.wait_phase(Phase::Healthy, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v1 = e.status().await.stable_pod_hash;
+    let before = calls_of(&e.sim, "serin-controller").await;
+    e.apply(&yaml("example/web:2"));
+    let st = eventually("version 2 rolled out", WAIT, || async {
+        let st = e.status().await;
+        let done = st.phase == Some(Phase::Healthy)
+            && st.stable_pod_hash != v1
+            && st.stable_pod_hash == st.current_pod_hash
+            && st.available_replicas == Some(10);
+        done.then_some(st)
+    })
+    .await;
+    assert_eq!(st.updated_available_replicas, Some(10));
+    let after = calls_of(&e.sim, "serin-controller").await;
+    let status_writes = after.get("update rollouts/status").copied().unwrap_or(0)
+        - before.get("update rollouts/status").copied().unwrap_or(0);
+    let resizes =
+        after.get("patch replicasets").copied().unwrap_or(0) - before.get("patch replicasets").copied().unwrap_or(0);
+    for (k, n) in &after {
+        let d = n - before.get(k).copied().unwrap_or(0);
+        if d > 0 {
+            eprintln!("  {k:<32} {d}");
+        }
+    }
+    eprintln!("a rolling update of 10 Pods: {status_writes} status writes, {resizes} ReplicaSet resizes");
+    assert!(resizes >= 10, "one Pod at a time: {resizes} resizes");
+    assert!(
+        status_writes <= 6,
+        "{status_writes} status writes for a rolling update of 10 Pods"
+    );
+}

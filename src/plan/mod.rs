@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod gates;
 pub mod pod_metadata;
 pub mod replicas;
+pub mod status_writes;
 pub mod steps;
 pub mod validate;
 

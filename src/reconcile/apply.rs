@@ -227,7 +227,8 @@ pub fn service_names(rollout: &Rollout) -> (Option<&String>, Option<&String>) {
 }
 
 /// The one status write of a reconcile, when anything changed.
-pub async fn apply_status(ctx: &Context, rollout: &Rollout, status: &RolloutStatus) -> Result<(), Error> {
+/// Writes the status when it changed; whether it wrote.
+pub async fn apply_status(ctx: &Context, rollout: &Rollout, status: &RolloutStatus) -> Result<bool, Error> {
     let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = rollout.name_any();
     if rollout.status.as_ref() != Some(status) {
@@ -241,8 +242,9 @@ pub async fn apply_status(ctx: &Context, rollout: &Rollout, status: &RolloutStat
         ctx.written
             .rollouts
             .remember(rollout.metadata.resource_version.clone(), written);
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Points a Service of the user's at one version by adding the hash to its selector.
@@ -428,5 +430,5 @@ pub async fn report_router_error(
             tracing::warn!(error = %e, "could not record an Event");
         }
     }
-    apply_status(ctx, rollout, &status).await
+    apply_status(ctx, rollout, &status).await.map(|_| ())
 }

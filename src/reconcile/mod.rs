@@ -99,6 +99,8 @@ pub struct OwnWritten {
     pub replica_sets: own_writes::OwnWrites<CachedReplicaSet>,
     pub runs: own_writes::OwnWrites<CachedRun>,
     pub services: own_writes::OwnWrites<CachedService>,
+    /// When each Rollout's status was last written, for the statuses that may wait.
+    pub statuses: own_writes::LastWrites<Rollout>,
 }
 
 /// How the controllers run.
@@ -368,7 +370,23 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
             }
         }
     }
-    apply::apply_status(ctx, &rollout, &plan.status).await?;
+    // A status that only mirrors Pod counts or measured values waits for the next decision.
+    let key = kube::runtime::reflector::ObjectRef::from_obj(rollout.as_ref());
+    let last_write = ctx.written.statuses.ago(&key).and_then(|ago| now.checked_sub(ago).ok());
+    let write = crate::plan::status_writes::Write {
+        written: rollout.status.as_ref(),
+        next: &plan.status,
+        decided: !plan.decisions.is_empty(),
+        weight_by_pods: !routed && rollout.spec.strategy.blue_green.is_none(),
+    };
+    match crate::plan::status_writes::hold(&write, last_write, now) {
+        Some(wait) => plan.requeue_after = Some(plan.requeue_after.map_or(wait, |d| d.min(wait))),
+        None => {
+            if apply::apply_status(ctx, &rollout, &plan.status).await? {
+                ctx.written.statuses.wrote(key);
+            }
+        }
+    }
     let metrics = &ctx.admin.metrics;
     metrics.observe(&ns, &name, rollout.spec.strategy.kind(), &plan.status);
     for d in &plan.decisions {

@@ -105,6 +105,40 @@ impl<K: Resource<DynamicType = ()> + Clone> OwnWrites<K> {
     }
 }
 
+/// When this process last wrote each object, for as long as that matters (`keep`): a status
+/// that only mirrors the cluster waits until its last write is that old.
+pub struct LastWrites<K: Resource<DynamicType = ()>> {
+    at: Mutex<HashMap<ObjectRef<K>, Instant>>,
+    keep: Duration,
+}
+
+impl<K: Resource<DynamicType = ()>> Default for LastWrites<K> {
+    fn default() -> Self {
+        LastWrites {
+            at: Mutex::default(),
+            keep: crate::plan::status_writes::MIRROR_HOLD,
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> LastWrites<K> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<K>, Instant>> {
+        self.at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn wrote(&self, key: ObjectRef<K>) {
+        let mut at = self.lock();
+        // Older entries say nothing any more: dropping them keeps the map to recent writes.
+        let keep = self.keep;
+        at.retain(|_, t| t.elapsed() < keep);
+        at.insert(key, Instant::now());
+    }
+
+    pub fn ago(&self, key: &ObjectRef<K>) -> Option<Duration> {
+        self.lock().get(key).map(Instant::elapsed).filter(|d| *d < self.keep)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
