@@ -13,7 +13,7 @@ use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 use serin::crd::rollout::{Phase, Rollout};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -126,10 +126,6 @@ async fn click_confirmed(page: &Page, action: &str) {
         .expect("confirmed");
 }
 
-fn httproute_crd() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml")
-}
-
 fn route_api(client: &kube::Client) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
@@ -167,7 +163,7 @@ fn measure_updates(url: String) -> std::sync::Arc<std::sync::Mutex<Vec<usize>>> 
 async fn the_dashboard_lists_follows_and_steers_a_rollout() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.install_crd_file(&httproute_crd());
+    sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let routes = route_api(&client);

@@ -132,10 +132,6 @@ spec:
     assert!(err.contains("--rps"), "{err}");
 }
 
-fn httproute_crd() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml")
-}
-
 /// The plan's weights, then a release of the same example on the simulated cluster: the route
 /// walks those weights in that order, and the timed pause lasts what the plan says.
 #[tokio::test]
@@ -155,7 +151,7 @@ async fn the_gateway_example_follows_its_plan() {
 
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.install_crd_file(&httproute_crd());
+    sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let _controller = ControllerProc::start(&sim, "controller.log");

@@ -19,10 +19,6 @@ fn sim_crd(file: &str) -> std::path::PathBuf {
         .join(file)
 }
 
-fn httproute_crd() -> std::path::PathBuf {
-    sim_crd("httproutes.gateway.networking.k8s.io.yaml")
-}
-
 const ROUTE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -143,7 +139,7 @@ async fn share_of_canary(prom: &prometheus_http_query::Client, canary_hash: &str
 async fn five_percent_through_an_httproute_and_back_on_abort() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.install_crd_file(&httproute_crd());
+    sim.install_crd_file(&common::httproute_crd());
     let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
@@ -198,7 +194,7 @@ async fn five_percent_through_an_httproute_and_back_on_abort() {
 async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.install_crd_file(&httproute_crd());
+    sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let _controller = ControllerProc::start(&sim, "controller.log");
@@ -231,7 +227,7 @@ async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
 async fn the_shipped_gateway_api_example_runs() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.install_crd_file(&httproute_crd());
+    sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     let _controller = ControllerProc::start(&sim, "controller.log");
@@ -460,7 +456,7 @@ async fn istio_virtual_service_weights_follow_the_steps() {
 async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.install_crd_file(&httproute_crd());
+    sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     sim.apply_yaml(ROUTE);
@@ -568,7 +564,7 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
 async fn blue_green_switches_the_route_and_an_abort_switches_it_back() {
     let sim = SimCluster::start();
     sim.install_crds();
-    sim.install_crd_file(&httproute_crd());
+    sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     sim.apply_yaml(

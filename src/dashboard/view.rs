@@ -324,17 +324,26 @@ fn runs_of<'a>(r: &Rollout, runs: &'a [Arc<AnalysisRun>]) -> Vec<&'a Arc<Analysi
     mine
 }
 
+/// Blue-green's active and preview versions; none for a canary.
+fn blue_green_versions(r: &Rollout) -> (Option<String>, Option<String>) {
+    let bg = r.status.as_ref().and_then(|s| s.blue_green.clone()).unwrap_or_default();
+    match r.spec.strategy.blue_green {
+        Some(_) => (bg.active_selector, bg.preview_selector),
+        None => (None, None),
+    }
+}
+
 pub fn detail(r: &Rollout, all_rs: &[Arc<ReplicaSet>], runs: &[Arc<AnalysisRun>], history: &History) -> Detail {
     let st = r.status.clone().unwrap_or_default();
     let key: Key = (r.namespace().unwrap_or_default(), r.name_any());
-    let bg = st.blue_green.clone().unwrap_or_default();
     let blue_green = r.spec.strategy.blue_green.is_some();
+    let (active, preview) = blue_green_versions(r);
     Detail {
         row: row(r, all_rs),
         steps: steps::names(&r.spec.strategy),
         current_step: st.current_step_index.unwrap_or(0),
-        active: bg.active_selector.filter(|_| blue_green),
-        preview: bg.preview_selector.filter(|_| blue_green),
+        active,
+        preview,
         stable_hash: st.stable_pod_hash.clone(),
         current_hash: st.current_pod_hash.clone(),
         weights: history
@@ -360,8 +369,8 @@ pub fn detail(r: &Rollout, all_rs: &[Arc<ReplicaSet>], runs: &[Arc<AnalysisRun>]
 pub fn update(r: &Rollout, all_rs: &[Arc<ReplicaSet>], runs: &[Arc<AnalysisRun>], history: &History) -> Update {
     let st = r.status.clone().unwrap_or_default();
     let key: Key = (r.namespace().unwrap_or_default(), r.name_any());
-    let bg = st.blue_green.clone().unwrap_or_default();
     let blue_green = r.spec.strategy.blue_green.is_some();
+    let (active, preview) = blue_green_versions(r);
     // The current version's runs only: older ones no longer change.
     let current = st.current_pod_hash.clone().unwrap_or_default();
     let runs: Vec<RunView> = runs_of(r, runs)
@@ -372,8 +381,8 @@ pub fn update(r: &Rollout, all_rs: &[Arc<ReplicaSet>], runs: &[Arc<AnalysisRun>]
     Update {
         row: row(r, all_rs),
         current_step: st.current_step_index.unwrap_or(0),
-        active: bg.active_selector.filter(|_| blue_green),
-        preview: bg.preview_selector.filter(|_| blue_green),
+        active,
+        preview,
         weight: history.weights.get(&key).and_then(|w| w.back().cloned()),
         runs,
         replica_sets: replica_sets_of(r, all_rs),

@@ -284,9 +284,6 @@ fn run(world: &mut World) -> Trace {
             }
             None if st.phase == Some(Phase::Paused) && !aborted && world.rollout.spec.paused != Some(true) => {
                 let idx = st.current_step_index.unwrap_or(0).max(0) as usize;
-                if trace.promoted_by_person.last() == Some(&idx) && trace.promoted_by_person.len() > 1000 {
-                    break;
-                }
                 trace.promoted_by_person.push(idx);
                 world.promote();
                 world.now = world.now.checked_add(Duration::from_millis(1)).unwrap_or(world.now);
@@ -350,18 +347,13 @@ fn step_spans(trace: &Trace) -> BTreeMap<usize, (usize, usize)> {
 }
 
 fn step_label(rollout: &Rollout, index: usize) -> String {
-    let strategy = &rollout.spec.strategy;
-    if strategy.blue_green.is_some() {
-        return crate::plan::bluegreen::describe(index).to_string();
+    if rollout.spec.strategy.kind() == "rollingUpdate" {
+        return "rolling update".into();
     }
-    match &strategy.canary {
-        Some(c) if c.steps.as_ref().is_some_and(|s| s.is_empty()) => "rolling update".into(),
-        Some(c) => crate::plan::steps::effective_steps(c)
-            .get(index)
-            .map(crate::plan::steps::describe)
-            .unwrap_or_else(|| "promote: the new version becomes stable".into()),
-        None => String::new(),
-    }
+    crate::plan::steps::names(&rollout.spec.strategy)
+        .get(index)
+        .cloned()
+        .unwrap_or_else(|| "promote: the new version becomes stable".into())
 }
 
 /// Requests to the new version between two looks of a trace, by the traffic after each look.
@@ -455,14 +447,7 @@ fn step_times(earliest: &Trace, latest: &Trace, rollout: &Rollout, opts: &Option
 
 /// The steps a release walks: a canary's, blue-green's stages, the one of a rolling update.
 fn step_count(rollout: &Rollout) -> usize {
-    let strategy = &rollout.spec.strategy;
-    if strategy.blue_green.is_some() {
-        return crate::plan::bluegreen::STAGES;
-    }
-    match &strategy.canary {
-        Some(c) => crate::plan::steps::effective_steps(c).len().max(1),
-        None => 0,
-    }
+    crate::plan::steps::names(&rollout.spec.strategy).len().max(1)
 }
 
 /// Whether a step changes the traffic (its effect shows where it ends) or holds it.

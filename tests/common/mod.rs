@@ -668,3 +668,8 @@ pub fn serin_cmd(subcommand: &str, args: &[&str], input: Option<&str>) -> (i32, 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The simulated cluster's HTTPRoute CRD (`src/sim/crds/`).
+pub fn httproute_crd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml")
+}
