@@ -3,11 +3,15 @@
 //! Prometheus), then idles, and prints per N: controller peak and steady RSS, CPU seconds,
 //! reconciles per second, the time from a canary ReplicaSet becoming ready to the next weight
 //! change, the time from a failed measurement to traffic on stable, API writes per step, and
-//! writes while idle; the simulated cluster's own cost beside it. The last line is
-//! `bench: n=N peak_rss_mib=X writes_per_step=Y rollback_p99_ms=Z idle_writes=W`.
+//! writes while idle; the simulated cluster's own cost beside it, and the analysis' queries per
+//! second and their latency. Then more release waves to the same Rollouts ("churn"), with the
+//! controller's RSS after each: memory must stay flat.
 //!
-//! Then more release waves to the same Rollouts ("churn"), with the controller's RSS after each:
-//! memory must stay flat.
+//! Two more scenarios per N, release only: the same Rollouts routed by Gateway API HTTPRoutes
+//! (writes per step with a router), and the Pod-ratio Rollouts over 3 shards (each shard's RSS and
+//! the writes of all three). The last line is `bench: n=N peak_rss_mib=X writes_per_step=Y
+//! writes_per_step_routed=R rollback_p99_ms=Z idle_writes=W churn_last_wave_mib=C shards=3
+//! shard_rss_mib=a,b,c shard_writes_per_step=S prom_qps=Q prom_p99_ms=L`.
 //!
 //! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--churn-waves 6]
 //!     [--write-docs]
@@ -197,8 +201,8 @@ fn template(name: &str, image: &str) -> Value {
                     "env": [{"name": "SERIN_SIM_READY_SECONDS", "value": "0.5"}]}]}})
 }
 
-fn rollout(name: &str, image: &str) -> Value {
-    json!({
+fn rollout(name: &str, image: &str, routed: bool) -> Value {
+    let mut r = json!({
         "apiVersion": "serin.dev/v1alpha1", "kind": "Rollout",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {
@@ -213,7 +217,34 @@ fn rollout(name: &str, image: &str) -> Value {
                           {"setWeight": 100}]
             }}
         }
-    })
+    });
+    if routed {
+        r["spec"]["strategy"]["canary"]["trafficRouting"] = json!({"gatewayAPI": {"httpRoute": name}});
+    }
+    r
+}
+
+fn route(name: &str) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": name, "namespace": "default"},
+           "spec": {"rules": [{"backendRefs": [
+               {"name": format!("{name}-stable"), "port": 80, "weight": 100},
+               {"name": format!("{name}-canary"), "port": 80, "weight": 0}]}]}})
+}
+
+/// How the Rollouts are routed and how many controllers share them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Scenario {
+    routed: bool,
+    shards: u32,
+}
+
+impl Scenario {
+    /// The main one: Pod ratio, one controller, with idle and churn runs.
+    const MAIN: Scenario = Scenario {
+        routed: false,
+        shards: 1,
+    };
 }
 
 fn service(name: &str) -> Value {
@@ -222,11 +253,13 @@ fn service(name: &str) -> Value {
 }
 
 /// A fake Prometheus: the error rate of a version is 0.5 for the bad hashes, 0 for the others.
-async fn fake_prometheus(bad: Arc<Mutex<HashSet<String>>>) -> String {
+/// `asked` counts its queries.
+async fn fake_prometheus(bad: Arc<Mutex<HashSet<String>>>, asked: Arc<std::sync::atomic::AtomicU64>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let answer = move |uri: axum::http::Uri, body: String| {
         let bad = bad.clone();
+        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         async move {
             let query = format!("{} {}", uri.query().unwrap_or(""), body);
             let query = urlencoding_decode(&query);
@@ -278,6 +311,9 @@ struct Timeline {
     failed_at: HashMap<String, Instant>,
     rollback_ms: Vec<f64>,
     released: HashSet<String>,
+    /// Runs measuring now, and the most at once.
+    running: HashSet<String>,
+    peak_running: usize,
 }
 
 struct Row {
@@ -298,9 +334,25 @@ struct Row {
     sim_cpu_s: f64,
     /// Controller RSS before the churn waves and after each.
     churn_rss: Vec<f64>,
+    /// Prometheus queries per second over the release, and the controller's measurement
+    /// latency (p50, p99, from its histogram).
+    prom_qps: f64,
+    measure_p50_ms: f64,
+    measure_p99_ms: f64,
+    /// Analyses in flight at the release's peak.
+    analyses_in_flight: usize,
+    /// Each controller's peak RSS (one, or one per shard).
+    shard_rss: Vec<f64>,
 }
 
-async fn run(n: usize, a: &Args) -> Row {
+/// What the side scenarios add to a size's row.
+#[derive(Default)]
+struct Extra {
+    writes_per_step_routed: f64,
+    sharded: Option<Row>,
+}
+
+async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -343,12 +395,25 @@ async fn run(n: usize, a: &Args) -> Row {
         crds.patch(&name, &pp, &Patch::Apply(&crd)).await.expect("CRD");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    if scenario.routed {
+        let routes =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml");
+        let text = std::fs::read_to_string(&routes).expect("the HTTPRoute CRD");
+        let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+            serde_saphyr::from_str(&text).expect("the HTTPRoute CRD parses");
+        crds.patch("httproutes.gateway.networking.k8s.io", &pp, &Patch::Apply(&crd))
+            .await
+            .expect("HTTPRoute CRD");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let bad: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let prometheus = fake_prometheus(bad.clone()).await;
+    let asked: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+    let prometheus = fake_prometheus(bad.clone(), asked.clone()).await;
     let dynamic = |kind: &str| {
         let (group, version, plural) = match kind {
             "Rollout" => ("serin.dev", "v1alpha1", "rollouts"),
             "AnalysisTemplate" => ("serin.dev", "v1alpha1", "analysistemplates"),
+            "HTTPRoute" => ("gateway.networking.k8s.io", "v1", "httproutes"),
             _ => ("", "v1", "services"),
         };
         let ar = kube::core::ApiResource {
@@ -376,23 +441,31 @@ async fn run(n: usize, a: &Args) -> Row {
     let names: Vec<String> = (0..n).map(|i| format!("app{i:05}")).collect();
 
     let setup = Instant::now();
-    let controller = Proc(
-        Command::new(serin_bin())
-            .args([
+    let controllers: Vec<Proc> = (0..scenario.shards)
+        .map(|i| {
+            let mut cmd = Command::new(serin_bin());
+            cmd.args([
                 "controller",
                 "--metrics-addr",
                 "127.0.0.1:0",
                 "--leader-elect=false",
                 "--kubeconfig",
             ])
-            .arg(&kubeconfig)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serin controller"),
-    );
-    let pid = controller.0.id();
+            .arg(&kubeconfig);
+            if scenario.shards > 1 {
+                cmd.arg(format!("--shard={i}/{}", scenario.shards));
+            }
+            Proc(
+                cmd.env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("serin controller"),
+            )
+        })
+        .collect();
+    let pids: Vec<u32> = controllers.iter().map(|c| c.0.id()).collect();
+    let pid = pids[0];
     let apply_all = |objs: Vec<(String, &'static str, Value)>| {
         let dynamic = &dynamic;
         let pp = &pp;
@@ -418,7 +491,10 @@ async fn run(n: usize, a: &Args) -> Row {
         for s in [format!("{name}-stable"), format!("{name}-canary")] {
             objs.push((s.clone(), "Service", service(&s)));
         }
-        objs.push((name.clone(), "Rollout", rollout(name, "example/app:1")));
+        if scenario.routed {
+            objs.push((name.clone(), "HTTPRoute", route(name)));
+        }
+        objs.push((name.clone(), "Rollout", rollout(name, "example/app:1", scenario.routed)));
     }
     apply_all(objs).await;
     loop {
@@ -509,6 +585,17 @@ async fn run(n: usize, a: &Args) -> Row {
     });
     let t = timeline.clone();
     let watch_runs = watch_each(Api::<AnalysisRun>::namespaced(client.clone(), "default"), move |run| {
+        {
+            let mut t = t.lock().unwrap();
+            let name = run.metadata.name.clone().unwrap_or_default();
+            let phase = run.status.as_ref().and_then(|s| s.phase);
+            if phase.is_none_or(|p| !p.is_finished()) {
+                t.running.insert(name);
+            } else {
+                t.running.remove(&name);
+            }
+            t.peak_running = t.peak_running.max(t.running.len());
+        }
         let failed = run
             .status
             .as_ref()
@@ -521,15 +608,20 @@ async fn run(n: usize, a: &Args) -> Row {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Release.
-    let metrics_url = controller_metrics_url(pid).await;
-    let reconciles_before = metric_sum(&metrics_url, "serin_reconcile_duration_seconds_count", |_| true).await;
+    let mut metrics_urls = Vec::new();
+    for &p in &pids {
+        metrics_urls.push(controller_metrics_url(p).await);
+    }
+    let reconciles_before = reconciles_of(&metrics_urls).await;
+    let measured_before = measurement_buckets(&metrics_urls).await;
+    let asked_before = asked.load(std::sync::atomic::Ordering::Relaxed);
     let writes_before = writes(&sim_api).await;
     let requests_before = requests(&sim_api).await;
     let release_kinds_before = writes_by_kind(&sim_api).await;
     let release_start = Instant::now();
     let objs: Vec<(String, &'static str, Value)> = released
         .iter()
-        .map(|name| (name.clone(), "Rollout", rollout(name, "example/app:2")))
+        .map(|name| (name.clone(), "Rollout", rollout(name, "example/app:2", scenario.routed)))
         .collect();
     apply_all(objs).await;
     // Done: the new version promoted and its old Pods gone, or aborted with traffic on stable.
@@ -541,8 +633,18 @@ async fn run(n: usize, a: &Args) -> Row {
     // Old ReplicaSets go after the promotion; let the last writes land.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let release_s = release_start.elapsed().as_secs_f64();
-    let reconciles =
-        metric_sum(&metrics_url, "serin_reconcile_duration_seconds_count", |_| true).await - reconciles_before;
+    let reconciles = reconciles_of(&metrics_urls).await - reconciles_before;
+    let queries = asked.load(std::sync::atomic::Ordering::Relaxed) - asked_before;
+    let measured = measurement_buckets(&metrics_urls).await;
+    let measured: Vec<(f64, f64)> = measured
+        .iter()
+        .map(|(le, c)| {
+            (
+                *le,
+                c - measured_before.iter().find(|(l, _)| l == le).map_or(0.0, |b| b.1),
+            )
+        })
+        .collect();
     let release_writes = writes(&sim_api).await - writes_before;
     let release_requests = requests(&sim_api).await - requests_before;
     eprintln!(
@@ -550,10 +652,12 @@ async fn run(n: usize, a: &Args) -> Row {
         grown(&release_kinds_before, &writes_by_kind(&sim_api).await)
     );
 
-    // Idle.
+    // Idle (the main scenario only).
+    let main = scenario == Scenario::MAIN;
+    let idle_seconds = if main { a.idle_seconds } else { 0 };
     let idle_before = writes(&sim_api).await;
     let kinds_before = writes_by_kind(&sim_api).await;
-    tokio::time::sleep(Duration::from_secs(a.idle_seconds)).await;
+    tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
     let idle_writes = writes(&sim_api).await - idle_before;
     if idle_writes > 0.0 {
         eprintln!(
@@ -569,9 +673,11 @@ async fn run(n: usize, a: &Args) -> Row {
                 .unwrap_or_default()
             {
                 let regarding = e.regarding.and_then(|r| r.name).unwrap_or_default();
-                if e.metadata.creation_timestamp.as_ref().is_some_and(|t| {
-                    t.0.as_second() + (a.idle_seconds as i64) + 1 >= jiff::Timestamp::now().as_second()
-                }) {
+                if e.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .is_some_and(|t| t.0.as_second() + (idle_seconds as i64) + 1 >= jiff::Timestamp::now().as_second())
+                {
                     eprintln!(
                         "  {regarding} {:?} {:?} {:?}",
                         e.metadata.creation_timestamp.map(|t| t.0.to_string()),
@@ -583,7 +689,11 @@ async fn run(n: usize, a: &Args) -> Row {
             eprintln!("  idle began at {}", jiff::Timestamp::now());
         }
     }
-    let (steady_rss, peak_rss, cpu_s) = usage(pid);
+    let each: Vec<(f64, f64, f64)> = pids.iter().map(|&p| usage(p)).collect();
+    let steady_rss = each.iter().map(|u| u.0).fold(0.0, f64::max);
+    let peak_rss = each.iter().map(|u| u.1).fold(0.0, f64::max);
+    let cpu_s = each.iter().map(|u| u.2).sum();
+    let shard_rss: Vec<f64> = each.iter().map(|u| u.1).collect();
     let (_, sim_peak_rss, sim_cpu_s) = usage(sim.0.id());
     watch_rollouts.abort();
     watch_rs.abort();
@@ -592,13 +702,13 @@ async fn run(n: usize, a: &Args) -> Row {
     // Churn: more waves of new versions to the same Rollouts. Their old ReplicaSets and runs
     // reach the history limits within two waves; from there memory must stay flat.
     let mut churn_rss = vec![usage(pid).0];
-    for wave in 0..a.churn_waves {
+    for wave in 0..if main { a.churn_waves } else { 0 } {
         let slice = &released;
         let image = format!("example/app:{}", wave + 3);
         apply_all(
             slice
                 .iter()
-                .map(|name| (name.clone(), "Rollout", rollout(name, &image)))
+                .map(|name| (name.clone(), "Rollout", rollout(name, &image, scenario.routed)))
                 .collect(),
         )
         .await;
@@ -627,21 +737,78 @@ async fn run(n: usize, a: &Args) -> Row {
         requests_per_step: release_requests / steps,
         writes_per_step: release_writes / steps,
         idle_writes,
-        idle_seconds: a.idle_seconds,
+        idle_seconds,
         sim_peak_rss,
         sim_cpu_s,
         churn_rss,
+        prom_qps: queries as f64 / release_s,
+        measure_p50_ms: bucket_quantile(&measured, 0.5) * 1000.0,
+        measure_p99_ms: bucket_quantile(&measured, 0.99) * 1000.0,
+        analyses_in_flight: t.peak_running,
+        shard_rss,
     };
     eprintln!(
-        "n={n}: setup {setup_s:.0}s (controller CPU {cpu_setup:.1}s), release of {} ({} failing) in {release_s:.1}s, {} steps",
+        "n={n} {scenario:?}: setup {setup_s:.0}s (controller CPU {cpu_setup:.1}s), release of {} ({} failing) in {release_s:.1}s, {} steps",
         released.len(),
         failing.len(),
         t.step_changes
     );
     watch_statuses_task.abort();
-    drop(controller);
+    drop(controllers);
     drop(sim);
     row
+}
+
+async fn reconciles_of(urls: &[String]) -> f64 {
+    let mut sum = 0.0;
+    for url in urls {
+        sum += metric_sum(url, "serin_reconcile_duration_seconds_count", |_| true).await;
+    }
+    sum
+}
+
+/// The controllers' measurement-duration histogram, summed: (upper bound, count) per bucket.
+async fn measurement_buckets(urls: &[String]) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for url in urls {
+        let body = match reqwest::get(url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        for line in body
+            .lines()
+            .filter(|l| l.starts_with("serin_analysis_measurement_duration_seconds_bucket"))
+        {
+            let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).map(|v| {
+                if v == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    v.parse().unwrap_or(f64::NAN)
+                }
+            });
+            let count = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+            if let (Some(le), Some(count)) = (le, count) {
+                match out.iter_mut().find(|(l, _)| *l == le) {
+                    Some(b) => b.1 += count,
+                    None => out.push((le, count)),
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// The quantile `q` of a cumulative histogram, as the upper bound of the bucket it falls in.
+fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    if total <= 0.0 {
+        return f64::NAN;
+    }
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map_or(f64::NAN, |(le, _)| *le)
 }
 
 /// The pod-template hash of `name` running `image`.
@@ -736,7 +903,7 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem:.0} GiB RAM, Linux; release build")
 }
 
-fn table(rows: &[Row]) -> String {
+fn table(rows: &[&Row]) -> String {
     let mut out = String::from(
         "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 | requests / step | writes / step | idle writes | ctrl RSS over churn waves | sim peak RSS | sim CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -768,6 +935,40 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
+fn scale_out_table(rows: &[(Row, Extra)]) -> String {
+    let mut out = String::from(
+        "| N | writes / step, Pod ratio | writes / step, Gateway API | churn, last wave | 3 shards: peak RSS each | 3 shards: writes / step | analyses in flight | Prometheus queries/s | measurement p50 / p99 |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (r, e) in rows {
+        let (shard_rss, shard_writes) = e.sharded.as_ref().map_or((String::from("-"), f64::NAN), |s| {
+            let rss: Vec<String> = s.shard_rss.iter().map(|m| format!("{m:.1}")).collect();
+            (format!("{} MiB", rss.join(" / ")), s.writes_per_step)
+        });
+        out += &format!(
+            "| {} | {:.2} | {:.2} | {:+.1} MiB | {} | {:.2} | {} | {:.0} | {:.1} / {:.1} ms |\n",
+            r.n,
+            r.writes_per_step,
+            e.writes_per_step_routed,
+            churn_last_wave(r),
+            shard_rss,
+            shard_writes,
+            r.analyses_in_flight,
+            r.prom_qps,
+            r.measure_p50_ms,
+            r.measure_p99_ms,
+        );
+    }
+    out
+}
+
+/// What the last churn wave added to the controller's RSS.
+fn churn_last_wave(r: &Row) -> f64 {
+    match r.churn_rss.as_slice() {
+        [.., a, b] => b - a,
+        _ => f64::NAN,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo test --all-targets` runs benches once without `--bench`: nothing to measure then.
@@ -780,17 +981,45 @@ async fn main() {
         eprintln!("build the release binary first: cargo build --release");
         std::process::exit(2);
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<(Row, Extra)> = Vec::new();
     for &n in &a.sizes {
-        rows.push(run(n, &a).await);
-        println!("{}", table(&rows));
+        let main = run(n, &a, Scenario::MAIN).await;
+        let routed = run(
+            n,
+            &a,
+            Scenario {
+                routed: true,
+                shards: 1,
+            },
+        )
+        .await;
+        let sharded = run(
+            n,
+            &a,
+            Scenario {
+                routed: false,
+                shards: 3,
+            },
+        )
+        .await;
+        rows.push((
+            main,
+            Extra {
+                writes_per_step_routed: routed.writes_per_step,
+                sharded: Some(sharded),
+            },
+        ));
+        let main_rows: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
+        println!("{}\n{}", table(&main_rows), scale_out_table(&rows));
     }
     if a.write_docs {
+        let main_rows: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
         let doc = format!(
-            "# Benchmarks\n\nMade by `make bench` (`cargo bench --bench scale`) on {}, {}.\n\n{}\n",
+            "# Benchmarks\n\nMade by `make bench` (`cargo bench --bench scale`) on {}, {}.\n\n{}\nScale-out: writes per step with and without a router, the last churn wave, the same release over 3 shards, and the analysis load.\n\n{}\n",
             machine(),
             jiff::Timestamp::now().strftime("%Y-%m-%d"),
-            table(&rows)
+            table(&main_rows),
+            scale_out_table(&rows)
         );
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
         let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -804,10 +1033,23 @@ async fn main() {
             eprintln!("cannot write {}: {e}", path.display());
         }
     }
-    if let Some(r) = rows.last() {
+    if let Some((r, e)) = rows.last() {
+        let (shards, shard_rss, shard_writes) = e.sharded.as_ref().map_or((0, String::new(), f64::NAN), |s| {
+            let rss: Vec<String> = s.shard_rss.iter().map(|m| format!("{m:.1}")).collect();
+            (s.shard_rss.len(), rss.join(","), s.writes_per_step)
+        });
         println!(
-            "bench: n={} peak_rss_mib={:.1} writes_per_step={:.2} rollback_p99_ms={:.0} idle_writes={:.0}",
-            r.n, r.peak_rss, r.writes_per_step, r.rollback_p99, r.idle_writes
+            "bench: n={} peak_rss_mib={:.1} writes_per_step={:.2} writes_per_step_routed={:.2} rollback_p99_ms={:.0} idle_writes={:.0} churn_last_wave_mib={:.1} shards={shards} shard_rss_mib={shard_rss} shard_writes_per_step={shard_writes:.2} analyses_in_flight={} prom_qps={:.0} measure_p99_ms={:.1}",
+            r.n,
+            r.peak_rss,
+            r.writes_per_step,
+            e.writes_per_step_routed,
+            r.rollback_p99,
+            r.idle_writes,
+            churn_last_wave(r),
+            r.analyses_in_flight,
+            r.prom_qps,
+            r.measure_p99_ms,
         );
     }
 }

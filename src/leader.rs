@@ -1,4 +1,4 @@
-//! Leader election on the `serin-controller` Lease, and the gate every reconcile passes: a
+//! Leader election on the `serin-controller` Lease (`serin-controller-I` for shard I), and the gate every reconcile passes: a
 //! process acts only when its caches are synced and it holds the Lease. Standbys keep warm
 //! caches, so a handover costs one Lease expiry and no relist.
 
@@ -14,9 +14,10 @@ pub const LEASE_NAME: &str = "serin-controller";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
-    #[error("cannot set up the leader Lease {namespace}/{LEASE_NAME}: {source}")]
+    #[error("cannot set up the leader Lease {namespace}/{lease}: {source}")]
     Setup {
         namespace: String,
+        lease: String,
         source: LeaseManagerError,
     },
     #[error("the lease duration must be at least 2 seconds, not {0}")]
@@ -30,11 +31,14 @@ pub struct Role {
     pub synced: bool,
     /// This process holds the Lease (or election is off).
     pub leader: bool,
+    /// Controllers of another shard count hold Leases: the shards are being changed, and until
+    /// the old ones stop, two processes could each take a Rollout as theirs.
+    pub resharding: bool,
 }
 
 impl Role {
     pub fn may_act(self) -> bool {
-        self.synced && self.leader
+        self.synced && self.leader && !self.resharding
     }
 }
 
@@ -60,6 +64,11 @@ impl Gate {
             .send_if_modified(|r| std::mem::replace(&mut r.leader, leader) != leader);
     }
 
+    pub fn set_resharding(&self, resharding: bool) {
+        self.role
+            .send_if_modified(|r| std::mem::replace(&mut r.resharding, resharding) != resharding);
+    }
+
     pub fn role(&self) -> Role {
         *self.role.borrow()
     }
@@ -82,12 +91,14 @@ pub struct Election {
     forward: JoinHandle<()>,
     manager: JoinHandle<Result<LeaseManager, LeaseManagerError>>,
     lost: watch::Receiver<bool>,
+    lease: String,
 }
 
-/// Campaigns for the Lease in `namespace` as `identity`; the gate follows the outcome.
+/// Campaigns for the Lease `lease` in `namespace` as `identity`; the gate follows the outcome.
 /// The holder renews a third of the duration before it ends.
 pub async fn campaign(
     client: Client,
+    lease: &str,
     namespace: &str,
     identity: &str,
     lease_seconds: u64,
@@ -98,9 +109,10 @@ pub async fn campaign(
     }
     let setup = |source| LeaderError::Setup {
         namespace: namespace.to_string(),
+        lease: lease.to_string(),
         source,
     };
-    let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
+    let manager = LeaseManagerBuilder::new(client, lease)
         .with_namespace(namespace)
         .with_identity(identity)
         .with_duration(lease_seconds)
@@ -111,12 +123,13 @@ pub async fn campaign(
         .map_err(setup)?;
     let (mut held, manager) = manager.watch().await;
     let (lost_tx, lost) = watch::channel(false);
+    let name = lease.to_string();
     let forward = tokio::spawn(async move {
         let mut was_leader = false;
         loop {
             let leader = *held.borrow_and_update();
             if leader != was_leader {
-                tracing::info!(lease = LEASE_NAME, leader, "leadership changed");
+                tracing::info!(lease = %name, leader, "leadership changed");
             }
             admin.gate.set_leader(leader);
             if was_leader && !leader {
@@ -129,7 +142,74 @@ pub async fn campaign(
             }
         }
     });
-    Ok(Election { forward, manager, lost })
+    Ok(Election {
+        forward,
+        manager,
+        lost,
+        lease: lease.to_string(),
+    })
+}
+
+/// Follows the controller Leases in `namespace`: while controllers of another shard count hold
+/// any, this one does not act (see [`Role::resharding`]). The first look is taken before this
+/// returns, so a process never acts before it.
+pub async fn watch_peers(
+    client: Client,
+    namespace: &str,
+    me: crate::shard::Shard,
+    every: Duration,
+    admin: std::sync::Arc<crate::admin::Admin>,
+) -> JoinHandle<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: kube::Api<Lease> = kube::Api::namespaced(client, namespace);
+    let look = move |api: kube::Api<Lease>, admin: std::sync::Arc<crate::admin::Admin>| async move {
+        let leases = match api.list(&Default::default()).await {
+            Ok(l) => l.items,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the controller Leases to see whether the shards are being changed");
+                return;
+            }
+        };
+        let read: Vec<(String, String, Option<jiff::Timestamp>)> = leases
+            .iter()
+            .map(|l| {
+                let spec = l.spec.as_ref();
+                let holder = spec.and_then(|s| s.holder_identity.clone()).unwrap_or_default();
+                let renewed = spec
+                    .and_then(|s| s.renew_time.as_ref().or(s.acquire_time.as_ref()))
+                    .map(|t| t.0);
+                let length = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(0);
+                let until = renewed.and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(length.into())).ok());
+                (l.metadata.name.clone().unwrap_or_default(), holder, until)
+            })
+            .collect();
+        let held: Vec<crate::shard::Held> = read
+            .iter()
+            .map(|(lease, holder, until)| crate::shard::Held {
+                lease,
+                holder,
+                until: *until,
+            })
+            .collect();
+        let others = crate::shard::other_counts(&held, me, jiff::Timestamp::now());
+        if !others.is_empty() && !admin.gate.role().resharding {
+            tracing::warn!(
+                shard = %me,
+                others = ?others,
+                "controllers with another shard count hold Leases: none acts until they stop"
+            );
+        }
+        admin.gate.set_resharding(!others.is_empty());
+    };
+    look(api.clone(), admin.clone()).await;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            look(api.clone(), admin.clone()).await;
+        }
+    })
 }
 
 impl Election {
@@ -140,14 +220,15 @@ impl Election {
 
     /// Gives the Lease up, so that a standby takes over without waiting for it to expire.
     pub async fn release(self) {
+        let lease = self.lease;
         self.forward.abort();
         // The manager releases the Lease once the last receiver of its state is gone.
         let _ = self.forward.await;
         match tokio::time::timeout(Duration::from_secs(5), self.manager).await {
-            Ok(Ok(Ok(_))) => tracing::info!(lease = LEASE_NAME, "released the Lease"),
-            Ok(Ok(Err(e))) => tracing::warn!(lease = LEASE_NAME, error = %e, "could not release the Lease"),
-            Ok(Err(e)) => tracing::warn!(lease = LEASE_NAME, error = %e, "the Lease task failed"),
-            Err(_) => tracing::warn!(lease = LEASE_NAME, "gave up releasing the Lease after 5s"),
+            Ok(Ok(Ok(_))) => tracing::info!(lease = %lease, "released the Lease"),
+            Ok(Ok(Err(e))) => tracing::warn!(lease = %lease, error = %e, "could not release the Lease"),
+            Ok(Err(e)) => tracing::warn!(lease = %lease, error = %e, "the Lease task failed"),
+            Err(_) => tracing::warn!(lease = %lease, "gave up releasing the Lease after 5s"),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod leader;
 pub mod plan;
 pub mod reconcile;
+pub mod shard;
 pub mod sim;
 pub mod timeline;
 pub mod traffic;

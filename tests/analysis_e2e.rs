@@ -177,7 +177,7 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
 #[tokio::test]
 async fn a_bad_release_is_rolled_back_by_its_analysis() {
     let e = env().await;
-    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let controller = ControllerProc::start(&e.sim, "controller.log");
     let v1 = e.healthy_v1().await;
     let released = Instant::now();
     e.apply(&rollout("example/web:3", "0.3"));
@@ -195,6 +195,19 @@ async fn a_bad_release_is_rolled_back_by_its_analysis() {
     .await;
     let back = released.elapsed();
     eprintln!("rollback: analysis verdict {decided:?} after release, traffic on stable {back:?} after release");
+    // The failed run was taken ahead of the routine queue.
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", controller.metrics_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lane: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("serin_rollback_lane_reconciles_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(lane >= 1.0, "no rollback lane reconcile:\n{text}");
     assert_eq!(st.phase, Some(Phase::Degraded));
     assert!(
         st.message.clone().unwrap_or_default().contains("aborted"),

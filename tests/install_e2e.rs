@@ -77,9 +77,10 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
         ],
     );
     let sim = cluster_for_validation();
-    let modes: [&[&str]; 4] = [
+    let modes: [&[&str]; 5] = [
         &[],
         &["watchNamespace=shop"],
+        &["shards=3"],
         &[
             "metrics.serviceMonitor.enabled=true",
             "metrics.podMonitor.enabled=true",
@@ -177,6 +178,43 @@ async fn the_chart_lints_and_validates_strictly_in_every_mode() {
     assert!(!role["rules"].to_string().contains("clusteranalysistemplates"));
     let args = find(&single, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(args.contains("--namespace=shop"), "{args}");
+
+    // Shards: a Deployment, a budget and a Lease each, selectors that never overlap.
+    let sharded = docs(&template(&["shards=3"]));
+    let deployments: Vec<&Value> = sharded.iter().filter(|d| d["kind"] == "Deployment").collect();
+    assert_eq!(deployments.len(), 3);
+    for (i, d) in deployments.iter().enumerate() {
+        assert_eq!(d["metadata"]["name"], format!("serin-shard-{i}"));
+        assert_eq!(d["spec"]["selector"]["matchLabels"]["serin.dev/shard"], i.to_string());
+        assert_eq!(
+            d["spec"]["template"]["metadata"]["labels"]["serin.dev/shard"],
+            i.to_string()
+        );
+        let args = d["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+        assert!(args.contains(&format!("--shard={i}/3")), "{args}");
+    }
+    let budgets: Vec<&Value> = sharded.iter().filter(|d| d["kind"] == "PodDisruptionBudget").collect();
+    assert_eq!(budgets.len(), 3);
+    let leader = sharded
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "serin-leader")
+        .expect("the leader Role");
+    let rules = leader["rules"].to_string();
+    for i in 0..3 {
+        assert!(rules.contains(&format!("serin-controller-{i}")), "{rules}");
+    }
+    assert!(allowed(
+        leader["rules"].as_array().unwrap(),
+        "coordination.k8s.io",
+        "leases",
+        "list"
+    ));
+    let unsharded = find(&defaults, "Deployment");
+    assert!(
+        !unsharded["spec"]["template"]["spec"]["containers"][0]["args"]
+            .to_string()
+            .contains("--shard")
+    );
 
     // The dashboard ships in a ConfigMap the Grafana sidecar finds by its label.
     let extras = docs(&template(&["dashboards.enabled=true"]));

@@ -143,7 +143,7 @@ async fn rollouts_end_right_while_the_api_server_fails() {
     sim.install_crds();
     let client = sim.client().await;
     let names = names(soak_n(4));
-    let _controller = ControllerProc::start(&sim, "controller.log");
+    let controller = ControllerProc::start(&sim, "controller.log");
     let v1 = healthy_v1(&sim, &client, &names, false).await;
     sim.set_faults(json!({
         "client": "serin-controller",
@@ -154,11 +154,24 @@ async fn rollouts_end_right_while_the_api_server_fails() {
     }))
     .await;
     release(&sim, &names, false);
-    eventually("every rollout promoted despite the faults", wait(), || async {
+    let released = Instant::now();
+    loop {
         let all = statuses(&client).await;
-        all.iter().all(|(n, s)| promoted(s, v1.get(n))).then_some(())
-    })
-    .await;
+        if all.iter().all(|(n, s)| promoted(s, v1.get(n))) {
+            break;
+        }
+        // Cut watches back off up to 30 s each (client-go's and kube-rs' reflectors alike), and a
+        // restart told 410 backs off again: under these faults a watch may stay down that long.
+        if released.elapsed() > wait() + Duration::from_secs(60) {
+            let log = controller.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            panic!(
+                "not every rollout was promoted despite the faults: {all:#?}\ncontroller log, last lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Watches are cut every 1.5s; a fifth of the restarts are told their resourceVersion expired.
     let codes = eventually("every kind of fault was injected", wait(), || async {
         let codes = injected(&sim).await;
@@ -238,9 +251,31 @@ async fn route_weights(client: &kube::Client) -> BTreeMap<String, i64> {
         .collect()
 }
 
-/// Runs the routed release to the end, killing the controller at the given moments after the
-/// release and sampling route weights against the steps throughout.
-async fn routed_run(kills: &[Duration], label: &str) -> (Value, usize) {
+/// What happens to the controllers during a release.
+#[derive(Clone, Debug, Default)]
+struct Schedule {
+    /// Shards at the start; 1 is one unsharded controller.
+    shards: u32,
+    /// Moments after the release to kill a controller (the shards by turns) and start it again.
+    kills: Vec<Duration>,
+    /// A moment to change the shard count, and the new count. As a rolling update does it, the
+    /// new controllers start first, then the old ones get SIGTERM.
+    reshard: Option<(Duration, u32)>,
+}
+
+fn start_shard(sim: &SimCluster, shard: u32, of: u32, log: &str) -> ControllerProc {
+    let spec = format!("--shard={shard}/{of}");
+    let mut args = vec!["--leader-election-lease-duration=2"];
+    if of > 1 {
+        args.push(&spec);
+    }
+    ControllerProc::start_with(sim, log, &args)
+}
+
+/// Runs the routed release to the end with the controllers as `schedule` says, sampling route
+/// weights against the steps throughout: a route never runs ahead of the step the status shows,
+/// and never goes back to a lower weight of a step already passed.
+async fn routed_run(schedule: &Schedule, label: &str) -> (Value, usize) {
     let sim = SimCluster::start();
     sim.install_crds();
     sim.install_crd_file(
@@ -248,20 +283,44 @@ async fn routed_run(kills: &[Duration], label: &str) -> (Value, usize) {
             .join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml"),
     );
     let client = sim.client().await;
-    let names = names(soak_n(3));
-    let mut controller = ControllerProc::start(&sim, &format!("{label}-0.log"));
+    let names = names(soak_n(4));
+    let mut count = schedule.shards.max(1);
+    let mut controllers: Vec<ControllerProc> = (0..count)
+        .map(|i| start_shard(&sim, i, count, &format!("{label}-{i}-of-{count}-0.log")))
+        .collect();
     let v1 = healthy_v1(&sim, &client, &names, true).await;
     release(&sim, &names, true);
     let released = Instant::now();
-    let mut pending: Vec<Duration> = kills.to_vec();
-    let mut samples = 0;
-    let mut restarts = 0;
+    let mut pending: Vec<Duration> = schedule.kills.clone();
+    let mut reshard = schedule.reshard;
+    let (mut samples, mut restarts) = (0, 0);
+    let mut highest: BTreeMap<String, i64> = BTreeMap::new();
     loop {
         if pending.first().is_some_and(|k| released.elapsed() >= *k) {
             pending.remove(0);
-            controller.kill();
+            let which = restarts % controllers.len();
+            controllers[which].kill();
             restarts += 1;
-            controller = ControllerProc::start(&sim, &format!("{label}-{restarts}.log"));
+            controllers[which] = start_shard(
+                &sim,
+                which as u32,
+                count,
+                &format!("{label}-{which}-of-{count}-{restarts}.log"),
+            );
+        }
+        if let Some((_, to)) = reshard.filter(|(at, _)| released.elapsed() >= *at) {
+            reshard = None;
+            let old = std::mem::replace(
+                &mut controllers,
+                (0..to)
+                    .map(|i| start_shard(&sim, i, to, &format!("{label}-{i}-of-{to}-0.log")))
+                    .collect(),
+            );
+            count = to;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for mut c in old {
+                c.terminate();
+            }
         }
         // Routes first, then status. The controller moves traffic before it records the step it
         // moved to (traffic first, status last), so a route may be one step ahead of the status
@@ -278,9 +337,18 @@ async fn routed_run(kills: &[Duration], label: &str) -> (Value, usize) {
                 *w as i32 <= allowed_weight(step + 1),
                 "{label}: {name} sends {w}% to its canary at step {step}"
             );
+            // A step taken again would send less than a step before it did. (A route at 0 is the
+            // promotion's switch, written just before the status that says so.)
+            let before = highest.entry(name.clone()).or_default();
+            assert!(
+                *w == 0 || *w >= *before,
+                "{label}: {name} went back from {before}% to {w}% at step {step}"
+            );
+            *before = (*before).max(*w);
             samples += 1;
         }
-        if pending.is_empty() && all.len() == names.len() && all.iter().all(|(n, s)| promoted(s, v1.get(n))) {
+        let done = all.len() == names.len() && all.iter().all(|(n, s)| promoted(s, v1.get(n)));
+        if pending.is_empty() && reshard.is_none() && done {
             break;
         }
         assert!(
@@ -297,27 +365,67 @@ async fn routed_run(kills: &[Duration], label: &str) -> (Value, usize) {
         (a == b).then_some(a)
     })
     .await;
-    drop(controller);
+    drop(controllers);
     (state, samples)
 }
 
-#[tokio::test]
-async fn seeded_kills_end_where_an_undisturbed_run_ends() {
-    let seed: u64 = std::env::var("SERIN_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(42);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+fn seeded_kills(rng: &mut rand::rngs::StdRng) -> Vec<Duration> {
     let mut kills: Vec<Duration> = (0..3 + soak_n(0) / 10)
         .map(|_| Duration::from_millis(rng.random_range(100..4000)))
         .collect();
     kills.sort();
-    let (calm, calm_samples) = routed_run(&[], "calm").await;
-    let (killed, killed_samples) = routed_run(&kills, "killed").await;
+    kills
+}
+
+fn seed() -> u64 {
+    std::env::var("SERIN_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42)
+}
+
+#[tokio::test]
+async fn seeded_kills_end_where_an_undisturbed_run_ends() {
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let kills = seeded_kills(&mut rng);
+    let calm = Schedule {
+        shards: 1,
+        ..Default::default()
+    };
+    let (calm, calm_samples) = routed_run(&calm, "calm").await;
+    let killed = Schedule {
+        shards: 1,
+        kills: kills.clone(),
+        ..Default::default()
+    };
+    let (killed, killed_samples) = routed_run(&killed, "killed").await;
     eprintln!("seed {seed}: kills at {kills:?}; {calm_samples} and {killed_samples} weight samples");
     // Hashes are of the templates, so both clusters name the versions alike.
     assert_eq!(calm, killed, "seed {seed}, kills at {kills:?}");
     assert!(killed_samples > 10, "the weights were sampled during the release");
+}
+
+#[tokio::test]
+async fn shards_killed_and_resharded_mid_release_end_where_one_calm_controller_ends() {
+    let seed = seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(1));
+    let kills = seeded_kills(&mut rng);
+    let reshard_at = Duration::from_millis(rng.random_range(500..3000));
+    let calm = Schedule {
+        shards: 1,
+        ..Default::default()
+    };
+    let (calm, _) = routed_run(&calm, "calm").await;
+    let sharded = Schedule {
+        shards: 2,
+        kills: kills.clone(),
+        reshard: Some((reshard_at, 3)),
+    };
+    let (ended, samples) = routed_run(&sharded, "sharded").await;
+    eprintln!("seed {seed}: kills at {kills:?}, 2 → 3 shards at {reshard_at:?}; {samples} weight samples");
+    assert_eq!(calm, ended, "seed {seed}: {sharded:?}");
+    assert!(samples > 10, "the weights were sampled during the release");
 }
 
 /// A fake Prometheus: answers every query with `body` after `delay`.

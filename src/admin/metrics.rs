@@ -69,7 +69,9 @@ pub struct Metrics {
     aborts: Family<RolloutLabels, Counter>,
     promotions: Family<RolloutLabels, Counter>,
     reconcile_duration: Histogram,
+    measurement_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
+    rollback_lane: Counter,
     measurement: Family<MeasurementLabels, Gauge<f64, AtomicU64>>,
     threshold: Family<ThresholdLabels, Gauge<f64, AtomicU64>>,
     evalue: Family<MeasurementLabels, Gauge<f64, AtomicU64>>,
@@ -154,6 +156,18 @@ impl Default for Metrics {
             "Reconciles that failed, by kind of error",
             reconcile_errors.clone(),
         );
+        let measurement_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "analysis_measurement_duration_seconds",
+            "Time one measurement took: its provider's queries and their answers",
+            measurement_duration.clone(),
+        );
+        let rollback_lane = Counter::default();
+        registry.register(
+            "rollback_lane_reconciles",
+            "Reconciles of failed analyses, aborts and failed gates, taken ahead of the routine queue",
+            rollback_lane.clone(),
+        );
         let notifications = Family::<NotificationLabels, Counter>::default();
         registry.register(
             "notifications",
@@ -177,7 +191,9 @@ impl Default for Metrics {
             aborts,
             promotions,
             reconcile_duration,
+            measurement_duration,
             reconcile_errors,
+            rollback_lane,
             measurement,
             threshold,
             evalue,
@@ -312,6 +328,14 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+
+    pub fn measurement_took(&self, seconds: f64) {
+        self.measurement_duration.observe(seconds);
+    }
+
+    pub fn rollback_lane_took_one(&self) {
+        self.rollback_lane.inc();
     }
 
     pub fn reconcile_failed(&self, error: &str) {

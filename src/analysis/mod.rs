@@ -1,6 +1,7 @@
 //! Metric analysis: arguments, conditions, verdicts over measurements, and metric providers.
 
 pub mod args;
+pub mod batch;
 pub mod burn_rate;
 pub mod compare;
 pub mod condition;

@@ -130,6 +130,29 @@ impl Prometheus {
         }
     }
 
+    /// One instant query (at `at`, or now), each series with its labels; a scalar has none.
+    pub async fn query_series(
+        &self,
+        query: &str,
+        at: Option<Timestamp>,
+    ) -> Result<Vec<(std::collections::HashMap<String, String>, f64)>, ProviderError> {
+        let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
+        if let Some(at) = at {
+            request = request.at(at.as_second());
+        }
+        for (k, v) in &self.headers {
+            request = request.header(k.clone(), v.clone());
+        }
+        let response = request.get().await.map_err(|e| self.error(e))?;
+        match response.data() {
+            Data::Scalar(s) => Ok(vec![(Default::default(), s.value())]),
+            Data::Vector(v) => Ok(v.iter().map(|s| (s.metric().clone(), s.sample().value())).collect()),
+            Data::Matrix(_) => Err(ProviderError::Query(
+                "the query returned a range vector; write an instant query (no [range] at the top)".into(),
+            )),
+        }
+    }
+
     /// One range query: every sample of every series, in one list.
     pub async fn query_range(
         &self,

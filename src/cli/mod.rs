@@ -168,7 +168,8 @@ pub struct ControllerArgs {
     /// Where to serve /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
-    /// Run only while holding the `serin-controller` Lease, so that several replicas can run.
+    /// Run only while holding the `serin-controller` Lease (`serin-controller-I` with `--shard`),
+    /// so that several replicas can run.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub leader_elect: bool,
     /// The controller's namespace, for its Lease and the `serin-notifications` ConfigMap of default
@@ -189,6 +190,10 @@ pub struct ControllerArgs {
     /// The Prometheus a metric asks when its template gives no address.
     #[arg(long, env = "SERIN_PROMETHEUS_ADDRESS", value_name = "URL")]
     pub prometheus_address: Option<String>,
+    /// Reconcile only shard I of N: the Rollouts whose namespace/name hashes to I, with their
+    /// ReplicaSets, Services and AnalysisRuns. Run one controller for each I from 0 to N-1.
+    #[arg(long, value_name = "I/N", default_value = "0/1")]
+    pub shard: crate::shard::Shard,
 }
 
 #[derive(Debug, clap::Args)]
@@ -317,10 +322,21 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or(kube_namespace);
     let election = if args.leader_elect {
-        let election = crate::leader::campaign(
+        // Before the Lease: a process that leads acts at once, and must know first whether
+        // controllers of another shard count still run.
+        let _peers = crate::leader::watch_peers(
             client.clone(),
             &home,
-            &instance,
+            args.shard,
+            std::time::Duration::from_secs((args.leader_election_lease_duration / 3).max(1)),
+            admin.clone(),
+        )
+        .await;
+        let election = crate::leader::campaign(
+            client.clone(),
+            &args.shard.lease_name(),
+            &home,
+            &crate::shard::identity(&instance, args.shard),
             args.leader_election_lease_duration,
             admin.clone(),
         )
@@ -338,6 +354,7 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         home,
         crate::reconcile::Settings {
             workers: args.workers,
+            shard: args.shard,
             analysis: crate::reconcile::AnalysisSettings {
                 secret_access: args.secret_access,
                 prometheus_address: args.prometheus_address.clone(),

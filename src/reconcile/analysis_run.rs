@@ -42,6 +42,7 @@ pub async fn run(
     instance: String,
     admin: Arc<crate::admin::Admin>,
     config: kube::runtime::controller::Config,
+    shard: crate::shard::Shard,
     settings: super::AnalysisSettings,
 ) {
     let runs: Api<AnalysisRun> = match &namespace {
@@ -61,9 +62,15 @@ pub async fn run(
         admin,
     });
     let activations = ctx.admin.gate.activations();
-    let stream = watcher(runs, watcher::Config::default())
-        .default_backoff()
+    // A run made for a Rollout goes with it; one made by hand is sharded by its own name.
+    let labelled = super::managed_by::<AnalysisRun>(shard);
+    let mine = move |run: &AnalysisRun| match run.labels().get(super::ROLLOUT_LABEL) {
+        Some(_) => labelled(run),
+        None => shard.owns(&run.namespace().unwrap_or_default(), &run.name_any()),
+    };
+    let stream = super::only_mine(watcher(runs, watcher::Config::default()).default_backoff(), mine)
         .modify(super::lean)
+        .modify(settled)
         .reflect(writer)
         .touched_objects();
     Controller::for_stream(stream, reader)
@@ -155,6 +162,26 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
     }
     let wait = verdict::wait(&scheduled(&run.spec), &status, jiff::Timestamp::now()).unwrap_or(Duration::from_secs(5));
     Ok(Action::requeue(wait.max(Duration::from_millis(100))))
+}
+
+/// A finished run, as the cache keeps it: only what its expiry and later runs' evidence read. Its
+/// queries, arguments and measurements are never used again, and a Rollout's history of finished
+/// runs would otherwise be most of this controller's memory.
+fn settled(run: &mut AnalysisRun) {
+    let Some(status) = run.status.as_mut().filter(|s| s.phase.is_some_and(|p| p.is_finished())) else {
+        return;
+    };
+    run.spec.metrics = Vec::new();
+    run.spec.args = Vec::new();
+    run.spec.dry_run = Vec::new();
+    run.spec.measurement_retention = Vec::new();
+    for r in &mut status.metric_results {
+        // The last one says when the run ended, where `completedAt` is missing.
+        let last = r.measurements.pop();
+        r.measurements = last.into_iter().collect();
+        r.message = None;
+    }
+    status.dry_run_summary = None;
 }
 
 /// A finished run with a `ttlStrategy` is deleted once its time is up (runs made for a Rollout
@@ -261,6 +288,8 @@ async fn measure_due(
         let started = jiff::Timestamp::now();
         let previous = status.metric_results.iter().find(|r| r.name == metric.name);
         let taken = measurer.measure(metric, previous).await;
+        let took = jiff::Timestamp::now().duration_since(started).as_secs_f64();
+        ctx.admin.metrics.measurement_took(took.max(0.0));
         if let Some(v) = taken.number
             && let Some(rollout) = run.labels().get(super::ROLLOUT_LABEL)
         {
@@ -483,5 +512,38 @@ mod tests {
         assert_eq!(m.initial_delay, Some(IntOrString::String("2s".into())));
         let plain = AnalysisRunSpec::default();
         assert!(matches!(scheduled(&plain), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_finished_run_is_cached_with_what_its_expiry_and_evidence_read_a_running_one_whole() {
+        let run = |phase: &str| -> AnalysisRun {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "serin.dev/v1alpha1", "kind": "AnalysisRun",
+                "metadata": {"name": "web-1", "namespace": "default", "labels": {"serin.dev/rollout": "web"}},
+                "spec": {"args": [{"name": "hash", "value": "abc"}], "ttlStrategy": {"secondsAfterCompletion": 60},
+                         "metrics": [{"name": "errors", "provider": {"prometheus": {"query": "sum(rate(x[1m]))"}}}]},
+                "status": {"phase": phase, "metricResults": [{"name": "errors", "phase": phase, "count": 3,
+                    "measurements": [{"phase": "Successful", "value": "0.1", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:00Z"},
+                                     {"phase": phase, "value": "0.2", "startedAt": "2026-01-01T00:01:00Z", "finishedAt": "2026-01-01T00:01:00Z"}],
+                    "evidence": {"reading": [], "counted": [], "since": "2026-01-01T00:00:00Z", "readAt": "2026-01-01T00:01:00Z"}}]}
+            }))
+            .unwrap()
+        };
+        let mut running = run("Running");
+        settled(&mut running);
+        assert_eq!(running, run("Running"), "a running run is measured from its cache");
+        let mut done = run("Failed");
+        settled(&mut done);
+        assert!(done.spec.metrics.is_empty() && done.spec.args.is_empty());
+        assert!(done.spec.ttl_strategy.is_some(), "its expiry reads it");
+        let r = &done.status.as_ref().unwrap().metric_results[0];
+        assert_eq!(r.measurements.len(), 1);
+        assert_eq!(
+            r.measurements[0].value.as_deref(),
+            Some("0.2"),
+            "the last says when it ended"
+        );
+        assert!(r.evidence.is_some(), "the next step's run carries it on");
+        assert_eq!((r.count, r.phase), (3, AnalysisPhase::Failed));
     }
 }

@@ -6,7 +6,7 @@ use crate::analysis::args::{Version, substitute};
 use crate::analysis::prometheus::Prometheus;
 use crate::analysis::provider::ProviderError;
 use crate::analysis::verdict::Outcome;
-use crate::analysis::{burn_rate, compare};
+use crate::analysis::{batch, burn_rate, compare};
 use crate::crd::analysis::{EventCounts, Metric, MetricResult, PrometheusServer, Versions};
 use jiff::Timestamp;
 
@@ -40,6 +40,35 @@ async fn counters(
     // No series of bad requests yet (no error so far) is none of them.
     let bad = read(bad).await?.unwrap_or(0.0);
     Ok(Some(EventCounts { bad, total }))
+}
+
+/// Both versions' counters (canary, then stable): two queries where the queries allow asking for
+/// both at once (`analysis::batch`), else two per version.
+async fn both_counters(
+    prometheus: &Prometheus,
+    queries: (&str, &str),
+    versions: &Versions,
+) -> Result<(Option<EventCounts>, Option<EventCounts>), String> {
+    let hashes = [versions.canary.as_str(), versions.stable.as_str()];
+    let batched = (
+        batch::by_version(queries.0, hashes),
+        batch::by_version(queries.1, hashes),
+    );
+    let (Some(bad), Some(total)) = batched else {
+        let canary = counters(prometheus, queries, &canary_of(versions), None).await?;
+        let stable = counters(prometheus, queries, &stable_of(versions), None).await?;
+        return Ok((canary, stable));
+    };
+    let read = |q: String| async move { prometheus.query_series(&q, None).await.map_err(|e| e.to_string()) };
+    let totals = read(total.query).await?;
+    let bads = read(bad.query).await?;
+    let of = |hash: &str| {
+        let total = batch::split(totals.iter().map(|(l, v)| (l, *v)), &total.label, hash)?;
+        // No series of bad requests yet (no error so far) is none of them.
+        let bad = batch::split(bads.iter().map(|(l, v)| (l, *v)), &bad.label, hash).unwrap_or(0.0);
+        Some(EventCounts { bad, total })
+    };
+    Ok((of(hashes[0]), of(hashes[1])))
 }
 
 /// A query as it was asked of one version.
@@ -95,8 +124,7 @@ impl Measurer<'_> {
         let versions = versions_of(spec.versions.as_ref())?;
         let prometheus = self.server(&spec.prometheus, secrets).await?;
         let queries = (spec.bad.as_str(), spec.total.as_str());
-        let canary = counters(&prometheus, queries, &canary_of(versions), None).await?;
-        let stable = counters(&prometheus, queries, &stable_of(versions), None).await?;
+        let (canary, stable) = both_counters(&prometheus, queries, versions).await?;
         let evidence = (previous, self.carried.get(&resolved.name));
         // Stable's series go with its Pods (the 100% step scales it down): once counting has
         // begun, that is stable serving nothing more, not missing data.
@@ -136,8 +164,7 @@ impl Measurer<'_> {
         let prometheus = self.server(&spec.prometheus, secrets).await?;
         let queries = (spec.bad.as_str(), spec.total.as_str());
         let now = Timestamp::now();
-        let canary = counters(&prometheus, queries, &canary_of(versions), None).await?;
-        let stable = counters(&prometheus, queries, &stable_of(versions), None).await?;
+        let (canary, stable) = both_counters(&prometheus, queries, versions).await?;
         let Some(canary) = canary else {
             return Ok(Outcome::NoData {
                 what: format!("the canary's total `{}`", shown_for(&spec.total, &canary_of(versions))),

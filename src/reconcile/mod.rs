@@ -14,6 +14,7 @@ pub use observe::{ATTEMPT_LABEL, REVISION_LABEL, STEP_LABEL};
 mod own_writes;
 mod router;
 pub mod secrets;
+pub mod urgent;
 
 use crate::crd::rollout::Rollout;
 use crate::plan;
@@ -91,6 +92,10 @@ pub struct Context {
     pub answers: crate::hooks::gates::RecentAnswers,
     /// What this process wrote and its caches do not show yet.
     pub written: OwnWritten,
+    /// Rollbacks waiting to go ahead of the routine queue.
+    pub lane: Arc<urgent::Lane>,
+    /// One reconcile per Rollout at a time, across the lane and the queue.
+    pub turns: urgent::Turns,
 }
 
 #[derive(Default)]
@@ -108,6 +113,8 @@ pub struct OwnWritten {
 pub struct Settings {
     /// Reconciles in flight at once, per controller.
     pub workers: u16,
+    /// The share of the Rollouts this process reconciles.
+    pub shard: crate::shard::Shard,
     pub analysis: AnalysisSettings,
 }
 
@@ -123,6 +130,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             workers: DEFAULT_WORKERS,
+            shard: Default::default(),
             analysis: AnalysisSettings::default(),
         }
     }
@@ -145,9 +153,10 @@ pub async fn run(
         instance.clone(),
         admin.clone(),
         config.clone(),
+        settings.shard,
         settings.analysis,
     );
-    let rollouts = run_rollouts(client, namespace, instance, admin, home, config);
+    let rollouts = run_rollouts(client, namespace, instance, admin, home, config, settings.shard);
     futures::join!(runs, rollouts);
 }
 
@@ -158,6 +167,7 @@ async fn run_rollouts(
     admin: Arc<crate::admin::Admin>,
     home: String,
     config: kube::runtime::controller::Config,
+    shard: crate::shard::Shard,
 ) {
     fn api<K>(c: &Client, namespace: &Option<String>) -> Api<K>
     where
@@ -177,30 +187,62 @@ async fn run_rollouts(
         pending: std::sync::atomic::AtomicUsize::new(4),
         admin: admin.clone(),
     });
+    let (lane, lane_rx) = urgent::Lane::new();
+    let lane = Arc::new(lane);
     let (rollout_reader, rollout_writer) = reflector::store();
+    let to_lane = lane.clone();
     let rollout_stream = lists
         .track(
-            watcher(rollouts, watcher::Config::default())
-                .default_backoff()
-                .modify(lean),
+            only_mine(
+                watcher(rollouts, watcher::Config::default()).default_backoff(),
+                move |r: &Rollout| shard.owns(&r.namespace().unwrap_or_default(), &r.name_any()),
+            )
+            .modify(lean),
         )
         .reflect(rollout_writer)
+        // After the cache has it, so the lane's reconcile sees what it was woken for.
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Apply(r)) = event
+                && urgent::abort_asked(r)
+            {
+                to_lane.push(ObjectRef::from_obj(r));
+            }
+        })
         .touched_objects();
     let (rs_reader, rs_writer) = reflector::store();
     let rs_index = index::ByRollout::new(rs_reader);
     let rs_stream = rs_index
-        .track(lists.track(watcher(replica_sets, managed.clone()).default_backoff().modify(lean)))
+        .track(
+            lists.track(
+                only_mine(
+                    watcher(replica_sets, managed.clone()).default_backoff(),
+                    managed_by(shard),
+                )
+                .modify(lean),
+            ),
+        )
         .reflect(rs_writer)
         .touched_objects();
     let (run_reader, run_writer) = reflector::store();
     let run_index = index::ByRollout::new(run_reader);
+    let to_lane = lane.clone();
     let run_stream = run_index
-        .track(lists.track(watcher(run_api, managed.clone()).default_backoff().modify(lean)))
+        .track(
+            lists.track(only_mine(watcher(run_api, managed.clone()).default_backoff(), managed_by(shard)).modify(lean)),
+        )
         .reflect(run_writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Apply(run)) = event
+                && urgent::run_failed(run)
+                && let (Some(name), Some(ns)) = (run.labels().get(ROLLOUT_LABEL), run.namespace())
+            {
+                to_lane.push(ObjectRef::new(name).within(&ns));
+            }
+        })
         .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
     let svc_stream = lists
-        .track(watcher(services, managed).default_backoff().modify(lean))
+        .track(only_mine(watcher(services, managed).default_backoff(), managed_by(shard)).modify(lean))
         .reflect(svc_writer)
         .touched_objects();
     let http = reqwest::Client::new();
@@ -211,6 +253,8 @@ async fn run_rollouts(
         notifier,
         answers: Default::default(),
         written: Default::default(),
+        lane: lane.clone(),
+        turns: Default::default(),
         client,
         instance,
         replica_sets: rs_index,
@@ -219,6 +263,7 @@ async fn run_rollouts(
         admin: admin.clone(),
     });
     let controller = Controller::for_stream(rollout_stream, rollout_reader.clone()).with_config(config);
+    start_lane(lane_rx, rollout_reader.clone(), ctx.clone());
     // Series of deleted Rollouts are swept.
     {
         let ctx = ctx.clone();
@@ -252,6 +297,32 @@ async fn run_rollouts(
             }
         })
         .await;
+}
+
+/// The watch events of the objects this shard keeps; the others are never cached.
+pub(crate) fn only_mine<K, S>(
+    events: S,
+    mine: impl Fn(&K) -> bool + Send + 'static,
+) -> impl futures::Stream<Item = S::Item>
+where
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    events.filter(move |event| {
+        let keep = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)) => mine(o),
+            _ => true,
+        };
+        futures::future::ready(keep)
+    })
+}
+
+/// Whether an object labelled with its Rollout's name belongs to this shard.
+pub(crate) fn managed_by<K: kube::Resource>(shard: crate::shard::Shard) -> impl Fn(&K) -> bool + Send + 'static {
+    move |o: &K| {
+        let ns = o.meta().namespace.as_deref().unwrap_or_default();
+        let name = o.meta().labels.as_ref().and_then(|l| l.get(ROLLOUT_LABEL));
+        name.is_none_or(|name| shard.owns(ns, name))
+    }
 }
 
 /// Cached objects drop their managed fields and `kubectl apply`'s copy of the last applied object:
@@ -290,7 +361,36 @@ impl InitialLists {
     }
 }
 
+/// Runs the rollback lane's reconciles, [`urgent::LANE_WORKERS`] at a time, beside the queue.
+fn start_lane(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<Rollout>>,
+    rollouts: reflector::Store<Rollout>,
+    ctx: Arc<Context>,
+) {
+    tokio::spawn(async move {
+        let permits = Arc::new(tokio::sync::Semaphore::new(urgent::LANE_WORKERS));
+        while let Some(key) = rx.recv().await {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (rollouts, ctx) = (rollouts.clone(), ctx.clone());
+            tokio::spawn(async move {
+                ctx.lane.started(&key);
+                if let Some(rollout) = rollouts.get(&key) {
+                    ctx.admin.metrics.rollback_lane_took_one();
+                    if let Err(e) = reconcile(rollout, ctx.clone()).await {
+                        // The queue looks at it again: every write wakes it.
+                        tracing::debug!(error = %e, "a rollback lane reconcile failed");
+                    }
+                }
+                drop(permit);
+            });
+        }
+    });
+}
+
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _turn = ctx.turns.take(ObjectRef::from_obj(rollout.as_ref())).await;
     // A plan made from a half-filled cache would see no ReplicaSets and start over; a standby
     // must not write. Both are looked at again when the gate opens.
     if !ctx.admin.gate.may_act() {
@@ -353,6 +453,9 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
             &ctx.answers,
         )
         .await;
+        if failed.iter().any(|d| d.severity == plan::Severity::Warning) {
+            ctx.lane.push(ObjectRef::from_obj(rollout.as_ref()));
+        }
         plan.decisions.extend(failed);
         // The answers are in the status about to be written; the next plan acts on them.
         let soon = Duration::from_millis(100);
@@ -377,7 +480,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
         written: rollout.status.as_ref(),
         next: &plan.status,
         decided: !plan.decisions.is_empty(),
-        weight_by_pods: !routed && rollout.spec.strategy.blue_green.is_none(),
+        landings: crate::plan::status_writes::landings(&rollout, &plan.status),
     };
     match crate::plan::status_writes::hold(&write, last_write, now) {
         Some(wait) => plan.requeue_after = Some(plan.requeue_after.map_or(wait, |d| d.min(wait))),
