@@ -150,9 +150,9 @@ pub async fn campaign(
     })
 }
 
-/// Follows the controller Leases in `namespace`: while controllers of another shard count hold
-/// any, this one does not act (see [`Role::resharding`]). The first look is taken before this
-/// returns, so a process never acts before it.
+/// Follows the controller Leases in `namespace` through a watch: while controllers of another shard
+/// count hold any, this one does not act (see [`Role::resharding`]). The first list is waited for
+/// (at most `every` × 3) before this returns, so a process never acts before it has looked.
 pub async fn watch_peers(
     client: Client,
     namespace: &str,
@@ -161,55 +161,86 @@ pub async fn watch_peers(
     admin: std::sync::Arc<crate::admin::Admin>,
 ) -> JoinHandle<()> {
     use k8s_openapi::api::coordination::v1::Lease;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
     let api: kube::Api<Lease> = kube::Api::namespaced(client, namespace);
-    let look = move |api: kube::Api<Lease>, admin: std::sync::Arc<crate::admin::Admin>| async move {
-        let leases = match api.list(&Default::default()).await {
-            Ok(l) => l.items,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list the controller Leases to see whether the shards are being changed");
-                return;
-            }
-        };
-        let read: Vec<(String, String, Option<jiff::Timestamp>)> = leases
-            .iter()
-            .map(|l| {
-                let spec = l.spec.as_ref();
-                let holder = spec.and_then(|s| s.holder_identity.clone()).unwrap_or_default();
-                let renewed = spec
-                    .and_then(|s| s.renew_time.as_ref().or(s.acquire_time.as_ref()))
-                    .map(|t| t.0);
-                let length = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(0);
-                let until = renewed.and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(length.into())).ok());
-                (l.metadata.name.clone().unwrap_or_default(), holder, until)
-            })
-            .collect();
-        let held: Vec<crate::shard::Held> = read
-            .iter()
-            .map(|(lease, holder, until)| crate::shard::Held {
-                lease,
-                holder,
-                until: *until,
-            })
-            .collect();
-        let others = crate::shard::other_counts(&held, me, jiff::Timestamp::now());
-        if !others.is_empty() && !admin.gate.role().resharding {
-            tracing::warn!(
-                shard = %me,
-                others = ?others,
-                "controllers with another shard count hold Leases: none acts until they stop"
-            );
-        }
-        admin.gate.set_resharding(!others.is_empty());
-    };
-    look(api.clone(), admin.clone()).await;
-    tokio::spawn(async move {
+    let (store, writer) = reflector::store();
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    // Told by the task when the first list is in (a store keeps one waker: one waiter only).
+    let (listed_tx, mut listed) = watch::channel(false);
+    let (leases, judged) = (store.clone(), admin.clone());
+    let task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        // A held Lease lapses with no event: the ticks look again.
         let mut tick = tokio::time::interval(every);
-        tick.tick().await;
+        let mut warned = false;
         loop {
-            tick.tick().await;
-            look(api.clone(), admin.clone()).await;
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        let _ = listed_tx.send(true);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) if !warned => {
+                        warned = true;
+                        tracing::warn!(error = %e, "cannot watch the controller Leases to see whether the shards are being changed");
+                    }
+                    Some(Err(e)) => tracing::debug!(error = %e, "the controller Leases' watch failed"),
+                    None => break,
+                },
+                _ = tick.tick() => {}
+            }
+            if *listed_tx.borrow() {
+                judge_peers(&leases.state(), me, &judged);
+            }
         }
-    })
+    });
+    if tokio::time::timeout(every * 3, listed.wait_for(|l| *l)).await.is_err() {
+        tracing::warn!(
+            "the controller Leases could not be listed; acting without knowing whether the shards are being changed"
+        );
+    }
+    judge_peers(&store.state(), me, &admin);
+    task
+}
+
+/// Closes or opens the gate on the Leases as they stand.
+fn judge_peers(
+    leases: &[std::sync::Arc<k8s_openapi::api::coordination::v1::Lease>],
+    me: crate::shard::Shard,
+    admin: &crate::admin::Admin,
+) {
+    let read: Vec<(String, String, Option<jiff::Timestamp>)> = leases
+        .iter()
+        .map(|l| {
+            let spec = l.spec.as_ref();
+            let holder = spec.and_then(|s| s.holder_identity.clone()).unwrap_or_default();
+            let renewed = spec
+                .and_then(|s| s.renew_time.as_ref().or(s.acquire_time.as_ref()))
+                .map(|t| t.0);
+            let length = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(0);
+            let until = renewed.and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(length.into())).ok());
+            (l.metadata.name.clone().unwrap_or_default(), holder, until)
+        })
+        .collect();
+    let held: Vec<crate::shard::Held> = read
+        .iter()
+        .map(|(lease, holder, until)| crate::shard::Held {
+            lease,
+            holder,
+            until: *until,
+        })
+        .collect();
+    let others = crate::shard::other_counts(&held, me, jiff::Timestamp::now());
+    if !others.is_empty() && !admin.gate.role().resharding {
+        tracing::warn!(
+            shard = %me,
+            others = ?others,
+            "controllers with another shard count hold Leases: none acts until they stop"
+        );
+    }
+    admin.gate.set_resharding(!others.is_empty());
 }
 
 impl Election {

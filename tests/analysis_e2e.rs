@@ -101,6 +101,15 @@ impl Env {
     }
 }
 
+async fn metrics_of(controller: &ControllerProc) -> String {
+    reqwest::get(format!("http://127.0.0.1:{}/metrics", controller.metrics_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_healthy_release_is_promoted_on_measured_values() {
     let e = env().await;
@@ -156,12 +165,7 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
     );
     assert_eq!(e.size_of(&v1).await, 0);
     // The controller's /metrics carries each metric's last value and its threshold.
-    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", controller.metrics_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_of(&controller).await;
     assert!(
         text.contains(r#"serin_analysis_measurement_value{namespace="default",rollout="web",metric="error-rate"} 0"#),
         "{text}"
@@ -196,12 +200,7 @@ async fn a_bad_release_is_rolled_back_by_its_analysis() {
     let back = released.elapsed();
     eprintln!("rollback: analysis verdict {decided:?} after release, traffic on stable {back:?} after release");
     // The failed run was taken ahead of the routine queue.
-    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", controller.metrics_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_of(&controller).await;
     let lane: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("serin_rollback_lane_reconciles_total "))

@@ -10,7 +10,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
+use serin::crd::rollout::{Phase, RolloutStatus};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -71,19 +71,7 @@ fn names(n: usize) -> Vec<String> {
 }
 
 async fn statuses(client: &kube::Client) -> BTreeMap<String, RolloutStatus> {
-    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    api.list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| {
-            (
-                r.metadata.name.clone().unwrap_or_default(),
-                r.status.unwrap_or_default(),
-            )
-        })
-        .collect()
+    common::rollout_statuses(client).await
 }
 
 fn promoted(st: &RolloutStatus, v1: Option<&String>) -> bool {

@@ -886,6 +886,7 @@ async fn pod_counts_alone_do_not_cost_a_status_write_each() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let v1 = e.status().await.stable_pod_hash;
     let before = calls_of(&e.sim, "serin-controller").await;
+    let released = std::time::Instant::now();
     e.apply(&yaml("example/web:2"));
     let st = eventually("version 2 rolled out", WAIT, || async {
         let st = e.status().await;
@@ -910,8 +911,12 @@ async fn pod_counts_alone_do_not_cost_a_status_write_each() {
     }
     eprintln!("a rolling update of 10 Pods: {status_writes} status writes, {resizes} ReplicaSet resizes");
     assert!(resizes >= 10, "one Pod at a time: {resizes} resizes");
+    // The decisions, and at most one write of mere counts every 10 s (a loaded machine makes the
+    // rolling update take longer).
+    let allowed = 6 + released.elapsed().as_secs() / 10;
     assert!(
-        status_writes <= 6,
-        "{status_writes} status writes for a rolling update of 10 Pods"
+        status_writes <= allowed,
+        "{status_writes} status writes for a rolling update of 10 Pods in {:?}",
+        released.elapsed()
     );
 }

@@ -7,7 +7,7 @@ mod common;
 use common::{ControllerProc, SimCluster, eventually, named_rollout, serin_cmd, services_of};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
-use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
+use serin::crd::rollout::{Phase, RolloutStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -43,19 +43,7 @@ fn shard(sim: &SimCluster, spec: &str, log: &str) -> ControllerProc {
 }
 
 async fn statuses(client: &kube::Client) -> BTreeMap<String, RolloutStatus> {
-    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    api.list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| {
-            (
-                r.metadata.name.clone().unwrap_or_default(),
-                r.status.unwrap_or_default(),
-            )
-        })
-        .collect()
+    common::rollout_statuses(client).await
 }
 
 /// Waits until every Rollout is Healthy on the version `image` makes; its hashes by Rollout.

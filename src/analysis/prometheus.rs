@@ -109,7 +109,8 @@ impl Prometheus {
         self.instant(query, Some(at)).await
     }
 
-    async fn instant(&self, query: &str, at: Option<Timestamp>) -> Result<QueryResult, ProviderError> {
+    /// The answer to an instant query, with the metric's headers and timeout.
+    async fn ask(&self, query: &str, at: Option<Timestamp>) -> Result<Data, ProviderError> {
         let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
         if let Some(at) = at {
             request = request.at(at.as_second());
@@ -118,7 +119,11 @@ impl Prometheus {
             request = request.header(k.clone(), v.clone());
         }
         let response = request.get().await.map_err(|e| self.error(e))?;
-        match response.data() {
+        Ok(response.into_inner().0)
+    }
+
+    async fn instant(&self, query: &str, at: Option<Timestamp>) -> Result<QueryResult, ProviderError> {
+        match &self.ask(query, at).await? {
             Data::Scalar(s) => Ok(QueryResult::Scalar(s.value())),
             Data::Vector(v) if v.is_empty() => Ok(QueryResult::Empty),
             Data::Vector(v) if v.len() == 1 => Ok(QueryResult::Scalar(v[0].sample().value())),
@@ -136,17 +141,15 @@ impl Prometheus {
         query: &str,
         at: Option<Timestamp>,
     ) -> Result<Vec<(std::collections::HashMap<String, String>, f64)>, ProviderError> {
-        let mut request = self.client.query(query).timeout(self.timeout.as_millis() as i64);
-        if let Some(at) = at {
-            request = request.at(at.as_second());
-        }
-        for (k, v) in &self.headers {
-            request = request.header(k.clone(), v.clone());
-        }
-        let response = request.get().await.map_err(|e| self.error(e))?;
-        match response.data() {
+        match self.ask(query, at).await? {
             Data::Scalar(s) => Ok(vec![(Default::default(), s.value())]),
-            Data::Vector(v) => Ok(v.iter().map(|s| (s.metric().clone(), s.sample().value())).collect()),
+            Data::Vector(v) => Ok(v
+                .into_iter()
+                .map(|s| {
+                    let (labels, sample) = s.into_inner();
+                    (labels, sample.value())
+                })
+                .collect()),
             Data::Matrix(_) => Err(ProviderError::Query(
                 "the query returned a range vector; write an instant query (no [range] at the top)".into(),
             )),

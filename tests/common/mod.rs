@@ -596,6 +596,25 @@ metadata: {name: web-canary, namespace: default, annotations: {sim.serin.dev/rps
 spec: {selector: {app: web}, ports: [{port: 80}]}
 "#;
 
+/// Every Rollout's status in `default`, by name (empty while one has none).
+pub async fn rollout_statuses(
+    client: &kube::Client,
+) -> std::collections::BTreeMap<String, serin::crd::rollout::RolloutStatus> {
+    let api: kube::Api<serin::crd::rollout::Rollout> = kube::Api::namespaced(client.clone(), "default");
+    api.list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            (
+                r.metadata.name.clone().unwrap_or_default(),
+                r.status.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// The status of Rollout `name`, or an empty one while it has none.
 pub async fn rollout_status(
     api: &kube::Api<serin::crd::rollout::Rollout>,
