@@ -211,25 +211,19 @@ fn judge_peers(
     me: crate::shard::Shard,
     admin: &crate::admin::Admin,
 ) {
-    let read: Vec<(String, String, Option<jiff::Timestamp>)> = leases
+    let held: Vec<crate::shard::Held> = leases
         .iter()
         .map(|l| {
             let spec = l.spec.as_ref();
-            let holder = spec.and_then(|s| s.holder_identity.clone()).unwrap_or_default();
             let renewed = spec
                 .and_then(|s| s.renew_time.as_ref().or(s.acquire_time.as_ref()))
                 .map(|t| t.0);
             let length = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(0);
-            let until = renewed.and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(length.into())).ok());
-            (l.metadata.name.clone().unwrap_or_default(), holder, until)
-        })
-        .collect();
-    let held: Vec<crate::shard::Held> = read
-        .iter()
-        .map(|(lease, holder, until)| crate::shard::Held {
-            lease,
-            holder,
-            until: *until,
+            crate::shard::Held {
+                lease: l.metadata.name.as_deref().unwrap_or_default(),
+                holder: spec.and_then(|s| s.holder_identity.as_deref()).unwrap_or_default(),
+                until: renewed.and_then(|t| t.checked_add(jiff::SignedDuration::from_secs(length.into())).ok()),
+            }
         })
         .collect();
     let others = crate::shard::other_counts(&held, me, jiff::Timestamp::now());

@@ -46,11 +46,8 @@ pub fn by_version(query: &str, hashes: [&str; 2]) -> Option<Batched> {
     if !one_selector(before, after) {
         return None;
     }
-    let before = &before[..before.rfind('"')?];
-    let (before, op) = before.trim_end().split_at(before.trim_end().len() - 1);
-    if op != "=" || before.trim_end().ends_with(['!', '=', '~']) {
-        return None;
-    }
+    // `matcher_label` saw `LABEL="` (not `!=`, `=~`): the `=` becomes `=~` for both hashes.
+    let before = before.strip_suffix('"')?.trim_end().strip_suffix('=')?;
     let query = format!("sum by ({label}) ({before}=~\"{}|{}\"{after})", hashes[0], hashes[1]);
     Some(Batched {
         query,
