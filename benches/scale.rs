@@ -10,7 +10,7 @@
 //! Two more scenarios per N, release only: the same Rollouts routed by Gateway API HTTPRoutes
 //! (writes per step with a router), and the Pod-ratio Rollouts over 3 shards (each shard's RSS and
 //! the writes of all three). The last line is `bench: n=N peak_rss_mib=X writes_per_step=Y
-//! writes_per_step_routed=R rollback_p99_ms=Z idle_writes=W churn_last_wave_mib=C shards=3
+//! writes_per_step_routed=R rollback_p99_ms=Z rollback_controller_p99_ms=Z2 idle_writes=W churn_last_wave_mib=C shards=3
 //! shard_rss_mib=a,b,c shard_writes_per_step=S prom_qps=Q prom_p99_ms=L`.
 //!
 //! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--churn-waves 6]
@@ -310,6 +310,12 @@ struct Timeline {
     step_changes: u64,
     failed_at: HashMap<String, Instant>,
     rollback_ms: Vec<f64>,
+    /// Per failed rollout: when its canary was seen scaled to 0, and when its Pods were gone; the
+    /// time in between is the cluster's (the ReplicaSet controller and kubelet), the rest the
+    /// controller's.
+    canary_scaled_at: HashMap<String, Instant>,
+    canary_gone_at: HashMap<String, Instant>,
+    rollback_controller_ms: Vec<f64>,
     released: HashSet<String>,
     /// Runs measuring now, and the most at once.
     running: HashSet<String>,
@@ -326,6 +332,8 @@ struct Row {
     ready_p50: f64,
     ready_p99: f64,
     rollback_p99: f64,
+    /// failed→stable less the time the cluster took to remove the canary's Pods.
+    rollback_controller_p99: f64,
     requests_per_step: f64,
     writes_per_step: f64,
     idle_writes: f64,
@@ -564,6 +572,15 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
                 && let Some(failed) = t.failed_at.remove(&name)
             {
                 t.rollback_ms.push(failed.elapsed().as_secs_f64() * 1000.0);
+                let scaled = t.canary_scaled_at.remove(&name);
+                let gone = t.canary_gone_at.remove(&name);
+                if let (Some(scaled), Some(gone)) = (scaled, gone)
+                    && gone >= scaled
+                {
+                    let total = failed.elapsed();
+                    t.rollback_controller_ms
+                        .push(total.saturating_sub(gone - scaled).as_secs_f64() * 1000.0);
+                }
             }
         }
     });
@@ -579,7 +596,16 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
         if spec > 0 && ready == spec && before < ready {
             let mut t = t.lock().unwrap();
             if t.released.contains(&owner) {
-                t.canary_ready.insert(owner, Instant::now());
+                t.canary_ready.insert(owner.clone(), Instant::now());
+            }
+        }
+        let mut t = t.lock().unwrap();
+        if t.failed_at.contains_key(&owner) && spec == 0 {
+            let pods = rs.status.as_ref().map_or(0, |s| s.replicas);
+            let now = Instant::now();
+            t.canary_scaled_at.entry(owner.clone()).or_insert(now);
+            if pods == 0 && t.canary_scaled_at.contains_key(&owner) {
+                t.canary_gone_at.entry(owner).or_insert(now);
             }
         }
     });
@@ -734,6 +760,7 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
         ready_p50: percentile(&mut t.ready_to_weight_ms, 0.5),
         ready_p99: percentile(&mut t.ready_to_weight_ms, 0.99),
         rollback_p99: percentile(&mut t.rollback_ms, 0.99),
+        rollback_controller_p99: percentile(&mut t.rollback_controller_ms, 0.99),
         requests_per_step: release_requests / steps,
         writes_per_step: release_writes / steps,
         idle_writes,
@@ -905,11 +932,11 @@ fn machine() -> String {
 
 fn table(rows: &[&Row]) -> String {
     let mut out = String::from(
-        "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 | requests / step | writes / step | idle writes | ctrl RSS over churn waves | sim peak RSS | sim CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 (controller's share) | requests / step | writes / step | idle writes | ctrl RSS over churn waves | sim peak RSS | sim CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         out += &format!(
-            "| {} | {:.0} s | {:.1} MiB | {:.1} MiB | {:.1} s | {:.1} | {:.0} / {:.0} ms | {:.0} ms | {:.1} | {:.1} | {:.0} in {} s | {} MiB | {:.0} MiB | {:.1} s |\n",
+            "| {} | {:.0} s | {:.1} MiB | {:.1} MiB | {:.1} s | {:.1} | {:.0} / {:.0} ms | {:.0} ms ({:.0} ms) | {:.1} | {:.1} | {:.0} in {} s | {} MiB | {:.0} MiB | {:.1} s |\n",
             r.n,
             r.setup_s,
             r.peak_rss,
@@ -919,6 +946,7 @@ fn table(rows: &[&Row]) -> String {
             r.ready_p50,
             r.ready_p99,
             r.rollback_p99,
+            r.rollback_controller_p99,
             r.requests_per_step,
             r.writes_per_step,
             r.idle_writes,
@@ -1039,12 +1067,13 @@ async fn main() {
             (s.shard_rss.len(), rss.join(","), s.writes_per_step)
         });
         println!(
-            "bench: n={} peak_rss_mib={:.1} writes_per_step={:.2} writes_per_step_routed={:.2} rollback_p99_ms={:.0} idle_writes={:.0} churn_last_wave_mib={:.1} shards={shards} shard_rss_mib={shard_rss} shard_writes_per_step={shard_writes:.2} analyses_in_flight={} prom_qps={:.0} measure_p99_ms={:.1}",
+            "bench: n={} peak_rss_mib={:.1} writes_per_step={:.2} writes_per_step_routed={:.2} rollback_p99_ms={:.0} rollback_controller_p99_ms={:.0} idle_writes={:.0} churn_last_wave_mib={:.1} shards={shards} shard_rss_mib={shard_rss} shard_writes_per_step={shard_writes:.2} analyses_in_flight={} prom_qps={:.0} measure_p99_ms={:.1}",
             r.n,
             r.peak_rss,
             r.writes_per_step,
             e.writes_per_step_routed,
             r.rollback_p99,
+            r.rollback_controller_p99,
             r.idle_writes,
             churn_last_wave(r),
             r.analyses_in_flight,

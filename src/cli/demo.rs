@@ -317,8 +317,8 @@ fn promoted_to(r: &Rollout, image: &str) -> bool {
         .spec
         .template
         .as_ref()
-        .and_then(|t| t.spec.as_ref())
-        .is_some_and(|s| s.containers[0].image.as_deref() == Some(image));
+        .and_then(|t| t.typed().spec)
+        .is_some_and(|s| s.containers.first().and_then(|c| c.image.as_deref()) == Some(image));
     let st = r.status.clone().unwrap_or_default();
     runs && observed(r)
         && phase(r) == Some(Phase::Healthy)

@@ -190,7 +190,7 @@ pub async fn set_image(args: &KubeArgs, name: &str, assignment: &str) -> Result<
             "{name} takes its template from spec.workloadRef: set the image there"
         )));
     };
-    let containers = template.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+    let containers = template.typed().spec.map(|s| s.containers).unwrap_or_default();
     let Some(i) = containers.iter().position(|c| c.name == container) else {
         let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
         return Err(RolloutCmdError::Refused(format!(

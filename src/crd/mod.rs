@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod hooks;
 pub mod rollout;
+pub mod template;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

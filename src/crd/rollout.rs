@@ -1,7 +1,6 @@
 //! The `Rollout` custom resource (`serin.dev/v1alpha1`): field names follow Argo Rollouts where
 //! the idea is the same, so its users can move over with few edits.
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
@@ -97,7 +96,7 @@ pub struct RolloutSpec {
     /// The Pod template of the version to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "open_object")]
-    pub template: Option<PodTemplateSpec>,
+    pub template: Option<super::template::PodTemplate>,
     /// An existing Deployment whose template to use instead of `template`; Serin scales it to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_ref: Option<WorkloadRef>,
@@ -165,10 +164,12 @@ pub enum WorkloadScaleDown {
 #[x_kube(validation = kube::core::Rule::new("has(self.canary) != has(self.blueGreen)").message("strategy names exactly one of canary and blueGreen"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStrategy {
+    // Boxed: a Rollout uses one of the two, and the other would take its full size in every cached
+    // Rollout all the same (about 1 KiB each).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<CanaryStrategy>,
+    pub canary: Option<Box<CanaryStrategy>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blue_green: Option<BlueGreenStrategy>,
+    pub blue_green: Option<Box<BlueGreenStrategy>>,
 }
 
 impl RolloutStrategy {
@@ -314,17 +315,19 @@ pub struct CanaryStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<PauseStep>,
     /// Run analysis and wait for its verdict.
+    // This and the routes are boxed: a step is one of six kinds, and unboxed each step of every
+    // cached Rollout would take the room of all six.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis: Option<RolloutAnalysis>,
+    pub analysis: Option<Box<RolloutAnalysis>>,
     /// Size the canary independently of the traffic weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_canary_scale: Option<SetCanaryScale>,
     /// Send requests that match headers to the canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub set_header_route: Option<SetHeaderRoute>,
+    pub set_header_route: Option<Box<SetHeaderRoute>>,
     /// Copy matching requests to the canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub set_mirror_route: Option<SetMirrorRoute>,
+    pub set_mirror_route: Option<Box<SetMirrorRoute>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -191,7 +191,7 @@ pub fn row(r: &Rollout, all_rs: &[Arc<ReplicaSet>]) -> Row {
         })
         .map(|rs| rs_images(rs))
         .unwrap_or_default();
-    let new_images = images_of(r.spec.template.as_ref());
+    let new_images = images_of(r.spec.template.as_ref().map(|t| t.typed()).as_ref());
     Row {
         namespace: r.namespace().unwrap_or_default(),
         name: r.name_any(),

@@ -250,7 +250,7 @@ impl Planner<'_> {
             return self.pause_step(idx, step, pause);
         }
         if let Some(analysis) = &step.analysis {
-            return self.analysis_step(current, idx, analysis.clone());
+            return self.analysis_step(current, idx, (**analysis).clone());
         }
         if let Some(h) = &step.set_header_route {
             let route = ManagedRoute {

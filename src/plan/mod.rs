@@ -163,7 +163,7 @@ pub fn selector_of(rollout: &Rollout, workload_selector: Option<&LabelSelector>)
 /// The template a Rollout runs: its own, or its workload's.
 pub fn template_of(rollout: &Rollout, observed: &Observed) -> Option<PodTemplateSpec> {
     match &rollout.spec.template {
-        Some(t) => Some(t.clone()),
+        Some(t) => Some(t.typed()),
         None => observed.workload_template.clone(),
     }
 }
@@ -819,8 +819,8 @@ impl<'a> Planner<'a> {
         st: RolloutStatus,
     ) -> Self {
         let replicas = spec.replicas.unwrap_or(1).max(0);
-        let canary = spec.strategy.canary.clone().unwrap_or_default();
-        let blue_green = spec.strategy.blue_green.clone();
+        let canary = spec.strategy.canary.as_deref().cloned().unwrap_or_default();
+        let blue_green = spec.strategy.blue_green.as_deref().cloned();
         let steps = if blue_green.is_some() {
             Vec::new()
         } else {

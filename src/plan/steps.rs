@@ -21,7 +21,7 @@ pub fn effective_steps(canary: &CanaryStrategy) -> Vec<CanaryStep> {
         });
         if let Some(analysis) = &canary.analysis {
             out.push(CanaryStep {
-                analysis: Some(analysis.clone()),
+                analysis: Some(Box::new(analysis.clone())),
                 ..Default::default()
             });
         }

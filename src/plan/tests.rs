@@ -144,7 +144,9 @@ impl World {
 
     fn release(&mut self, image: &str) {
         let t = self.rollout.spec.template.as_mut().unwrap();
-        t.spec.as_mut().unwrap().containers[0].image = Some(image.into());
+        let mut typed = t.typed();
+        typed.spec.as_mut().unwrap().containers[0].image = Some(image.into());
+        *t = typed.into();
     }
 
     fn request(&mut self, c: ControlRequests) {
@@ -1486,7 +1488,7 @@ mod workload_ref {
     fn observed(w: &World) -> Observed {
         let template = rollout(json!({})).spec.template;
         Observed {
-            workload_template: template,
+            workload_template: template.map(|t| t.typed()),
             workload_selector: Some(serde_json::from_value(json!({"matchLabels": {"app": "web"}})).unwrap()),
             workload_replicas: Some(10),
             ..w.observed()

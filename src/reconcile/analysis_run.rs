@@ -26,7 +26,7 @@ pub struct RunContext {
     pub admin: Arc<crate::admin::Admin>,
     /// Status this process wrote that the cache does not show yet: a measurement is never taken
     /// again from the copy before it.
-    pub written: super::own_writes::OwnWrites<AnalysisRun>,
+    pub written: Arc<super::own_writes::OwnWrites<AnalysisRun>>,
     /// Clients for the measurements' requests, shared by TLS setting.
     pub http: HttpClients,
     /// OAuth2 tokens, kept until they expire.
@@ -68,11 +68,14 @@ pub async fn run(
         Some(_) => labelled(run),
         None => shard.owns(&run.namespace().unwrap_or_default(), &run.name_any()),
     };
-    let stream = super::only_mine(watcher(runs, watcher::Config::default()).default_backoff(), mine)
-        .modify(super::lean)
-        .modify(settled)
-        .reflect(writer)
-        .touched_objects();
+    let stream = super::own_writes::forget_seen(
+        super::only_mine(watcher(runs, watcher::Config::default()).default_backoff(), mine)
+            .modify(super::lean)
+            .modify(settled)
+            .reflect(writer),
+        ctx.written.clone(),
+    )
+    .touched_objects();
     Controller::for_stream(stream, reader)
         .with_config(config)
         .reconcile_all_on(activations)

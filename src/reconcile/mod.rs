@@ -5,6 +5,8 @@ pub mod analysis_run;
 pub mod analysis_templates;
 mod apply;
 mod cached;
+mod caches;
+pub(crate) use caches::{lean, managed_by, only_mine};
 mod compare_look;
 pub mod events;
 mod index;
@@ -91,7 +93,7 @@ pub struct Context {
     pub notifier: crate::hooks::notify::Notifier,
     pub answers: crate::hooks::gates::RecentAnswers,
     /// What this process wrote and its caches do not show yet.
-    pub written: OwnWritten,
+    pub written: Arc<OwnWritten>,
     /// Rollbacks waiting to go ahead of the routine queue.
     pub lane: Arc<urgent::Lane>,
     /// One reconcile per Rollout at a time, across the lane and the queue.
@@ -100,10 +102,10 @@ pub struct Context {
 
 #[derive(Default)]
 pub struct OwnWritten {
-    pub rollouts: own_writes::OwnWrites<Rollout>,
-    pub replica_sets: own_writes::OwnWrites<CachedReplicaSet>,
-    pub runs: own_writes::OwnWrites<CachedRun>,
-    pub services: own_writes::OwnWrites<CachedService>,
+    pub rollouts: Arc<own_writes::OwnWrites<Rollout>>,
+    pub replica_sets: Arc<own_writes::OwnWrites<CachedReplicaSet>>,
+    pub runs: Arc<own_writes::OwnWrites<CachedRun>>,
+    pub services: Arc<own_writes::OwnWrites<CachedService>>,
     /// When each Rollout's status was last written, for the statuses that may wait.
     pub statuses: own_writes::LastWrites<Rollout>,
 }
@@ -183,68 +185,47 @@ async fn run_rollouts(
     let services: Api<CachedService> = api(&client, &namespace);
     let run_api: Api<CachedRun> = api(&client, &namespace);
     let managed = watcher::Config::default().labels(ROLLOUT_LABEL);
-    let lists = Arc::new(InitialLists {
-        pending: std::sync::atomic::AtomicUsize::new(4),
-        admin: admin.clone(),
-    });
+    let lists = caches::InitialLists::new(4, admin.clone());
+    let written = Arc::new(OwnWritten::default());
     let (lane, lane_rx) = urgent::Lane::new();
     let lane = Arc::new(lane);
     let (rollout_reader, rollout_writer) = reflector::store();
-    let to_lane = lane.clone();
-    let rollout_stream = lists
-        .track(
-            only_mine(
-                watcher(rollouts, watcher::Config::default()).default_backoff(),
-                move |r: &Rollout| shard.owns(&r.namespace().unwrap_or_default(), &r.name_any()),
-            )
-            .modify(lean),
-        )
-        .reflect(rollout_writer)
-        // After the cache has it, so the lane's reconcile sees what it was woken for.
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Apply(r)) = event
-                && urgent::abort_asked(r)
-            {
-                to_lane.push(ObjectRef::from_obj(r));
-            }
-        })
-        .touched_objects();
+    let mine = move |r: &Rollout| shard.owns(&r.namespace().unwrap_or_default(), &r.name_any());
+    let rollout_stream = own_writes::forget_seen(
+        lists
+            .watch(rollouts, watcher::Config::default(), mine)
+            .reflect(rollout_writer),
+        written.rollouts.clone(),
+    )
+    // After the cache has it, so the lane's reconcile sees what it was woken for.
+    .inspect(urgent::on_rollout(lane.clone()))
+    .touched_objects();
     let (rs_reader, rs_writer) = reflector::store();
     let rs_index = index::ByRollout::new(rs_reader);
-    let rs_stream = rs_index
-        .track(
-            lists.track(
-                only_mine(
-                    watcher(replica_sets, managed.clone()).default_backoff(),
-                    managed_by(shard),
-                )
-                .modify(lean),
-            ),
-        )
-        .reflect(rs_writer)
-        .touched_objects();
+    let rs_stream = own_writes::forget_seen(
+        rs_index
+            .track(lists.watch(replica_sets, managed.clone(), managed_by(shard)))
+            .reflect(rs_writer),
+        written.replica_sets.clone(),
+    )
+    .inspect(urgent::on_replica_set(lane.clone(), rollout_reader.clone()))
+    .touched_objects();
     let (run_reader, run_writer) = reflector::store();
     let run_index = index::ByRollout::new(run_reader);
-    let to_lane = lane.clone();
-    let run_stream = run_index
-        .track(
-            lists.track(only_mine(watcher(run_api, managed.clone()).default_backoff(), managed_by(shard)).modify(lean)),
-        )
-        .reflect(run_writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Apply(run)) = event
-                && urgent::run_failed(run)
-                && let (Some(name), Some(ns)) = (run.labels().get(ROLLOUT_LABEL), run.namespace())
-            {
-                to_lane.push(ObjectRef::new(name).within(&ns));
-            }
-        })
-        .touched_objects();
+    let run_stream = own_writes::forget_seen(
+        run_index
+            .track(lists.watch(run_api, managed.clone(), managed_by(shard)))
+            .reflect(run_writer),
+        written.runs.clone(),
+    )
+    .inspect(urgent::on_run(lane.clone()))
+    .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
-    let svc_stream = lists
-        .track(only_mine(watcher(services, managed).default_backoff(), managed_by(shard)).modify(lean))
-        .reflect(svc_writer)
-        .touched_objects();
+    let svc_stream = own_writes::forget_seen(
+        lists.watch(services, managed, managed_by(shard)).reflect(svc_writer),
+        written.services.clone(),
+    )
+    .touched_objects();
     let http = reqwest::Client::new();
     let notifier =
         crate::hooks::notify::Notifier::start(client.clone(), http.clone(), instance.clone(), admin.clone(), home);
@@ -252,7 +233,7 @@ async fn run_rollouts(
         http,
         notifier,
         answers: Default::default(),
-        written: Default::default(),
+        written,
         lane: lane.clone(),
         turns: Default::default(),
         client,
@@ -264,22 +245,7 @@ async fn run_rollouts(
     });
     let controller = Controller::for_stream(rollout_stream, rollout_reader.clone()).with_config(config);
     start_lane(lane_rx, rollout_reader.clone(), ctx.clone());
-    // Series of deleted Rollouts are swept.
-    {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
-            loop {
-                tick.tick().await;
-                let live: std::collections::HashSet<(String, String)> = rollout_reader
-                    .state()
-                    .iter()
-                    .map(|r| (r.namespace().unwrap_or_default(), r.name_any()))
-                    .collect();
-                ctx.admin.metrics.forget_all_but(&live);
-            }
-        });
-    }
+    sweep_series(rollout_reader, ctx.clone());
     let activations = ctx.admin.gate.activations();
     controller
         .owns_stream(rs_stream)
@@ -299,66 +265,20 @@ async fn run_rollouts(
         .await;
 }
 
-/// The watch events of the objects this shard keeps; the others are never cached.
-pub(crate) fn only_mine<K, S>(
-    events: S,
-    mine: impl Fn(&K) -> bool + Send + 'static,
-) -> impl futures::Stream<Item = S::Item>
-where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-{
-    events.filter(move |event| {
-        let keep = match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o)) => mine(o),
-            _ => true,
-        };
-        futures::future::ready(keep)
-    })
-}
-
-/// Whether an object labelled with its Rollout's name belongs to this shard.
-pub(crate) fn managed_by<K: kube::Resource>(shard: crate::shard::Shard) -> impl Fn(&K) -> bool + Send + 'static {
-    move |o: &K| {
-        let ns = o.meta().namespace.as_deref().unwrap_or_default();
-        let name = o.meta().labels.as_ref().and_then(|l| l.get(ROLLOUT_LABEL));
-        name.is_none_or(|name| shard.owns(ns, name))
-    }
-}
-
-/// Cached objects drop their managed fields and `kubectl apply`'s copy of the last applied object:
-/// nothing reads them, and they are a large share of the memory a cache takes.
-fn lean<K: kube::Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove(LAST_APPLIED);
-    }
-}
-
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Opens the gate once every cache has had its first full list. Watched from the event streams
-/// themselves: a store's `wait_until_ready` keeps one waker, and the controller already waits on it.
-struct InitialLists {
-    pending: std::sync::atomic::AtomicUsize,
-    admin: Arc<crate::admin::Admin>,
-}
-
-impl InitialLists {
-    fn track<K, S>(self: &Arc<Self>, events: S) -> impl futures::Stream<Item = S::Item> + use<K, S>
-    where
-        S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-    {
-        let (lists, mut listed) = (self.clone(), false);
-        events.inspect(move |event| {
-            if !listed && matches!(event, Ok(watcher::Event::InitDone)) {
-                listed = true;
-                if lists.pending.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
-                    lists.admin.gate.set_synced();
-                }
-            }
-        })
-    }
+/// The metrics of deleted Rollouts go, every 10 s.
+fn sweep_series(rollouts: reflector::Store<Rollout>, ctx: Arc<Context>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let live: std::collections::HashSet<(String, String)> = rollouts
+                .state()
+                .iter()
+                .map(|r| (r.namespace().unwrap_or_default(), r.name_any()))
+                .collect();
+            ctx.admin.metrics.forget_all_but(&live);
+        }
+    });
 }
 
 /// Runs the rollback lane's reconciles, [`urgent::LANE_WORKERS`] at a time, beside the queue.

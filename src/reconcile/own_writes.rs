@@ -63,6 +63,29 @@ impl<K: Resource<DynamicType = ()> + Clone> OwnWrites<K> {
         );
     }
 
+    /// Forgets a write once the cache shows it or something later: from then on the cache is the
+    /// freshest, and a copy kept longer is memory held for nothing (a thousand whole Rollouts after
+    /// a release wave).
+    pub fn caught_up(&self, cached: &K) {
+        let key = ObjectRef::from_obj(cached);
+        let mut recent = self.lock();
+        let behind = |w: &Written<K>| {
+            cached
+                .meta()
+                .resource_version
+                .as_ref()
+                .is_some_and(|rv| w.superseded.contains(rv))
+        };
+        if recent.get(&key).is_some_and(|w| !behind(w)) {
+            recent.remove(&key);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     pub fn forget(&self, key: &ObjectRef<K>) {
         self.lock().remove(key);
     }
@@ -139,6 +162,22 @@ impl<K: Resource<DynamicType = ()>> LastWrites<K> {
     }
 }
 
+/// Passes a cache's watch events on, forgetting each write the cache now shows (or an object it
+/// saw deleted). Placed after the reflector, so `freshest` never prefers a cache that lacks it.
+pub fn forget_seen<K, S>(events: S, own: Arc<OwnWrites<K>>) -> impl futures::Stream<Item = S::Item>
+where
+    K: Resource<DynamicType = ()> + Clone,
+    S: futures::Stream<Item = Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>>,
+{
+    use futures::StreamExt;
+    use kube::runtime::watcher::Event;
+    events.inspect(move |event| match event {
+        Ok(Event::Apply(o) | Event::InitApply(o)) => own.caught_up(o),
+        Ok(Event::Delete(o)) => own.forget(&ObjectRef::from_obj(o)),
+        _ => {}
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +208,22 @@ mod tests {
         // The cache caught up (or moved on): it wins, and the write is forgotten.
         assert_eq!(data(&own.freshest(Arc::new(cm("a", "4", "later")))), "later");
         assert_eq!(data(&own.freshest(Arc::new(cm("a", "1", "old")))), "old");
+    }
+
+    #[test]
+    fn a_write_is_let_go_once_the_cache_shows_it() {
+        let own = OwnWrites::default();
+        own.remember(Some("1".into()), cm("a", "2", "mine"));
+        own.remember(None, cm("b", "3", "created"));
+        own.caught_up(&cm("a", "1", "old"));
+        assert_eq!(own.len(), 2, "the cache is still behind");
+        assert_eq!(data(&own.freshest(Arc::new(cm("a", "1", "old")))), "mine");
+        own.caught_up(&cm("a", "2", "mine"));
+        own.caught_up(&cm("b", "3", "created"));
+        assert_eq!(own.len(), 0, "nothing held once the cache has both");
+        own.remember(Some("4".into()), cm("c", "5", "mine"));
+        own.caught_up(&cm("c", "9", "someone else's, later"));
+        assert_eq!(own.len(), 0, "a later version supersedes ours");
     }
 
     #[test]

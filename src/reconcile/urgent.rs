@@ -1,5 +1,6 @@
 //! The rollback lane: a failed analysis, an abort asked for, or a failed gate is reconciled by
-//! workers of its own, ahead of the routine queue. When a thousand Rollouts release at once, the
+//! workers of its own, ahead of the routine queue, and so is every change to an aborted Rollout
+//! until its traffic is back on stable. When a thousand Rollouts release at once, the
 //! controller's queue holds a thousand step changes; a rollback waiting behind them keeps users on a
 //! broken version for seconds.
 //!
@@ -7,10 +8,11 @@
 //! that Rollout's turn ([`Turns`]); the controller's own queue still looks at it afterwards and
 //! finds nothing left to do.
 
-use super::cached::CachedRun;
+use super::cached::{CachedReplicaSet, CachedRun};
 use crate::crd::analysis::AnalysisPhase;
 use crate::crd::rollout::Rollout;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -25,10 +27,62 @@ pub fn abort_asked(rollout: &Rollout) -> bool {
     asked && status.and_then(|s| s.abort) != Some(true)
 }
 
+/// Whether a Rollout is aborted but its traffic is not yet all on stable: without a router the
+/// canary's Pods take their share until they are gone, and the reconcile that sees them go (woken
+/// by the ReplicaSet's status) is what puts the weight at 0.
+pub fn rolling_back(rollout: &Rollout) -> bool {
+    let status = rollout.status.as_ref();
+    status.and_then(|s| s.abort) == Some(true) && status.and_then(|s| s.canary_weight).unwrap_or(0) > 0
+}
+
 /// Whether a run's verdict calls for a rollback: it failed or erred.
 pub fn run_failed(run: &CachedRun) -> bool {
     let phase = run.status.as_ref().and_then(|s| s.phase.as_ref());
     matches!(phase, Some(AnalysisPhase::Failed | AnalysisPhase::Error))
+}
+
+type Event<K> = Result<watcher::Event<K>, watcher::Error>;
+
+/// Puts a Rollout in the lane when it asks for an abort, or while it is going back to stable.
+pub fn on_rollout(lane: Arc<Lane>) -> impl Fn(&Event<Rollout>) {
+    move |event| {
+        if let Ok(watcher::Event::Apply(r)) = event
+            && (abort_asked(r) || rolling_back(r))
+        {
+            lane.push(ObjectRef::from_obj(r));
+        }
+    }
+}
+
+/// Puts a Rollout in the lane when one of its ReplicaSets changes while it goes back to stable: a
+/// canary's Pods going is what brings its traffic back without a router.
+pub fn on_replica_set(lane: Arc<Lane>, rollouts: Store<Rollout>) -> impl Fn(&Event<CachedReplicaSet>) {
+    move |event| {
+        if let Ok(watcher::Event::Apply(rs)) = event
+            && let Some(key) = owner(rs)
+            && rollouts.get(&key).is_some_and(|r| rolling_back(&r))
+        {
+            lane.push(key);
+        }
+    }
+}
+
+/// Puts a Rollout in the lane when one of its runs failed or erred.
+pub fn on_run(lane: Arc<Lane>) -> impl Fn(&Event<CachedRun>) {
+    move |event| {
+        if let Ok(watcher::Event::Apply(run)) = event
+            && run_failed(run)
+            && let Some(key) = owner(run)
+        {
+            lane.push(key);
+        }
+    }
+}
+
+/// The Rollout an object is labelled with.
+fn owner<K: kube::Resource>(obj: &K) -> Option<ObjectRef<Rollout>> {
+    let name = obj.meta().labels.as_ref()?.get(super::ROLLOUT_LABEL)?;
+    Some(ObjectRef::new(name).within(obj.meta().namespace.as_deref()?))
 }
 
 /// One reconcile of a Rollout at a time, across the lane and the controller's workers.
@@ -135,6 +189,19 @@ mod tests {
         assert!(abort_asked(&rollout(Some(true), None)));
         assert!(!abort_asked(&rollout(Some(true), Some(true))), "already aborted");
         assert!(!abort_asked(&rollout(None, None)));
+    }
+
+    #[test]
+    fn an_aborted_rollout_is_urgent_until_its_weight_is_back_at_zero() {
+        let mut r = rollout(Some(true), Some(true));
+        assert!(!rolling_back(&r), "no weight: nothing left to move");
+        r.status.as_mut().unwrap().canary_weight = Some(33);
+        assert!(rolling_back(&r));
+        r.status.as_mut().unwrap().canary_weight = Some(0);
+        assert!(!rolling_back(&r));
+        let mut releasing = rollout(None, None);
+        releasing.status.as_mut().unwrap().canary_weight = Some(50);
+        assert!(!rolling_back(&releasing), "a canary on its way up is routine");
     }
 
     #[test]

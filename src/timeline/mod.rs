@@ -201,7 +201,9 @@ fn check_valid(rollout: &Rollout) -> Result<(), TimelineError> {
 fn settle(world: &mut World) {
     let wanted = world.rollout.spec.template.clone();
     if let Some(t) = &mut world.rollout.spec.template {
-        world::mark_previous(t);
+        let mut typed = t.typed();
+        world::mark_previous(&mut typed);
+        *t = typed.into();
     }
     world.previous = true;
     for _ in 0..100 {

@@ -171,7 +171,11 @@ fn a_missing_template_is_a_note_and_the_spec_is_the_controllers_to_judge() {
     let TimelineError::InvalidSpec(message) = err else {
         panic!("{err:?}")
     };
-    let controller = crate::plan::validate::problems(&both.spec, &both.spec.selector, both.spec.template.as_ref());
+    let controller = crate::plan::validate::problems(
+        &both.spec,
+        &both.spec.selector,
+        both.spec.template.as_ref().map(|t| t.typed()).as_ref(),
+    );
     assert_eq!(message, controller.join("; "), "the controller's own words");
 }
 

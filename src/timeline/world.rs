@@ -376,20 +376,25 @@ pub fn workload_of(rollout: &Rollout) -> Observed {
         .clone()
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| [("app".to_string(), name.clone())].into());
-    let template = rollout.spec.template.clone().unwrap_or_else(|| PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(labels.clone()),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: wr.name.clone(),
-                image: Some(format!("{}:next", wr.name)),
+    let template = rollout
+        .spec
+        .template
+        .as_ref()
+        .map(|t| t.typed())
+        .unwrap_or_else(|| PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(labels.clone()),
                 ..Default::default()
-            }],
-            ..Default::default()
-        }),
-    });
+            }),
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: wr.name.clone(),
+                    image: Some(format!("{}:next", wr.name)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        });
     Observed {
         workload_template: Some(template),
         workload_selector: Some(LabelSelector {
