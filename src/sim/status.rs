@@ -2,7 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 /// An API error a client sees as a `Status` object with an HTTP code and a reason.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -11,7 +12,65 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed: most errors have none, and every `Result` of the API server carries the room.
+    pub details: Option<Box<Details>>,
+}
+
+/// `Status.details`, its fields in the order the API server writes them; empty ones left out (a
+/// core-group object's details have no `group`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Details {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cause {
+    #[serde(skip_serializing_if = "blank")]
+    pub reason: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub field: String,
+}
+
+fn blank(s: &&str) -> bool {
+    s.is_empty()
+}
+
+/// The `Status` object as the API server encodes it: Go's field order, so a client that compares
+/// the body as text (the Python client's `create_from_yaml` errors do) sees the same bytes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: serde_json::Map<String, Value>,
+    status: &'static str,
+    message: &'a str,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a Details>,
+    code: u16,
+}
+
+impl Details {
+    fn of(group: &str, plural: &str, name: &str) -> Self {
+        Details {
+            name: name.into(),
+            group: group.into(),
+            kind: plural.into(),
+            ..Default::default()
+        }
+    }
 }
 
 impl ApiError {
@@ -27,7 +86,7 @@ impl ApiError {
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
         let resource = qualified(group, plural);
         ApiError::new(404, "NotFound", format!("{resource} \"{name}\" not found"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+            .with_details(Details::of(group, plural, name))
     }
 
     pub fn path_not_found(path: &str) -> Self {
@@ -41,7 +100,7 @@ impl ApiError {
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
         let resource = qualified(group, plural);
         ApiError::new(409, "AlreadyExists", format!("{resource} \"{name}\" already exists"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+            .with_details(Details::of(group, plural, name))
     }
 
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
@@ -51,7 +110,7 @@ impl ApiError {
             "Conflict",
             format!("Operation cannot be fulfilled on {resource} \"{name}\": {why}"),
         )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        .with_details(Details::of(group, plural, name))
     }
 
     /// Server-side apply found fields owned by other managers with other values.
@@ -63,21 +122,37 @@ impl ApiError {
             .map(|(m, f)| format!("conflict with \"{m}\": {f}"))
             .collect();
         message.push_str(&parts.join(", "));
-        let causes: Vec<Value> = conflicts
+        let causes = conflicts
             .iter()
-            .map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": f}))
+            .map(|(m, f)| Cause {
+                reason: "FieldManagerConflict",
+                message: format!("conflict with \"{m}\""),
+                field: f.clone(),
+            })
             .collect();
-        ApiError::new(409, "Conflict", message).with_details(json!({"causes": causes}))
+        ApiError::new(409, "Conflict", message).with_details(Details {
+            causes,
+            ..Default::default()
+        })
     }
 
     pub fn invalid(kind: &str, name: &str, causes: Vec<(String, String)>) -> Self {
         let text: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
         let message = format!("{kind} \"{name}\" is invalid: {}", text.join(", "));
-        let causes: Vec<Value> = causes
-            .iter()
-            .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
+        let causes = causes
+            .into_iter()
+            .map(|(field, message)| Cause {
+                reason: "FieldValueInvalid",
+                message,
+                field,
+            })
             .collect();
-        ApiError::new(422, "Invalid", message).with_details(json!({"name": name, "kind": kind, "causes": causes}))
+        ApiError::new(422, "Invalid", message).with_details(Details {
+            name: name.into(),
+            kind: kind.into(),
+            causes,
+            ..Default::default()
+        })
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -112,29 +187,41 @@ impl ApiError {
             "TooManyRequests",
             "the server has received too many requests and has asked us to try again later",
         )
-        .with_details(json!({"retryAfterSeconds": retry_after_seconds}))
+        .with_details(Details {
+            retry_after_seconds: Some(retry_after_seconds),
+            ..Default::default()
+        })
     }
 
-    fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+    fn with_details(mut self, details: Details) -> Self {
+        self.details = Some(Box::new(details));
         self
     }
 
-    /// The `Status` object, as sent in a response body or a watch ERROR event.
-    pub fn to_status(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        });
-        if let Some(details) = &self.details {
-            status["details"] = details.clone();
+    fn body(&self) -> StatusBody<'_> {
+        StatusBody {
+            kind: "Status",
+            api_version: "v1",
+            metadata: Default::default(),
+            status: "Failure",
+            message: &self.message,
+            reason: self.reason,
+            details: self.details.as_deref(),
+            code: self.code,
         }
-        status
+    }
+
+    /// The `Status` object, as sent in a watch ERROR event.
+    pub fn to_status(&self) -> Value {
+        serde_json::to_value(self.body()).unwrap_or_default()
+    }
+
+    /// The response body: the encoded `Status` and a newline, byte for byte what the API server
+    /// sends.
+    fn to_body(&self) -> String {
+        let mut text = serde_json::to_string(&self.body()).unwrap_or_default();
+        text.push('\n');
+        text
     }
 }
 
@@ -149,9 +236,14 @@ fn qualified(group: &str, plural: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (code, axum::Json(self.to_status())).into_response();
+        let mut response = (
+            code,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            self.to_body(),
+        )
+            .into_response();
         if self.code == 429
-            && let Some(secs) = self.details.as_ref().and_then(|d| d["retryAfterSeconds"].as_u64())
+            && let Some(secs) = self.details.as_ref().and_then(|d| d.retry_after_seconds)
             && let Ok(value) = secs.to_string().parse()
         {
             response.headers_mut().insert("retry-after", value);
@@ -186,7 +278,49 @@ impl ApiError {
         message: &str,
     ) -> Self {
         let resource = qualified(group, plural);
-        ApiError::new(code, reason, format!("{resource} \"{name}\" is forbidden: {message}"))
-            .with_details(json!({"name": name, "group": group, "kind": plural, "causes": [{"message": message}]}))
+        ApiError::new(code, reason, format!("{resource} \"{name}\" is forbidden: {message}")).with_details(Details {
+            causes: vec![Cause {
+                reason: "",
+                message: message.into(),
+                field: String::new(),
+            }],
+            ..Details::of(group, plural, name)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_body_is_what_the_api_server_sends_byte_for_byte() {
+        assert_eq!(
+            ApiError::already_exists("", "services", "web").to_body(),
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"services \"web\" already exists","reason":"AlreadyExists","#,
+                r#""details":{"name":"web","kind":"services"},"code":409}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            ApiError::conflict(
+                "apps",
+                "deployments",
+                "web",
+                "the object has been modified; please apply your changes to the latest version and try again"
+            )
+            .to_body(),
+            concat!(
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","#,
+                r#""message":"Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again","#,
+                r#""reason":"Conflict","details":{"name":"web","group":"apps","kind":"deployments"},"code":409}"#,
+                "\n"
+            )
+        );
+        let gone = ApiError::gone("too old resource version: 1 (5)").to_status();
+        assert_eq!(gone["code"], 410);
+        assert!(gone.get("details").is_none());
     }
 }

@@ -1,6 +1,7 @@
-//! The workload simulator: what the Deployment and ReplicaSet controllers and the kubelet do.
-//! Deployments get ReplicaSets, ReplicaSets get Pods, and Pods become Ready after the delay their
-//! container env asks for (`SERIN_SIM_READY_SECONDS`), or never (`SERIN_SIM_CRASH=true`).
+//! The workload simulator: what the Deployment, ReplicaSet, ReplicationController and DaemonSet
+//! controllers, the scheduler and the kubelet do. Deployments get ReplicaSets, ReplicaSets and
+//! ReplicationControllers get Pods, DaemonSets a Pod on each Node, and Pods become Ready after the
+//! delay their container env asks for (`SERIN_SIM_READY_SECONDS`), or never (`SERIN_SIM_CRASH=true`).
 
 use super::meta;
 use super::resources::ResourceType;
@@ -22,7 +23,141 @@ type Key = (String, String);
 struct Types {
     deployments: Arc<ResourceType>,
     replicasets: Arc<ResourceType>,
+    controllers: Arc<ResourceType>,
+    daemonsets: Arc<ResourceType>,
     pods: Arc<ResourceType>,
+}
+
+/// The two kinds that keep a number of Pods: a ReplicaSet, or its older form, a
+/// ReplicationController (whose selector is a plain label map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PodSet {
+    ReplicaSet,
+    ReplicationController,
+}
+
+impl PodSet {
+    fn of(kind: &str) -> Option<Self> {
+        match kind {
+            "ReplicaSet" => Some(PodSet::ReplicaSet),
+            "ReplicationController" => Some(PodSet::ReplicationController),
+            _ => None,
+        }
+    }
+
+    fn rt<'a>(&self, t: &'a Types) -> &'a ResourceType {
+        match self {
+            PodSet::ReplicaSet => &t.replicasets,
+            PodSet::ReplicationController => &t.controllers,
+        }
+    }
+
+    fn selector(&self, set: &Value) -> LabelSelector {
+        match self {
+            PodSet::ReplicaSet => LabelSelector::from_object(&set["spec"]["selector"]),
+            PodSet::ReplicationController => {
+                LabelSelector::from_object(&json!({"matchLabels": set["spec"]["selector"]}))
+            }
+        }
+    }
+
+    fn owner_ref(&self, set: &Value) -> Value {
+        match self {
+            PodSet::ReplicaSet => owner_ref(set, "apps/v1", "ReplicaSet"),
+            PodSet::ReplicationController => owner_ref(set, "v1", "ReplicationController"),
+        }
+    }
+
+    fn manager(&self) -> &'static str {
+        match self {
+            PodSet::ReplicaSet => RS_MANAGER,
+            PodSet::ReplicationController => "replication-controller",
+        }
+    }
+}
+
+type SetKey = (PodSet, Key);
+
+/// What kubelet reports of one container: every field it always sets, in its order, so typed
+/// clients that require `imageID` or `containerID` can read the Pod.
+pub struct ContainerState {
+    pub state: Value,
+    pub last_state: Value,
+    pub ready: bool,
+    pub started: bool,
+    pub restarts: i64,
+}
+
+pub fn container_status(pod: &Value, index: usize, container: &Value, s: ContainerState) -> Value {
+    let image = container["image"].as_str().unwrap_or_default();
+    json!({
+        "name": container["name"],
+        "state": s.state,
+        "lastState": s.last_state,
+        "ready": s.ready,
+        "restartCount": s.restarts,
+        "image": image_name(image),
+        "imageID": image_id(image),
+        "containerID": format!("containerd://{}", made_up_digest(&format!("{}/{index}/{}", meta::uid(pod), s.restarts))),
+        "started": s.started,
+    })
+}
+
+/// An image as the container runtime names it: registry and repository in full, `latest` when no
+/// tag or digest was given.
+fn image_name(image: &str) -> String {
+    let full = qualified_repository(image);
+    let last = full.rsplit('/').next().unwrap_or_default();
+    if full.contains('@') || last.contains(':') {
+        full
+    } else {
+        format!("{full}:latest")
+    }
+}
+
+/// The image's digest reference, as kubelet reports it: a simulated cluster pulls nothing, so the
+/// digest is made up from the name (the same image, the same digest).
+fn image_id(image: &str) -> String {
+    let full = qualified_repository(image);
+    let repository = match full.split_once('@') {
+        Some((repo, _)) => repo.to_string(),
+        None => {
+            let (head, last) = full.rsplit_once('/').unwrap_or(("", full.as_str()));
+            let name = last.split(':').next().unwrap_or(last);
+            if head.is_empty() {
+                name.to_string()
+            } else {
+                format!("{head}/{name}")
+            }
+        }
+    };
+    match full.split_once('@') {
+        Some((_, digest)) => format!("{repository}@{digest}"),
+        None => format!("{repository}@sha256:{}", made_up_digest(image)),
+    }
+}
+
+/// `nginx` is `docker.io/library/nginx`; `ghcr.io/org/app:1` stays as it is.
+fn qualified_repository(image: &str) -> String {
+    let first = image.split('/').next().unwrap_or_default();
+    let has_registry = image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    match (has_registry, image.contains('/')) {
+        (true, _) => image.to_string(),
+        (false, true) => format!("docker.io/{image}"),
+        (false, false) => format!("docker.io/library/{image}"),
+    }
+}
+
+/// 64 hex digits that depend only on `seed`.
+fn made_up_digest(seed: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    (0..4u8)
+        .map(|round| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (round, seed).hash(&mut h);
+            format!("{:016x}", h.finish())
+        })
+        .collect()
 }
 
 /// The env value of the pod's first container that sets it.
@@ -42,6 +177,8 @@ pub async fn run(store: Arc<Store>) {
         Some(Types {
             deployments: r.find("apps", "v1", "deployments")?,
             replicasets: r.find("apps", "v1", "replicasets")?,
+            controllers: r.find("", "v1", "replicationcontrollers")?,
+            daemonsets: r.find("apps", "v1", "daemonsets")?,
             pods: r.find("", "v1", "pods")?,
         })
     })() else {
@@ -49,10 +186,11 @@ pub async fn run(store: Arc<Store>) {
     };
     let mut rx = store.subscribe();
     let mut dirty_deploys: BTreeSet<Key> = BTreeSet::new();
-    let mut dirty_rs: BTreeSet<Key> = BTreeSet::new();
+    let mut dirty_rs: BTreeSet<SetKey> = BTreeSet::new();
+    let mut dirty_ds: BTreeSet<Key> = BTreeSet::new();
     let mut ready_at: BTreeMap<Instant, Vec<Key>> = BTreeMap::new();
     // ReplicaSets to count again when a Pod has been Ready for their `minReadySeconds`.
-    let mut available_at: BTreeMap<Instant, Vec<Key>> = BTreeMap::new();
+    let mut available_at: BTreeMap<Instant, Vec<SetKey>> = BTreeMap::new();
     let mut resync = tokio::time::interval(Duration::from_secs(5));
     loop {
         let next_ready = ready_at
@@ -66,7 +204,7 @@ pub async fn run(store: Arc<Store>) {
                 let mut batch = Vec::new();
                 match received {
                     Ok(e) => batch.push(e),
-                    Err(RecvError::Lagged(_)) => full_resync(&store, &types, &mut dirty_deploys, &mut dirty_rs),
+                    Err(RecvError::Lagged(_)) => full_resync(&store, &types, &mut dirty_deploys, &mut dirty_rs, &mut dirty_ds),
                     Err(RecvError::Closed) => return,
                 }
                 while let Ok(e) = rx.try_recv() {
@@ -77,14 +215,24 @@ pub async fn run(store: Arc<Store>) {
                     match (e.key.group.as_str(), e.key.plural.as_str()) {
                         ("apps", "deployments") => { dirty_deploys.insert(key); }
                         ("apps", "replicasets") => {
-                            dirty_rs.insert(key.clone());
+                            dirty_rs.insert((PodSet::ReplicaSet, key.clone()));
                             for d in controller_owner(&e.object, "Deployment") {
                                 dirty_deploys.insert((key.0.clone(), d));
                             }
                         }
+                        ("", "replicationcontrollers") => {
+                            dirty_rs.insert((PodSet::ReplicationController, key));
+                        }
+                        ("apps", "daemonsets") => {
+                            dirty_ds.insert(key);
+                        }
                         ("", "pods") => {
-                            for rs in controller_owner(&e.object, "ReplicaSet") {
-                                dirty_rs.insert((key.0.clone(), rs));
+                            for (kind, owner) in controllers_of(&e.object) {
+                                match PodSet::of(&kind) {
+                                    Some(set) => { dirty_rs.insert((set, (key.0.clone(), owner))); }
+                                    None if kind == "DaemonSet" => { dirty_ds.insert((key.0.clone(), owner)); }
+                                    None => {}
+                                }
                             }
                             if e.type_ == EventType::Added {
                                 schedule_ready(&e.object, &mut ready_at);
@@ -106,20 +254,29 @@ pub async fn run(store: Arc<Store>) {
                     dirty_rs.extend(available_at.remove(&at).unwrap_or_default());
                 }
             }
-            _ = resync.tick() => full_resync(&store, &types, &mut dirty_deploys, &mut dirty_rs),
+            _ = resync.tick() => full_resync(&store, &types, &mut dirty_deploys, &mut dirty_rs, &mut dirty_ds),
         }
         for key in std::mem::take(&mut dirty_deploys) {
             sync_deployment(&store, &types, &key);
         }
         for key in std::mem::take(&mut dirty_rs) {
-            if let Some(wait) = sync_replicaset(&store, &types, &key) {
+            if let Some(wait) = sync_pod_set(&store, &types, &key) {
                 available_at.entry(Instant::now() + wait).or_default().push(key);
             }
+        }
+        for key in std::mem::take(&mut dirty_ds) {
+            super::daemonsets::sync(&store, &types.daemonsets, &types.pods, &key);
         }
     }
 }
 
-fn full_resync(store: &Store, types: &Types, deploys: &mut BTreeSet<Key>, rs: &mut BTreeSet<Key>) {
+fn full_resync(
+    store: &Store,
+    types: &Types,
+    deploys: &mut BTreeSet<Key>,
+    sets: &mut BTreeSet<SetKey>,
+    daemonsets: &mut BTreeSet<Key>,
+) {
     let keys = |rt: &ResourceType| -> Vec<Key> {
         store
             .list(&rt.storage_key(), None, None, None, &|_| true)
@@ -129,7 +286,24 @@ fn full_resync(store: &Store, types: &Types, deploys: &mut BTreeSet<Key>, rs: &m
             .collect()
     };
     deploys.extend(keys(&types.deployments));
-    rs.extend(keys(&types.replicasets));
+    sets.extend(keys(&types.replicasets).into_iter().map(|k| (PodSet::ReplicaSet, k)));
+    sets.extend(
+        keys(&types.controllers)
+            .into_iter()
+            .map(|k| (PodSet::ReplicationController, k)),
+    );
+    daemonsets.extend(keys(&types.daemonsets));
+}
+
+/// The kind and name of an object's controlling owner.
+fn controllers_of(obj: &Value) -> Vec<(String, String)> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["controller"] == true)
+        .filter_map(|r| Some((r["kind"].as_str()?.to_string(), r["name"].as_str()?.to_string())))
+        .collect()
 }
 
 pub(super) fn controller_owner(obj: &Value, kind: &str) -> Vec<String> {
@@ -329,16 +503,17 @@ pub(super) fn write_status(store: &Store, rt: &ResourceType, obj: &Value, mut st
     });
 }
 
-/// Pods to the ReplicaSet's size, and its status; how long until a Ready Pod becomes available
-/// (`minReadySeconds`), when one is waiting for that.
-fn sync_replicaset(store: &Store, t: &Types, key: &Key) -> Option<Duration> {
-    let Ok(rs) = store.get(&t.replicasets, &key.0, &key.1) else {
+/// Pods to the ReplicaSet's (or ReplicationController's) size, and its status; how long until a
+/// Ready Pod becomes available (`minReadySeconds`), when one is waiting for that.
+fn sync_pod_set(store: &Store, t: &Types, (set, key): &SetKey) -> Option<Duration> {
+    let rt = set.rt(t);
+    let Ok(rs) = store.get(rt, &key.0, &key.1) else {
         return None;
     };
     if meta::is_deleting(&rs) {
         return None;
     }
-    let selector = LabelSelector::from_object(&rs["spec"]["selector"]);
+    let selector = set.selector(&rs);
     let pods = owned_of(store, &rs, &t.pods, |p| {
         selector.matches(meta::labels(p)) && !meta::is_deleting(p)
     });
@@ -349,14 +524,14 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) -> Option<Duration> {
             let pod = json!({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"generateName": format!("{}-", key.1), "namespace": key.0, "labels": tpl["metadata"]["labels"],
-                             "annotations": tpl["metadata"]["annotations"], "ownerReferences": owner_ref(&rs, "apps/v1", "ReplicaSet")},
+                             "annotations": tpl["metadata"]["annotations"], "ownerReferences": set.owner_ref(&rs)},
                 "spec": tpl["spec"],
             });
             let mut pod = pod;
             if pod["metadata"]["annotations"].is_null() {
                 meta::remove_meta(&mut pod, "annotations");
             }
-            let _ = store.create(&t.pods, Some(&key.0), pod, &WriteOpts::by(RS_MANAGER));
+            let _ = store.create(&t.pods, Some(&key.0), pod, &WriteOpts::by(set.manager()));
         }
     } else if pods.len() > desired {
         // Not-ready pods go first, then the newest.
@@ -393,7 +568,7 @@ fn sync_replicaset(store: &Store, t: &Types, key: &Key) -> Option<Duration> {
         "availableReplicas": available,
         "observedGeneration": rs["metadata"]["generation"],
     });
-    write_status(store, &t.replicasets, &rs, status, RS_MANAGER);
+    write_status(store, rt, &rs, status, set.manager());
     waits.into_iter().flatten().min()
 }
 
@@ -415,6 +590,7 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
     if meta::is_deleting(&pod) {
         return;
     }
+    let pod = bind(store, pods, key, pod);
     let now = meta::now_rfc3339();
     let n = u32::from_str_radix(&meta::uid(&pod).replace('-', "")[..6.min(meta::uid(&pod).len())], 16).unwrap_or(1);
     let ip = format!("10.244.{}.{}", (n >> 8) & 0xff, (n & 0xff).max(2));
@@ -434,19 +610,28 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| json!({"name": c["name"], "image": c["image"], "ready": true, "started": true, "restartCount": 0, "state": {"running": {"startedAt": now}}}))
+        .enumerate()
+        .map(|(i, c)| {
+            let state = ContainerState {
+                state: json!({"running": {"startedAt": now}}),
+                last_state: json!({}),
+                ready: true,
+                started: true,
+                restarts: 0,
+            };
+            container_status(&pod, i, c, state)
+        })
         .collect();
-    let status = json!({
-        "phase": "Running",
-        "podIP": ip,
-        "startTime": pod["metadata"]["creationTimestamp"],
-        "conditions": [
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-        ],
-        "containerStatuses": statuses,
-    });
+    let created = &pod["metadata"]["creationTimestamp"];
+    let mut status = pod_status_base(&pod, "Running", &ip);
+    status["conditions"] = json!([
+        {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+        {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": created},
+        {"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+        {"type": "ContainersReady", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+        {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": created},
+    ]);
+    status["containerStatuses"] = json!(statuses);
     let opts = WriteOpts {
         manager: KUBELET,
         dry_run: false,
@@ -457,14 +642,76 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
     let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| o["status"] = status.clone());
 }
 
+/// The scheduler's part: a Pod not yet on a Node is bound to one as it starts.
+fn bind(store: &Store, pods: &ResourceType, key: &Key, pod: Value) -> Value {
+    if !pod["spec"]["nodeName"].is_null() {
+        return pod;
+    }
+    let node = super::nodes::node_for(&pod);
+    let opts = WriteOpts::by("default-scheduler");
+    store
+        .modify(pods, &key.0, &key.1, &opts, &move |o| {
+            o["spec"]["nodeName"] = json!(node)
+        })
+        .unwrap_or(pod)
+}
+
 /// Pods created with `SERIN_SIM_CRASH=true` show as crash-looping, as a broken image would.
 fn crash_status(pod: &Value) -> Value {
     let statuses: Vec<Value> = pod["spec"]["containers"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| json!({"name": c["name"], "image": c["image"], "ready": false, "started": false, "restartCount": 1,
-                        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}}))
+        .enumerate()
+        .map(|(i, c)| {
+            let state = ContainerState {
+                state: json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}),
+                last_state: json!({"terminated": {"exitCode": 1, "reason": "Error"}}),
+                ready: false,
+                started: false,
+                restarts: 1,
+            };
+            container_status(pod, i, c, state)
+        })
         .collect();
-    json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}], "containerStatuses": statuses})
+    let mut status = pod_status_base(pod, "Running", "");
+    status["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]);
+    status["containerStatuses"] = json!(statuses);
+    status
+}
+
+/// What kubelet reports of a Pod besides its conditions and containers: the node's address and
+/// the Pod's, its start and its QoS class.
+pub fn pod_status_base(pod: &Value, phase: &str, pod_ip: &str) -> Value {
+    let host_ip = super::nodes::address_of(pod["spec"]["nodeName"].as_str().unwrap_or_default());
+    let mut status = json!({
+        "phase": phase,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "startTime": pod["metadata"]["creationTimestamp"],
+        "qosClass": qos_class(&pod["spec"]),
+    });
+    if !pod_ip.is_empty() {
+        status["podIP"] = json!(pod_ip);
+        status["podIPs"] = json!([{"ip": pod_ip}]);
+    }
+    status
+}
+
+/// Guaranteed when every container's requests equal its limits for CPU and memory, BestEffort when
+/// none asks for any, Burstable otherwise.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = spec["containers"].as_array().into_iter().flatten().collect();
+    let asks = |c: &Value, what: &str| !c["resources"][what].as_object().is_none_or(|m| m.is_empty());
+    if containers.iter().all(|c| !asks(c, "requests") && !asks(c, "limits")) {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let limit = &c["resources"]["limits"][r];
+            let request = &c["resources"]["requests"][r];
+            !limit.is_null() && (request.is_null() || request == limit)
+        })
+    });
+    if guaranteed { "Guaranteed" } else { "Burstable" }
 }

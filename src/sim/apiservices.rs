@@ -1,0 +1,82 @@
+//! `apiregistration.k8s.io/v1` APIServices: the aggregation layer's list of who serves each API
+//! group/version. Every built-in group/version has a local one, as in a real cluster; one that names
+//! a Service is checked as the API server checks it, and never becomes available, since a
+//! simulated cluster runs no aggregated API servers.
+
+use super::meta;
+use super::store::{Store, WriteOpts};
+use serde_json::{Value, json};
+
+/// Defaults, checks and the `Available` condition, which the availability controller would set.
+pub fn admit(obj: &mut Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) {
+    let spec = &obj["spec"];
+    let (group, version) = (
+        spec["group"].as_str().unwrap_or_default(),
+        spec["version"].as_str().unwrap_or_default(),
+    );
+    let name = meta::name(obj).to_string();
+    if name != format!("{version}.{group}") {
+        causes.push((
+            "metadata.name".into(),
+            format!("Invalid value: {name:?}: must be `spec.version\".\"spec.group`"),
+        ));
+    }
+    if version.is_empty() {
+        causes.push(("spec.version".into(), "Required value".into()));
+    }
+    let local = spec["service"].is_null();
+    if !local {
+        if group.is_empty() {
+            causes.push((
+                "spec.group".into(),
+                "Required value: only v1 may have an empty group and it better be legacy kube".into(),
+            ));
+        }
+        for (field, max) in [("groupPriorityMinimum", 20000), ("versionPriority", 1000)] {
+            let n = spec[field].as_i64().unwrap_or(0);
+            if n <= 0 || n > max {
+                causes.push((
+                    format!("spec.{field}"),
+                    format!("Invalid value: {n}: must be positive and less than {max}"),
+                ));
+            }
+        }
+    }
+    let available = if local {
+        json!({"type": "Available", "status": "True", "reason": "Local", "message": "Local APIServices are always available"})
+    } else {
+        let svc = &spec["service"];
+        json!({"type": "Available", "status": "False", "reason": "FailedDiscoveryCheck",
+               "message": format!("failing or missing response from https://{}.{}.svc:{}/apis/{group}/{version}: the simulated cluster runs no aggregated API servers",
+                                  svc["name"].as_str().unwrap_or_default(), svc["namespace"].as_str().unwrap_or_default(),
+                                  svc["port"].as_i64().unwrap_or(443))})
+    };
+    let kept = old.and_then(|o| o["status"]["conditions"].as_array()?.first().cloned());
+    let transition = match &kept {
+        Some(k) if k["status"] == available["status"] => k["lastTransitionTime"].clone(),
+        _ => json!(meta::now_rfc3339()),
+    };
+    let mut available = available;
+    available["lastTransitionTime"] = transition;
+    obj["status"] = json!({"conditions": [available]});
+}
+
+/// The local APIServices of the built-in group/versions, as kube-apiserver registers them.
+pub fn register_local(store: &Store) {
+    let Some(rt) = store.find_type("apiregistration.k8s.io", "v1", "apiservices") else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for t in store.registry().all() {
+        if t.crd.is_some() || !seen.insert((t.group.clone(), t.version.clone())) {
+            continue;
+        }
+        let obj = json!({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": format!("{}.{}", t.version, t.group), "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+            "spec": {"group": t.group, "version": t.version, "groupPriorityMinimum": 17000, "versionPriority": 15},
+        });
+        // Registering on an empty store cannot conflict.
+        let _ = store.create(&rt, None, obj, &WriteOpts::by("kube-apiserver"));
+    }
+}
