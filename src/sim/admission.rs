@@ -74,7 +74,7 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
             default_pod_spec(obj);
             if old.is_none() {
                 // A new Pod is Pending, whatever the body says, until the scheduler and kubelet act.
-                let qos = super::workload::qos_class(&obj["spec"]);
+                let qos = super::kubelet::qos_class(&obj["spec"]);
                 obj["status"] = json!({"phase": "Pending", "qosClass": qos});
             }
             if obj["spec"]["containers"].as_array().is_none_or(|c| c.is_empty()) {
@@ -186,8 +186,8 @@ fn default_pod_spec(obj: &mut Value) {
         };
         for c in containers {
             let image = c["image"].as_str().unwrap_or_default();
-            let last = image.rsplit('/').next().unwrap_or_default();
-            let latest = !image.contains('@') && last.split_once(':').is_none_or(|(_, tag)| tag == "latest");
+            let tag = super::kubelet::image_tag(image);
+            let latest = !image.contains('@') && tag.is_none_or(|t| t == "latest");
             for (key, value) in [
                 ("imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" })),
                 ("resources", json!({})),

@@ -4,13 +4,12 @@
 //! Pods replaced after an exponential back-off until `backoffLimit`, `activeDeadlineSeconds`
 //! honoured; the Job's counts and its `Complete` / `Failed` conditions follow, as in Kubernetes.
 
+use super::kubelet::{ContainerState, container_status};
 use super::meta;
 use super::resources::ResourceType;
 use super::selector::LabelSelector;
 use super::store::{DeleteOpts, EventType, Store, Subresource, WriteOpts};
-use super::workload::{
-    ContainerState, container_env, container_status, controller_owner, owned_of, owner_ref, write_status,
-};
+use super::workload::{container_env, controller_owner, owned_of, owner_ref, write_status};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

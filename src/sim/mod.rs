@@ -16,6 +16,7 @@ pub mod fieldset;
 pub mod gc;
 pub mod jobs;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod lists;
 pub mod managed;
 pub mod meta;

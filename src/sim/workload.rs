@@ -3,6 +3,7 @@
 //! ReplicationControllers get Pods, DaemonSets a Pod on each Node, and Pods become Ready after the
 //! delay their container env asks for (`SERIN_SIM_READY_SECONDS`), or never (`SERIN_SIM_CRASH=true`).
 
+use super::kubelet::{ContainerState, container_status, pod_status_base};
 use super::meta;
 use super::resources::ResourceType;
 use super::selector::LabelSelector;
@@ -77,88 +78,6 @@ impl PodSet {
 }
 
 type SetKey = (PodSet, Key);
-
-/// What kubelet reports of one container: every field it always sets, in its order, so typed
-/// clients that require `imageID` or `containerID` can read the Pod.
-pub struct ContainerState {
-    pub state: Value,
-    pub last_state: Value,
-    pub ready: bool,
-    pub started: bool,
-    pub restarts: i64,
-}
-
-pub fn container_status(pod: &Value, index: usize, container: &Value, s: ContainerState) -> Value {
-    let image = container["image"].as_str().unwrap_or_default();
-    json!({
-        "name": container["name"],
-        "state": s.state,
-        "lastState": s.last_state,
-        "ready": s.ready,
-        "restartCount": s.restarts,
-        "image": image_name(image),
-        "imageID": image_id(image),
-        "containerID": format!("containerd://{}", made_up_digest(&format!("{}/{index}/{}", meta::uid(pod), s.restarts))),
-        "started": s.started,
-    })
-}
-
-/// An image as the container runtime names it: registry and repository in full, `latest` when no
-/// tag or digest was given.
-fn image_name(image: &str) -> String {
-    let full = qualified_repository(image);
-    let last = full.rsplit('/').next().unwrap_or_default();
-    if full.contains('@') || last.contains(':') {
-        full
-    } else {
-        format!("{full}:latest")
-    }
-}
-
-/// The image's digest reference, as kubelet reports it: a simulated cluster pulls nothing, so the
-/// digest is made up from the name (the same image, the same digest).
-fn image_id(image: &str) -> String {
-    let full = qualified_repository(image);
-    let repository = match full.split_once('@') {
-        Some((repo, _)) => repo.to_string(),
-        None => {
-            let (head, last) = full.rsplit_once('/').unwrap_or(("", full.as_str()));
-            let name = last.split(':').next().unwrap_or(last);
-            if head.is_empty() {
-                name.to_string()
-            } else {
-                format!("{head}/{name}")
-            }
-        }
-    };
-    match full.split_once('@') {
-        Some((_, digest)) => format!("{repository}@{digest}"),
-        None => format!("{repository}@sha256:{}", made_up_digest(image)),
-    }
-}
-
-/// `nginx` is `docker.io/library/nginx`; `ghcr.io/org/app:1` stays as it is.
-fn qualified_repository(image: &str) -> String {
-    let first = image.split('/').next().unwrap_or_default();
-    let has_registry = image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    match (has_registry, image.contains('/')) {
-        (true, _) => image.to_string(),
-        (false, true) => format!("docker.io/{image}"),
-        (false, false) => format!("docker.io/library/{image}"),
-    }
-}
-
-/// 64 hex digits that depend only on `seed`.
-fn made_up_digest(seed: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    (0..4u8)
-        .map(|round| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (round, seed).hash(&mut h);
-            format!("{:016x}", h.finish())
-        })
-        .collect()
-}
 
 /// The env value of the pod's first container that sets it.
 pub fn container_env<'a>(pod_spec: &'a Value, name: &str) -> Option<&'a str> {
@@ -678,40 +597,4 @@ fn crash_status(pod: &Value) -> Value {
     status["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]);
     status["containerStatuses"] = json!(statuses);
     status
-}
-
-/// What kubelet reports of a Pod besides its conditions and containers: the node's address and
-/// the Pod's, its start and its QoS class.
-pub fn pod_status_base(pod: &Value, phase: &str, pod_ip: &str) -> Value {
-    let host_ip = super::nodes::address_of(pod["spec"]["nodeName"].as_str().unwrap_or_default());
-    let mut status = json!({
-        "phase": phase,
-        "hostIP": host_ip,
-        "hostIPs": [{"ip": host_ip}],
-        "startTime": pod["metadata"]["creationTimestamp"],
-        "qosClass": qos_class(&pod["spec"]),
-    });
-    if !pod_ip.is_empty() {
-        status["podIP"] = json!(pod_ip);
-        status["podIPs"] = json!([{"ip": pod_ip}]);
-    }
-    status
-}
-
-/// Guaranteed when every container's requests equal its limits for CPU and memory, BestEffort when
-/// none asks for any, Burstable otherwise.
-pub fn qos_class(spec: &Value) -> &'static str {
-    let containers: Vec<&Value> = spec["containers"].as_array().into_iter().flatten().collect();
-    let asks = |c: &Value, what: &str| !c["resources"][what].as_object().is_none_or(|m| m.is_empty());
-    if containers.iter().all(|c| !asks(c, "requests") && !asks(c, "limits")) {
-        return "BestEffort";
-    }
-    let guaranteed = containers.iter().all(|c| {
-        ["cpu", "memory"].iter().all(|r| {
-            let limit = &c["resources"]["limits"][r];
-            let request = &c["resources"]["requests"][r];
-            !limit.is_null() && (request.is_null() || request == limit)
-        })
-    });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
 }
