@@ -395,3 +395,218 @@ spec:
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("spec.leaseDurationSeconds"));
 }
+
+/// kubectl's generators (`create deployment`, `expose`, `autoscale`...) send protobuf; what is
+/// stored is what a real API server stores: zeros a typed client sends for unset fields left out,
+/// a zero it set on purpose kept, and the API server's defaults added.
+#[test]
+fn kubectl_create_generators_make_what_the_api_server_stores() {
+    let sim = SimCluster::start();
+    let k = |args: &[&str]| sim.kubectl_ok(&[&["-n", "default"], args].concat());
+    let get = |what: &str, path: &str| k(&["get", what, "-o", &format!("jsonpath={path}")]);
+    k(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=example/web:1.0",
+        "--replicas=0",
+        "--port=8080",
+    ]);
+    assert_eq!(
+        get("deployment/web", "{.spec.replicas}"),
+        "0",
+        "a replicas of 0 is kept"
+    );
+    assert_eq!(get("deployment/web", "{.spec.strategy.rollingUpdate.maxSurge}"), "25%");
+    let template = get("deployment/web", "{.spec.template.spec}");
+    let template: serde_json::Value = serde_json::from_str(&template).expect("template is JSON");
+    assert_eq!(template["dnsPolicy"], "ClusterFirst", "{template}");
+    assert_eq!(template["restartPolicy"], "Always");
+    assert_eq!(template["terminationGracePeriodSeconds"], 30);
+    let container = &template["containers"][0];
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent", "{container}");
+    assert_eq!(
+        container["ports"][0],
+        serde_json::json!({"containerPort": 8080, "protocol": "TCP"})
+    );
+    assert!(
+        container.get("workingDir").is_none() && container.get("tty").is_none(),
+        "{container}"
+    );
+    assert!(template.get("initContainers").is_none(), "{template}");
+    let meta = get("deployment/web", "{.metadata}");
+    assert!(
+        !meta.contains("generateName") && !meta.contains("\"generation\":0"),
+        "{meta}"
+    );
+
+    k(&["create", "service", "nodeport", "edge", "--tcp=80:8080"]);
+    let port = get("service/edge", "{.spec.ports[0]}");
+    let port: serde_json::Value = serde_json::from_str(&port).expect("port is JSON");
+    assert_eq!(port["targetPort"], 8080, "{port}");
+    assert!(
+        (30000..=32767).contains(&port["nodePort"].as_i64().unwrap_or(0)),
+        "{port}"
+    );
+    assert_eq!(get("service/edge", "{.spec.externalTrafficPolicy}"), "Cluster");
+    k(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=8080",
+        "--name=web",
+    ]);
+    assert_eq!(get("service/web", "{.spec.selector.app}"), "web");
+    assert_eq!(get("service/web", "{.spec.ports[0].targetPort}"), "8080");
+
+    k(&["create", "job", "once", "--image=busybox", "--", "echo", "hi"]);
+    assert_eq!(
+        get("job/once", "{.spec.template.spec.containers[0].command}"),
+        r#"["echo","hi"]"#
+    );
+    assert_eq!(get("job/once", "{.spec.template.spec.restartPolicy}"), "Never");
+    assert_eq!(get("job/once", "{.spec.backoffLimit}"), "6");
+
+    k(&["create", "role", "reader", "--verb=get,list", "--resource=pods"]);
+    assert_eq!(get("role/reader", "{.rules[0].verbs}"), r#"["get","list"]"#);
+    k(&[
+        "create",
+        "rolebinding",
+        "readers",
+        "--role=reader",
+        "--user=alice",
+        "--serviceaccount=default:default",
+    ]);
+    assert_eq!(get("rolebinding/readers", "{.subjects[*].kind}"), "User ServiceAccount");
+    assert_eq!(get("rolebinding/readers", "{.roleRef.name}"), "reader");
+    sim.kubectl_ok(&["create", "clusterrole", "node-reader", "--verb=get", "--resource=nodes"]);
+    sim.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "node-readers",
+        "--clusterrole=node-reader",
+        "--group=ops",
+    ]);
+    let can = sim.kubectl(&["auth", "can-i", "get", "nodes", "--as=bob", "--as-group=ops"]);
+    assert_eq!(String::from_utf8_lossy(&can.stdout).trim(), "yes");
+
+    k(&["create", "pdb", "web", "--selector=app=web", "--min-available=1"]);
+    assert_eq!(get("pdb/web", "{.spec.minAvailable}"), "1");
+    k(&[
+        "create",
+        "ingress",
+        "web",
+        "--class=nginx",
+        "--rule=shop.example.com/api*=web:80,tls=shop-cert",
+    ]);
+    assert_eq!(get("ingress/web", "{.spec.rules[0].http.paths[0].pathType}"), "Prefix");
+    assert_eq!(
+        get(
+            "ingress/web",
+            "{.spec.rules[0].http.paths[0].backend.service.port.number}"
+        ),
+        "80"
+    );
+    assert_eq!(get("ingress/web", "{.spec.tls[0].secretName}"), "shop-cert");
+    k(&["autoscale", "deployment", "web", "--max=5", "--cpu=70%"]);
+    assert_eq!(get("hpa/web", "{.spec.minReplicas}"), "1", "defaulted");
+    assert_eq!(
+        get("hpa/web", "{.spec.metrics[0].resource.target.averageUtilization}"),
+        "70"
+    );
+    k(&["create", "secret", "generic", "creds", "--from-literal=a=b"]);
+    assert_eq!(get("secret/creds", "{.type}"), "Opaque");
+
+    // Defaults come before checks, as in the API server: a Job template without a restartPolicy
+    // is refused for the `Always` it was given.
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bare}\nspec: {template: {spec: {containers: [{name: c, image: busybox}]}}}\n";
+    let out = sim.kubectl_stdin(&["create", "-f", "-"], job);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"spec.template.spec.restartPolicy: Unsupported value: "Always""#),
+        "{err}"
+    );
+}
+
+/// A `kind: List` file (what `kubectl get -o yaml` writes) is checked by kubectl against
+/// `/openapi/v2` before it is sent; the CRD's schema there catches an unknown field.
+#[test]
+fn kubectl_applies_a_list_checked_against_openapi_v2() {
+    let sim = SimCluster::start();
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], WIDGET_CRD);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/widgets.test.serin.dev"]);
+    sim.kubectl_ok(&["create", "configmap", "settings", "--from-literal=mode=fast"]);
+    let list = sim.kubectl_ok(&["get", "configmap", "settings", "-o", "yaml"]);
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: test.serin.dev/v1\n  kind: Widget\n  metadata: {{name: w, namespace: default}}\n  spec: {{weight: 5}}\n{}",
+        list.lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replacen("  apiVersion", "- apiVersion", 1)
+    );
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], &list);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("widget.test.serin.dev/w created"), "{printed}");
+    assert!(printed.contains("configmap/settings configured"), "{printed}");
+
+    let bad = list.replace("spec: {weight: 5}", "spec: {weight: 5, colour: red}");
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], &bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(r#"unknown field "colour" in dev.serin.test.v1.Widget.spec"#),
+        "kubectl checked the item against the v2 document: {err}"
+    );
+    let doc = sim.kubectl_ok(&["get", "--raw", "/openapi/v2"]);
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("/openapi/v2 is JSON when asked for JSON");
+    assert_eq!(doc["swagger"], "2.0");
+    assert_eq!(
+        doc["definitions"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["kind"],
+        "Deployment"
+    );
+}
+
+/// Each group/version a CRD serves gets a local APIService, gone with the CRD.
+#[test]
+fn crd_group_versions_get_apiservices() {
+    let sim = SimCluster::start();
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], WIDGET_CRD);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let available = loop {
+        let out = sim.kubectl(&[
+            "get",
+            "apiservice",
+            "v1.test.serin.dev",
+            "-o",
+            "jsonpath={.spec.group} {.status.conditions[0].reason} {.metadata.labels}",
+        ]);
+        if out.status.success() || Instant::now() > deadline {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(available.starts_with("test.serin.dev Local"), "{available}");
+    assert!(
+        available.contains(r#""kube-aggregator.kubernetes.io/automanaged":"true""#),
+        "{available}"
+    );
+    sim.kubectl_ok(&["delete", "crd", "widgets.test.serin.dev"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim
+        .kubectl(&["get", "apiservice", "v1.test.serin.dev"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the APIService outlived its CRD");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

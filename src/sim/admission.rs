@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static NEXT_CLUSTER_IP: AtomicU32 = AtomicU32::new(10);
+/// Node ports are handed out in turn from 30000, as a cluster's allocator hands out free ones.
+static NEXT_NODE_PORT: AtomicU32 = AtomicU32::new(0);
 
 fn set_default(obj: &mut Value, path: &str, value: Value) {
     if meta::lookup(obj, path).is_none_or(Value::is_null) {
@@ -19,6 +21,15 @@ fn set_default(obj: &mut Value, path: &str, value: Value) {
 pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) -> Result<(), ApiError> {
     let name = meta::name(obj).to_string();
     let mut causes: Vec<(String, String)> = Vec::new();
+    // Defaults come before checks: a Job's template without a restartPolicy is refused for the
+    // `Always` it was given.
+    let has_template = matches!(
+        (rt.group.as_str(), rt.plural.as_str()),
+        ("apps", "deployments" | "replicasets" | "daemonsets") | ("", "replicationcontrollers") | ("batch", "jobs")
+    );
+    if has_template && let Some(spec) = obj.pointer_mut("/spec/template/spec") {
+        default_template_spec(spec);
+    }
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "namespaces") => {
             set_default(obj, "spec.finalizers", json!(["kubernetes"]));
@@ -36,6 +47,12 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
         ("", "services") => {
             set_default(obj, "spec.type", json!("ClusterIP"));
             set_default(obj, "spec.sessionAffinity", json!("None"));
+            if matches!(obj["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+                set_default(obj, "spec.externalTrafficPolicy", json!("Cluster"));
+            }
+            if obj["spec"]["type"] == "LoadBalancer" {
+                set_default(obj, "spec.allocateLoadBalancerNodePorts", json!(true));
+            }
             if obj["spec"]["type"] != "ExternalName" {
                 set_default(obj, "spec.ipFamilies", json!(["IPv4"]));
                 set_default(obj, "spec.ipFamilyPolicy", json!("SingleStack"));
@@ -56,20 +73,22 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
                 meta::set_path(obj, "spec.clusterIP", json!(ip));
                 meta::set_path(obj, "spec.clusterIPs", json!([ip]));
             }
-            if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
-                for p in ports {
-                    if p["protocol"].is_null() {
-                        p["protocol"] = json!("TCP");
-                    }
-                    if p["targetPort"].is_null() {
-                        p["targetPort"] = p["port"].clone();
-                    }
-                }
-            }
+            default_service_ports(obj, old);
             if !meta::is_dns_label(&name) {
                 causes.push(("metadata.name".into(), format!("Invalid value: {name:?}: a DNS-1035 label must consist of lower case alphanumeric characters or '-'")));
             }
         }
+        ("autoscaling", "horizontalpodautoscalers") => {
+            set_default(obj, "spec.minReplicas", json!(1));
+            if obj["spec"]["metrics"].as_array().is_none_or(|m| m.is_empty()) {
+                meta::set_path(
+                    obj,
+                    "spec.metrics",
+                    json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+                );
+            }
+        }
+        ("", "secrets") => set_default(obj, "type", json!("Opaque")),
         ("", "pods") => {
             default_pod_spec(obj);
             if old.is_none() {
@@ -154,15 +173,14 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
     }
 }
 
-/// The API server's defaults for a Pod, and the admission plugins' that every cluster runs (the
-/// ServiceAccount and the default tolerations).
+/// The API server's defaults for a Pod (`SetDefaults_Pod` and `SetDefaults_PodSpec`), and the
+/// admission plugins' that every cluster runs (the ServiceAccount, priority and the default
+/// tolerations).
 fn default_pod_spec(obj: &mut Value) {
+    if let Some(spec) = obj.get_mut("spec") {
+        default_template_spec(spec);
+    }
     for (path, value) in [
-        ("spec.restartPolicy", json!("Always")),
-        ("spec.dnsPolicy", json!("ClusterFirst")),
-        ("spec.schedulerName", json!("default-scheduler")),
-        ("spec.securityContext", json!({})),
-        ("spec.terminationGracePeriodSeconds", json!(30)),
         ("spec.enableServiceLinks", json!(true)),
         ("spec.priority", json!(0)),
         ("spec.preemptionPolicy", json!("PreemptLowerPriority")),
@@ -180,11 +198,48 @@ fn default_pod_spec(obj: &mut Value) {
             {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
         ]),
     );
+    // A limit without a request asks for as much as it limits.
     for list in ["containers", "initContainers"] {
-        let Some(containers) = obj["spec"][list].as_array_mut() else {
+        let containers = obj.pointer_mut(&format!("/spec/{list}")).and_then(Value::as_array_mut);
+        for resources in containers.into_iter().flatten().filter_map(|c| c.get_mut("resources")) {
+            let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() else {
+                continue;
+            };
+            let Some(fields) = resources.as_object_mut() else {
+                continue;
+            };
+            let requests = fields.entry("requests").or_insert_with(|| json!({}));
+            if let Some(requests) = requests.as_object_mut() {
+                for (resource, limit) in limits {
+                    requests.entry(resource).or_insert(limit);
+                }
+            }
+        }
+    }
+}
+
+/// `SetDefaults_PodSpec` and its containers' defaults: what a Pod and every workload's Pod
+/// template get.
+fn default_template_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    for (key, value) in [
+        ("restartPolicy", json!("Always")),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+        ("securityContext", json!({})),
+        ("terminationGracePeriodSeconds", json!(30)),
+    ] {
+        if spec[key].is_null() {
+            spec[key] = value;
+        }
+    }
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
         };
-        for c in containers {
+        for c in containers.iter_mut().filter(|c| c.is_object()) {
             let image = c["image"].as_str().unwrap_or_default();
             let tag = super::kubelet::image_tag(image);
             let latest = !image.contains('@') && tag.is_none_or(|t| t == "latest");
@@ -198,13 +253,49 @@ fn default_pod_spec(obj: &mut Value) {
                     c[key] = value;
                 }
             }
-            if let Some(ports) = c["ports"].as_array_mut() {
-                for p in ports {
+            if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut().filter(|p| p.is_object()) {
                     if p["protocol"].is_null() {
                         p["protocol"] = json!("TCP");
                     }
                 }
             }
+        }
+    }
+}
+
+/// A Service's ports: protocol and target port, and a node port from 30000–32767 for each port of
+/// a NodePort or LoadBalancer Service that has none (kept across updates, as the allocator does).
+fn default_service_ports(obj: &mut Value, old: Option<&Value>) {
+    let wants_node_ports = match obj["spec"]["type"].as_str() {
+        Some("NodePort") => true,
+        Some("LoadBalancer") => obj["spec"]["allocateLoadBalancerNodePorts"] != false,
+        _ => false,
+    };
+    let kept = |port: &Value| -> Option<Value> {
+        old?["spec"]["ports"]
+            .as_array()?
+            .iter()
+            .find(|o| o["port"] == port["port"] && o["protocol"] == port["protocol"])
+            .map(|o| o["nodePort"].clone())
+            .filter(|n| !n.is_null())
+    };
+    let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for p in ports.iter_mut().filter(|p| p.is_object()) {
+        if p["protocol"].is_null() {
+            p["protocol"] = json!("TCP");
+        }
+        // An absent target port, 0 or "" (what a typed client sends for none) means the port.
+        if p["targetPort"].is_null() || p["targetPort"] == 0 || p["targetPort"] == "" {
+            p["targetPort"] = p["port"].clone();
+        }
+        if wants_node_ports && p["nodePort"].is_null() {
+            p["nodePort"] = kept(p).unwrap_or_else(|| {
+                let n = NEXT_NODE_PORT.fetch_add(1, Ordering::Relaxed);
+                json!(30000 + n % 2768)
+            });
         }
     }
 }

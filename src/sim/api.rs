@@ -76,6 +76,7 @@ enum Route {
     Groups,
     Group(String),
     GroupVersion(String, String),
+    OpenApiV2,
     OpenApiRoot,
     OpenApiGroupVersion(String, String),
     Resource(ResourcePath),
@@ -86,6 +87,7 @@ fn parse_route(path: &str) -> Option<Route> {
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
         ["healthz"] | ["readyz"] | ["livez"] => return Some(Route::Healthz),
+        ["openapi", "v2"] => return Some(Route::OpenApiV2),
         ["openapi", "v3"] => return Some(Route::OpenApiRoot),
         ["openapi", "v3", "api", v] => {
             return Some(Route::OpenApiGroupVersion(String::new(), v.to_string()));
@@ -214,6 +216,23 @@ fn json_response(code: StatusCode, v: &Value) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
+/// `/openapi/v2` as JSON, or as protobuf when the client asks for it as kubectl does.
+fn openapi_v2(registry: &super::registry::Registry, headers: &HeaderMap) -> Response {
+    const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2";
+    let doc = super::openapi_v2::document(registry);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match accept.split(',').map(str::trim).find(|a| a.starts_with(PROTOBUF)) {
+        Some(_) => {
+            // Asked for as `...spec.v2@v1.0+protobuf`, named with a dot: `@` is not allowed in
+            // a Content-Type, and Go clients refuse one that has it.
+            let content_type = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+            let body = super::protobuf::openapi_v2::document(&doc);
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        None => json_response(StatusCode::OK, &doc),
+    }
+}
+
 fn dispatch(
     st: &ApiState,
     method: &Method,
@@ -234,6 +253,7 @@ fn dispatch(
     match route {
         Route::Version => ok(discovery::version()),
         Route::Healthz => Ok((StatusCode::OK, "ok").into_response()),
+        Route::OpenApiV2 => Ok(openapi_v2(&registry(), headers)),
         Route::OpenApiRoot => ok(super::openapi::root(&registry())),
         Route::OpenApiGroupVersion(g, v) => {
             super::openapi::group_version(&registry(), &g, &v).map_or_else(|| Err(ApiError::path_not_found(path)), ok)

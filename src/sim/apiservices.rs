@@ -4,8 +4,15 @@
 //! simulated cluster runs no aggregated API servers.
 
 use super::meta;
-use super::store::{Store, WriteOpts};
+use super::store::{DeleteOpts, Store, WriteOpts};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+/// The label of APIServices the API server makes itself: `onstart` for built-in groups, `true`
+/// for those of CRDs.
+const AUTOMANAGED: &str = "kube-aggregator.kubernetes.io/automanaged";
 
 /// Defaults, checks and the `Available` condition, which the availability controller would set.
 pub fn admit(obj: &mut Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) {
@@ -73,10 +80,62 @@ pub fn register_local(store: &Store) {
         }
         let obj = json!({
             "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-            "metadata": {"name": format!("{}.{}", t.version, t.group), "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+            "metadata": {"name": format!("{}.{}", t.version, t.group), "labels": {AUTOMANAGED: "onstart"}},
             "spec": {"group": t.group, "version": t.version, "groupPriorityMinimum": 17000, "versionPriority": 15},
         });
         // Registering on an empty store cannot conflict.
         let _ = store.create(&rt, None, obj, &WriteOpts::by("kube-apiserver"));
+    }
+}
+
+/// The CRD registration controller: each group/version a CRD serves gets a local APIService
+/// (`v1alpha1.serin.dev`), and loses it when no CRD serves it any more.
+pub async fn run(store: Arc<Store>) {
+    let mut rx = store.subscribe();
+    sync_crd_group_versions(&store);
+    loop {
+        match rx.recv().await {
+            Ok(e) if e.key.group == "apiextensions.k8s.io" => sync_crd_group_versions(&store),
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => sync_crd_group_versions(&store),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+fn sync_crd_group_versions(store: &Store) {
+    let Some(rt) = store.find_type("apiregistration.k8s.io", "v1", "apiservices") else {
+        return;
+    };
+    let served: BTreeSet<String> = store
+        .registry()
+        .all()
+        .iter()
+        .filter(|t| t.crd.is_some())
+        .map(|t| format!("{}.{}", t.version, t.group))
+        .collect();
+    let managed = store.list(&rt.storage_key(), None, None, None, &|o| {
+        o["metadata"]["labels"][AUTOMANAGED] == "true"
+    });
+    let by = WriteOpts::by("kube-apiserver");
+    for gone in managed.items.iter().filter(|o| !served.contains(meta::name(o))) {
+        // Deleted in between: nothing left to do.
+        let _ = store.delete(&rt, "", meta::name(gone), &DeleteOpts::default());
+    }
+    for name in served {
+        if store.get(&rt, "", &name).is_ok() {
+            continue;
+        }
+        let Some((version, group)) = name.split_once('.') else {
+            continue;
+        };
+        // CRDs rank below every built-in group, as the API server ranks them.
+        let obj = json!({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": name, "labels": {AUTOMANAGED: "true"}},
+            "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000, "versionPriority": 100},
+        });
+        // Made in between by another event's sync: the same object.
+        let _ = store.create(&rt, None, obj, &by);
     }
 }

@@ -22,6 +22,7 @@ pub mod managed;
 pub mod meta;
 pub mod nodes;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod patch;
 pub mod policy;
 pub mod protobuf;
@@ -123,6 +124,7 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
     nodes::register(&store);
     apiservices::register_local(&store);
     tokio::spawn(nodes::run(store.clone()));
+    tokio::spawn(apiservices::run(store.clone()));
     tokio::spawn(gc::run(store.clone()));
     tokio::spawn(workload::run(store.clone()));
     tokio::spawn(jobs::run(store.clone()));

@@ -24,23 +24,54 @@ pub fn root(registry: &Registry) -> Value {
     json!({"paths": paths})
 }
 
-fn schema_name(rt: &ResourceType) -> String {
-    let group: Vec<&str> = rt.group.split('.').rev().collect();
-    let group = if rt.group.is_empty() {
-        "io.k8s.api.core".to_string()
-    } else {
-        group.join(".")
+/// The name the API server gives a kind's schema: its Go package for built-in kinds
+/// (`io.k8s.api.apps.v1.Deployment`), the reversed group for CRDs (`dev.serin.v1alpha1.Rollout`).
+pub fn schema_name(rt: &ResourceType) -> String {
+    let package = match rt.group.as_str() {
+        _ if rt.crd.is_some() => rt.group.split('.').rev().collect::<Vec<_>>().join("."),
+        "" => "io.k8s.api.core".to_string(),
+        "apiextensions.k8s.io" => "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions".to_string(),
+        "apiregistration.k8s.io" => "io.k8s.kube-aggregator.pkg.apis.apiregistration".to_string(),
+        g => format!("io.k8s.api.{}", g.split('.').next().unwrap_or(g)),
     };
-    format!("{group}.{}.{}", rt.version, rt.kind)
+    format!("{package}.{}.{}", rt.version, rt.kind)
 }
 
-fn operation(rt: &ResourceType, action: &str, write: bool) -> Value {
-    let mut params = vec![json!({"name": "pretty", "in": "query", "schema": {"type": "string"}})];
-    if write {
-        for p in ["dryRun", "fieldManager", "fieldValidation", "force"] {
-            params.push(json!({"name": p, "in": "query", "schema": {"type": "string"}}));
-        }
+/// The item and collection paths of a kind, each with its operations as `operation` writes them
+/// (`operation(kind, action, writes)`): OpenAPI v3 and v2 differ only there.
+pub fn kind_paths(rt: &ResourceType, operation: impl Fn(&ResourceType, &str, bool) -> Value) -> [(String, Value); 2] {
+    let base = format!("/{}", gv_path(&rt.group, &rt.version));
+    let collection = if rt.namespaced {
+        format!("{base}/namespaces/{{namespace}}/{}", rt.plural)
+    } else {
+        format!("{base}/{}", rt.plural)
+    };
+    [
+        (
+            collection.clone(),
+            json!({"get": operation(rt, "list", false), "post": operation(rt, "post", true)}),
+        ),
+        (
+            format!("{collection}/{{name}}"),
+            json!({"get": operation(rt, "get", false), "put": operation(rt, "put", true), "patch": operation(rt, "patch", true), "delete": operation(rt, "delete", false)}),
+        ),
+    ]
+}
+
+/// The query parameters of an operation; `writes` adds those of create, update and patch.
+pub fn query_parameters(writes: bool) -> Vec<&'static str> {
+    let mut params = vec!["pretty"];
+    if writes {
+        params.extend(["dryRun", "fieldManager", "fieldValidation", "force"]);
     }
+    params
+}
+
+fn operation(rt: &ResourceType, action: &str, writes: bool) -> Value {
+    let params: Vec<Value> = query_parameters(writes)
+        .into_iter()
+        .map(|p| json!({"name": p, "in": "query", "schema": {"type": "string"}}))
+        .collect();
     json!({
         "operationId": format!("{action}{}", rt.kind),
         "parameters": params,
@@ -59,20 +90,7 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for rt in &types {
-        let base = format!("/{}", gv_path(group, version));
-        let collection = if rt.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}", rt.plural)
-        } else {
-            format!("{base}/{}", rt.plural)
-        };
-        paths.insert(
-            collection.clone(),
-            json!({"get": operation(rt, "list", false), "post": operation(rt, "post", true)}),
-        );
-        paths.insert(
-            format!("{collection}/{{name}}"),
-            json!({"get": operation(rt, "get", false), "put": operation(rt, "put", true), "patch": operation(rt, "patch", true), "delete": operation(rt, "delete", false)}),
-        );
+        paths.extend(kind_paths(rt, operation));
         let mut schema = rt
             .schema
             .as_deref()
@@ -83,6 +101,6 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<
         schemas.insert(schema_name(rt), schema);
     }
     Some(
-        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": paths, "components": {"schemas": schemas}}),
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": super::nodes::KUBE_VERSION}, "paths": paths, "components": {"schemas": schemas}}),
     )
 }
