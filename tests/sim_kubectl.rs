@@ -610,3 +610,112 @@ fn crd_group_versions_get_apiservices() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The Deployment controller numbers revisions, so `kubectl rollout history` lists them and
+/// `kubectl rollout undo` brings the earlier ReplicaSet back under the next number.
+#[test]
+fn kubectl_rollout_undo_goes_back_a_revision() {
+    let sim = SimCluster::start();
+    let k = |args: &[&str]| sim.kubectl_ok(&[&["-n", "default"], args].concat());
+    let settle = || k(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    k(&["create", "deployment", "web", "--image=example/web:1.0", "--replicas=2"]);
+    settle();
+    k(&["set", "image", "deployment/web", "web=example/web:2.0"]);
+    k(&["annotate", "deployment", "web", "kubernetes.io/change-cause=web 2.0"]);
+    settle();
+    let history = k(&["rollout", "history", "deployment/web"]);
+    let rows: Vec<&str> = history.lines().skip(2).filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(rows.len(), 2, "{history}");
+    assert!(
+        rows[0].starts_with("1 ") && rows[1].starts_with("2 ") && rows[1].contains("web 2.0"),
+        "{history}"
+    );
+    assert!(k(&["rollout", "undo", "deployment/web"]).contains("rolled back"));
+    settle();
+    let image = k(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "example/web:1.0");
+    let sets = k(&[
+        "get",
+        "rs",
+        "-o",
+        r"jsonpath={range .items[*]}{.spec.template.spec.containers[0].image}={.metadata.annotations.deployment\.kubernetes\.io/revision}/{.spec.replicas} {end}",
+    ]);
+    let mut sets: Vec<&str> = sets.split_whitespace().collect();
+    sets.sort();
+    assert_eq!(
+        sets,
+        ["example/web:1.0=3/2", "example/web:2.0=2/0"],
+        "the first ReplicaSet is back, as revision 3"
+    );
+    let revision = k(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        r"jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}",
+    ]);
+    assert_eq!(revision, "3");
+}
+
+/// A cordoned Node takes no new Pods; with every Node cordoned a Pod waits, Pending and saying
+/// why, until one is uncordoned.
+#[test]
+fn cordoned_nodes_take_no_new_pods() {
+    let sim = SimCluster::start();
+    let nodes = sim.kubectl_ok(&["get", "nodes"]);
+    assert!(
+        nodes.contains("STATUS") && nodes.contains("ROLES") && nodes.contains("VERSION"),
+        "{nodes}"
+    );
+    for n in ["sim-node-1", "sim-node-2", "sim-node-3"] {
+        sim.kubectl_ok(&["cordon", n]);
+    }
+    let nodes = sim.kubectl_ok(&["get", "nodes"]);
+    assert_eq!(nodes.matches("Ready,SchedulingDisabled").count(), 3, "{nodes}");
+    sim.kubectl_ok(&["create", "deployment", "web", "--image=example/web:1.0", "--replicas=2"]);
+    let waiting = |what: &str, check: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = sim.kubectl_ok(&[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={range .items[*]}{.status.phase}/{.spec.nodeName}/{.status.conditions[?(@.type==\"PodScheduled\")].reason} {end}",
+            ]);
+            if check(&out) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "{what}: {out}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let pending = waiting("two Pods unschedulable", &|o| {
+        o.matches("Pending//Unschedulable").count() == 2
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        sim.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "name"
+        ]),
+        "",
+        "still nothing runs: {pending}"
+    );
+    sim.kubectl_ok(&["uncordon", "sim-node-2"]);
+    waiting("both Pods on the uncordoned Node", &|o| {
+        o.matches("Running/sim-node-2/").count() == 2
+    });
+}

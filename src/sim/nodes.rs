@@ -20,10 +20,25 @@ pub fn address_of(node: &str) -> String {
     format!("172.18.0.{}", n + 2)
 }
 
-/// The Node a Pod runs on: chosen from its uid, so a Pod keeps its Node and Pods spread out.
-pub fn node_for(pod: &Value) -> &'static str {
+/// The Node a Pod runs on, among those that take new Pods: chosen from its uid, so Pods spread out.
+pub fn node_for(pod: &Value, among: &[&'static str]) -> Option<&'static str> {
     let sum: u32 = meta::uid(pod).bytes().map(u32::from).sum();
-    NODES[sum as usize % NODES.len()]
+    among.get(sum as usize % among.len().max(1)).copied()
+}
+
+/// The Nodes the scheduler places new Pods on: those not cordoned (`spec.unschedulable`).
+pub fn schedulable(store: &Store) -> Vec<&'static str> {
+    let Some(rt) = store.find_type("", "v1", "nodes") else {
+        return NODES.to_vec();
+    };
+    NODES
+        .into_iter()
+        .filter(|n| {
+            store
+                .get(&rt, "", n)
+                .is_ok_and(|node| node["spec"]["unschedulable"] != true)
+        })
+        .collect()
 }
 
 fn node(name: &str, index: usize) -> Value {

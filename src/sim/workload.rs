@@ -108,6 +108,8 @@ pub async fn run(store: Arc<Store>) {
     let mut dirty_rs: BTreeSet<SetKey> = BTreeSet::new();
     let mut dirty_ds: BTreeSet<Key> = BTreeSet::new();
     let mut ready_at: BTreeMap<Instant, Vec<Key>> = BTreeMap::new();
+    // Pods no Node would take; tried again when a Node changes (uncordoned, say).
+    let mut unscheduled: BTreeSet<Key> = BTreeSet::new();
     // ReplicaSets to count again when a Pod has been Ready for their `minReadySeconds`.
     let mut available_at: BTreeMap<Instant, Vec<SetKey>> = BTreeMap::new();
     let mut resync = tokio::time::interval(Duration::from_secs(5));
@@ -145,6 +147,10 @@ pub async fn run(store: Arc<Store>) {
                         ("apps", "daemonsets") => {
                             dirty_ds.insert(key);
                         }
+                        ("", "nodes") if !unscheduled.is_empty() => {
+                            let now = Instant::now();
+                            ready_at.entry(now).or_default().extend(std::mem::take(&mut unscheduled));
+                        }
                         ("", "pods") => {
                             for (kind, owner) in controllers_of(&e.object) {
                                 match PodSet::of(&kind) {
@@ -165,7 +171,9 @@ pub async fn run(store: Arc<Store>) {
                 let due: Vec<Instant> = ready_at.range(..=Instant::now()).map(|(k, _)| *k).collect();
                 for at in due {
                     for pod in ready_at.remove(&at).unwrap_or_default() {
-                        make_ready(&store, &types.pods, &pod);
+                        if !make_ready(&store, &types.pods, &pod) {
+                            unscheduled.insert(pod);
+                        }
                     }
                 }
                 let due: Vec<Instant> = available_at.range(..=Instant::now()).map(|(k, _)| *k).collect();
@@ -248,9 +256,11 @@ fn schedule_ready(pod: &Value, ready_at: &mut BTreeMap<Instant, Vec<Key>>) {
 }
 
 /// An FNV-1a hash of the template, spelled with the alphabet Kubernetes uses for such suffixes.
+/// A null field counts as absent, as the two are one in the API's types: a template sent back by
+/// `kubectl rollout undo` without `creationTimestamp: null` is the same template.
 pub fn template_hash(template: &Value) -> String {
     let mut h: u32 = 0x811c9dc5;
-    for b in template.to_string().bytes() {
+    for b in without_nulls(template).to_string().bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x01000193);
     }
@@ -265,6 +275,19 @@ pub fn template_hash(template: &Value) -> String {
         }
     }
     out
+}
+
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), without_nulls(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The objects of one type that `owner` controls, in name order, from the store's owner index:
@@ -342,6 +365,7 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
             }
         }
     };
+    record_revision(store, t, &d, &new_rs, &owned);
     // Old ReplicaSets shrink as the new one becomes available (a rolling update).
     let new_available = new_rs["status"]["availableReplicas"].as_i64().unwrap_or(0);
     let mut old_budget = (desired - new_available).max(0);
@@ -386,6 +410,74 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
         }],
     });
     write_status(store, &t.deployments, &d, status, DEPLOY_MANAGER);
+}
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+
+fn revision_of(obj: &Value) -> i64 {
+    obj["metadata"]["annotations"][REVISION]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Revisions as the Deployment controller numbers them, which `kubectl rollout history` lists and
+/// `kubectl rollout undo` goes back to: the ReplicaSet of the current template has the highest
+/// (an old one brought back takes the next, remembering its earlier ones), carries the
+/// Deployment's own annotations (`kubernetes.io/change-cause` among them), and the Deployment
+/// shows its number.
+fn record_revision(store: &Store, t: &Types, d: &Value, new_rs: &Value, owned: &[Arc<Value>]) {
+    let highest = owned
+        .iter()
+        .filter(|rs| meta::uid(rs) != meta::uid(new_rs))
+        .map(|rs| revision_of(rs))
+        .max()
+        .unwrap_or(0);
+    let current = revision_of(new_rs);
+    let revision = if current > highest { current } else { highest + 1 };
+    let carried: Vec<(String, Value)> = d["metadata"]["annotations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with("deployment.kubernetes.io/") && !k.starts_with("kubectl.kubernetes.io/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let stale = revision != current
+        || carried
+            .iter()
+            .any(|(k, v)| new_rs["metadata"]["annotations"][k.as_str()] != *v);
+    if stale {
+        let by = WriteOpts::by(DEPLOY_MANAGER);
+        let _ = store.modify(&t.replicasets, meta::namespace(d), meta::name(new_rs), &by, &|o| {
+            // An old ReplicaSet brought back remembers the revisions it had.
+            let history = match o["metadata"]["annotations"][REVISION_HISTORY].as_str() {
+                _ if current == 0 || revision == current => None,
+                None | Some("") => Some(current.to_string()),
+                Some(h) => Some(format!("{h},{current}")),
+            };
+            let annotations = &mut o["metadata"]["annotations"];
+            if !annotations.is_object() {
+                *annotations = json!({});
+            }
+            for (k, v) in &carried {
+                annotations[k.as_str()] = v.clone();
+            }
+            annotations[REVISION] = json!(revision.to_string());
+            if let Some(h) = &history {
+                annotations[REVISION_HISTORY] = json!(h);
+            }
+        });
+    }
+    if d["metadata"]["annotations"][REVISION] != revision.to_string().as_str() {
+        let by = WriteOpts::by(DEPLOY_MANAGER);
+        let _ = store.modify(&t.deployments, meta::namespace(d), meta::name(d), &by, &|o| {
+            if !o["metadata"]["annotations"].is_object() {
+                o["metadata"]["annotations"] = json!({});
+            }
+            o["metadata"]["annotations"][REVISION] = json!(revision.to_string());
+        });
+    }
 }
 
 /// Writes status only when it changed, keeping condition transition times that did not change.
@@ -502,14 +594,17 @@ fn ready_since(pod: &Value) -> Option<jiff::Timestamp> {
         .ok()
 }
 
-fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
+/// The kubelet starting a Pod once it is bound; false when no Node would take it yet.
+fn make_ready(store: &Store, pods: &ResourceType, key: &Key) -> bool {
     let Ok(pod) = store.get(pods, &key.0, &key.1) else {
-        return;
+        return true;
     };
     if meta::is_deleting(&pod) {
-        return;
+        return true;
     }
-    let pod = bind(store, pods, key, pod);
+    let Some(pod) = bind(store, pods, key, pod) else {
+        return false;
+    };
     let now = meta::now_rfc3339();
     let n = u32::from_str_radix(&meta::uid(&pod).replace('-', "")[..6.min(meta::uid(&pod).len())], 16).unwrap_or(1);
     let ip = format!("10.244.{}.{}", (n >> 8) & 0xff, (n & 0xff).max(2));
@@ -523,7 +618,7 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
             caller: None,
         };
         let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| o["status"] = status.clone());
-        return;
+        return true;
     }
     let statuses: Vec<Value> = pod["spec"]["containers"]
         .as_array()
@@ -559,20 +654,43 @@ fn make_ready(store: &Store, pods: &ResourceType, key: &Key) {
         caller: None,
     };
     let _ = store.modify(pods, &key.0, &key.1, &opts, &move |o| o["status"] = status.clone());
+    true
 }
 
 /// The scheduler's part: a Pod not yet on a Node is bound to one as it starts.
-fn bind(store: &Store, pods: &ResourceType, key: &Key, pod: Value) -> Value {
+/// The scheduler's part: the Pod bound to a Node that takes new Pods, or, when none does, left
+/// Pending with the reason (`None`).
+fn bind(store: &Store, pods: &ResourceType, key: &Key, pod: Value) -> Option<Value> {
     if !pod["spec"]["nodeName"].is_null() {
-        return pod;
+        return Some(pod);
     }
-    let node = super::nodes::node_for(&pod);
     let opts = WriteOpts::by("default-scheduler");
-    store
-        .modify(pods, &key.0, &key.1, &opts, &move |o| {
-            o["spec"]["nodeName"] = json!(node)
-        })
-        .unwrap_or(pod)
+    let Some(node) = super::nodes::node_for(&pod, &super::nodes::schedulable(store)) else {
+        let total = super::nodes::NODES.len();
+        let condition = json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastProbeTime": null,
+                               "lastTransitionTime": meta::now_rfc3339(),
+                               "message": format!("0/{total} nodes are available: {total} node(s) were unschedulable.")});
+        let status = WriteOpts {
+            subresource: Subresource::Status,
+            ..opts
+        };
+        let unscheduled = pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["reason"] == "Unschedulable"));
+        if !unscheduled {
+            let _ = store.modify(pods, &key.0, &key.1, &status, &move |o| {
+                o["status"]["conditions"] = json!([condition.clone()])
+            });
+        }
+        return None;
+    };
+    Some(
+        store
+            .modify(pods, &key.0, &key.1, &opts, &move |o| {
+                o["spec"]["nodeName"] = json!(node)
+            })
+            .unwrap_or(pod),
+    )
 }
 
 /// Pods created with `SERIN_SIM_CRASH=true` show as crash-looping, as a broken image would.
