@@ -719,3 +719,70 @@ fn cordoned_nodes_take_no_new_pods() {
         o.matches("Running/sim-node-2/").count() == 2
     });
 }
+
+/// Request options are checked before anything happens, with the API server's answers: a
+/// misspelt `dryRun` is refused (and writes nothing), a number that is not one is a 400.
+#[test]
+fn bad_request_options_are_refused_before_anything_is_written() {
+    let sim = SimCluster::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = dir.path().join("cm.json");
+    std::fs::write(
+        &body,
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"settings"}}"#,
+    )
+    .expect("write");
+    let body = body.to_string_lossy().into_owned();
+    let out = sim.kubectl(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?dryRun=true",
+        "-f",
+        &body,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"true"}: supported values: "All""#),
+        "{err}"
+    );
+    assert!(
+        !sim.kubectl(&["get", "configmap", "settings"]).status.success(),
+        "nothing was written"
+    );
+    let out = sim.kubectl(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?fieldValidation=strict",
+        "-f",
+        &body,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(r#"fieldValidation: Unsupported value: "strict""#));
+    sim.kubectl_ok(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?dryRun=All",
+        "-f",
+        &body,
+    ]);
+    assert!(
+        !sim.kubectl(&["get", "configmap", "settings"]).status.success(),
+        "a dry run writes nothing"
+    );
+
+    let out = sim.kubectl(&["get", "--raw", "/api/v1/pods?limit=ten"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(r#"(BadRequest): strconv.ParseInt: parsing "ten": invalid syntax"#)
+    );
+    let out = sim.kubectl(&["get", "--raw", "/api/v1/pods?labelSelector=app%3Dweb%20server"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"values[0][app]: Invalid value: "web server""#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sim.kubectl(&["get", "--raw", "/api/v1/pods?resourceVersionMatch=NotOlderThan"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("resourceVersionMatch is forbidden unless resourceVersion is provided")
+    );
+}

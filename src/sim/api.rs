@@ -3,6 +3,7 @@
 
 use super::discovery;
 use super::meta;
+use super::options::Options;
 use super::patch::PatchType;
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector, selectable_fields};
@@ -350,6 +351,15 @@ fn resource(
             return Err(ApiError::path_not_found(&format!("{}/{other}", rt.group_resource())));
         }
     };
+    let options = match (method.clone(), rp.name.is_some()) {
+        (Method::GET, false) => Options::List,
+        (Method::POST, _) => Options::Create,
+        (Method::PUT, _) => Options::Update,
+        (Method::PATCH, _) => Options::Patch,
+        (Method::DELETE, _) => Options::Delete,
+        _ => Options::Get,
+    };
+    super::options::check(options, &q.0)?;
     let manager = q
         .get("fieldManager")
         .map(String::from)

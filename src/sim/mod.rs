@@ -23,6 +23,7 @@ pub mod meta;
 pub mod nodes;
 pub mod openapi;
 pub mod openapi_v2;
+pub mod options;
 pub mod patch;
 pub mod policy;
 pub mod protobuf;

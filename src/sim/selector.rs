@@ -43,6 +43,17 @@ fn valid_key(k: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
+/// A label value: empty, or up to 63 alphanumerics, `-`, `_` and `.` that start and end with an
+/// alphanumeric.
+fn valid_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
 fn parse_set(key: &str, rest: &str, raw: &str) -> Result<Vec<String>, ApiError> {
     let rest = rest.trim();
     let inner = rest
@@ -94,6 +105,16 @@ impl LabelSelector {
             };
             if !valid_key(key) {
                 return Err(bad());
+            }
+            let values: &[String] = match &req {
+                Requirement::Equals(_, v) | Requirement::NotEquals(_, v) => std::slice::from_ref(v),
+                Requirement::In(_, vs) | Requirement::NotIn(_, vs) => vs,
+                Requirement::Exists(_) | Requirement::DoesNotExist(_) => &[],
+            };
+            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !valid_value(v)) {
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: values[{i}][{key}]: Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+                )));
             }
             reqs.push(req);
         }
