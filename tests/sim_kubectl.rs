@@ -786,3 +786,34 @@ fn bad_request_options_are_refused_before_anything_is_written() {
             .contains("resourceVersionMatch is forbidden unless resourceVersion is provided")
     );
 }
+
+/// A built-in object is decoded into its API type: a misspelt field is refused with kubectl's
+/// strict validation, warned of and dropped without it, and `kubectl explain` knows the fields.
+#[test]
+fn builtin_kinds_know_their_fields() {
+    let sim = SimCluster::start();
+    let typo = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: typo}\nspec:\n  replica: 2\n  selector: {matchLabels: {app: typo}}\n  template:\n    metadata: {labels: {app: typo}}\n    spec:\n      containers: [{name: c, image: example/web:1.0, imagePullPolcy: Always}]\n";
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], typo);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replica", unknown field "spec.template.spec.containers[0].imagePullPolcy""#),
+        "{err}"
+    );
+    let out = sim.kubectl_stdin(&["apply", "--validate=warn", "-f", "-"], typo);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains(r#"Warning: unknown field "spec.replica""#),
+        "{err}"
+    );
+    let spec = sim.kubectl_ok(&["get", "deployment", "typo", "-o", "jsonpath={.spec}"]);
+    assert!(
+        !spec.contains("replica\"") && !spec.contains("imagePullPolcy"),
+        "dropped, as the API type has no such fields: {spec}"
+    );
+    // A strategic merge patch is checked too, its directives aside.
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], typo);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("strict decoding error"));
+    sim.kubectl_ok(&["set", "image", "deployment/typo", "c=example/web:2.0"]);
+    let explained = sim.kubectl_ok(&["explain", "deployment.spec.template.spec.containers.imagePullPolicy"]);
+    assert!(explained.contains("FIELD: imagePullPolicy <string>"), "{explained}");
+}

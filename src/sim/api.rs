@@ -414,8 +414,9 @@ fn review(
     Ok(json_response(StatusCode::CREATED, &answer))
 }
 
-/// Unknown fields in a custom resource: an error with `fieldValidation=Strict`, a warning by
-/// default, nothing with `Ignore`; kubectl asks for Strict.
+/// Unknown fields, of a custom resource or a built-in kind: an error with `fieldValidation=Strict`,
+/// a warning by default, nothing with `Ignore`; kubectl asks for Strict. Either way they are not
+/// stored (see `Store::admit`).
 fn field_validation(
     rt: &ResourceType,
     method: &Method,
@@ -423,21 +424,26 @@ fn field_validation(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Vec<String>, ApiError> {
-    let Some(schema) = rt.schema.as_deref() else {
+    let Some(schema) = rt.schema.clone().or_else(|| super::builtin_schemas::of(rt)) else {
         return Ok(Vec::new());
     };
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let strategic = ct.starts_with("application/strategic-merge-patch");
     let checked = matches!(*method, Method::POST | Method::PUT)
         || (*method == Method::PATCH
-            && (ct.starts_with("application/apply-patch") || ct.starts_with("application/merge-patch")));
+            && (ct.starts_with("application/apply-patch") || ct.starts_with("application/merge-patch") || strategic));
     if !checked || body.is_empty() || q.get("fieldValidation") == Some("Ignore") {
         return Ok(Vec::new());
     }
-    let obj = decode_body(body)?;
-    let unknown: Vec<String> = super::schema::unknown_fields(&obj, schema)
+    let mut obj = decode_body(body)?;
+    if strategic {
+        // A strategic merge patch's directives (`$patch`, `$setElementOrder/...`) are not fields.
+        without_directives(&mut obj);
+    }
+    let unknown: Vec<String> = super::schema::unknown_fields(&obj, &schema)
         .into_iter()
         .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
         .collect();
@@ -445,7 +451,7 @@ fn field_validation(
         return Err(ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
             rt.kind,
-            rt.api_version(),
+            rt.version,
             rt.kind,
             unknown.join(", ")
         )));
@@ -453,9 +459,22 @@ fn field_validation(
     Ok(unknown)
 }
 
+fn without_directives(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, _| !k.starts_with('$'));
+            m.values_mut().for_each(without_directives);
+        }
+        Value::Array(a) => a.iter_mut().for_each(without_directives),
+        _ => {}
+    }
+}
+
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for w in warnings {
-        if let Ok(v) = format!("299 - \"{}\"", w.replace('"', "'")).parse() {
+        // A quoted-string, as Go writes it and kubectl reads it: quotes and backslashes escaped.
+        let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = format!("299 - \"{quoted}\"").parse() {
             response.headers_mut().append(header::WARNING, v);
         }
     }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod apiservices;
 pub mod authn;
 pub mod authz;
+pub mod builtin_schemas;
 pub mod convert;
 pub mod crd;
 pub mod daemonsets;

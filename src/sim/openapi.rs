@@ -93,8 +93,9 @@ pub fn group_version(registry: &Registry, group: &str, version: &str) -> Option<
         paths.extend(kind_paths(rt, operation));
         let mut schema = rt
             .schema
-            .as_deref()
-            .cloned()
+            .clone()
+            .or_else(|| super::builtin_schemas::of(rt))
+            .map(|s| (*s).clone())
             .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
         schema["x-kubernetes-group-version-kind"] =
             json!([{"group": rt.group, "version": rt.version, "kind": rt.kind}]);

@@ -1,9 +1,8 @@
 //! The OpenAPI v2 document, `/openapi/v2`. kubectl checks a `kind: List` file against it on the
 //! client before `apply` or `create` (the server's own field validation does not cover Lists), so
 //! without it such a file fails with "the server could not find the requested resource". Each kind
-//! is a definition tagged with its group/version/kind; a CRD's carries its schema as the API server
-//! publishes it for v2, and built-in kinds, whose field schemas the simulated cluster does not
-//! hold, are open objects that any fields pass.
+//! is a definition tagged with its group/version/kind, with its schema: a CRD's as the API server
+//! publishes it for v2, a built-in kind's from its API type (`builtin_schemas`).
 
 use super::openapi::{kind_paths, query_parameters, schema_name};
 use super::registry::Registry;
@@ -44,6 +43,10 @@ fn operation(rt: &ResourceType, action: &str, writes: bool) -> Value {
 
 fn definition(rt: &ResourceType) -> Value {
     let mut schema = match rt.schema.as_deref() {
+        None => match super::builtin_schemas::of(rt) {
+            Some(builtin) => structural_to_v2(&builtin),
+            None => json!({"type": "object"}),
+        },
         Some(crd_schema) => {
             let mut s = structural_to_v2(crd_schema);
             // The API server describes the object's envelope itself, whatever the CRD says of it.
@@ -56,7 +59,6 @@ fn definition(rt: &ResourceType) -> Value {
             s["type"] = json!("object");
             s
         }
-        None => json!({"type": "object"}),
     };
     schema["x-kubernetes-group-version-kind"] = json!([{"group": rt.group, "version": rt.version, "kind": rt.kind}]);
     schema

@@ -755,6 +755,10 @@ impl Inner {
                 check_metadata(rt, obj)
             }
             None => {
+                // Decoded into its Go type, a built-in object loses the fields the type lacks.
+                if let Some(schema) = super::builtin_schemas::of(rt) {
+                    schema::prune_and_default(obj, &schema);
+                }
                 admission::admit_builtin(rt, old, obj)?;
                 if rt.group == "apiextensions.k8s.io" {
                     obj["status"] = crd::accepted_status(obj, old);
