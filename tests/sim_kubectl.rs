@@ -816,4 +816,17 @@ fn builtin_kinds_know_their_fields() {
     sim.kubectl_ok(&["set", "image", "deployment/typo", "c=example/web:2.0"]);
     let explained = sim.kubectl_ok(&["explain", "deployment.spec.template.spec.containers.imagePullPolicy"]);
     assert!(explained.contains("FIELD: imagePullPolicy <string>"), "{explained}");
+    // An events.k8s.io Event keeps its fields: it is stored, and checked, as the core Event it is.
+    let event = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: typo.1}\nregarding: {kind: Deployment, name: typo, namespace: default}\nreason: Checked\nnote: all fields kept\ntype: Normal\naction: Check\neventTime: \"2026-12-06T10:00:00.000000Z\"\nreportingController: test\nreportingInstance: test-1\n";
+    let out = sim.kubectl_stdin(&["create", "-f", "-"], event);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let core = sim.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=typo",
+        "-o",
+        "jsonpath={.items[0].message}/{.items[0].reason}",
+    ]);
+    assert_eq!(core, "all fields kept/Checked");
 }

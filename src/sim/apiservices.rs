@@ -8,7 +8,6 @@ use super::store::{DeleteOpts, Store, WriteOpts};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
 
 /// The label of APIServices the API server makes itself: `onstart` for built-in groups, `true`
 /// for those of CRDs.
@@ -91,16 +90,13 @@ pub fn register_local(store: &Store) {
 /// The CRD registration controller: each group/version a CRD serves gets a local APIService
 /// (`v1alpha1.serin.dev`), and loses it when no CRD serves it any more.
 pub async fn run(store: Arc<Store>) {
-    let mut rx = store.subscribe();
-    sync_crd_group_versions(&store);
-    loop {
-        match rx.recv().await {
-            Ok(e) if e.key.group == "apiextensions.k8s.io" => sync_crd_group_versions(&store),
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => sync_crd_group_versions(&store),
-            Err(RecvError::Closed) => return,
-        }
-    }
+    super::store::react(
+        store,
+        |e| e.key.group == "apiextensions.k8s.io",
+        |store, _| sync_crd_group_versions(store),
+        sync_crd_group_versions,
+    )
+    .await;
 }
 
 fn sync_crd_group_versions(store: &Store) {

@@ -6,7 +6,6 @@ use super::meta;
 use super::store::{EventType, Store, Subresource, WriteOpts};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
 
 /// The simulated machines.
 pub const NODES: [&str; 3] = ["sim-node-1", "sim-node-2", "sim-node-3"];
@@ -114,18 +113,13 @@ pub fn register(store: &Store) {
 
 /// The service-account controller: every namespace, the built-in ones too, gets `default`.
 pub async fn run(store: Arc<Store>) {
-    let mut rx = store.subscribe();
-    every_namespace_gets_one(&store);
-    loop {
-        match rx.recv().await {
-            Ok(e) if e.type_ == EventType::Added && e.key.group.is_empty() && e.key.plural == "namespaces" => {
-                give_default_account(&store, meta::name(&e.object));
-            }
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => every_namespace_gets_one(&store),
-            Err(RecvError::Closed) => return,
-        }
-    }
+    super::store::react(
+        store,
+        |e| e.type_ == EventType::Added && e.key.group.is_empty() && e.key.plural == "namespaces",
+        |store, e| give_default_account(store, meta::name(&e.object)),
+        every_namespace_gets_one,
+    )
+    .await;
 }
 
 fn every_namespace_gets_one(store: &Store) {

@@ -568,6 +568,26 @@ impl Store {
 }
 
 /// A write that names a resourceVersion is refused unless it is the current one.
+/// A controller loop: `act` on each change `wanted` picks out, and `resync` over everything at the
+/// start and whenever the loop has fallen behind the changes it was sent.
+pub async fn react(
+    store: Arc<Store>,
+    wanted: impl Fn(&WatchEvent) -> bool,
+    act: impl Fn(&Store, &WatchEvent),
+    resync: impl Fn(&Store),
+) {
+    let mut rx = store.subscribe();
+    resync(&store);
+    loop {
+        match rx.recv().await {
+            Ok(e) if wanted(&e) => act(&store, &e),
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => resync(&store),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
 pub fn ensure_fresh(rt: &ResourceType, name: &str, given_rv: &str, current: &Value) -> Result<(), ApiError> {
     if !given_rv.is_empty() && given_rv != meta::resource_version(current) {
         return Err(ApiError::conflict(
@@ -755,8 +775,10 @@ impl Inner {
                 check_metadata(rt, obj)
             }
             None => {
-                // Decoded into its Go type, a built-in object loses the fields the type lacks.
-                if let Some(schema) = super::builtin_schemas::of(rt) {
+                // Decoded into its Go type, a built-in object loses the fields the type lacks:
+                // here in its stored form (an events.k8s.io Event is stored as a core one).
+                let stored = self.registry.storage_type(&rt.storage_key());
+                if let Some(schema) = super::builtin_schemas::of(stored.as_deref().unwrap_or(rt)) {
                     schema::prune_and_default(obj, &schema);
                 }
                 admission::admit_builtin(rt, old, obj)?;
