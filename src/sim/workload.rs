@@ -352,10 +352,14 @@ fn sync_deployment(store: &Store, t: &Types, key: &Key) {
             meta::set_path(&mut tpl, "metadata.labels.pod-template-hash", json!(hash));
             let mut selector = d["spec"]["selector"].clone();
             meta::set_path(&mut selector, "matchLabels.pod-template-hash", json!(hash));
+            // Born with its revision and the Deployment's annotations: one write, not two.
+            let mut annotations: serde_json::Map<String, Value> = carried_annotations(&d).into_iter().collect();
+            let next = owned.iter().map(|rs| revision_of(rs)).max().unwrap_or(0) + 1;
+            annotations.insert(REVISION.into(), json!(next.to_string()));
             let rs = json!({
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": format!("{}-{hash}", key.1), "namespace": key.0, "labels": tpl["metadata"]["labels"],
-                             "ownerReferences": owner_ref(&d, "apps/v1", "Deployment")},
+                             "annotations": annotations, "ownerReferences": owner_ref(&d, "apps/v1", "Deployment")},
                 "spec": {"replicas": desired, "selector": selector, "template": tpl,
                          "minReadySeconds": d["spec"]["minReadySeconds"].as_i64().unwrap_or(0)},
             });
@@ -422,6 +426,17 @@ fn revision_of(obj: &Value) -> i64 {
         .unwrap_or(0)
 }
 
+/// The Deployment's annotations its ReplicaSets carry: all but the controller's and kubectl's own.
+fn carried_annotations(d: &Value) -> Vec<(String, Value)> {
+    d["metadata"]["annotations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with("deployment.kubernetes.io/") && !k.starts_with("kubectl.kubernetes.io/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Revisions as the Deployment controller numbers them, which `kubectl rollout history` lists and
 /// `kubectl rollout undo` goes back to: the ReplicaSet of the current template has the highest
 /// (an old one brought back takes the next, remembering its earlier ones), carries the
@@ -436,13 +451,7 @@ fn record_revision(store: &Store, t: &Types, d: &Value, new_rs: &Value, owned: &
         .unwrap_or(0);
     let current = revision_of(new_rs);
     let revision = if current > highest { current } else { highest + 1 };
-    let carried: Vec<(String, Value)> = d["metadata"]["annotations"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !k.starts_with("deployment.kubernetes.io/") && !k.starts_with("kubectl.kubernetes.io/"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let carried = carried_annotations(d);
     let stale = revision != current
         || carried
             .iter()
