@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually, web_rollout};
+use common::{ControllerProc, Prometheus, Cluster, eventually, web_rollout};
 use kube::api::{Api, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
 use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
@@ -100,7 +100,7 @@ fn rollout(image: &str, error_rate: &str, template: &str, prometheus: Option<&st
 }
 
 struct Env {
-    sim: SimCluster,
+    sim: Cluster,
     prometheus: Prometheus,
     rollouts: Api<Rollout>,
     runs: Api<AnalysisRun>,
@@ -108,9 +108,9 @@ struct Env {
 }
 
 async fn env(templates: &[&str]) -> Env {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
-    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prometheus = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
     for t in templates {
         sim.apply_yaml(t);

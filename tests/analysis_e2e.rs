@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually, web_rollout};
+use common::{ControllerProc, Prometheus, Cluster, eventually, web_rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
@@ -42,7 +42,7 @@ fn rollout(image: &str, error_rate: &str) -> String {
 }
 
 struct Env {
-    sim: SimCluster,
+    sim: Cluster,
     prometheus: Option<Prometheus>,
     rollouts: Api<Rollout>,
     runs: Api<AnalysisRun>,
@@ -50,9 +50,9 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
-    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prometheus = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
     sim.apply_yaml(&templates(&prometheus.url()));
     Env {

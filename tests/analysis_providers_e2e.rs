@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually, web_rollout};
+use common::{ControllerProc, Prometheus, Cluster, eventually, web_rollout};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, DeleteParams, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunStatus};
@@ -87,7 +87,7 @@ async fn start_web() -> String {
 }
 
 struct Env {
-    sim: SimCluster,
+    sim: Cluster,
     runs: Api<AnalysisRun>,
     controller: ControllerProc,
 }
@@ -97,7 +97,7 @@ async fn env() -> Env {
 }
 
 async fn env_with(extra: &[&str]) -> Env {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let args: Vec<&str> = ["--leader-election-lease-duration=2"]
@@ -387,7 +387,7 @@ async fn a_job_passes_when_it_completes_and_fails_when_it_fails() {
 #[tokio::test]
 async fn range_queries_success_limits_dry_runs_and_retention() {
     let e = env().await;
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", e.sim.traffic_port)]);
+    let prom = Prometheus::start(&[e.sim.traffic_target()]);
     let address = prom.url();
     let range = r#"  - name: up-lately
     interval: 1s
@@ -572,7 +572,7 @@ async fn the_shipped_web_and_job_templates_gate_a_release() {
 /// set one for the whole installation; without one, it says what is missing.
 #[tokio::test]
 async fn metrics_without_an_address_ask_the_controllers_prometheus() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let prom = Prometheus::start(&[]);
     let flag = format!("--prometheus-address={}", prom.url());

@@ -7,7 +7,7 @@ mod common;
 
 use kube::runtime::WatchStreamExt;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use common::{ControllerProc, Prometheus, Cluster, eventually};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
@@ -128,7 +128,7 @@ async fn status(rollouts: &Api<Rollout>) -> RolloutStatus {
     common::rollout_status(rollouts, "web").await
 }
 
-fn selector_of(sim: &SimCluster, service: &str) -> String {
+fn selector_of(sim: &Cluster, service: &str) -> String {
     sim.kubectl_ok(&[
         "get",
         "service",
@@ -139,7 +139,7 @@ fn selector_of(sim: &SimCluster, service: &str) -> String {
 }
 
 /// The names of the Pods a label selector selects, sorted.
-fn pods_labelled(sim: &SimCluster, selector: &str) -> Vec<String> {
+fn pods_labelled(sim: &Cluster, selector: &str) -> Vec<String> {
     let out = sim.kubectl_ok(&[
         "get",
         "pods",
@@ -155,9 +155,9 @@ fn pods_labelled(sim: &SimCluster, selector: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_then_one_write_switch_then_instant_switch_back() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
-    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prometheus = Prometheus::start(&[sim.traffic_target()]);
     sim.apply_yaml(&templates(&prometheus.url()));
     let mut controller = ControllerProc::start(&sim, "bluegreen-controller.log");
     let client = sim.client().await;

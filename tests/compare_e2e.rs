@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually, web_rollout};
+use common::{ControllerProc, Prometheus, Cluster, eventually, web_rollout};
 use kube::api::{Api, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
 use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
@@ -34,7 +34,7 @@ fn rollout(image: &str, error_rate: &str, latency_ms: &str) -> String {
 }
 
 struct Env {
-    sim: SimCluster,
+    sim: Cluster,
     _prometheus: Prometheus,
     controller: ControllerProc,
     rollouts: Api<Rollout>,
@@ -42,9 +42,9 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
-    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prometheus = Prometheus::start(&[sim.traffic_target()]);
     sim.apply_yaml(&shipped_templates());
     let address = format!("--prometheus-address={}", prometheus.url());
     let controller = ControllerProc::start_with(&sim, "compare-controller.log", &[&address]);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, eventually};
+use common::{ControllerProc, Prometheus, Cluster, eventually};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serin::crd::rollout::{Phase, Rollout};
@@ -60,13 +60,13 @@ fn convert_says_what_it_left_out_and_fails_only_when_strict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converted_manifests_apply_and_the_rollout_behaves() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml"),
     );
-    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prometheus = Prometheus::start(&[sim.traffic_target()]);
     let (code, converted, err) = convert(&[argo_file().to_str().expect("a path")], None);
     assert_eq!(code, 0, "{err}");
     let converted = converted

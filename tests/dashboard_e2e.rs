@@ -7,7 +7,7 @@ mod common;
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::page::{Page, ScreenshotParams};
-use common::{ControllerProc, Proc, SimCluster, eventually, free_port, serin_bin};
+use common::{ControllerProc, Proc, Cluster, eventually, free_port, serin_bin};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -24,7 +24,7 @@ struct Dashboard {
     url: String,
 }
 
-fn start_dashboard(sim: &SimCluster, extra: &[&str]) -> Dashboard {
+fn start_dashboard(sim: &Cluster, extra: &[&str]) -> Dashboard {
     let port = free_port();
     let log = std::fs::File::create(sim.dir.path().join("dashboard.log")).expect("log");
     let child = Command::new(serin_bin())
@@ -161,7 +161,7 @@ fn measure_updates(url: String) -> std::sync::Arc<std::sync::Mutex<Vec<usize>>> 
 
 #[tokio::test]
 async fn the_dashboard_lists_follows_and_steers_a_rollout() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
@@ -338,7 +338,7 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
 /// `rollouts/status` of that Rollout.
 #[tokio::test]
 async fn in_the_cluster_only_a_permitted_token_steers() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
@@ -533,9 +533,9 @@ subjects: [{kind: ServiceAccount, name: bob, namespace: default}]
 /// fill in on the open page as measurements come.
 #[tokio::test]
 async fn each_metric_is_charted_as_it_is_measured() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
-    let prometheus = common::Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prometheus = common::Prometheus::start(&[sim.traffic_target()]);
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/analysis-templates.yaml"))
         .expect("shipped templates")
         .replace("interval: 10s", "interval: 2s")

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ControllerProc, SimCluster, WEB_SERVICES, eventually, web_rollout};
+use common::{ControllerProc, Cluster, WEB_SERVICES, eventually, web_rollout};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
@@ -89,13 +89,13 @@ fn rollout_yaml(image: &str, steps: &str, extra_spec: &str, extra_canary: &str) 
 }
 
 struct Env {
-    sim: SimCluster,
+    sim: Cluster,
     client: kube::Client,
 }
 
 impl Env {
     async fn start() -> Env {
-        let sim = SimCluster::start();
+        let sim = Cluster::sim();
         sim.install_crds();
         let client = sim.client().await;
         Env { sim, client }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::argocd;
-use common::{ControllerProc, SimCluster, WEB_SERVICES, eventually, helm_err, helm_ok, web_rollout};
+use common::{ControllerProc, Cluster, WEB_SERVICES, eventually, helm_err, helm_ok, web_rollout};
 use kube::api::Api;
 use serde_json::{Value, json};
 use serin::crd::rollout::{Phase, Rollout};
@@ -48,8 +48,8 @@ fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
 }
 
 /// A cluster that knows every kind the chart may render, with the namespaces it uses.
-fn cluster_for_validation() -> SimCluster {
-    let sim = SimCluster::start();
+fn cluster_for_validation() -> Cluster {
+    let sim = Cluster::sim();
     sim.install_crds();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     for crd in [
@@ -280,7 +280,7 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
         "deploy/analysis-templates.yaml is stale: run `make manifests`"
     );
 
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let base = root.join("deploy");
     let rendered = sim.kubectl_ok(&["kustomize", base.to_str().unwrap_or_default()]);
     assert!(rendered.contains("kind: Namespace") && rendered.contains("kind: Deployment"));
@@ -323,7 +323,7 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
 }
 
 /// The (group, resource, verb) requests a client made, from the API server's request counts.
-async fn requests_of(sim: &SimCluster, client: &str) -> Vec<(String, String, String)> {
+async fn requests_of(sim: &Cluster, client: &str) -> Vec<(String, String, String)> {
     let mut out: Vec<(String, String, String)> = sim
         .requests()
         .await
@@ -362,7 +362,7 @@ async fn wait_health(client: &kube::Client, want: &str) -> (Value, String) {
 }
 
 /// What ArgoCD does when a person clicks an action: run its Lua, patch the status it changed.
-fn run_action(sim: &SimCluster, action: &str, obj: &Value) {
+fn run_action(sim: &Cluster, action: &str, obj: &Value) {
     let patch = argocd::action_status_patch(action, obj).unwrap_or_else(|| panic!("{action} changes the status"));
     sim.kubectl_ok(&[
         "patch",
@@ -377,7 +377,7 @@ fn run_action(sim: &SimCluster, action: &str, obj: &Value) {
 
 #[tokio::test]
 async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     // A real `helm install` into the simulated cluster: CRDs, RBAC, Deployment, NOTES.
     let notes = helm_ok(
         Some(&sim.kubeconfig),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ControllerProc, SimCluster, eventually};
+use common::{ControllerProc, Cluster, eventually};
 use kube::api::Api;
 use serde_json::Value;
 use serin::crd::rollout::{Phase, Rollout};
@@ -149,7 +149,7 @@ async fn the_gateway_example_follows_its_plan() {
     }
     let pause_planned = t["steps"][1]["lasts"][0].as_f64().expect("pause");
 
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
@@ -215,7 +215,7 @@ async fn the_quick_start_example_holds_the_planned_pods() {
     };
     let pause_planned = t["steps"][3]["lasts"][0].as_f64().expect("pause");
 
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");

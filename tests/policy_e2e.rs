@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{SimCluster, helm_ok};
+use common::{Cluster, helm_ok};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/serin");
 const GUARDED: &str = "payments";
@@ -29,8 +29,8 @@ fn render_policies(extra: &[&str]) -> String {
     helm_ok(None, &args)
 }
 
-fn cluster() -> SimCluster {
-    let sim = SimCluster::start();
+fn cluster() -> Cluster {
+    let sim = Cluster::sim();
     sim.install_crds();
     let namespaces = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {GUARDED}, labels: {{serin.dev/require-analysis: \"true\"}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {FREE}}}\n"
@@ -233,7 +233,7 @@ fn the_charts_policies_refuse_rollouts_without_analysis_only_where_required() {
 
 #[test]
 fn the_step_limit_follows_the_chart_value() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let ns = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {GUARDED}, labels: {{serin.dev/require-analysis: \"true\"}}}}\n"

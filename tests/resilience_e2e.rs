@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ControllerProc, SimCluster, eventually, named_rollout, services_of};
+use common::{ControllerProc, Cluster, eventually, named_rollout, services_of};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use rand::{Rng, SeedableRng};
@@ -83,7 +83,7 @@ fn promoted(st: &RolloutStatus, v1: Option<&String>) -> bool {
 
 /// Applies version 1 of every rollout and waits until all are healthy; returns their v1 hashes.
 async fn healthy_v1(
-    sim: &SimCluster,
+    sim: &Cluster,
     client: &kube::Client,
     names: &[String],
     routed: bool,
@@ -104,7 +104,7 @@ async fn healthy_v1(
     .await
 }
 
-fn release(sim: &SimCluster, names: &[String], routed: bool) {
+fn release(sim: &Cluster, names: &[String], routed: bool) {
     let yaml: String = names
         .iter()
         .map(|n| rollout(n, "example/web:2", routed) + "\n---\n")
@@ -112,7 +112,7 @@ fn release(sim: &SimCluster, names: &[String], routed: bool) {
     sim.apply_yaml(&yaml);
 }
 
-async fn injected(sim: &SimCluster) -> BTreeMap<String, u64> {
+async fn injected(sim: &Cluster) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for (k, n) in sim
         .requests()
@@ -127,7 +127,7 @@ async fn injected(sim: &SimCluster) -> BTreeMap<String, u64> {
 
 #[tokio::test]
 async fn rollouts_end_right_while_the_api_server_fails() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let names = names(soak_n(4));
@@ -251,7 +251,7 @@ struct Schedule {
     reshard: Option<(Duration, u32)>,
 }
 
-fn start_shard(sim: &SimCluster, shard: u32, of: u32, log: &str) -> ControllerProc {
+fn start_shard(sim: &Cluster, shard: u32, of: u32, log: &str) -> ControllerProc {
     let spec = format!("--shard={shard}/{of}");
     let mut args = vec!["--leader-election-lease-duration=2"];
     if of > 1 {
@@ -264,7 +264,7 @@ fn start_shard(sim: &SimCluster, shard: u32, of: u32, log: &str) -> ControllerPr
 /// weights against the steps throughout: a route never runs ahead of the step the status shows,
 /// and never goes back to a lower weight of a step already passed.
 async fn routed_run(schedule: &Schedule, label: &str) -> (Value, usize) {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -435,7 +435,7 @@ async fn fake_prometheus(body: &'static str, delay: Duration) -> String {
 
 #[tokio::test]
 async fn a_garbled_or_slow_prometheus_never_promotes() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let garbage = fake_prometheus("<html>502 Bad Gateway</html>", Duration::ZERO).await;

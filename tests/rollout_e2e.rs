@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, WEB_SERVICES, eventually, web_rollout};
+use common::{ControllerProc, Prometheus, Cluster, WEB_SERVICES, eventually, web_rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Service};
 use kube::api::{Api, ListParams};
@@ -16,19 +16,19 @@ fn rollout_yaml(replicas: u32, image: &str, steps: &str) -> String {
 }
 
 struct Env {
-    sim: SimCluster,
+    sim: Cluster,
     rollouts: Api<Rollout>,
     rs: Api<ReplicaSet>,
     client: kube::Client,
 }
 
 async fn env() -> Env {
-    let sim = SimCluster::start();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
     Env {
-        rollouts: Api::namespaced(client.clone(), "default"),
-        rs: Api::namespaced(client.clone(), "default"),
+        rollouts: Api::default_namespaced(client.clone()),
+        rs: Api::default_namespaced(client.clone()),
         client,
         sim,
     }
@@ -83,7 +83,7 @@ impl Env {
     }
 
     async fn selector_hash(&self, service: &str) -> String {
-        let svcs: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        let svcs: Api<Service> = Api::default_namespaced(self.client.clone());
         svcs.get(service)
             .await
             .ok()
@@ -92,7 +92,7 @@ impl Env {
     }
 
     async fn events(&self, reason: &str) -> Vec<String> {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        let events: Api<Event> = Api::default_namespaced(self.client.clone());
         let mut out: Vec<(String, String)> = events
             .list(&ListParams::default().fields("involvedObject.name=web"))
             .await
@@ -119,6 +119,7 @@ impl Env {
 #[tokio::test]
 async fn a_release_walks_its_steps_and_promotes() {
     let e = env().await;
+    let ns = e.sim.namespace.clone();
     let controller = ControllerProc::start_with(
         &e.sim,
         "controller.log",
@@ -203,19 +204,22 @@ async fn a_release_walks_its_steps_and_promotes() {
     );
     let metrics = eventually("metrics of the promoted rollout", WAIT, || {
         let admin = admin.clone();
+        let ns = ns.clone();
         async move {
             let text = reqwest::get(format!("{admin}/metrics")).await.ok()?.text().await.ok()?;
-            text.contains(r#"serin_rollout_phase{namespace="default",rollout="web",phase="Healthy"} 1"#)
-                .then_some(text)
+            text.contains(&format!(
+                r#"serin_rollout_phase{{namespace="{ns}",rollout="web",phase="Healthy"}} 1"#
+            ))
+            .then_some(text)
         }
     })
     .await;
     assert!(
-        metrics.contains(r#"serin_rollout_promotions_total{namespace="default",rollout="web"} 1"#),
+        metrics.contains(&format!(r#"serin_rollout_promotions_total{{namespace="{ns}",rollout="web"}} 1"#)),
         "{metrics}"
     );
     let info =
-        format!(r#"serin_rollout_info{{namespace="default",rollout="web",strategy="canary",revision="{v2}"}} 1"#);
+        format!(r#"serin_rollout_info{{namespace="{ns}",rollout="web",strategy="canary",revision="{v2}"}} 1"#);
     assert!(metrics.contains(&info), "{metrics}");
     assert!(metrics.contains("serin_reconcile_duration_seconds_count"), "{metrics}");
 
@@ -275,7 +279,7 @@ async fn a_release_walks_its_steps_and_promotes() {
         .iter()
         .find(|l| l["fields"]["reason"] == "Promoted")
         .unwrap_or_else(|| panic!("a Promoted line: {log}"));
-    assert_eq!(promoted["span"]["namespace"], "default", "{promoted}");
+    assert_eq!(promoted["span"]["namespace"], ns, "{promoted}");
     assert_eq!(promoted["span"]["rollout"], "web", "{promoted}");
     assert_eq!(promoted["span"]["revision"], v2.as_str(), "{promoted}");
     assert_eq!(promoted["level"], "INFO", "{promoted}");
@@ -378,7 +382,7 @@ async fn a_workload_ref_without_selector_takes_the_deployment_and_scales_it_down
     e.apply(
         r#"apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web, namespace: default}
+metadata: {name: web}
 spec:
   replicas: 3
   selector: {matchLabels: {app: web}}
@@ -392,7 +396,7 @@ spec:
 ---
 apiVersion: serin.dev/v1alpha1
 kind: Rollout
-metadata: {name: web, namespace: default}
+metadata: {name: web}
 spec:
   replicas: 3
   minReadySeconds: 2
@@ -414,7 +418,7 @@ spec:
             .map(|s| s.containers[0].image.clone()),
         Some(Some("example/web:1".into()))
     );
-    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(e.client.clone(), "default");
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::default_namespaced(e.client.clone());
     eventually("the Deployment scaled to 0", WAIT, || async {
         let d = deploys.get("web").await.ok()?;
         (d.spec?.replicas == Some(0)).then_some(())
@@ -439,7 +443,7 @@ async fn restart_at_replaces_the_old_pods_one_by_one() {
     };
     e.apply(&yaml(""));
     e.wait_phase(Phase::Healthy, None).await;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(e.client.clone(), "default");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::default_namespaced(e.client.clone());
     let names = || async {
         let mut n: Vec<String> = pods
             .list(&ListParams::default().labels("app=web"))
@@ -718,7 +722,7 @@ async fn invalid_rollouts_are_refused_or_reported() {
 }
 
 /// `apiserver_request_total` of the simulated API server, for one client, by verb and resource.
-async fn calls_of(sim: &SimCluster, client: &str) -> std::collections::BTreeMap<String, u64> {
+async fn calls_of(sim: &Cluster, client: &str) -> std::collections::BTreeMap<String, u64> {
     let mut out = std::collections::BTreeMap::new();
     for (k, n) in sim.requests().await.into_iter().filter(|(k, _)| k.client == client) {
         *out.entry(format!("{} {}", k.verb, k.resource)).or_default() += n;
@@ -727,7 +731,7 @@ async fn calls_of(sim: &SimCluster, client: &str) -> std::collections::BTreeMap<
 }
 
 /// Requests of one client the API server refused with 409 Conflict (or AlreadyExists).
-async fn conflicts_of(sim: &SimCluster, client: &str) -> u64 {
+async fn conflicts_of(sim: &Cluster, client: &str) -> u64 {
     sim.requests()
         .await
         .into_iter()
@@ -810,6 +814,7 @@ async fn the_shipped_example_rollout_is_accepted_and_runs() {
 #[tokio::test]
 async fn pause_resume_and_scale_like_an_autoscaler() {
     let e = env().await;
+    let ns = e.sim.namespace.clone();
     let _controller = ControllerProc::start(&e.sim, "controller.log");
     e.apply(&rollout_yaml(
         4,
@@ -847,16 +852,22 @@ async fn pause_resume_and_scale_like_an_autoscaler() {
     let selector = e.sim.kubectl_ok(&[
         "get",
         "--raw",
-        "/apis/serin.dev/v1alpha1/namespaces/default/rollouts/web/scale",
+        &format!("/apis/serin.dev/v1alpha1/namespaces/{ns}/rollouts/web/scale"),
     ]);
     assert!(selector.contains("\"selector\":\"app=web\""), "{selector}");
 }
 
 #[tokio::test]
 async fn sigterm_stops_a_controller_even_before_its_caches_fill() {
-    // No CRDs: the Rollout cache never gets its first list, and its controller never starts.
-    let sim = SimCluster::start();
-    let mut controller = ControllerProc::start(&sim, "controller.log");
+    // No right to list anything: the Rollout cache never gets its first list, and its controller
+    // never starts.
+    let sim = Cluster::start();
+    let user = sim.user_kubeconfig();
+    let mut controller = ControllerProc::start_with(
+        &sim,
+        "controller.log",
+        &["--kubeconfig", user.to_str().unwrap_or_default()],
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let asked = std::time::Instant::now();
     let status = controller.terminate();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, SimCluster, WEB_SERVICES, eventually, web_rollout};
+use common::{ControllerProc, Prometheus, Cluster, WEB_SERVICES, eventually, web_rollout};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -63,7 +63,7 @@ fn weights(route: &Value) -> (i64, i64) {
 /// A sync as ArgoCD makes it with the documented settings (`ignoreDifferences` on backendRef
 /// weights, `RespectIgnoreDifferences=true`, server-side apply): the Git manifest, with the ignored
 /// fields taken from the live object, applied by ArgoCD's field manager with force.
-async fn argocd_sync(sim: &SimCluster, client: &kube::Client, git: &str) {
+async fn argocd_sync(sim: &Cluster, client: &kube::Client, git: &str) {
     let mut desired: Value = serde_saphyr::from_str(git).expect("yaml");
     let live = route(client).await;
     let live_refs = live["spec"]["rules"][0]["backendRefs"]
@@ -107,7 +107,7 @@ async fn healthy(rollouts: &Api<Rollout>) {
 }
 
 /// Releases version 2 and waits for the rollout to pause at its first pause step.
-async fn release_to_first_pause(sim: &SimCluster, rollouts: &Api<Rollout>) -> RolloutStatus {
+async fn release_to_first_pause(sim: &Cluster, rollouts: &Api<Rollout>) -> RolloutStatus {
     sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
     eventually("paused at 5%", WAIT, || async {
         let st = status(rollouts).await;
@@ -137,10 +137,10 @@ async fn share_of_canary(prom: &prometheus_http_query::Client, canary_hash: &str
 
 #[tokio::test]
 async fn five_percent_through_an_httproute_and_back_on_abort() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prom = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     // The route comes from "Git", applied by ArgoCD's field manager.
@@ -192,7 +192,7 @@ async fn five_percent_through_an_httproute_and_back_on_abort() {
 
 #[tokio::test]
 async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
@@ -225,7 +225,7 @@ async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
 
 #[tokio::test]
 async fn the_shipped_gateway_api_example_runs() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
@@ -250,7 +250,7 @@ async fn the_published_httproute_crd_works_with_the_router() {
         eprintln!("skipping: {} is absent", published.display());
         return;
     }
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&published);
     let client = sim.client().await;
@@ -290,16 +290,16 @@ struct Routed {
     _controller: ControllerProc,
     prom: Prometheus,
     rollouts: Api<Rollout>,
-    sim: SimCluster,
+    sim: Cluster,
 }
 
 async fn routed(crds: &[&str], setup: &str, routing: &str) -> Routed {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     for f in crds {
         sim.install_crd_file(&sim_crd(f));
     }
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prom = Prometheus::start(&[sim.traffic_target()]);
     let rollouts: Api<Rollout> = Api::namespaced(sim.client().await, "default");
     sim.apply_yaml(setup);
     let controller = ControllerProc::start(&sim, "controller.log");
@@ -314,7 +314,7 @@ async fn routed(crds: &[&str], setup: &str, routing: &str) -> Routed {
 }
 
 /// `kubectl get KIND NAME -o jsonpath=PATH`.
-fn jsonpath(sim: &SimCluster, kind: &str, name: &str, path: &str) -> String {
+fn jsonpath(sim: &Cluster, kind: &str, name: &str, path: &str) -> String {
     sim.kubectl_ok(&["get", kind, name, "-o", &format!("jsonpath={path}")])
 }
 
@@ -370,7 +370,7 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
 
 #[tokio::test]
 async fn the_shipped_nginx_example_runs() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
@@ -454,7 +454,7 @@ async fn istio_virtual_service_weights_follow_the_steps() {
 
 #[tokio::test]
 async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
@@ -488,7 +488,7 @@ async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
 
 #[tokio::test]
 async fn istio_subsets_follow_the_versions_hashes() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     for f in [
         "virtualservices.networking.istio.io.yaml",
@@ -496,7 +496,7 @@ async fn istio_subsets_follow_the_versions_hashes() {
     ] {
         sim.install_crd_file(&sim_crd(f));
     }
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let prom = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
     sim.apply_yaml(
@@ -562,7 +562,7 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
 /// then 100%; `kubectl serin abort` in the scale-down window puts it back in one write.
 #[tokio::test]
 async fn blue_green_switches_the_route_and_an_abort_switches_it_back() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ControllerProc, SimCluster, eventually, named_rollout, serin_cmd, services_of};
+use common::{ControllerProc, Cluster, eventually, named_rollout, serin_cmd, services_of};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use serin::crd::rollout::{Phase, RolloutStatus};
@@ -34,7 +34,7 @@ fn rollouts(image: &str) -> String {
         .collect()
 }
 
-fn shard(sim: &SimCluster, spec: &str, log: &str) -> ControllerProc {
+fn shard(sim: &Cluster, spec: &str, log: &str) -> ControllerProc {
     ControllerProc::start_with(
         sim,
         log,
@@ -82,7 +82,7 @@ async fn reported(c: &ControllerProc) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn shards_split_the_rollouts_and_each_leads_on_a_lease_of_its_own() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let shards = [shard(&sim, "0/2", "shard-0.log"), shard(&sim, "1/2", "shard-1.log")];
@@ -136,7 +136,7 @@ async fn shards_split_the_rollouts_and_each_leads_on_a_lease_of_its_own() {
 
 #[tokio::test]
 async fn a_new_shard_count_waits_until_the_controllers_of_the_old_one_stop() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.install_crds();
     let client = sim.client().await;
     let old = vec![shard(&sim, "0/2", "old-0.log"), shard(&sim, "1/2", "old-1.log")];

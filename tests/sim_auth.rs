@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::SimCluster;
+use common::Cluster;
 use serde_json::{Value, json};
 
 const DASHBOARD_RBAC: &str = r#"
@@ -29,8 +29,8 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: rollout-status}
 subjects: [{kind: ServiceAccount, name: dashboard}]
 "#;
 
-fn setup() -> SimCluster {
-    let sim = SimCluster::start();
+fn setup() -> Cluster {
+    let sim = Cluster::sim();
     sim.install_crds();
     sim.kubectl_ok(&["create", "namespace", "shop"]);
     let out = sim.kubectl_stdin(&["apply", "-f", "-"], DASHBOARD_RBAC);
@@ -38,7 +38,7 @@ fn setup() -> SimCluster {
     sim
 }
 
-async fn post(sim: &SimCluster, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+async fn post(sim: &Cluster, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}{path}", sim.api_url()))
         .json(&body);
@@ -50,7 +50,7 @@ async fn post(sim: &SimCluster, path: &str, token: Option<&str>, body: Value) ->
     (code, response.json().await.expect("a JSON answer"))
 }
 
-async fn token_review(sim: &SimCluster, token: &str, audiences: &[&str]) -> Value {
+async fn token_review(sim: &Cluster, token: &str, audiences: &[&str]) -> Value {
     let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token, "audiences": audiences}});
     let (code, review) = post(sim, "/apis/authentication.k8s.io/v1/tokenreviews", None, body).await;
     assert_eq!(code, 201, "{review}");
@@ -162,7 +162,7 @@ spec:
     )
 }
 
-fn review_status(sim: &SimCluster, yaml: &str) -> Value {
+fn review_status(sim: &Cluster, yaml: &str) -> Value {
     let out = sim.kubectl_stdin(&["create", "-f", "-", "-o", "json"], yaml);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let review: Value = serde_json::from_slice(&out.stdout).expect("a review");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::SimCluster;
+use common::Cluster;
 use std::time::Instant;
 
 fn job(name: &str, exit_code: u8, backoff_limit: u8, restart: &str) -> String {
@@ -30,7 +30,7 @@ spec:
 }
 
 /// A JSONPath over the Pods of a Job.
-fn job_pods(sim: &SimCluster, job: &str, path: &str) -> String {
+fn job_pods(sim: &Cluster, job: &str, path: &str) -> String {
     sim.kubectl_ok(&[
         "get",
         "pods",
@@ -41,13 +41,13 @@ fn job_pods(sim: &SimCluster, job: &str, path: &str) -> String {
     ])
 }
 
-fn field(sim: &SimCluster, what: &str, path: &str) -> String {
+fn field(sim: &Cluster, what: &str, path: &str) -> String {
     sim.kubectl_ok(&["get", what, "-o", &format!("jsonpath={path}")])
 }
 
 #[test]
 fn a_job_runs_its_pod_to_completion() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.apply_yaml(&job("ok", 0, 6, "Never"));
     sim.kubectl_ok(&["wait", "--for=condition=complete", "job/ok", "--timeout=30s"]);
     assert_eq!(field(&sim, "job/ok", "{.status.succeeded}"), "1");
@@ -77,7 +77,7 @@ fn a_job_runs_its_pod_to_completion() {
 
 #[test]
 fn a_failing_job_is_retried_until_its_backoff_limit() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let started = Instant::now();
     sim.apply_yaml(&job("bad", 2, 1, "Never"));
     sim.kubectl_ok(&["wait", "--for=condition=failed", "job/bad", "--timeout=60s"]);
@@ -106,7 +106,7 @@ fn a_failing_job_is_retried_until_its_backoff_limit() {
 
 #[test]
 fn the_api_server_refuses_what_kubernetes_refuses() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &job("always", 0, 6, "Always"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -120,7 +120,7 @@ fn the_api_server_refuses_what_kubernetes_refuses() {
 
 #[test]
 fn on_failure_restarts_count_against_the_backoff_limit() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.apply_yaml(&job("flaky", 1, 1, "OnFailure"));
     sim.kubectl_ok(&["wait", "--for=condition=failed", "job/flaky", "--timeout=30s"]);
     assert_eq!(
@@ -136,7 +136,7 @@ fn on_failure_restarts_count_against_the_backoff_limit() {
 
 #[test]
 fn a_suspended_job_waits_and_runs_when_resumed() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.apply_yaml(&job("later", 0, 6, "Never").replace("  backoffLimit: 6", "  backoffLimit: 6\n  suspend: true"));
     sim.kubectl_ok(&["wait", "--for=condition=suspended", "job/later", "--timeout=30s"]);
     assert_eq!(field(&sim, "job/later", "{.status.startTime}"), "", "not started");

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{SimCluster, eventually};
+use common::{Cluster, eventually};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -33,7 +33,7 @@ fn api_error(e: kube::Error) -> (u16, String) {
 
 #[tokio::test]
 async fn crud_conflicts_and_invalid_objects() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let cms: Api<ConfigMap> = Api::namespaced(sim.client().await, "default");
     let created = cms
         .create(&PostParams::default(), &cm("app", json!({}), json!({"k": "v1"})))
@@ -89,7 +89,7 @@ async fn crud_conflicts_and_invalid_objects() {
 
 #[tokio::test]
 async fn lists_by_label_and_field_in_pages() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let cms: Api<ConfigMap> = Api::namespaced(sim.client().await, "default");
     for (i, tier) in ["a", "b", "c", "a", "b"].iter().enumerate() {
         cms.create(
@@ -133,7 +133,7 @@ async fn lists_by_label_and_field_in_pages() {
 
 #[tokio::test]
 async fn watch_resumes_from_a_resource_version_and_expires() {
-    let sim = SimCluster::start_with(&["--watch-history", "100", "--bookmark-seconds", "0.2"]);
+    let sim = Cluster::sim_with(&["--watch-history", "100", "--bookmark-seconds", "0.2"]);
     let client = sim.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let first = cms
@@ -225,7 +225,7 @@ async fn watch_resumes_from_a_resource_version_and_expires() {
 
 #[tokio::test]
 async fn server_side_apply_tracks_owners_and_conflicts() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let cms: Api<ConfigMap> = Api::namespaced(sim.client().await, "default");
     let mine = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"team": "a"}}, "data": {"color": "blue", "size": "m"}});
     let applied = cms
@@ -321,7 +321,7 @@ fn widget(name: &str, spec: serde_json::Value) -> DynamicObject {
 
 #[tokio::test]
 async fn custom_resources_follow_their_schema_and_subresources() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let client = sim.client().await;
     let widgets = install_widgets(&client).await;
 
@@ -477,7 +477,7 @@ async fn count_owned(client: &Client, app: &str) -> (usize, usize) {
 
 #[tokio::test]
 async fn workloads_become_ready_and_owners_collect_dependents() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let client = sim.client().await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -555,7 +555,7 @@ async fn workloads_become_ready_and_owners_collect_dependents() {
 
 #[tokio::test]
 async fn a_pod_is_available_only_after_min_ready_seconds() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let client = sim.client().await;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let mut d = deployment("slow", 2, json!([{"name": "SERIN_SIM_READY_SECONDS", "value": "0.1"}]));
@@ -596,7 +596,7 @@ async fn items_min_ready(rs: &Api<ReplicaSet>, lp: &ListParams) -> Option<i32> {
 
 #[tokio::test]
 async fn deleting_a_namespace_deletes_its_contents() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let client = sim.client().await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     namespaces
@@ -621,7 +621,7 @@ async fn deleting_a_namespace_deletes_its_contents() {
 
 #[tokio::test]
 async fn unsupported_verbs_and_unknown_paths_are_status_errors() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let http = reqwest::Client::new();
     let post_named = http
         .post(format!("{}/api/v1/namespaces/default/configmaps/x", sim.api_url()))
@@ -653,7 +653,7 @@ async fn unsupported_verbs_and_unknown_paths_are_status_errors() {
 
 #[tokio::test]
 async fn a_kube_runtime_controller_sees_changes() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let client = sim.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -695,7 +695,7 @@ async fn a_kube_runtime_controller_sees_changes() {
 async fn events_recorded_through_events_k8s_io_are_core_events_too() {
     use k8s_openapi::api::core::v1::Event as CoreEvent;
     use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let client = sim.client().await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let target = cms
@@ -736,7 +736,7 @@ async fn events_recorded_through_events_k8s_io_are_core_events_too() {
 
 #[tokio::test]
 async fn status_and_spec_appliers_own_their_own_parts() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let client = sim.client().await;
     let widgets = install_widgets(&client).await;
     let spec = json!({"apiVersion": "test.serin.dev/v1", "kind": "Widget", "metadata": {"name": "w"},

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::SimCluster;
+use common::Cluster;
 use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ spec:
 
 #[test]
 fn kubectl_applies_gets_patches_scales_and_deletes() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], APP);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -164,7 +164,7 @@ fn kubectl_applies_gets_patches_scales_and_deletes() {
 
 #[test]
 fn kubectl_watch_streams_changes() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let child = std::process::Command::new(common::kubectl_path())
         .env("KUBECONFIG", &sim.kubeconfig)
         .args(["get", "configmaps", "-w", "--output-watch-events"])
@@ -200,7 +200,7 @@ fn kubectl_watch_streams_changes() {
 
 #[test]
 fn kubectl_serves_custom_resources_from_applied_crds() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let out = sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], WIDGET_CRD);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     sim.kubectl_ok(&[
@@ -260,7 +260,7 @@ fn kubectl_applies_published_gateway_api_crds() {
         eprintln!("skipping: {} is absent", dir.display());
         return;
     }
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     for f in [
         "gateway.networking.k8s.io_httproutes.yaml",
         "gateway.networking.k8s.io_grpcroutes.yaml",
@@ -308,7 +308,7 @@ spec:
 
 #[test]
 fn kubectl_typed_create_commands_work() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     sim.kubectl_ok(&["create", "namespace", "shop"]);
     sim.kubectl_ok(&[
         "-n",
@@ -347,7 +347,7 @@ fn kubectl_typed_create_commands_work() {
 
 #[test]
 fn kubectl_round_trips_leases_ingresses_and_autoscalers() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let objects = r#"
 apiVersion: coordination.k8s.io/v1
 kind: Lease
@@ -401,7 +401,7 @@ spec:
 /// a zero it set on purpose kept, and the API server's defaults added.
 #[test]
 fn kubectl_create_generators_make_what_the_api_server_stores() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let k = |args: &[&str]| sim.kubectl_ok(&[&["-n", "default"], args].concat());
     let get = |what: &str, path: &str| k(&["get", what, "-o", &format!("jsonpath={path}")]);
     k(&[
@@ -533,7 +533,7 @@ fn kubectl_create_generators_make_what_the_api_server_stores() {
 /// `/openapi/v2` before it is sent; the CRD's schema there catches an unknown field.
 #[test]
 fn kubectl_applies_a_list_checked_against_openapi_v2() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let out = sim.kubectl_stdin(&["apply", "-f", "-"], WIDGET_CRD);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     sim.kubectl_ok(&["wait", "--for=condition=Established", "crd/widgets.test.serin.dev"]);
@@ -577,7 +577,7 @@ fn kubectl_applies_a_list_checked_against_openapi_v2() {
 /// Each group/version a CRD serves gets a local APIService, gone with the CRD.
 #[test]
 fn crd_group_versions_get_apiservices() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let out = sim.kubectl_stdin(&["apply", "-f", "-"], WIDGET_CRD);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -615,7 +615,7 @@ fn crd_group_versions_get_apiservices() {
 /// `kubectl rollout undo` brings the earlier ReplicaSet back under the next number.
 #[test]
 fn kubectl_rollout_undo_goes_back_a_revision() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let k = |args: &[&str]| sim.kubectl_ok(&[&["-n", "default"], args].concat());
     let settle = || k(&["rollout", "status", "deployment/web", "--timeout=30s"]);
     k(&["create", "deployment", "web", "--image=example/web:1.0", "--replicas=2"]);
@@ -667,7 +667,7 @@ fn kubectl_rollout_undo_goes_back_a_revision() {
 /// why, until one is uncordoned.
 #[test]
 fn cordoned_nodes_take_no_new_pods() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let nodes = sim.kubectl_ok(&["get", "nodes"]);
     assert!(
         nodes.contains("STATUS") && nodes.contains("ROLES") && nodes.contains("VERSION"),
@@ -724,7 +724,7 @@ fn cordoned_nodes_take_no_new_pods() {
 /// misspelt `dryRun` is refused (and writes nothing), a number that is not one is a 400.
 #[test]
 fn bad_request_options_are_refused_before_anything_is_written() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let dir = tempfile::tempdir().expect("temp dir");
     let body = dir.path().join("cm.json");
     std::fs::write(
@@ -791,7 +791,7 @@ fn bad_request_options_are_refused_before_anything_is_written() {
 /// strict validation, warned of and dropped without it, and `kubectl explain` knows the fields.
 #[test]
 fn builtin_kinds_know_their_fields() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let typo = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: typo}\nspec:\n  replica: 2\n  selector: {matchLabels: {app: typo}}\n  template:\n    metadata: {labels: {app: typo}}\n    spec:\n      containers: [{name: c, image: example/web:1.0, imagePullPolcy: Always}]\n";
     let out = sim.kubectl_stdin(&["apply", "-f", "-"], typo);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::SimCluster;
+use common::Cluster;
 use std::process::Output;
 
-fn apply(sim: &SimCluster, yaml: &str) -> Output {
+fn apply(sim: &Cluster, yaml: &str) -> Output {
     sim.kubectl_stdin(&["apply", "-f", "-"], yaml)
 }
 
-fn apply_ok(sim: &SimCluster, yaml: &str) -> String {
+fn apply_ok(sim: &Cluster, yaml: &str) -> String {
     let out = apply(sim, yaml);
     assert!(
         out.status.success(),
@@ -21,7 +21,7 @@ fn apply_ok(sim: &SimCluster, yaml: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn apply_refused(sim: &SimCluster, yaml: &str) -> String {
+fn apply_refused(sim: &Cluster, yaml: &str) -> String {
     let out = apply(sim, yaml);
     assert!(!out.status.success(), "apply should be refused:\n{yaml}");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -69,7 +69,7 @@ spec:
 
 #[test]
 fn deny_refuses_with_the_policy_message_and_warn_warns() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let out = sim.kubectl_ok(&["api-resources", "--api-group=admissionregistration.k8s.io"]);
     assert!(
         out.contains("validatingadmissionpolicies") && out.contains("validatingadmissionpolicybindings"),
@@ -136,7 +136,7 @@ spec: {policyName: not-there, validationActions: [Deny]}
 
 #[tokio::test]
 async fn the_refusal_is_the_api_servers_status() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     apply_ok(
         &sim,
         &deployment_policy(
@@ -167,7 +167,7 @@ async fn the_refusal_is_the_api_servers_status() {
 
 #[test]
 fn params_come_from_a_config_map_and_match_conditions_gate() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     apply_ok(
         &sim,
         r#"apiVersion: admissionregistration.k8s.io/v1
@@ -221,7 +221,7 @@ spec:
 
 #[test]
 fn failure_policy_decides_what_an_evaluation_error_does() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let broken = |name: &str, failure: &str| {
         deployment_policy(
             name,
@@ -271,7 +271,7 @@ spec: {policyName: keep-protected, validationActions: [Deny]}
 
 #[test]
 fn a_policy_that_does_not_compile_is_refused_when_written() {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let err = apply_refused(
         &sim,
         &deployment_policy(

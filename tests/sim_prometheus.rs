@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Prometheus, SimCluster, eventually};
+use common::{Prometheus, Cluster, eventually};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -83,8 +83,8 @@ fn close(got: Option<&f64>, want: f64, tolerance: f64) -> bool {
 
 #[tokio::test]
 async fn prometheus_measures_configured_error_rates_per_version() {
-    let sim = SimCluster::start();
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let sim = Cluster::sim();
+    let prom = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
     apply(&client, &replicaset("stable1", 3, "0.02", "20")).await;
     apply(&client, &replicaset("canary1", 1, "0.25", "300")).await;
@@ -136,8 +136,8 @@ fn httproute_crd() -> Value {
 
 #[tokio::test]
 async fn route_weights_split_traffic_between_services() {
-    let sim = SimCluster::start();
-    let prom = Prometheus::start(&[format!("127.0.0.1:{}", sim.traffic_port)]);
+    let sim = Cluster::sim();
+    let prom = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
     apply(&client, &httproute_crd()).await;
     apply(&client, &replicaset("stable2", 2, "0", "10")).await;

@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::SimCluster;
+use common::Cluster;
 use std::process::Command;
 
 fn run_checks() -> (bool, String) {
-    let sim = SimCluster::start();
+    let sim = Cluster::sim();
     let tools = std::env::var("SERIN_TOOLS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"));

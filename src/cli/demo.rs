@@ -328,6 +328,7 @@ fn promoted_to(r: &Rollout, image: &str) -> bool {
 
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let sim_args = SimArgs {
+        command: None,
         listen: "127.0.0.1:0".parse().map_err(|e| DemoError::Config(format!("{e}")))?,
         traffic_listen: "127.0.0.1:0".parse().map_err(|e| DemoError::Config(format!("{e}")))?,
         kubeconfig_out: Some(args.kubeconfig_out.clone()),

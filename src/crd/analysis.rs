@@ -52,7 +52,9 @@ fn open_value(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 pub struct AnalysisTemplateSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<Argument>,
+    // Bounded so that kube-apiserver can bound the cost of each metric's CEL rule.
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub metrics: Vec<Metric>,
     /// Other templates whose metrics and arguments this one includes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -81,7 +83,9 @@ pub struct AnalysisTemplateSpec {
 pub struct ClusterAnalysisTemplateSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<Argument>,
+    // Bounded so that kube-apiserver can bound the cost of each metric's CEL rule.
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     pub metrics: Vec<Metric>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<AnalysisTemplateRef>,
@@ -148,7 +152,7 @@ pub struct Argument {
 
 /// Where an argument's value comes from.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("[has(self.podTemplateHashValue), has(self.fieldRef), has(self.secretKeyRef)].filter(x, x).size() == 1").message("valueFrom names exactly one of podTemplateHashValue, fieldRef, secretKeyRef"))]
+#[x_kube(validation = crate::crd::exactly_one_of(&["podTemplateHashValue", "fieldRef", "secretKeyRef"], "valueFrom names exactly one of podTemplateHashValue, fieldRef, secretKeyRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct ArgValueFrom {
     /// `Stable` or `Latest`: the pod-template hash of that version.
@@ -251,7 +255,7 @@ pub struct ThresholdRange {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("[has(self.prometheus), has(self.web), has(self.job), has(self.compare), has(self.sloBurnRate)].filter(x, x).size() == 1").message("provider names exactly one of prometheus, web, job, compare, sloBurnRate"))]
+#[x_kube(validation = crate::crd::exactly_one_of(&["prometheus", "web", "job", "compare", "sloBurnRate"], "provider names exactly one of prometheus, web, job, compare, sloBurnRate"))]
 #[serde(rename_all = "camelCase")]
 pub struct MetricProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -582,6 +586,7 @@ pub struct ExtraMetadata {
 pub struct AnalysisRunSpec {
     /// The metrics as their templates wrote them: `{{args.NAME}}` is resolved at each
     /// measurement, so that a Secret's value is never stored.
+    #[schemars(length(max = 1000))]
     pub metrics: Vec<Metric>,
     /// The arguments: values resolved when the run was made, Secrets by reference.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

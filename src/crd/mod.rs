@@ -18,6 +18,14 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
 }
 
+/// A CEL rule that exactly one of `fields` is set, with `message` when not. Written as a sum of
+/// constants, not a filter over a list: kube-apiserver refuses a CRD whose rules it estimates too
+/// costly, and inside arrays a comprehension's cost is multiplied by every item the array could hold.
+pub fn exactly_one_of(fields: &[&str], message: &str) -> kube::core::Rule {
+    let terms: Vec<String> = fields.iter().map(|f| format!("(has(self.{f}) ? 1 : 0)")).collect();
+    kube::core::Rule::new(format!("{} == 1", terms.join(" + "))).message(message)
+}
+
 /// The file name a CRD is kept under in `crds/`.
 pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))

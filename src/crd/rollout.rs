@@ -265,7 +265,9 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_service: Option<String>,
     /// The steps; omitted means weight 5, 25, 50, 100 with analysis after each.
+    // Bounded so that kube-apiserver can bound the cost of each step's CEL rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
     pub steps: Option<Vec<CanaryStep>>,
     /// Analysis run in the background for the whole rollout, and at each default step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,9 +304,7 @@ pub struct CanaryStrategy {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new(
-    "[has(self.setWeight), has(self.pause), has(self.analysis), has(self.setCanaryScale), has(self.setHeaderRoute), has(self.setMirrorRoute)].filter(x, x).size() == 1"
-).message("each step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute, setMirrorRoute"))]
+#[x_kube(validation = crate::crd::exactly_one_of(&["setWeight", "pause", "analysis", "setCanaryScale", "setHeaderRoute", "setMirrorRoute"], "each step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute, setMirrorRoute"))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStep {
     /// Percent of traffic for the new version.
@@ -339,7 +339,7 @@ pub struct PauseStep {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("[has(self.replicas), has(self.weight), has(self.matchTrafficWeight)].filter(x, x).size() == 1").message("setCanaryScale sets exactly one of replicas, weight, matchTrafficWeight"))]
+#[x_kube(validation = crate::crd::exactly_one_of(&["replicas", "weight", "matchTrafficWeight"], "setCanaryScale sets exactly one of replicas, weight, matchTrafficWeight"))]
 #[serde(rename_all = "camelCase")]
 pub struct SetCanaryScale {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -443,7 +443,7 @@ pub struct RolloutAnalysis {
 pub use super::analysis::{AnalysisTemplateRef, ArgValueFrom, Argument as AnalysisArg, FieldRef};
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = kube::core::Rule::new("[has(self.gatewayAPI), has(self.nginx), has(self.istio), has(self.smi), has(self.plugins)].filter(x, x).size() == 1").message("trafficRouting names exactly one of gatewayAPI, nginx, istio, smi, plugins"))]
+#[x_kube(validation = crate::crd::exactly_one_of(&["gatewayAPI", "nginx", "istio", "smi", "plugins"], "trafficRouting names exactly one of gatewayAPI, nginx, istio, smi, plugins"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficRouting {
     #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]

@@ -56,10 +56,22 @@ pub enum SimError {
     Kubeconfig { path: PathBuf, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Traffic(#[from] traffic::from_api::TrafficError),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SimCommand {
+    /// Serve the traffic simulator's series for any cluster, read through its API (Services, Pods,
+    /// HTTPRoutes, VirtualServices, TrafficSplits, canary Ingresses).
+    Traffic(traffic::from_api::TrafficArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
     /// Address of the Kubernetes API.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
@@ -161,6 +173,9 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
 
 /// `serin sim`: serves until stopped.
 pub async fn run(args: SimArgs) -> Result<(), SimError> {
+    if let Some(SimCommand::Traffic(traffic)) = args.command {
+        return Ok(traffic::from_api::run(traffic).await?);
+    }
     let (sim, serving) = start(args.clone()).await?;
     tracing::info!(api = %sim.api_addr, traffic = %sim.traffic_addr, "simulated cluster serving");
     eprintln!(

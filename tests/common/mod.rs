@@ -4,10 +4,14 @@
 #![allow(dead_code)]
 
 pub mod argocd;
+pub mod audit;
+pub mod cluster;
+
+pub use cluster::Cluster;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
@@ -30,109 +34,8 @@ impl Drop for Proc {
     }
 }
 
-/// `serin sim` running as its own process.
-pub struct SimCluster {
-    pub proc: Proc,
-    pub dir: tempfile::TempDir,
-    pub kubeconfig: PathBuf,
-    pub api_port: u16,
-    pub traffic_port: u16,
-}
-
 pub fn serin_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_serin"))
-}
-
-impl SimCluster {
-    pub fn start() -> SimCluster {
-        Self::start_with(&[])
-    }
-
-    pub fn start_with(extra: &[&str]) -> SimCluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let api_port = free_port();
-        let traffic_port = free_port();
-        let log = std::fs::File::create(dir.path().join("sim.log")).expect("sim log");
-        let child = Command::new(serin_bin())
-            .args([
-                "sim",
-                "--listen",
-                &format!("127.0.0.1:{api_port}"),
-                "--traffic-listen",
-                &format!("127.0.0.1:{traffic_port}"),
-            ])
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("serin sim starts");
-        let proc = Proc {
-            child,
-            name: "serin sim",
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !kubeconfig.exists() {
-            assert!(Instant::now() < deadline, "serin sim wrote no kubeconfig within 20s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        SimCluster {
-            proc,
-            dir,
-            kubeconfig,
-            api_port,
-            traffic_port,
-        }
-    }
-
-    pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
-    }
-
-    pub async fn client(&self) -> kube::Client {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig parses");
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig loads");
-        kube::Client::try_from(config).expect("client builds")
-    }
-
-    /// Runs the real kubectl against this cluster.
-    pub fn kubectl(&self, args: &[&str]) -> Output {
-        kubectl_cmd(&self.kubeconfig).args(args).output().expect("kubectl runs")
-    }
-
-    /// Runs kubectl and fails the test with its output when it fails.
-    pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = kubectl_cmd(&self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("kubectl finishes")
-    }
 }
 
 /// A tool from the project's tools (installed by `make test`), else from PATH.
@@ -178,7 +81,7 @@ pub fn helm_err(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn kubectl_cmd(kubeconfig: &Path) -> Command {
+pub(crate) fn kubectl_cmd(kubeconfig: &Path) -> Command {
     let mut c = Command::new(kubectl_path());
     c.env("KUBECONFIG", kubeconfig)
         .env("HOME", kubeconfig.parent().unwrap_or(Path::new("/tmp")));
@@ -293,11 +196,13 @@ pub struct ControllerProc {
 
 impl ControllerProc {
     /// A controller with a short Lease, so that a successor takes over within two seconds.
-    pub fn start(sim: &SimCluster, log_name: &str) -> ControllerProc {
+    pub fn start(sim: &Cluster, log_name: &str) -> ControllerProc {
         Self::start_with(sim, log_name, &["--leader-election-lease-duration=2"])
     }
 
-    pub fn start_with(sim: &SimCluster, log_name: &str, extra: &[&str]) -> ControllerProc {
+    /// On the real control plane the controller acts in the test's namespace only (`-n`), as other
+    /// tests share the cluster, unless `extra` names namespaces itself.
+    pub fn start_with(sim: &Cluster, log_name: &str, extra: &[&str]) -> ControllerProc {
         let log = sim.dir.path().join(log_name);
         let file = std::fs::File::create(&log).expect("controller log");
         let metrics_port = free_port();
@@ -306,10 +211,14 @@ impl ControllerProc {
                 "controller",
                 "--metrics-addr",
                 &format!("127.0.0.1:{metrics_port}"),
-                "--kubeconfig",
             ])
-            .arg(&sim.kubeconfig)
+            .args(if extra.contains(&"--kubeconfig") {
+                Vec::new()
+            } else {
+                vec![std::ffi::OsString::from("--kubeconfig"), sim.kubeconfig.clone().into()]
+            })
             .args(extra)
+            .args(namespace_flag(sim, extra))
             .env("RUST_LOG", "info,serin=debug")
             .stdout(Stdio::null())
             .stderr(file)
@@ -354,6 +263,17 @@ impl ControllerProc {
     }
 }
 
+fn namespace_flag(cluster: &Cluster, extra: &[&str]) -> Vec<String> {
+    let named = extra
+        .iter()
+        .any(|a| *a == "-n" || a.starts_with("--namespace") || a.starts_with("-n="));
+    if cluster.is_real() && !named {
+        vec!["-n".into(), cluster.namespace.clone()]
+    } else {
+        Vec::new()
+    }
+}
+
 impl Drop for ControllerProc {
     /// A failing test shows what the controller said last.
     fn drop(&mut self) {
@@ -365,110 +285,6 @@ impl Drop for ControllerProc {
                 eprintln!("{line}");
             }
         }
-    }
-}
-
-impl SimCluster {
-    /// The requests the API server answered, by client, verb, group, resource and code.
-    pub async fn requests(&self) -> Vec<(serin::sim::requests::RequestKey, u64)> {
-        let body = reqwest::get(format!("{}/metrics", self.api_url()))
-            .await
-            .expect("the sim answers")
-            .text()
-            .await
-            .expect("its metrics");
-        serin::sim::requests::parse(&body)
-    }
-
-    /// Sets the faults the cluster injects (`PUT /sim/faults`).
-    pub async fn set_faults(&self, spec: serde_json::Value) {
-        let r = reqwest::Client::new()
-            .put(format!("{}/sim/faults", self.api_url()))
-            .json(&spec)
-            .send()
-            .await
-            .expect("the sim answers");
-        assert!(
-            r.status().is_success(),
-            "faults refused: {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
-
-    /// `kubectl apply --server-side` of YAML; fails the test with kubectl's words if refused.
-    pub fn apply_yaml(&self, yaml: &str) {
-        let out = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
-        assert!(
-            out.status.success(),
-            "kubectl apply failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Applies a CRD file named `<crd name>.yaml` and waits until it is Established.
-    pub fn install_crd_file(&self, path: &Path) {
-        self.kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .trim_start_matches("gateway.networking.k8s.io_");
-        let name = if name == "httproutes" {
-            "httproutes.gateway.networking.k8s.io"
-        } else {
-            name
-        };
-        self.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            &format!("crd/{name}"),
-            "--timeout=10s",
-        ]);
-    }
-
-    /// Installs Serin's CRDs from `crds/` with kubectl, as a user would.
-    pub fn install_crds(&self) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-        self.kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().unwrap_or_default()]);
-        self.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/rollouts.serin.dev",
-            "--timeout=10s",
-        ]);
-    }
-
-    /// A directory holding `kubectl-serin` (a link to the binary), for kubectl's plugin lookup.
-    pub fn plugin_path(&self) -> String {
-        let bin = self.dir.path().join("plugins");
-        let _ = std::fs::create_dir_all(&bin);
-        let link = bin.join("kubectl-serin");
-        if !link.exists() {
-            let _ = std::os::unix::fs::symlink(serin_bin(), &link);
-        }
-        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
-    }
-
-    /// `kubectl serin …` through kubectl's plugin mechanism.
-    pub fn kubectl_serin(&self, args: &[&str]) -> Output {
-        let mut all = vec!["serin"];
-        all.extend_from_slice(args);
-        kubectl_cmd(&self.kubeconfig)
-            .env("PATH", self.plugin_path())
-            .args(&all)
-            .output()
-            .expect("kubectl serin runs")
-    }
-
-    pub fn kubectl_serin_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl_serin(args);
-        assert!(
-            out.status.success(),
-            "kubectl serin {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -517,7 +333,7 @@ pub async fn start_proxy(p: Proxy) -> String {
     format!("http://{addr}")
 }
 
-/// A `web` Rollout in `default` whose Pods are ready 0.2s after they start. `env` adds container
+/// A `web` Rollout (in the kubeconfig's namespace) whose Pods are ready 0.2s after they start. `env` adds container
 /// variables; `spec` adds lines under `spec:` (2-space indent) and `canary` lines under
 /// `strategy.canary:` (6-space indent), after its stable and canary Services.
 pub fn web_rollout(replicas: u32, image: &str, env: &[(&str, &str)], spec: &str, canary: &str) -> String {
@@ -533,7 +349,7 @@ pub fn named_rollout(name: &str, replicas: u32, image: &str, env: &[(&str, &str)
     format!(
         r#"apiVersion: serin.dev/v1alpha1
 kind: Rollout
-metadata: {{name: {name}, namespace: default}}
+metadata: {{name: {name}}}
 spec:
   replicas: {replicas}
   selector: {{matchLabels: {{app: {name}}}}}
@@ -567,12 +383,12 @@ pub const WEB_SERVICES: &str = r#"
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web-stable, namespace: default}
+metadata: {name: web-stable}
 spec: {selector: {app: web}, ports: [{port: 80}]}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web-canary, namespace: default}
+metadata: {name: web-canary}
 spec: {selector: {app: web}, ports: [{port: 80}]}
 "#;
 
@@ -582,25 +398,25 @@ pub const TRAFFIC_SERVICES: &str = r#"
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "100"}}
+metadata: {name: web, annotations: {sim.serin.dev/rps: "100"}}
 spec: {selector: {app: web}, ports: [{port: 80}]}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web-stable, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
+metadata: {name: web-stable, annotations: {sim.serin.dev/rps: "0"}}
 spec: {selector: {app: web}, ports: [{port: 80}]}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web-canary, namespace: default, annotations: {sim.serin.dev/rps: "0"}}
+metadata: {name: web-canary, annotations: {sim.serin.dev/rps: "0"}}
 spec: {selector: {app: web}, ports: [{port: 80}]}
 "#;
 
-/// Every Rollout's status in `default`, by name (empty while one has none).
+/// Every Rollout's status in the client's namespace, by name (empty while one has none).
 pub async fn rollout_statuses(
     client: &kube::Client,
 ) -> std::collections::BTreeMap<String, serin::crd::rollout::RolloutStatus> {
-    let api: kube::Api<serin::crd::rollout::Rollout> = kube::Api::namespaced(client.clone(), "default");
+    let api: kube::Api<serin::crd::rollout::Rollout> = kube::Api::default_namespaced(client.clone());
     api.list(&Default::default())
         .await
         .map(|l| l.items)
@@ -623,7 +439,7 @@ pub async fn rollout_status(
     api.get(name).await.ok().and_then(|r| r.status).unwrap_or_default()
 }
 
-/// Route weights seen by a watch on the HTTPRoute `name` in `default`: each (stable, canary)
+/// Route weights seen by a watch on the HTTPRoute `name` in the client's namespace: each (stable, canary)
 /// pair of its first rule's backendRefs once, when it was first seen.
 pub type SeenWeights = std::sync::Arc<std::sync::Mutex<Vec<((i64, i64), Instant)>>>;
 
@@ -636,7 +452,7 @@ pub fn watch_route_weights(client: &kube::Client, name: &str) -> SeenWeights {
         &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
         "httproutes",
     );
-    let routes: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(client.clone(), "default", &ar);
+    let routes: kube::Api<kube::api::DynamicObject> = kube::Api::default_namespaced_with(client.clone(), &ar);
     let config = kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"));
     tokio::spawn(async move {
         let mut stream = kube::runtime::watcher(routes, config).default_backoff().boxed();

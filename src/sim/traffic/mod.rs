@@ -3,6 +3,8 @@
 //! the ready Pods the Service selects, and are answered with each Pod's configured error rate and
 //! latency. The counts are exported on `/metrics` for a real Prometheus to scrape.
 
+pub mod from_api;
+
 use super::meta;
 use super::selector::LabelSelector;
 use super::store::Store;
@@ -350,33 +352,83 @@ fn ingress_shares(ingresses: &[Arc<Value>]) -> Vec<Share> {
     out
 }
 
-impl Traffic {
-    /// Sends `dt` worth of requests through the cluster as it is now.
-    pub fn step(&mut self, store: &Store, dt: f64) {
+/// The objects that decide where requests go: a snapshot of the cluster, from the simulated
+/// cluster's store or from any cluster's API (`from_api`).
+#[derive(Default, Clone)]
+pub struct Objects {
+    pub services: Vec<Arc<Value>>,
+    pub pods: Vec<Arc<Value>>,
+    pub routes: Vec<Arc<Value>>,
+    pub ingresses: Vec<Arc<Value>>,
+    pub splits: Vec<Arc<Value>>,
+    pub virtual_services: Vec<Arc<Value>>,
+    pub destination_rules: Vec<Arc<Value>>,
+}
+
+/// The kinds `Objects` holds, as (group, version, plural) and the field each fills.
+pub const KINDS: [(&str, &str, &str); 7] = [
+    ("", "v1", "services"),
+    ("", "v1", "pods"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("split.smi-spec.io", "v1alpha2", "trafficsplits"),
+    ("networking.istio.io", "v1beta1", "virtualservices"),
+    ("networking.istio.io", "v1beta1", "destinationrules"),
+];
+
+impl Objects {
+    /// The list of one of `KINDS`, by its plural.
+    pub fn of_kind(&mut self, plural: &str) -> Option<&mut Vec<Arc<Value>>> {
+        Some(match plural {
+            "services" => &mut self.services,
+            "pods" => &mut self.pods,
+            "httproutes" => &mut self.routes,
+            "ingresses" => &mut self.ingresses,
+            "trafficsplits" => &mut self.splits,
+            "virtualservices" => &mut self.virtual_services,
+            "destinationrules" => &mut self.destination_rules,
+            _ => return None,
+        })
+    }
+
+    /// The simulated cluster's objects as they are now.
+    pub fn from_store(store: &Store) -> Objects {
         let registry = store.registry();
-        let list = |group: &str, version: &str, plural: &str| -> Vec<Arc<Value>> {
-            registry
+        let mut objects = Objects::default();
+        for (group, version, plural) in KINDS {
+            let items = registry
                 .find(group, version, plural)
                 .map(|rt| store.list(&rt.storage_key(), None, None, None, &|_| true).items)
-                .unwrap_or_default()
-        };
-        let services = list("", "v1", "services");
-        let pods = list("", "v1", "pods");
-        let routes = list("gateway.networking.k8s.io", "v1", "httproutes");
-        let ingresses = list("networking.k8s.io", "v1", "ingresses");
-        let splits = list("split.smi-spec.io", "v1alpha2", "trafficsplits");
-        let virtual_services = list("networking.istio.io", "v1beta1", "virtualservices");
-        let destination_rules = list("networking.istio.io", "v1beta1", "destinationrules");
+                .unwrap_or_default();
+            if let Some(list) = objects.of_kind(plural) {
+                *list = items;
+            }
+        }
+        objects
+    }
+}
 
+impl Traffic {
+    /// Sends `dt` worth of requests through the cluster as `objects` show it.
+    pub fn step(&mut self, objects: &Objects, dt: f64) {
+        let Objects {
+            services,
+            pods,
+            routes,
+            ingresses,
+            splits,
+            virtual_services,
+            destination_rules,
+        } = objects;
         let mut shares = Vec::new();
         let mut routed: HashSet<(String, String)> = HashSet::new();
-        for split in &splits {
+        for split in splits {
             // The root Service's traffic is the split's to share out.
             if let Some(root) = split["spec"]["service"].as_str() {
                 routed.insert((meta::namespace(split).to_string(), root.to_string()));
             }
         }
-        for vs in &virtual_services {
+        for vs in virtual_services {
             for host in vs["spec"]["hosts"]
                 .as_array()
                 .into_iter()
@@ -389,21 +441,21 @@ impl Traffic {
                 ));
             }
         }
-        let split_shares = splits.iter().flat_map(|t| split_shares(t, &services)).chain(
+        let split_shares = splits.iter().flat_map(|t| split_shares(t, services)).chain(
             virtual_services
                 .iter()
-                .flat_map(|v| virtual_service_shares(v, &destination_rules)),
+                .flat_map(|v| virtual_service_shares(v, destination_rules)),
         );
         for s in routes
             .iter()
             .flat_map(|r| route_shares(r))
-            .chain(ingress_shares(&ingresses))
+            .chain(ingress_shares(ingresses))
             .chain(split_shares)
         {
             routed.insert((s.namespace.clone(), s.service.clone()));
             shares.push(s);
         }
-        for svc in &services {
+        for svc in services {
             let key = (meta::namespace(svc).to_string(), meta::name(svc).to_string());
             if !routed.contains(&key) && svc["spec"]["selector"].is_object() {
                 shares.push(Share {
@@ -418,7 +470,7 @@ impl Traffic {
             .iter()
             .map(|s| ((meta::namespace(s), meta::name(s)), s))
             .collect();
-        let index = PodIndex::new(&pods);
+        let index = PodIndex::new(pods);
         self.steps += 1;
         let step = self.steps;
         for share in shares {
@@ -516,7 +568,7 @@ pub async fn run(store: Arc<Store>, traffic: Arc<Mutex<Traffic>>, tick: Duration
         let dt = now.duration_since(last).as_secs_f64();
         last = now;
         let mut t = traffic.lock().unwrap_or_else(|e| e.into_inner());
-        t.step(&store, dt);
+        t.step(&Objects::from_store(&store), dt);
     }
 }
 

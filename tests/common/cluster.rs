@@ -1,0 +1,393 @@
+//! The clusters the tests run on. `Cluster::start()` is a namespace of its own on the real control
+//! plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok, built from source
+//! by `cluster/build` and started by `cluster/up` once per test binary); `Cluster::sim()` is a
+//! `serin sim` process of its own, for the simulated cluster's tests and the demo.
+
+use super::{Proc, free_port, kubectl_cmd, serin_bin};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The real control plane this test binary shares: stopped (by PID) when the binary exits.
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    /// cluster-admin.
+    pub kubeconfig: PathBuf,
+    /// serin-test-user, with no rights until a test grants some.
+    pub user_kubeconfig: PathBuf,
+    pub audit_log: PathBuf,
+}
+
+static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
+
+/// Starts the control plane on first use; every test of the binary shares it.
+pub fn control_plane() -> &'static ControlPlane {
+    CONTROL_PLANE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::temp_dir().join(format!("serin-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let started = Instant::now();
+        let out = Command::new(root.join("cluster/up"))
+            .arg(&dir)
+            .args(["--owner-pid", &std::process::id().to_string(), "--remove"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("cluster/up runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "cluster/up failed (run `make cluster`, then `cluster/up DIR` to see it yourself):\n{said}"
+        );
+        eprintln!(
+            "real control plane up in {:.1} s at {} ({})",
+            started.elapsed().as_secs_f64(),
+            dir.display(),
+            said.trim()
+        );
+        ControlPlane {
+            kubeconfig: dir.join("kubeconfig"),
+            user_kubeconfig: dir.join("user.kubeconfig"),
+            audit_log: dir.join("audit.log"),
+            dir,
+        }
+    })
+}
+
+enum Backend {
+    /// `serin sim`, on these loopback ports.
+    Sim { proc: Proc, api_port: u16, traffic_port: u16 },
+    /// A namespace on the shared real control plane; `serin sim traffic` for it once asked for.
+    Real { traffic: OnceLock<(Proc, u16)> },
+}
+
+/// A cluster as one test sees it: kubectl, kube clients and `serin` commands all act in
+/// `namespace` unless told otherwise.
+pub struct Cluster {
+    backend: Backend,
+    pub dir: tempfile::TempDir,
+    /// Admin credentials, with `namespace` as the context's namespace.
+    pub kubeconfig: PathBuf,
+    pub namespace: String,
+}
+
+/// A namespace name from the running test's name, unique within the binary.
+fn namespace_for_test() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("test").rsplit("::").next().unwrap_or("test");
+    let mut name: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .take(50)
+        .collect();
+    name = name.trim_matches('-').to_string();
+    if name.is_empty() || name == "main" {
+        name = "test".into();
+    }
+    format!("{name}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A copy of a kubeconfig whose context acts in `namespace`.
+fn kubeconfig_in(from: &Path, to: &Path, namespace: &str) {
+    let text = std::fs::read_to_string(from).expect("the control plane's kubeconfig");
+    let text = text.replace("namespace: default}", &format!("namespace: {namespace}}}"));
+    std::fs::write(to, text).expect("kubeconfig written");
+}
+
+impl Cluster {
+    /// A fresh namespace on the real control plane.
+    pub fn start() -> Cluster {
+        let cp = control_plane();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let namespace = namespace_for_test();
+        let kubeconfig = dir.path().join("kubeconfig");
+        kubeconfig_in(&cp.kubeconfig, &kubeconfig, &namespace);
+        let cluster = Cluster {
+            backend: Backend::Real {
+                traffic: OnceLock::new(),
+            },
+            dir,
+            kubeconfig,
+            namespace,
+        };
+        cluster.kubectl_ok(&["create", "namespace", &cluster.namespace]);
+        // Pods are refused until the namespace's default ServiceAccount exists.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.kubectl(&["get", "serviceaccount", "default"]).status.success() {
+            assert!(Instant::now() < deadline, "no default ServiceAccount in {}", cluster.namespace);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// A `serin sim` of its own.
+    pub fn sim() -> Cluster {
+        Self::sim_with(&[])
+    }
+
+    pub fn sim_with(extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let api_port = free_port();
+        let traffic_port = free_port();
+        let log = std::fs::File::create(dir.path().join("sim.log")).expect("sim log");
+        let child = Command::new(serin_bin())
+            .args([
+                "sim",
+                "--listen",
+                &format!("127.0.0.1:{api_port}"),
+                "--traffic-listen",
+                &format!("127.0.0.1:{traffic_port}"),
+            ])
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serin sim starts");
+        let proc = Proc {
+            child,
+            name: "serin sim",
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !kubeconfig.exists() {
+            assert!(Instant::now() < deadline, "serin sim wrote no kubeconfig within 20s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Cluster {
+            backend: Backend::Sim {
+                proc,
+                api_port,
+                traffic_port,
+            },
+            dir,
+            kubeconfig,
+            namespace: "default".into(),
+        }
+    }
+
+    pub fn is_real(&self) -> bool {
+        matches!(self.backend, Backend::Real { .. })
+    }
+
+    /// The simulated cluster's plain-HTTP address (its fault and metrics endpoints).
+    pub fn api_url(&self) -> String {
+        match &self.backend {
+            Backend::Sim { api_port, .. } => format!("http://127.0.0.1:{api_port}"),
+            Backend::Real { .. } => panic!("api_url is the simulated cluster's; the real one speaks TLS"),
+        }
+    }
+
+    /// The Prometheus target serving the traffic simulator's series for this cluster.
+    pub fn traffic_target(&self) -> String {
+        match &self.backend {
+            Backend::Sim { traffic_port, .. } => format!("127.0.0.1:{traffic_port}"),
+            Backend::Real { traffic } => {
+                let (_, port) = traffic.get_or_init(|| self.start_traffic());
+                format!("127.0.0.1:{port}")
+            }
+        }
+    }
+
+    fn start_traffic(&self) -> (Proc, u16) {
+        let port = free_port();
+        let log = std::fs::File::create(self.dir.path().join("traffic.log")).expect("traffic log");
+        let child = Command::new(serin_bin())
+            .args(["sim", "traffic", "--kubeconfig"])
+            .arg(&self.kubeconfig)
+            .args(["-n", &self.namespace, "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serin sim traffic starts");
+        let proc = Proc {
+            child,
+            name: "serin sim traffic",
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "serin sim traffic did not serve within 20s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (proc, port)
+    }
+
+    /// A kubeconfig for an identity with no rights of its own (serin-test-user), acting in this
+    /// namespace; only on the real control plane.
+    pub fn user_kubeconfig(&self) -> PathBuf {
+        let path = self.dir.path().join("user.kubeconfig");
+        if !path.exists() {
+            kubeconfig_in(&control_plane().user_kubeconfig, &path, &self.namespace);
+        }
+        path
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig parses");
+        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig loads");
+        kube::Client::try_from(config).expect("client builds")
+    }
+
+    /// Runs the real kubectl against this cluster.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        kubectl_cmd(&self.kubeconfig).args(args).output().expect("kubectl runs")
+    }
+
+    /// Runs kubectl and fails the test with its output when it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = kubectl_cmd(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("kubectl finishes")
+    }
+
+    /// The requests the API server answered, by client, verb, group, resource and code: the
+    /// simulated cluster's counts, or the real API server's audit log of this namespace.
+    pub async fn requests(&self) -> Vec<(serin::sim::requests::RequestKey, u64)> {
+        match &self.backend {
+            Backend::Sim { .. } => {
+                let body = reqwest::get(format!("{}/metrics", self.api_url()))
+                    .await
+                    .expect("the sim answers")
+                    .text()
+                    .await
+                    .expect("its metrics");
+                serin::sim::requests::parse(&body)
+            }
+            Backend::Real { .. } => {
+                // The audit log is written in batches at most a second apart.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                super::audit::requests_in(&control_plane().audit_log, &self.namespace)
+            }
+        }
+    }
+
+    /// Sets the faults the simulated cluster injects (`PUT /sim/faults`).
+    pub async fn set_faults(&self, spec: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/sim/faults", self.api_url()))
+            .json(&spec)
+            .send()
+            .await
+            .expect("the sim answers");
+        assert!(
+            r.status().is_success(),
+            "faults refused: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    /// `kubectl apply --server-side` of YAML; fails the test with kubectl's words if refused.
+    pub fn apply_yaml(&self, yaml: &str) {
+        let out = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Applies a CRD file named `<crd name>.yaml` and waits until it is Established.
+    pub fn install_crd_file(&self, path: &Path) {
+        self.kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .trim_start_matches("gateway.networking.k8s.io_");
+        let name = if name == "httproutes" {
+            "httproutes.gateway.networking.k8s.io"
+        } else {
+            name
+        };
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=30s",
+        ]);
+    }
+
+    /// Installs Serin's CRDs from `crds/` with kubectl, as a user would.
+    pub fn install_crds(&self) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+        self.kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().unwrap_or_default()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/rollouts.serin.dev",
+            "crd/analysistemplates.serin.dev",
+            "crd/analysisruns.serin.dev",
+            "--timeout=30s",
+        ]);
+    }
+
+    /// A directory holding `kubectl-serin` (a link to the binary), for kubectl's plugin lookup.
+    pub fn plugin_path(&self) -> String {
+        let bin = self.dir.path().join("plugins");
+        let _ = std::fs::create_dir_all(&bin);
+        let link = bin.join("kubectl-serin");
+        if !link.exists() {
+            let _ = std::os::unix::fs::symlink(serin_bin(), &link);
+        }
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    }
+
+    /// `kubectl serin …` through kubectl's plugin mechanism.
+    pub fn kubectl_serin(&self, args: &[&str]) -> Output {
+        let mut all = vec!["serin"];
+        all.extend_from_slice(args);
+        kubectl_cmd(&self.kubeconfig)
+            .env("PATH", self.plugin_path())
+            .args(&all)
+            .output()
+            .expect("kubectl serin runs")
+    }
+
+    pub fn kubectl_serin_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl_serin(args);
+        assert!(
+            out.status.success(),
+            "kubectl serin {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    /// A real test's namespace goes, and the control plane's controllers clean up behind it.
+    fn drop(&mut self) {
+        if self.is_real() && !std::thread::panicking() {
+            let _ = self.kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]);
+        }
+    }
+}
