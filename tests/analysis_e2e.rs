@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, Cluster, eventually, web_rollout};
+use common::{Cluster, ControllerProc, Prometheus, eventually, web_rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, Cluster, eventually, web_rollout};
+use common::{Cluster, ControllerProc, Prometheus, eventually, web_rollout};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, DeleteParams, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunStatus};

@@ -7,7 +7,7 @@ mod common;
 
 use kube::runtime::WatchStreamExt;
 
-use common::{ControllerProc, Prometheus, Cluster, eventually};
+use common::{Cluster, ControllerProc, Prometheus, eventually};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, Cluster, eventually, web_rollout};
+use common::{Cluster, ControllerProc, Prometheus, eventually, web_rollout};
 use kube::api::{Api, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
 use serin::crd::rollout::{Phase, Rollout, RolloutStatus};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, Cluster, eventually};
+use common::{Cluster, ControllerProc, Prometheus, eventually};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serin::crd::rollout::{Phase, Rollout};

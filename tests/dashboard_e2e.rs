@@ -7,7 +7,7 @@ mod common;
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::page::{Page, ScreenshotParams};
-use common::{ControllerProc, Proc, Cluster, eventually, free_port, serin_bin};
+use common::{Cluster, ControllerProc, Proc, eventually, free_port, serin_bin};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ControllerProc, Cluster, WEB_SERVICES, eventually, web_rollout};
+use common::{Cluster, ControllerProc, WEB_SERVICES, eventually, web_rollout};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};

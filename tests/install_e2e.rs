@@ -6,7 +6,7 @@
 mod common;
 
 use common::argocd;
-use common::{ControllerProc, Cluster, WEB_SERVICES, eventually, helm_err, helm_ok, web_rollout};
+use common::{Cluster, ControllerProc, WEB_SERVICES, eventually, helm_err, helm_ok, web_rollout};
 use kube::api::Api;
 use serde_json::{Value, json};
 use serin::crd::rollout::{Phase, Rollout};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ControllerProc, Cluster, eventually};
+use common::{Cluster, ControllerProc, eventually};
 use kube::api::Api;
 use serde_json::Value;
 use serin::crd::rollout::{Phase, Rollout};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ControllerProc, Cluster, eventually, named_rollout, services_of};
+use common::{Cluster, ControllerProc, eventually, named_rollout, services_of};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use rand::{Rng, SeedableRng};
@@ -82,12 +82,7 @@ fn promoted(st: &RolloutStatus, v1: Option<&String>) -> bool {
 }
 
 /// Applies version 1 of every rollout and waits until all are healthy; returns their v1 hashes.
-async fn healthy_v1(
-    sim: &Cluster,
-    client: &kube::Client,
-    names: &[String],
-    routed: bool,
-) -> BTreeMap<String, String> {
+async fn healthy_v1(sim: &Cluster, client: &kube::Client, names: &[String], routed: bool) -> BTreeMap<String, String> {
     let yaml: String = names
         .iter()
         .map(|n| rollout(n, "example/web:1", routed) + "\n---\n")

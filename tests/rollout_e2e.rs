@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, Cluster, WEB_SERVICES, eventually, web_rollout};
+use common::{Cluster, ControllerProc, Prometheus, WEB_SERVICES, eventually, web_rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Service};
 use kube::api::{Api, ListParams};
@@ -215,11 +215,12 @@ async fn a_release_walks_its_steps_and_promotes() {
     })
     .await;
     assert!(
-        metrics.contains(&format!(r#"serin_rollout_promotions_total{{namespace="{ns}",rollout="web"}} 1"#)),
+        metrics.contains(&format!(
+            r#"serin_rollout_promotions_total{{namespace="{ns}",rollout="web"}} 1"#
+        )),
         "{metrics}"
     );
-    let info =
-        format!(r#"serin_rollout_info{{namespace="{ns}",rollout="web",strategy="canary",revision="{v2}"}} 1"#);
+    let info = format!(r#"serin_rollout_info{{namespace="{ns}",rollout="web",strategy="canary",revision="{v2}"}} 1"#);
     assert!(metrics.contains(&info), "{metrics}");
     assert!(metrics.contains("serin_reconcile_duration_seconds_count"), "{metrics}");
 
@@ -343,9 +344,10 @@ async fn empty_steps_roll_and_a_revert_within_the_window_skips_the_steps() {
             &[],
             "  rollbackWindow: {revisions: 2}",
             "      maxSurge: 1\n      maxUnavailable: 0\n      steps: []",
-        ) + WEB_SERVICES
+        )
     };
-    e.apply(&rolling("example/web:1"));
+    // The Services once: their selector is Serin's to point from then on.
+    e.apply(&(rolling("example/web:1") + WEB_SERVICES));
     let v1 = e.wait_phase(Phase::Healthy, None).await.stable_pod_hash.unwrap();
     e.apply(&rolling("example/web:2"));
     let most = std::cell::Cell::new(0);
@@ -439,9 +441,9 @@ async fn restart_at_replaces_the_old_pods_one_by_one() {
             &[],
             restart,
             "      maxUnavailable: 1\n      steps: [{setWeight: 50}]",
-        ) + WEB_SERVICES
+        )
     };
-    e.apply(&yaml(""));
+    e.apply(&(yaml("") + WEB_SERVICES));
     e.wait_phase(Phase::Healthy, None).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::default_namespaced(e.client.clone());
     let names = || async {
@@ -675,7 +677,10 @@ async fn invalid_rollouts_are_refused_or_reported() {
             base.replace("[{setWeight: 50}]", "[{setWeight: 5, pause: {}}]"),
             "each step sets exactly one of",
         ),
-        (base.replace("[{setWeight: 50}]", "[{setFoo: 1}]"), "unknown field"),
+        (
+            base.replace("[{setWeight: 50}]", "[{setFoo: 1}]"),
+            ".spec.strategy.canary.steps[0].setFoo: field not declared in schema",
+        ),
         (
             base.replace(
                 "  strategy:",
@@ -890,9 +895,9 @@ async fn pod_counts_alone_do_not_cost_a_status_write_each() {
             &[],
             "",
             "      maxSurge: 1\n      maxUnavailable: 0\n      steps: []",
-        ) + WEB_SERVICES
+        )
     };
-    e.apply(&yaml("example/web:1"));
+    e.apply(&(yaml("example/web:1") + WEB_SERVICES));
     e.wait_phase(Phase::Healthy, None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let v1 = e.status().await.stable_pod_hash;

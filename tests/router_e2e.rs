@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ControllerProc, Prometheus, Cluster, WEB_SERVICES, eventually, web_rollout};
+use common::{Cluster, ControllerProc, Prometheus, WEB_SERVICES, eventually, web_rollout};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ControllerProc, Cluster, eventually, named_rollout, serin_cmd, services_of};
+use common::{Cluster, ControllerProc, eventually, named_rollout, serin_cmd, services_of};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use serin::crd::rollout::{Phase, RolloutStatus};

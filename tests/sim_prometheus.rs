@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Prometheus, Cluster, eventually};
+use common::{Cluster, Prometheus, eventually};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};

@@ -321,27 +321,37 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
         .leader_election_namespace
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or(kube_namespace);
+    let stop = listen_for_stop();
     let election = if args.leader_elect {
-        // Before the Lease: a process that leads acts at once, and must know first whether
-        // controllers of another shard count still run.
-        let _peers = crate::leader::watch_peers(
-            client.clone(),
-            &home,
-            args.shard,
-            std::time::Duration::from_secs((args.leader_election_lease_duration / 3).max(1)),
-            admin.clone(),
-        )
-        .await;
-        let election = crate::leader::campaign(
-            client.clone(),
-            &args.shard.lease_name(),
-            &home,
-            &crate::shard::identity(&instance, args.shard),
-            args.leader_election_lease_duration,
-            admin.clone(),
-        )
-        .await?;
-        Some(election)
+        let campaign = async {
+            // Before the Lease: a process that leads acts at once, and must know first whether
+            // controllers of another shard count still run.
+            let _peers = crate::leader::watch_peers(
+                client.clone(),
+                &home,
+                args.shard,
+                std::time::Duration::from_secs((args.leader_election_lease_duration / 3).max(1)),
+                admin.clone(),
+            )
+            .await;
+            crate::leader::campaign(
+                client.clone(),
+                &args.shard.lease_name(),
+                &home,
+                &crate::shard::identity(&instance, args.shard),
+                args.leader_election_lease_duration,
+                admin.clone(),
+            )
+            .await
+        };
+        // A stop while waiting for the Lease (held by another, or not ours to take) ends cleanly.
+        tokio::select! {
+            election = campaign => Some(election?),
+            _ = stopped(stop.clone()) => {
+                tracing::info!("serin controller stopped before it led");
+                return Ok(());
+            }
+        }
     } else {
         admin.gate.set_leader(true);
         None
@@ -366,7 +376,7 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
     let bounded = async {
         tokio::select! {
             _ = controllers => {}
-            _ = stop_requested_then(SHUTDOWN_GRACE) => {
+            _ = async { stopped(stop.clone()).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
                 tracing::warn!(grace = ?SHUTDOWN_GRACE, "stopping without waiting longer for the controllers");
             }
         }
@@ -389,21 +399,34 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
 /// How long a stopping controller waits for its reconciles before it exits anyway.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Resolves `grace` after the first SIGTERM or SIGINT.
-async fn stop_requested_then(grace: std::time::Duration) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Listens for SIGTERM and SIGINT from the start: a signal that came before anything else listened
+/// would kill the process mid-way instead of stopping it.
+fn listen_for_stop() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    tokio::spawn(async move {
+        let term = async {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = term => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Resolves once a stop was asked for.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|asked| *asked).await.is_err() {
+        std::future::pending::<()>().await;
     }
-    tokio::time::sleep(grace).await;
 }
 
 async fn get_rollout(kube: &kube_args::KubeArgs, name: &str, watch: bool) -> Result<(), CliError> {

@@ -416,7 +416,7 @@ fn review(
 
 /// Unknown fields, of a custom resource or a built-in kind: an error with `fieldValidation=Strict`,
 /// a warning by default, nothing with `Ignore`; kubectl asks for Strict. Either way they are not
-/// stored (see `Store::admit`).
+/// stored (see `Store::admit`). A server-side apply with one is refused whatever is asked.
 fn field_validation(
     rt: &ResourceType,
     method: &Method,
@@ -435,7 +435,8 @@ fn field_validation(
     let checked = matches!(*method, Method::POST | Method::PUT)
         || (*method == Method::PATCH
             && (ct.starts_with("application/apply-patch") || ct.starts_with("application/merge-patch") || strategic));
-    if !checked || body.is_empty() || q.get("fieldValidation") == Some("Ignore") {
+    let apply = ct.starts_with("application/apply-patch");
+    if !checked || body.is_empty() || (q.get("fieldValidation") == Some("Ignore") && !apply) {
         return Ok(Vec::new());
     }
     let mut obj = decode_body(body)?;
@@ -443,7 +444,23 @@ fn field_validation(
         // A strategic merge patch's directives (`$patch`, `$setElementOrder/...`) are not fields.
         without_directives(&mut obj);
     }
-    let unknown: Vec<String> = super::schema::unknown_fields(&obj, &schema)
+    let unknown = super::schema::unknown_fields(&obj, &schema);
+    if apply && let Some(first) = unknown.iter().min() {
+        // Server-side apply types the patch before anything else, and refuses the first field
+        // (in path order) its schema lacks whatever fieldValidation says.
+        return Err(ApiError::untyped(format!(
+            "failed to create typed patch object ({}/{}; {}, Kind={}): {first}: field not declared in schema",
+            obj["metadata"]["namespace"].as_str().unwrap_or(""),
+            obj["metadata"]["name"].as_str().unwrap_or(""),
+            if rt.group.is_empty() {
+                rt.version.clone()
+            } else {
+                format!("{}/{}", rt.group, rt.version)
+            },
+            rt.kind
+        )));
+    }
+    let unknown: Vec<String> = unknown
         .into_iter()
         .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
         .collect();

@@ -66,11 +66,14 @@ impl<'a> Shape<'a> {
         }
     }
 
-    /// A map the schema declares atomic (`x-kubernetes-map-type: atomic`): replaced whole.
+    /// A map the schema declares atomic (`x-kubernetes-map-type: atomic`): replaced whole. Of the
+    /// built-in kinds, a Service's or ReplicationController's selector and every LabelSelector a
+    /// workload selects its Pods with are atomic: one manager owns the whole selector.
     pub fn atomic_map(&self) -> bool {
         match self {
             Shape::Schema(Some(node)) => node["x-kubernetes-map-type"] == "atomic",
-            _ => false,
+            Shape::Builtin(path) => matches!(path.as_slice(), ["spec", "selector"] | ["spec", "podSelector"]),
+            Shape::Schema(None) => false,
         }
     }
 

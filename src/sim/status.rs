@@ -56,6 +56,7 @@ struct StatusBody<'a> {
     metadata: serde_json::Map<String, Value>,
     status: &'static str,
     message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a Details>,
@@ -179,6 +180,11 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(500, "InternalError", message)
+    }
+
+    /// A 500 without a reason, as kube-apiserver answers an apply patch it cannot type.
+    pub fn untyped(message: impl Into<String>) -> Self {
+        ApiError::new(500, "", message)
     }
 
     pub fn too_many_requests(retry_after_seconds: u64) -> Self {

@@ -57,7 +57,11 @@ pub fn control_plane() -> &'static ControlPlane {
 
 enum Backend {
     /// `serin sim`, on these loopback ports.
-    Sim { proc: Proc, api_port: u16, traffic_port: u16 },
+    Sim {
+        proc: Proc,
+        api_port: u16,
+        traffic_port: u16,
+    },
     /// A namespace on the shared real control plane; `serin sim traffic` for it once asked for.
     Real { traffic: OnceLock<(Proc, u16)> },
 }
@@ -79,7 +83,13 @@ fn namespace_for_test() -> String {
     let test = thread.name().unwrap_or("test").rsplit("::").next().unwrap_or("test");
     let mut name: String = test
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(50)
         .collect();
     name = name.trim_matches('-').to_string();
@@ -116,7 +126,11 @@ impl Cluster {
         // Pods are refused until the namespace's default ServiceAccount exists.
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cluster.kubectl(&["get", "serviceaccount", "default"]).status.success() {
-            assert!(Instant::now() < deadline, "no default ServiceAccount in {}", cluster.namespace);
+            assert!(
+                Instant::now() < deadline,
+                "no default ServiceAccount in {}",
+                cluster.namespace
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         cluster

@@ -207,11 +207,7 @@ impl ControllerProc {
         let file = std::fs::File::create(&log).expect("controller log");
         let metrics_port = free_port();
         let child = Command::new(serin_bin())
-            .args([
-                "controller",
-                "--metrics-addr",
-                &format!("127.0.0.1:{metrics_port}"),
-            ])
+            .args(["controller", "--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(if extra.contains(&"--kubeconfig") {
                 Vec::new()
             } else {
