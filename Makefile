@@ -12,9 +12,17 @@ PYTHON_KUBERNETES := kubernetes==37.0.2
 export PATH := $(TOOLS)/bin:$(PATH)
 export SERIN_TOOLS := $(TOOLS)
 
-.PHONY: test demo tools check-fmt clippy unit-and-e2e clean-tools manifests fuzz soak bench decisions
+.PHONY: test demo tools cluster check-fmt clippy unit-and-e2e clean-tools manifests fuzz soak bench decisions
 
-test: tools check-fmt clippy unit-and-e2e
+test: tools cluster check-fmt clippy unit-and-e2e
+
+# The real control plane the end-to-end tests run on: kube-apiserver, kube-controller-manager and
+# kube-scheduler from k8s.io/kubernetes, etcd and kwok, built from the Go module proxy once per
+# pinned version into ~/.cache/serin/cluster (cluster/build). `cluster/up DIR` starts one by hand.
+cluster:
+	@command -v go >/dev/null || { echo "make cluster needs Go 1.26 (https://go.dev/dl/)" >&2; exit 1; }
+	@command -v openssl >/dev/null || scripts/apt-install openssl
+	cluster/build >/dev/null
 
 # The demo's analysis asks a real Prometheus: installed here when it is missing.
 demo: prometheus

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(90);
 const ERROR_RATE: &str = r#"
 apiVersion: serin.dev/v1alpha1
 kind: AnalysisTemplate
-metadata: {name: error-rate, namespace: default}
+metadata: {name: error-rate}
 spec:
   args:
   - name: prometheus
@@ -41,7 +41,7 @@ spec:
 const CANARY_CHECKS: &str = r#"
 apiVersion: serin.dev/v1alpha1
 kind: AnalysisTemplate
-metadata: {name: canary-checks, namespace: default}
+metadata: {name: canary-checks}
 spec:
   templates:
   - templateName: error-rate
@@ -49,7 +49,7 @@ spec:
 ---
 apiVersion: serin.dev/v1alpha1
 kind: AnalysisTemplate
-metadata: {name: prometheus-up, namespace: default}
+metadata: {name: prometheus-up}
 spec:
   args:
   - name: prometheus
@@ -66,7 +66,7 @@ spec:
 const NEVER: &str = r#"
 apiVersion: serin.dev/v1alpha1
 kind: AnalysisTemplate
-metadata: {name: never, namespace: default}
+metadata: {name: never}
 spec:
   args:
   - name: prometheus
@@ -108,7 +108,7 @@ struct Env {
 }
 
 async fn env(templates: &[&str]) -> Env {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let prometheus = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
@@ -117,8 +117,8 @@ async fn env(templates: &[&str]) -> Env {
     }
     let controller = ControllerProc::start(&sim, "controller.log");
     Env {
-        rollouts: Api::namespaced(client.clone(), "default"),
-        runs: Api::namespaced(client, "default"),
+        rollouts: Api::default_namespaced(client.clone()),
+        runs: Api::default_namespaced(client),
         prometheus,
         sim,
         _controller: controller,

@@ -50,15 +50,15 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let prometheus = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
     sim.apply_yaml(&templates(&prometheus.url()));
     Env {
-        rollouts: Api::namespaced(client.clone(), "default"),
-        runs: Api::namespaced(client.clone(), "default"),
-        rs: Api::namespaced(client, "default"),
+        rollouts: Api::default_namespaced(client.clone()),
+        runs: Api::default_namespaced(client.clone()),
+        rs: Api::default_namespaced(client),
         prometheus: Some(prometheus),
         sim,
     }
@@ -113,6 +113,7 @@ async fn metrics_of(controller: &ControllerProc) -> String {
 #[tokio::test]
 async fn a_healthy_release_is_promoted_on_measured_values() {
     let e = env().await;
+    let ns = e.sim.namespace.clone();
     let controller = ControllerProc::start(&e.sim, "controller.log");
     let v1 = e.healthy_v1().await;
     e.apply(&rollout("example/web:2", "0"));
@@ -167,13 +168,15 @@ async fn a_healthy_release_is_promoted_on_measured_values() {
     // The controller's /metrics carries each metric's last value and its threshold.
     let text = metrics_of(&controller).await;
     assert!(
-        text.contains(r#"serin_analysis_measurement_value{namespace="default",rollout="web",metric="error-rate"} 0"#),
+        text.contains(&format!(
+            r#"serin_analysis_measurement_value{{namespace="{ns}",rollout="web",metric="error-rate"}} 0"#
+        )),
         "{text}"
     );
     assert!(
-        text.contains(
-            r#"serin_analysis_threshold{namespace="default",rollout="web",metric="latency-p99",bound="max"} 0.5"#
-        ),
+        text.contains(&format!(
+            r#"serin_analysis_threshold{{namespace="{ns}",rollout="web",metric="latency-p99",bound="max"}} 0.5"#
+        )),
         "{text}"
     );
 }

@@ -97,7 +97,7 @@ async fn env() -> Env {
 }
 
 async fn env_with(extra: &[&str]) -> Env {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
     let args: Vec<&str> = ["--leader-election-lease-duration=2"]
@@ -106,7 +106,7 @@ async fn env_with(extra: &[&str]) -> Env {
         .collect();
     let controller = ControllerProc::start_with(&sim, "controller.log", &args);
     Env {
-        runs: Api::namespaced(client, "default"),
+        runs: Api::default_namespaced(client),
         sim,
         controller,
     }
@@ -124,7 +124,7 @@ impl Env {
 
 fn run(name: &str, metrics: &str, args: &str) -> String {
     format!(
-        "apiVersion: serin.dev/v1alpha1\nkind: AnalysisRun\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  args: {args}\n  metrics:\n{metrics}"
+        "apiVersion: serin.dev/v1alpha1\nkind: AnalysisRun\nmetadata: {{name: {name}}}\nspec:\n  args: {args}\n  metrics:\n{metrics}"
     )
 }
 
@@ -356,7 +356,7 @@ async fn a_job_passes_when_it_completes_and_fails_when_it_fails() {
         "{bad:?}"
     );
     let client = e.sim.client().await;
-    let jobs: Api<Job> = Api::namespaced(client, "default");
+    let jobs: Api<Job> = Api::default_namespaced(client);
     let listed = jobs
         .list(&ListParams::default().labels("serin.dev/analysis-run=smoke-ok"))
         .await
@@ -504,7 +504,7 @@ async fn the_shipped_web_and_job_templates_gate_a_release() {
           args: [{name: canary-hash, valueFrom: {podTemplateHashValue: Latest}}]
           analysisRunMetadata: {labels: {team: checkout}, annotations: {owner: payments}}
       - setWeight: 100";
-    let rollouts: Api<Rollout> = Api::namespaced(e.sim.client().await, "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(e.sim.client().await);
     let healthy = |image: &'static str| {
         let rollouts = rollouts.clone();
         async move {
@@ -572,13 +572,13 @@ async fn the_shipped_web_and_job_templates_gate_a_release() {
 /// set one for the whole installation; without one, it says what is missing.
 #[tokio::test]
 async fn metrics_without_an_address_ask_the_controllers_prometheus() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let prom = Prometheus::start(&[]);
     let flag = format!("--prometheus-address={}", prom.url());
     let _controller =
         ControllerProc::start_with(&sim, "controller.log", &["--leader-election-lease-duration=2", &flag]);
-    let runs: Api<AnalysisRun> = Api::namespaced(sim.client().await, "default");
+    let runs: Api<AnalysisRun> = Api::default_namespaced(sim.client().await);
     let metric =
         "  - name: one\n    successCondition: result == 1\n    provider:\n      prometheus: {query: vector(1)}\n";
     sim.apply_yaml(&run("default-address", metric, "[]"));

@@ -64,12 +64,12 @@ fn rollout_with(image: &str, error_rate: &str, auto_promotion: bool) -> String {
             &format!("autoPromotionEnabled: {auto_promotion}"),
         )
         .replace(
-            "  name: web-active\n  namespace: default\n",
-            "  name: web-active\n  namespace: default\n  annotations: {sim.serin.dev/rps: \"200\"}\n",
+            "  name: web-active\n",
+            "  name: web-active\n  annotations: {sim.serin.dev/rps: \"200\"}\n",
         )
         .replace(
-            "  name: web-preview\n  namespace: default\n",
-            "  name: web-preview\n  namespace: default\n  annotations: {sim.serin.dev/rps: \"50\"}\n",
+            "  name: web-preview\n",
+            "  name: web-preview\n  annotations: {sim.serin.dev/rps: \"50\"}\n",
         )
 }
 
@@ -155,15 +155,15 @@ fn pods_labelled(sim: &Cluster, selector: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_then_one_write_switch_then_instant_switch_back() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let prometheus = Prometheus::start(&[sim.traffic_target()]);
     sim.apply_yaml(&templates(&prometheus.url()));
     let mut controller = ControllerProc::start(&sim, "bluegreen-controller.log");
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    let active = watch_active(Api::namespaced(client.clone(), "default"));
-    let failed_runs = watch_failed_runs(Api::namespaced(client, "default"));
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
+    let active = watch_active(Api::default_namespaced(client.clone()));
+    let failed_runs = watch_failed_runs(Api::default_namespaced(client));
 
     // Version 1 is active at once.
     sim.apply_yaml(&rollout("example/web:1", "0.01"));

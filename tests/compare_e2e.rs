@@ -42,7 +42,7 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let prometheus = Prometheus::start(&[sim.traffic_target()]);
     sim.apply_yaml(&shipped_templates());
@@ -50,8 +50,8 @@ async fn env() -> Env {
     let controller = ControllerProc::start_with(&sim, "compare-controller.log", &[&address]);
     let client = sim.client().await;
     Env {
-        rollouts: Api::namespaced(client.clone(), "default"),
-        runs: Api::namespaced(client, "default"),
+        rollouts: Api::default_namespaced(client.clone()),
+        runs: Api::default_namespaced(client),
         _prometheus: prometheus,
         controller,
         sim,
@@ -160,13 +160,15 @@ async fn twice_the_stable_error_rate_is_rolled_back_with_its_evidence() {
         said.contains("errors-vs-stable") && said.contains(": regression"),
         "{said}"
     );
-    let shown = e.sim.kubectl_serin_ok(&["get", "rollout", "web", "-n", "default"]);
+    let shown = e
+        .sim
+        .kubectl_serin_ok(&["get", "rollout", "web", "-n", &e.sim.namespace]);
     assert!(
         shown.contains("errors-vs-stable") && shown.contains(": regression"),
         "{shown}"
     );
     // And the run's Event.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(e.sim.client().await, "default");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(e.sim.client().await);
     let run_name = run.metadata.name.clone().unwrap_or_default();
     let said: Vec<String> = events
         .list(&ListParams::default())
@@ -183,6 +185,7 @@ async fn twice_the_stable_error_rate_is_rolled_back_with_its_evidence() {
         "{said:?}"
     );
     // And the controller's metrics.
+    let ns = &e.sim.namespace;
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", e.controller.metrics_port))
         .await
         .map(|r| r.text())
@@ -190,8 +193,11 @@ async fn twice_the_stable_error_rate_is_rolled_back_with_its_evidence() {
         .await
         .unwrap_or_default();
     assert!(
-        text.contains(r#"serin_analysis_evalue{namespace="default",rollout="web",metric="errors-vs-stable"}"#)
-            && text.contains(r#"serin_analysis_ratio{namespace="default",rollout="web",metric="errors-vs-stable"}"#),
+        text.contains(&format!(
+            r#"serin_analysis_evalue{{namespace="{ns}",rollout="web",metric="errors-vs-stable"}}"#
+        )) && text.contains(&format!(
+            r#"serin_analysis_ratio{{namespace="{ns}",rollout="web",metric="errors-vs-stable"}}"#
+        )),
         "{text}"
     );
 }

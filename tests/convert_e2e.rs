@@ -60,7 +60,7 @@ fn convert_says_what_it_left_out_and_fails_only_when_strict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converted_manifests_apply_and_the_rollout_behaves() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,11 +74,13 @@ async fn converted_manifests_apply_and_the_rollout_behaves() {
         .replace(
             "name: shop\n  namespace: default\nspec:\n  parentRefs",
             "name: shop\n  namespace: default\n  annotations: {sim.serin.dev/rps: \"200\"}\nspec:\n  parentRefs",
-        );
+        )
+        // Argo's file names the default namespace; this test has one of its own.
+        .replace("namespace: default", &format!("namespace: {}", sim.namespace));
     sim.apply_yaml(&converted);
     let mut controller = ControllerProc::start(&sim, "convert-controller.log");
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let status = || async { common::rollout_status(&rollouts, "shop").await };
     let v1 = eventually("version 1 healthy", WAIT, || async {
         let st = status().await;
@@ -91,7 +93,7 @@ async fn converted_manifests_apply_and_the_rollout_behaves() {
         &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
         "httproutes",
     );
-    let routes: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+    let routes: Api<DynamicObject> = Api::default_namespaced_with(client, &ar);
     eventually("the HTTPRoute at 25%", WAIT, || async {
         let route = serde_json::to_value(routes.get("shop").await.ok()?).ok()?;
         (weights(&route) == (75, 25)).then_some(())

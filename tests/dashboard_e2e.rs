@@ -131,7 +131,7 @@ fn route_api(client: &kube::Client) -> Api<DynamicObject> {
         &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
         "httproutes",
     );
-    Api::namespaced_with(client.clone(), "default", &ar)
+    Api::default_namespaced_with(client.clone(), &ar)
 }
 
 async fn canary_weight(routes: &Api<DynamicObject>) -> i64 {
@@ -161,11 +161,11 @@ fn measure_updates(url: String) -> std::sync::Arc<std::sync::Mutex<Vec<usize>>> 
 
 #[tokio::test]
 async fn the_dashboard_lists_follows_and_steers_a_rollout() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let routes = route_api(&client);
     let _controller = ControllerProc::start(&sim, "controller.log");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout-gateway-api.yaml");
@@ -281,7 +281,7 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
     );
 
     // The plan of the next update, from the same page.
-    page.find_element("a[href='#/plan/default/web']")
+    page.find_element(&format!("a[href='#/plan/{}/web']", sim.namespace))
         .await
         .expect("plan link")
         .click()
@@ -298,7 +298,7 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
         plan.contains("setWeight 5") && plan.contains("pause 1m") && plan.contains("50%"),
         "{plan}"
     );
-    page.find_element("a[href='#/rollouts/default/web']")
+    page.find_element(&format!("a[href='#/rollouts/{}/web']", sim.namespace))
         .await
         .expect("back")
         .click()
@@ -338,10 +338,10 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
 /// `rollouts/status` of that Rollout.
 #[tokio::test]
 async fn in_the_cluster_only_a_permitted_token_steers() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let _controller = ControllerProc::start(&sim, "controller.log");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout.yaml");
     sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
@@ -416,35 +416,35 @@ async fn in_the_cluster_only_a_permitted_token_steers() {
     sim.apply_yaml(
         "apiVersion: v1
 kind: ServiceAccount
-metadata: {name: alice, namespace: default}
+metadata: {name: alice}
 ---
 apiVersion: v1
 kind: ServiceAccount
-metadata: {name: bob, namespace: default}
+metadata: {name: bob}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {name: rollout-operator, namespace: default}
+metadata: {name: rollout-operator}
 rules:
 - {apiGroups: [serin.dev], resources: [rollouts/status], verbs: [patch]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {name: rollout-viewer, namespace: default}
+metadata: {name: rollout-viewer}
 rules:
 - {apiGroups: [serin.dev], resources: [rollouts], verbs: [get, list, watch]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {name: alice-operates, namespace: default}
+metadata: {name: alice-operates}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: rollout-operator}
-subjects: [{kind: ServiceAccount, name: alice, namespace: default}]
+subjects: [{kind: ServiceAccount, name: alice}]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {name: bob-views, namespace: default}
+metadata: {name: bob-views}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: rollout-viewer}
-subjects: [{kind: ServiceAccount, name: bob, namespace: default}]
+subjects: [{kind: ServiceAccount, name: bob}]
 ",
     );
     let alice = sim.kubectl_ok(&["create", "token", "alice"]);
@@ -489,7 +489,7 @@ subjects: [{kind: ServiceAccount, name: bob, namespace: default}]
 
     let promote = |token: Option<String>| {
         let mut req = http
-            .post(format!("{url}/api/rollouts/default/web/actions/promote"))
+            .post(format!("{url}/api/rollouts/{}/web/actions/promote", sim.namespace))
             .header("x-serin-action", "1");
         if let Some(t) = token {
             req = req.bearer_auth(t.trim());
@@ -533,7 +533,7 @@ subjects: [{kind: ServiceAccount, name: bob, namespace: default}]
 /// fill in on the open page as measurements come.
 #[tokio::test]
 async fn each_metric_is_charted_as_it_is_measured() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let prometheus = common::Prometheus::start(&[sim.traffic_target()]);
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/analysis-templates.yaml"))
@@ -545,7 +545,7 @@ async fn each_metric_is_charted_as_it_is_measured() {
     sim.apply_yaml(&format!(
         "apiVersion: serin.dev/v1alpha1
 kind: AnalysisTemplate
-metadata: {{name: error-rate, namespace: default}}
+metadata: {{name: error-rate}}
 spec:
   args: [{{name: hash}}]
   metrics:
@@ -564,7 +564,7 @@ spec:
     let address = format!("--prometheus-address={}", prometheus.url());
     let _controller = ControllerProc::start_with(&sim, "controller.log", &[&address]);
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let canary = "      steps:
       - setWeight: 50
       - analysis:
@@ -584,7 +584,7 @@ spec:
     wait_up(&dash.url).await;
     let (mut browser, events) = browser(sim.dir.path()).await;
     let page = browser
-        .new_page(format!("{}/#/rollouts/default/web", dash.url))
+        .new_page(format!("{}/#/rollouts/{}/web", dash.url, sim.namespace))
         .await
         .expect("page");
     until(

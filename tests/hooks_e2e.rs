@@ -95,14 +95,14 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
-        let sim = Cluster::sim();
+        let sim = Cluster::start();
         sim.install_crds();
         let client = sim.client().await;
         Env { sim, client }
     }
 
     async fn status(&self) -> RolloutStatus {
-        let api: Api<Rollout> = Api::namespaced(self.client.clone(), "default");
+        let api: Api<Rollout> = Api::default_namespaced(self.client.clone());
         api.get("web").await.ok().and_then(|r| r.status).unwrap_or_default()
     }
 
@@ -115,7 +115,7 @@ impl Env {
     }
 
     async fn events(&self, reason: &str) -> Vec<String> {
-        let api: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        let api: Api<Event> = Api::default_namespaced(self.client.clone());
         api.list(&ListParams::default().fields("involvedObject.name=web"))
             .await
             .map(|l| l.items)
@@ -158,6 +158,7 @@ async fn metrics(c: &ControllerProc) -> String {
 #[tokio::test]
 async fn notifications_reach_slack_teams_and_webhooks_and_failures_show() {
     let e = Env::start().await;
+    let ns = e.sim.namespace.clone();
     let rx = Receiver::start().await;
     rx.answer("/slack", &[500, 500, 200]);
     rx.answer("/broken", &[500]);
@@ -166,12 +167,12 @@ async fn notifications_reach_slack_teams_and_webhooks_and_failures_show() {
         r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: slack-webhook, namespace: default}}
+metadata: {{name: slack-webhook}}
 stringData: {{url: "{slack}"}}
 ---
 apiVersion: v1
 kind: ConfigMap
-metadata: {{name: serin-notifications, namespace: default}}
+metadata: {{name: serin-notifications}}
 data:
   targets.yaml: |
     - name: ops
@@ -216,7 +217,7 @@ data:
         "{audit:?}"
     );
     let promoted = &audit[3];
-    assert_eq!(promoted["rollout"], json!({"namespace": "default", "name": "web"}));
+    assert_eq!(promoted["rollout"], json!({"namespace": ns, "name": "web"}));
     assert_eq!(promoted["revision"], v2.as_str());
     assert!(
         audit[0]["message"]
@@ -275,6 +276,7 @@ data:
 #[tokio::test]
 async fn webhook_gates_hold_test_and_confirm_a_rollout() {
     let e = Env::start().await;
+    let ns = e.sim.namespace.clone();
     let rx = Receiver::start().await;
     rx.answer("/approve", &[403]);
     let hooks = format!(
@@ -322,7 +324,7 @@ async fn webhook_gates_hold_test_and_confirm_a_rollout() {
     assert_eq!(
         pre,
         vec![
-            json!({"name": "web", "namespace": "default", "phase": "Progressing", "checksum": v2,
+            json!({"name": "web", "namespace": ns, "phase": "Progressing", "checksum": v2,
                     "metadata": {"cmd": "curl -s http://web-canary/"}})
         ]
     );
@@ -410,7 +412,7 @@ async fn the_shipped_hook_examples_are_accepted() {
         e.sim
             .kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
     }
-    let api: Api<Rollout> = Api::namespaced(e.client.clone(), "default");
+    let api: Api<Rollout> = Api::default_namespaced(e.client.clone());
     let r = api.get("web").await.expect("the example Rollout");
     let canary = r.spec.strategy.canary.expect("canary");
     assert_eq!(canary.webhooks.len(), 4);

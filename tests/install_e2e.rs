@@ -49,7 +49,7 @@ fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
 
 /// A cluster that knows every kind the chart may render, with the namespaces it uses.
 fn cluster_for_validation() -> Cluster {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     for crd in [
@@ -280,7 +280,7 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
         "deploy/analysis-templates.yaml is stale: run `make manifests`"
     );
 
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     let base = root.join("deploy");
     let rendered = sim.kubectl_ok(&["kustomize", base.to_str().unwrap_or_default()]);
     assert!(rendered.contains("kind: Namespace") && rendered.contains("kind: Deployment"));
@@ -348,7 +348,7 @@ fn allowed(rules: &[Value], group: &str, resource: &str, verb: &str) -> bool {
 }
 
 async fn rollout_json(client: &kube::Client) -> Value {
-    let api: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let api: Api<Rollout> = Api::default_namespaced(client.clone());
     serde_json::to_value(api.get("web").await.expect("the Rollout")).expect("JSON")
 }
 
@@ -377,7 +377,7 @@ fn run_action(sim: &Cluster, action: &str, obj: &Value) {
 
 #[tokio::test]
 async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     // A real `helm install` into the simulated cluster: CRDs, RBAC, Deployment, NOTES.
     let notes = helm_ok(
         Some(&sim.kubeconfig),

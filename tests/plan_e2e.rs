@@ -149,11 +149,11 @@ async fn the_gateway_example_follows_its_plan() {
     }
     let pause_planned = t["steps"][1]["lasts"][0].as_f64().expect("pause");
 
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.kubectl_ok(&["apply", "--server-side", "-f", &file]);
     eventually("version 1 healthy", WAIT, || async {
@@ -215,11 +215,11 @@ async fn the_quick_start_example_holds_the_planned_pods() {
     };
     let pause_planned = t["steps"][3]["lasts"][0].as_f64().expect("pause");
 
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
-    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
+    let replica_sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::default_namespaced(client.clone());
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.kubectl_ok(&["apply", "--server-side", "-f", &file]);
     eventually("version 1 healthy", WAIT, || async {

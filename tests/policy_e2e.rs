@@ -30,7 +30,7 @@ fn render_policies(extra: &[&str]) -> String {
 }
 
 fn cluster() -> Cluster {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let namespaces = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {GUARDED}, labels: {{serin.dev/require-analysis: \"true\"}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {FREE}}}\n"
@@ -233,7 +233,7 @@ fn the_charts_policies_refuse_rollouts_without_analysis_only_where_required() {
 
 #[test]
 fn the_step_limit_follows_the_chart_value() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let ns = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {GUARDED}, labels: {{serin.dev/require-analysis: \"true\"}}}}\n"

@@ -45,7 +45,7 @@ fn route(name: &str) -> String {
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: {name}, namespace: default}}
+metadata: {{name: {name}}}
 spec:
   rules:
   - backendRefs:
@@ -122,7 +122,7 @@ async fn injected(sim: &Cluster) -> BTreeMap<String, u64> {
 
 #[tokio::test]
 async fn rollouts_end_right_while_the_api_server_fails() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start_with_faults();
     sim.install_crds();
     let client = sim.client().await;
     let names = names(soak_n(4));
@@ -168,13 +168,7 @@ async fn rollouts_end_right_while_the_api_server_fails() {
     // Still right after the controller relisted through the faults.
     let all = statuses(&client).await;
     assert!(all.iter().all(|(n, s)| promoted(s, v1.get(n))), "{all:?}");
-    let faults: Value = reqwest::get(format!("{}/sim/faults", sim.api_url()))
-        .await
-        .expect("faults")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(faults["conflict"], 0.1);
+    assert_eq!(sim.faults().await["conflict"], 0.1);
 }
 
 /// What a run ends with, without names that differ between clusters (uids, times).
@@ -193,7 +187,7 @@ async fn final_state(client: &kube::Client) -> Value {
             }),
         );
     }
-    let rs: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rs: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::default_namespaced(client.clone());
     let mut sizes: Vec<(String, i32)> = rs
         .list(&ListParams::default())
         .await
@@ -215,7 +209,7 @@ async fn final_state(client: &kube::Client) -> Value {
 
 async fn route_weights(client: &kube::Client) -> BTreeMap<String, i64> {
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ApiResource::from_gvk(&gvk));
+    let routes: Api<DynamicObject> = Api::default_namespaced_with(client.clone(), &ApiResource::from_gvk(&gvk));
     routes
         .list(&ListParams::default())
         .await
@@ -259,7 +253,7 @@ fn start_shard(sim: &Cluster, shard: u32, of: u32, log: &str) -> ControllerProc 
 /// weights against the steps throughout: a route never runs ahead of the step the status shows,
 /// and never goes back to a lower weight of a step already passed.
 async fn routed_run(schedule: &Schedule, label: &str) -> (Value, usize) {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -430,7 +424,7 @@ async fn fake_prometheus(body: &'static str, delay: Duration) -> String {
 
 #[tokio::test]
 async fn a_garbled_or_slow_prometheus_never_promotes() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
     let garbage = fake_prometheus("<html>502 Bad Gateway</html>", Duration::ZERO).await;
@@ -452,7 +446,7 @@ async fn a_garbled_or_slow_prometheus_never_promotes() {
             r#"
 apiVersion: serin.dev/v1alpha1
 kind: AnalysisTemplate
-metadata: {{name: {name}, namespace: default}}
+metadata: {{name: {name}}}
 spec:
   metrics:
   - name: error-rate

@@ -286,6 +286,53 @@ async fn a_release_walks_its_steps_and_promotes() {
     assert_eq!(promoted["level"], "INFO", "{promoted}");
 }
 
+/// A Git sync mid-release, as Argo CD's server-side sync applies one: the Rollout re-applied as it
+/// is never conflicts with Serin (it writes no field of a Rollout's spec), and the Services, whose
+/// atomic selectors Serin owns once it points them, conflict unless forced; forced, they select
+/// every version for a moment, and Serin points them again.
+#[tokio::test]
+async fn a_forced_sync_of_the_services_mid_release_is_pointed_again() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let yaml = |image: &str| rollout_yaml(4, image, "[{setWeight: 50}, {pause: {}}]");
+    e.apply(&yaml("example/web:1"));
+    let v1 = e.wait_phase(Phase::Healthy, None).await.stable_pod_hash.unwrap();
+    e.apply(&yaml("example/web:2"));
+    let v2 = e.wait_phase(Phase::Paused, Some(1)).await.current_pod_hash.unwrap();
+    assert_eq!(
+        (e.selector_hash("web-stable").await, e.selector_hash("web-canary").await),
+        (v1.clone(), v2.clone())
+    );
+
+    let rollout_only = yaml("example/web:2").replace(WEB_SERVICES, "");
+    let out = e
+        .sim
+        .kubectl_stdin(&["apply", "--server-side", "-f", "-"], &rollout_only);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = e
+        .sim
+        .kubectl_stdin(&["apply", "--server-side", "-f", "-"], WEB_SERVICES);
+    assert!(
+        !out.status.success(),
+        "the Services' selectors are Serin's once it points them"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("conflict") && err.contains(".spec.selector"), "{err}");
+
+    e.apply(WEB_SERVICES);
+    eventually("both Services pointed again", WAIT, || async {
+        let pointed = (e.selector_hash("web-stable").await, e.selector_hash("web-canary").await);
+        (pointed == (v1.clone(), v2.clone())).then_some(())
+    })
+    .await;
+    let st = e.status().await;
+    assert_eq!(
+        (st.phase, st.current_step_index),
+        (Some(Phase::Paused), Some(1)),
+        "the release goes on where it was"
+    );
+}
+
 #[tokio::test]
 async fn abort_brings_traffic_back_and_retry_starts_over() {
     let e = env().await;

@@ -22,7 +22,7 @@ fn sim_crd(file: &str) -> std::path::PathBuf {
 const ROUTE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+metadata: {name: web, annotations: {sim.serin.dev/rps: "200"}}
 spec:
   parentRefs: [{name: gateway}]
   hostnames: [web.example.com]
@@ -48,7 +48,7 @@ async fn route(client: &kube::Client) -> Value {
         &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
         "httproutes",
     );
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let api: Api<DynamicObject> = Api::default_namespaced_with(client.clone(), &ar);
     serde_json::to_value(api.get("web").await.expect("route")).expect("json")
 }
 
@@ -137,12 +137,12 @@ async fn share_of_canary(prom: &prometheus_http_query::Client, canary_hash: &str
 
 #[tokio::test]
 async fn five_percent_through_an_httproute_and_back_on_abort() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let prom = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     // The route comes from "Git", applied by ArgoCD's field manager.
     let out = sim.kubectl_stdin(
         &["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"],
@@ -192,11 +192,11 @@ async fn five_percent_through_an_httproute_and_back_on_abort() {
 
 #[tokio::test]
 async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.apply_yaml(&rollout("example/web:1"));
     let st = eventually("a TrafficRouting condition", WAIT, || async {
@@ -225,11 +225,11 @@ async fn a_missing_route_is_a_condition_and_the_rollout_waits() {
 
 #[tokio::test]
 async fn the_shipped_gateway_api_example_runs() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let _controller = ControllerProc::start(&sim, "controller.log");
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout-gateway-api.yaml");
     sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
@@ -250,11 +250,11 @@ async fn the_published_httproute_crd_works_with_the_router() {
         eprintln!("skipping: {} is absent", published.display());
         return;
     }
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&published);
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let _controller = ControllerProc::start(&sim, "controller.log");
     sim.apply_yaml(ROUTE);
     sim.apply_yaml(&rollout("example/web:1"));
@@ -274,7 +274,7 @@ async fn the_published_httproute_crd_works_with_the_router() {
 const INGRESS: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+metadata: {name: web, annotations: {sim.serin.dev/rps: "200"}}
 spec:
   ingressClassName: nginx
   rules:
@@ -294,13 +294,13 @@ struct Routed {
 }
 
 async fn routed(crds: &[&str], setup: &str, routing: &str) -> Routed {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     for f in crds {
         sim.install_crd_file(&sim_crd(f));
     }
     let prom = Prometheus::start(&[sim.traffic_target()]);
-    let rollouts: Api<Rollout> = Api::namespaced(sim.client().await, "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(sim.client().await);
     sim.apply_yaml(setup);
     let controller = ControllerProc::start(&sim, "controller.log");
     sim.apply_yaml(&rollout("example/web:1").replace("gatewayAPI: {httpRoute: web}", routing));
@@ -370,10 +370,10 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
 
 #[tokio::test]
 async fn the_shipped_nginx_example_runs() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let _controller = ControllerProc::start(&sim, "controller.log");
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/rollout-nginx.yaml");
     sim.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap_or_default()]);
@@ -394,7 +394,7 @@ async fn the_shipped_nginx_example_runs() {
 
 #[tokio::test]
 async fn smi_gets_a_traffic_split_with_the_weight() {
-    let root = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: \"200\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n";
+    let root = "apiVersion: v1\nkind: Service\nmetadata: {name: web, annotations: {sim.serin.dev/rps: \"200\"}}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n";
     let Routed {
         _controller,
         sim,
@@ -416,7 +416,7 @@ async fn smi_gets_a_traffic_split_with_the_weight() {
 const VIRTUAL_SERVICE: &str = r#"
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
-metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+metadata: {name: web, annotations: {sim.serin.dev/rps: "200"}}
 spec:
   hosts: [web]
   http:
@@ -454,11 +454,11 @@ async fn istio_virtual_service_weights_follow_the_steps() {
 
 #[tokio::test]
 async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     sim.apply_yaml(ROUTE);
     let _controller = ControllerProc::start(&sim, "controller.log");
     let steps = "[{setWeight: 5}, {setHeaderRoute: {name: beta, match: [{headerName: x-beta, headerValue: {exact: \"1\"}}]}}, {pause: {}}]";
@@ -488,7 +488,7 @@ async fn a_header_route_is_added_to_the_httproute_and_removed_on_promotion() {
 
 #[tokio::test]
 async fn istio_subsets_follow_the_versions_hashes() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     for f in [
         "virtualservices.networking.istio.io.yaml",
@@ -498,12 +498,12 @@ async fn istio_subsets_follow_the_versions_hashes() {
     }
     let prom = Prometheus::start(&[sim.traffic_target()]);
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     sim.apply_yaml(
         r#"
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
-metadata: {name: web, namespace: default, annotations: {sim.serin.dev/rps: "200"}}
+metadata: {name: web, annotations: {sim.serin.dev/rps: "200"}}
 spec:
   hosts: [web]
   http:
@@ -514,7 +514,7 @@ spec:
 ---
 apiVersion: networking.istio.io/v1beta1
 kind: DestinationRule
-metadata: {name: web, namespace: default}
+metadata: {name: web}
 spec:
   host: web
   subsets:
@@ -523,7 +523,7 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: default}
+metadata: {name: web}
 spec: {selector: {app: web}, ports: [{port: 80}]}
 "#,
     );
@@ -562,11 +562,11 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
 /// then 100%; `kubectl serin abort` in the scale-down window puts it back in one write.
 #[tokio::test]
 async fn blue_green_switches_the_route_and_an_abort_switches_it_back() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     sim.install_crd_file(&common::httproute_crd());
     let client = sim.client().await;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), "default");
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     sim.apply_yaml(
         &ROUTE
             .replace("web-stable", "web-active")

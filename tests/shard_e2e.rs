@@ -13,12 +13,24 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn names() -> Vec<String> {
-    (0..8).map(|i| format!("app{i}")).collect()
+/// Eight Rollout names, four on each of two shards in `namespace` (which shard a Rollout is on
+/// depends on its namespace, and every test has a namespace of its own).
+fn names(namespace: &str) -> Vec<String> {
+    let mut per_shard = [0; 2];
+    (0..)
+        .map(|i| format!("app{i}"))
+        .filter(|n| {
+            let shard = serin::shard::of(namespace, n, 2) as usize;
+            per_shard[shard] += 1;
+            per_shard[shard] <= 4
+        })
+        .take(8)
+        .collect()
 }
 
-fn rollouts(image: &str) -> String {
-    names()
+/// The Rollouts, and with `services` their Services (once: their selectors are Serin's to point).
+fn rollouts(namespace: &str, image: &str, services: bool) -> String {
+    names(namespace)
         .iter()
         .map(|n| {
             named_rollout(
@@ -28,7 +40,7 @@ fn rollouts(image: &str) -> String {
                 &[],
                 "",
                 "      steps: [{setWeight: 50}, {pause: {duration: 1s}}]",
-            ) + &services_of(n)
+            ) + &(if services { services_of(n) } else { String::new() })
                 + "\n---\n"
         })
         .collect()
@@ -50,7 +62,7 @@ async fn statuses(client: &kube::Client) -> BTreeMap<String, RolloutStatus> {
 async fn all_healthy(client: &kube::Client, differs_from: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     eventually("every Rollout healthy on the new version", WAIT, || async {
         let all = statuses(client).await;
-        let done = all.len() == names().len()
+        let done = all.len() == 8
             && all.iter().all(|(n, s)| {
                 s.phase == Some(Phase::Healthy)
                     && s.stable_pod_hash.is_some()
@@ -82,23 +94,22 @@ async fn reported(c: &ControllerProc) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn shards_split_the_rollouts_and_each_leads_on_a_lease_of_its_own() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
     let shards = [shard(&sim, "0/2", "shard-0.log"), shard(&sim, "1/2", "shard-1.log")];
-    sim.apply_yaml(&rollouts("example/web:1"));
+    sim.apply_yaml(&rollouts(&sim.namespace, "example/web:1", true));
     let v1 = all_healthy(&client, &BTreeMap::new()).await;
-    sim.apply_yaml(&rollouts("example/web:2"));
+    sim.apply_yaml(&rollouts(&sim.namespace, "example/web:2", false));
     all_healthy(&client, &v1).await;
 
     // Each reports on, and so reconciled, exactly the Rollouts that hash to it.
     let mut seen = BTreeSet::new();
     for (i, c) in shards.iter().enumerate() {
-        let want: BTreeSet<String> = names()
+        let want: BTreeSet<String> = names(&sim.namespace)
             .into_iter()
-            .filter(|n| serin::shard::of("default", n, 2) == i as u32)
+            .filter(|n| serin::shard::of(&sim.namespace, n, 2) == i as u32)
             .collect();
-        assert!(!want.is_empty(), "the test's names put some Rollouts on shard {i}");
         let got = eventually("a shard's metrics name its Rollouts", WAIT, || async {
             let got = reported(c).await;
             (got == want).then_some(got)
@@ -108,11 +119,11 @@ async fn shards_split_the_rollouts_and_each_leads_on_a_lease_of_its_own() {
     }
     assert_eq!(
         seen,
-        names().into_iter().collect::<BTreeSet<_>>(),
+        names(&sim.namespace).into_iter().collect::<BTreeSet<_>>(),
         "every Rollout has a shard"
     );
 
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
     for i in 0..2 {
         let lease = leases
             .get(&format!("serin-controller-{i}"))
@@ -136,11 +147,11 @@ async fn shards_split_the_rollouts_and_each_leads_on_a_lease_of_its_own() {
 
 #[tokio::test]
 async fn a_new_shard_count_waits_until_the_controllers_of_the_old_one_stop() {
-    let sim = Cluster::sim();
+    let sim = Cluster::start();
     sim.install_crds();
     let client = sim.client().await;
     let old = vec![shard(&sim, "0/2", "old-0.log"), shard(&sim, "1/2", "old-1.log")];
-    sim.apply_yaml(&rollouts("example/web:1"));
+    sim.apply_yaml(&rollouts(&sim.namespace, "example/web:1", true));
     let v1 = all_healthy(&client, &BTreeMap::new()).await;
 
     // One controller of the new count starts beside the old ones, as a rolling update starts the
@@ -153,7 +164,7 @@ async fn a_new_shard_count_waits_until_the_controllers_of_the_old_one_stop() {
     })
     .await;
     let before = statuses(&client).await;
-    sim.apply_yaml(&rollouts("example/web:2"));
+    sim.apply_yaml(&rollouts(&sim.namespace, "example/web:2", false));
     tokio::time::sleep(Duration::from_secs(4)).await;
     let during = statuses(&client).await;
     assert_eq!(before, during, "no controller acted while two shard counts ran");
@@ -165,9 +176,9 @@ async fn a_new_shard_count_waits_until_the_controllers_of_the_old_one_stop() {
     new.push(shard(&sim, "0/3", "new-0.log"));
     new.push(shard(&sim, "1/3", "new-1.log"));
     all_healthy(&client, &v1).await;
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
     let list = events.list(&ListParams::default()).await.expect("events");
-    for n in names() {
+    for n in names(&sim.namespace) {
         let steps = list
             .items
             .iter()

@@ -137,7 +137,7 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
             .into_response();
     }
     if uri.path() == "/sim/faults" {
-        return faults_endpoint(&st, &method, &body);
+        return super::faults::endpoint(&st.faults, &method, &body);
     }
     let agent = headers
         .get(header::USER_AGENT)
@@ -148,21 +148,12 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
         Some(Route::Resource(_)) => st.faults.draw(agent, method != Method::GET, watching),
         _ => None,
     };
-    use super::faults::Fault;
     let injected = match fault {
-        Some(Fault::Conflict) => Some(ApiError::conflict(
-            "",
-            "objects",
-            "injected",
-            "the object has been modified (injected fault); please apply your changes to the latest version and try again",
-        )),
-        Some(Fault::Throttle) => Some(ApiError::too_many_requests(1)),
-        Some(Fault::Error) => Some(ApiError::internal("injected fault: the server could not answer")),
-        Some(Fault::Expired) => Some(ApiError::gone("too old resource version (injected fault)")),
-        Some(Fault::Delay(d)) => {
+        Some(super::faults::Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
             None
         }
+        Some(f) => f.refusal(),
         None => None,
     };
     let response = match injected {
@@ -195,22 +186,6 @@ async fn handle(State(st): State<ApiState>, method: Method, uri: Uri, headers: H
         });
     }
     response
-}
-
-/// `GET /sim/faults` shows the faults in force; `PUT` replaces them (JSON, see `faults::FaultSpec`).
-fn faults_endpoint(st: &ApiState, method: &Method, body: &Bytes) -> Response {
-    match *method {
-        Method::GET => json_response(StatusCode::OK, &json!(st.faults.spec())),
-        Method::PUT => {
-            let spec: Result<super::faults::FaultSpec, String> =
-                serde_json::from_slice(body).map_err(|e| format!("not a fault spec: {e}"));
-            match spec.and_then(|s| st.faults.set(s.clone()).map(|_| s)) {
-                Ok(s) => json_response(StatusCode::OK, &json!(s)),
-                Err(e) => ApiError::bad_request(e).into_response(),
-            }
-        }
-        _ => ApiError::method_not_allowed("GET or PUT /sim/faults").into_response(),
-    }
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {

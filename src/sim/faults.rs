@@ -4,6 +4,9 @@
 //! Set at start (`serin sim --faults JSON`) or at any time (`PUT /sim/faults`, `GET` reads them).
 //! Draws come from a seeded generator, so a run repeats.
 
+use super::status::ApiError;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -60,6 +63,44 @@ pub enum Fault {
     Error,
     Expired,
     Delay(Duration),
+}
+
+impl Fault {
+    /// The answer that takes the place of the API server's, for all but a delay.
+    pub fn refusal(self) -> Option<ApiError> {
+        match self {
+            Fault::Conflict => Some(ApiError::conflict(
+                "",
+                "objects",
+                "injected",
+                "the object has been modified (injected fault); please apply your changes to the latest version and try again",
+            )),
+            Fault::Throttle => Some(ApiError::too_many_requests(1)),
+            Fault::Error => Some(ApiError::internal("injected fault: the server could not answer")),
+            Fault::Expired => Some(ApiError::gone("too old resource version (injected fault)")),
+            Fault::Delay(_) => None,
+        }
+    }
+}
+
+/// `GET /sim/faults` shows the faults in force; `PUT` replaces them (JSON, see `FaultSpec`).
+pub fn endpoint(faults: &Faults, method: &Method, body: &[u8]) -> Response {
+    let json = |code: StatusCode, v: &FaultSpec| {
+        let text = serde_json::to_string(v).unwrap_or_default();
+        (code, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+    };
+    match *method {
+        Method::GET => json(StatusCode::OK, &faults.spec()),
+        Method::PUT => {
+            let spec: Result<FaultSpec, String> =
+                serde_json::from_slice(body).map_err(|e| format!("not a fault spec: {e}"));
+            match spec.and_then(|s| faults.set(s.clone()).map(|_| s)) {
+                Ok(s) => json(StatusCode::OK, &s),
+                Err(e) => ApiError::bad_request(e).into_response(),
+            }
+        }
+        _ => ApiError::method_not_allowed("GET or PUT /sim/faults").into_response(),
+    }
 }
 
 pub struct Faults {

@@ -13,6 +13,7 @@ pub mod crd;
 pub mod daemonsets;
 pub mod discovery;
 pub mod faults;
+pub mod faults_proxy;
 pub mod fieldset;
 pub mod gc;
 pub mod jobs;
@@ -58,6 +59,8 @@ pub enum SimError {
     Serve(std::io::Error),
     #[error(transparent)]
     Traffic(#[from] traffic::from_api::TrafficError),
+    #[error(transparent)]
+    FaultsProxy(#[from] faults_proxy::ProxyError),
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -65,6 +68,9 @@ pub enum SimCommand {
     /// Serve the traffic simulator's series for any cluster, read through its API (Services, Pods,
     /// HTTPRoutes, VirtualServices, TrafficSplits, canary Ingresses).
     Traffic(traffic::from_api::TrafficArgs),
+    /// Stand in front of any cluster's API server with the simulated cluster's faults (conflicts,
+    /// throttling, errors, expired and cut watches, delays), set with `PUT /sim/faults`.
+    FaultsProxy(faults_proxy::FaultsProxyArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -173,8 +179,10 @@ pub async fn start(args: SimArgs) -> Result<(Sim, impl std::future::Future<Outpu
 
 /// `serin sim`: serves until stopped.
 pub async fn run(args: SimArgs) -> Result<(), SimError> {
-    if let Some(SimCommand::Traffic(traffic)) = args.command {
-        return Ok(traffic::from_api::run(traffic).await?);
+    match args.command {
+        Some(SimCommand::Traffic(traffic)) => return Ok(traffic::from_api::run(traffic).await?),
+        Some(SimCommand::FaultsProxy(proxy)) => return Ok(faults_proxy::run(proxy).await?),
+        None => {}
     }
     let (sim, serving) = start(args.clone()).await?;
     tracing::info!(api = %sim.api_addr, traffic = %sim.traffic_addr, "simulated cluster serving");

@@ -55,6 +55,13 @@ pub fn control_plane() -> &'static ControlPlane {
     })
 }
 
+struct FaultsProxy {
+    _proc: Proc,
+    url: String,
+    /// Reaches the API server through the proxy, acting in the test's namespace.
+    kubeconfig: PathBuf,
+}
+
 enum Backend {
     /// `serin sim`, on these loopback ports.
     Sim {
@@ -62,8 +69,12 @@ enum Backend {
         api_port: u16,
         traffic_port: u16,
     },
-    /// A namespace on the shared real control plane; `serin sim traffic` for it once asked for.
-    Real { traffic: OnceLock<(Proc, u16)> },
+    /// A namespace on the shared real control plane; `serin sim traffic` for it once asked for,
+    /// and `serin sim faults-proxy` in front of the API server for a test that injects faults.
+    Real {
+        traffic: OnceLock<(Proc, u16)>,
+        faults: Option<FaultsProxy>,
+    },
 }
 
 /// A cluster as one test sees it: kubectl, kube clients and `serin` commands all act in
@@ -101,22 +112,69 @@ fn namespace_for_test() -> String {
 
 /// A copy of a kubeconfig whose context acts in `namespace`.
 fn kubeconfig_in(from: &Path, to: &Path, namespace: &str) {
-    let text = std::fs::read_to_string(from).expect("the control plane's kubeconfig");
-    let text = text.replace("namespace: default}", &format!("namespace: {namespace}}}"));
+    let text = std::fs::read_to_string(from).expect("a kubeconfig");
+    let text = text.replace("namespace: default", &format!("namespace: {namespace}"));
     std::fs::write(to, text).expect("kubeconfig written");
+}
+
+/// `serin sim faults-proxy` in front of the real API server, with no faults until some are set.
+fn start_faults_proxy(dir: &Path, kubeconfig: &Path, namespace: &str) -> FaultsProxy {
+    let port = free_port();
+    let written = dir.join("faults-proxy.kubeconfig.tmp");
+    let log = std::fs::File::create(dir.join("faults-proxy.log")).expect("proxy log");
+    let child = Command::new(serin_bin())
+        .args(["sim", "faults-proxy", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig-out"])
+        .arg(&written)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serin sim faults-proxy starts");
+    let proc = Proc {
+        child,
+        name: "serin sim faults-proxy",
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !written.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the fault proxy wrote no kubeconfig within 20s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let proxied = dir.join("faults-proxy.kubeconfig");
+    kubeconfig_in(&written, &proxied, namespace);
+    FaultsProxy {
+        _proc: proc,
+        url: format!("http://127.0.0.1:{port}"),
+        kubeconfig: proxied,
+    }
 }
 
 impl Cluster {
     /// A fresh namespace on the real control plane.
     pub fn start() -> Cluster {
+        Self::real(false)
+    }
+
+    /// A fresh namespace on the real control plane, with the controller reaching the API server
+    /// through a fault-injecting proxy (`set_faults`, `controller_kubeconfig`).
+    pub fn start_with_faults() -> Cluster {
+        Self::real(true)
+    }
+
+    fn real(with_faults: bool) -> Cluster {
         let cp = control_plane();
         let dir = tempfile::tempdir().expect("temp dir");
         let namespace = namespace_for_test();
         let kubeconfig = dir.path().join("kubeconfig");
         kubeconfig_in(&cp.kubeconfig, &kubeconfig, &namespace);
+        let faults = with_faults.then(|| start_faults_proxy(dir.path(), &kubeconfig, &namespace));
         let cluster = Cluster {
             backend: Backend::Real {
                 traffic: OnceLock::new(),
+                faults,
             },
             dir,
             kubeconfig,
@@ -183,6 +241,39 @@ impl Cluster {
         }
     }
 
+    /// The kubeconfig a controller under test gets: through the fault proxy where there is one.
+    pub fn controller_kubeconfig(&self) -> &Path {
+        match &self.backend {
+            Backend::Real {
+                faults: Some(proxy), ..
+            } => &proxy.kubeconfig,
+            _ => &self.kubeconfig,
+        }
+    }
+
+    /// Where `/sim/faults` is served: the simulated cluster, or the fault proxy.
+    fn faults_url(&self) -> String {
+        match &self.backend {
+            Backend::Sim { api_port, .. } => format!("http://127.0.0.1:{api_port}/sim/faults"),
+            Backend::Real {
+                faults: Some(proxy), ..
+            } => format!("{}/sim/faults", proxy.url),
+            Backend::Real { faults: None, .. } => {
+                panic!("faults on the real control plane need Cluster::start_with_faults()")
+            }
+        }
+    }
+
+    /// The faults in force.
+    pub async fn faults(&self) -> serde_json::Value {
+        reqwest::get(self.faults_url())
+            .await
+            .expect("faults are served")
+            .json()
+            .await
+            .expect("faults as JSON")
+    }
+
     pub fn is_real(&self) -> bool {
         matches!(self.backend, Backend::Real { .. })
     }
@@ -199,7 +290,7 @@ impl Cluster {
     pub fn traffic_target(&self) -> String {
         match &self.backend {
             Backend::Sim { traffic_port, .. } => format!("127.0.0.1:{traffic_port}"),
-            Backend::Real { traffic } => {
+            Backend::Real { traffic, .. } => {
                 let (_, port) = traffic.get_or_init(|| self.start_traffic());
                 format!("127.0.0.1:{port}")
             }
@@ -295,7 +386,18 @@ impl Cluster {
                     .expect("its metrics");
                 serin::sim::requests::parse(&body)
             }
-            Backend::Real { .. } => {
+            Backend::Real {
+                faults: Some(proxy), ..
+            } => {
+                let body = reqwest::get(format!("{}/metrics", proxy.url))
+                    .await
+                    .expect("the fault proxy answers")
+                    .text()
+                    .await
+                    .expect("its counts");
+                serin::sim::requests::parse(&body)
+            }
+            Backend::Real { faults: None, .. } => {
                 // The audit log is written in batches at most a second apart.
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 super::audit::requests_in(&control_plane().audit_log, &self.namespace)
@@ -303,10 +405,10 @@ impl Cluster {
         }
     }
 
-    /// Sets the faults the simulated cluster injects (`PUT /sim/faults`).
+    /// Sets the faults injected (`PUT /sim/faults`), by the simulated cluster or the fault proxy.
     pub async fn set_faults(&self, spec: serde_json::Value) {
         let r = reqwest::Client::new()
-            .put(format!("{}/sim/faults", self.api_url()))
+            .put(self.faults_url())
             .json(&spec)
             .send()
             .await
@@ -318,9 +420,12 @@ impl Cluster {
         );
     }
 
-    /// `kubectl apply --server-side` of YAML; fails the test with kubectl's words if refused.
+    /// `kubectl apply --server-side --force-conflicts` of YAML, as Argo CD's server-side sync
+    /// applies a commit; fails the test with kubectl's words if refused. Forced, because a Service's
+    /// selector is atomic and, once Serin points it, also Serin's: a second apply of the Service
+    /// conflicts with Serin, and a forced one takes the selector back until Serin points it again.
     pub fn apply_yaml(&self, yaml: &str) {
-        let out = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], yaml);
+        let out = self.kubectl_stdin(&["apply", "--server-side", "--force-conflicts", "-f", "-"], yaml);
         assert!(
             out.status.success(),
             "kubectl apply failed: {}",
@@ -328,19 +433,31 @@ impl Cluster {
         );
     }
 
-    /// Applies a CRD file named `<crd name>.yaml` and waits until it is Established.
+    /// Applies a CRD file named `<crd name>.yaml` and waits until it is Established. The real
+    /// control plane gets the CRD its project publishes (`tests/data/crds/`) instead of the
+    /// simulated cluster's compact one.
     pub fn install_crd_file(&self, path: &Path) {
-        self.kubectl_ok(&["apply", "--server-side", "-f", path.to_str().unwrap_or_default()]);
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .trim_start_matches("gateway.networking.k8s.io_");
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let name = stem.trim_start_matches("gateway.networking.k8s.io_");
         let name = if name == "httproutes" {
             "httproutes.gateway.networking.k8s.io"
         } else {
             name
         };
+        let published = |file: &str| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/crds")
+                .join(file)
+        };
+        let file = match (self.is_real(), name) {
+            (true, "httproutes.gateway.networking.k8s.io") => published("gateway.networking.k8s.io_httproutes.yaml"),
+            (true, "virtualservices.networking.istio.io" | "destinationrules.networking.istio.io") => {
+                published("istio-networking.yaml")
+            }
+            (true, "trafficsplits.split.smi-spec.io") => published("smi-trafficsplits.yaml"),
+            _ => path.to_path_buf(),
+        };
+        self.kubectl_ok(&["apply", "--server-side", "-f", file.to_str().unwrap_or_default()]);
         self.kubectl_ok(&[
             "wait",
             "--for=condition=Established",

@@ -211,7 +211,10 @@ impl ControllerProc {
             .args(if extra.contains(&"--kubeconfig") {
                 Vec::new()
             } else {
-                vec![std::ffi::OsString::from("--kubeconfig"), sim.kubeconfig.clone().into()]
+                vec![
+                    std::ffi::OsString::from("--kubeconfig"),
+                    sim.controller_kubeconfig().as_os_str().to_owned(),
+                ]
             })
             .args(extra)
             .args(namespace_flag(sim, extra))
