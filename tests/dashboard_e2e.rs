@@ -202,7 +202,10 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
     until(
         &page,
         "the list shows web as Healthy",
-        "document.querySelector(\"tr[data-rollout='default/web']\")?.dataset.phase === 'Healthy'",
+        &format!(
+            "document.querySelector(\"tr[data-rollout='{}/web']\")?.dataset.phase === 'Healthy'",
+            sim.namespace
+        ),
     )
     .await;
     page.evaluate("window.loadedOnce = 'yes'").await.expect("marked");
@@ -212,13 +215,16 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
     until(
         &page,
         "the list shows the release at 5%",
-        "document.querySelector(\"tr[data-rollout='default/web'] [data-test=weight]\")?.innerText === '5%'",
+        &format!(
+            "document.querySelector(\"tr[data-rollout='{}/web'] [data-test=weight]\")?.innerText === '5%'",
+            sim.namespace
+        ),
     )
     .await;
     assert_eq!(until(&page, "no reload", "window.loadedOnce").await, "yes");
 
     // The paused Rollout's page: its steps with the current one marked, and the weight chart.
-    page.find_element("tr[data-rollout='default/web']")
+    page.find_element(&format!("tr[data-rollout='{}/web']", sim.namespace))
         .await
         .expect("row")
         .click()
@@ -338,7 +344,8 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
 /// `rollouts/status` of that Rollout.
 #[tokio::test]
 async fn in_the_cluster_only_a_permitted_token_steers() {
-    let sim = Cluster::start();
+    // Its own control plane: the chart's ClusterRoles are cluster-wide.
+    let sim = Cluster::start_alone();
     sim.install_crds();
     let client = sim.client().await;
     let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());

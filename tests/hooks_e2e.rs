@@ -239,7 +239,7 @@ data:
         slack[0]["text"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("default/web: Promoted")
+            .starts_with(&format!("{ns}/web: Promoted"))
     );
 
     let teams = eventually("Teams, a default target, gets an Adaptive Card", WAIT, || async {
@@ -248,7 +248,7 @@ data:
     .await;
     let card = &teams["attachments"][0];
     assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
-    assert_eq!(card["content"]["body"][0]["text"], "default/web: Promoted");
+    assert_eq!(card["content"]["body"][0]["text"], format!("{ns}/web: Promoted"));
 
     let failed = eventually("the dead target is an Event", WAIT, || async {
         e.events("NotificationFailed").await.into_iter().next()

@@ -49,7 +49,8 @@ fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
 
 /// A cluster that knows every kind the chart may render, with the namespaces it uses.
 fn cluster_for_validation() -> Cluster {
-    let sim = Cluster::start();
+    // Its own control plane: the chart's cluster-wide objects and namespaces are the test's alone.
+    let sim = Cluster::start_alone();
     sim.install_crds();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     for crd in [
@@ -280,7 +281,7 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
         "deploy/analysis-templates.yaml is stale: run `make manifests`"
     );
 
-    let sim = Cluster::start();
+    let sim = Cluster::start_alone();
     let base = root.join("deploy");
     let rendered = sim.kubectl_ok(&["kustomize", base.to_str().unwrap_or_default()]);
     assert!(rendered.contains("kind: Namespace") && rendered.contains("kind: Deployment"));
@@ -322,17 +323,20 @@ async fn the_kustomize_base_is_the_chart_and_applies() {
     assert_eq!(ready, "2");
 }
 
-/// The (group, resource, verb) requests a client made, from the API server's request counts.
+/// The (group, resource, verb) requests a client made anywhere in the cluster, from the API
+/// server's audit log.
 async fn requests_of(sim: &Cluster, client: &str) -> Vec<(String, String, String)> {
+    let field = |v: &Value| v.as_str().unwrap_or("").to_string();
     let mut out: Vec<(String, String, String)> = sim
-        .requests()
-        .await
-        .into_iter()
-        .filter(|(k, _)| k.client == client)
-        .map(|(k, _)| {
-            // Server-side apply is a patch to RBAC.
-            let verb = if k.verb == "apply" { "patch".to_string() } else { k.verb };
-            (k.group, k.resource, verb)
+        .audited()
+        .iter()
+        .filter(|e| e["userAgent"].as_str().unwrap_or("").starts_with(&format!("{client}/")))
+        .map(|e| {
+            let resource = match e["objectRef"]["subresource"].as_str() {
+                Some(sub) => format!("{}/{sub}", field(&e["objectRef"]["resource"])),
+                None => field(&e["objectRef"]["resource"]),
+            };
+            (field(&e["objectRef"]["apiGroup"]), resource, field(&e["verb"]))
         })
         .collect();
     out.sort();
@@ -377,8 +381,8 @@ fn run_action(sim: &Cluster, action: &str, obj: &Value) {
 
 #[tokio::test]
 async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
-    let sim = Cluster::start();
-    // A real `helm install` into the simulated cluster: CRDs, RBAC, Deployment, NOTES.
+    let sim = Cluster::start_alone();
+    // A real `helm install`: CRDs, RBAC, Deployment, NOTES.
     let notes = helm_ok(
         Some(&sim.kubeconfig),
         &[
@@ -406,8 +410,11 @@ async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
         .filter_map(|a| a.as_str().map(String::from))
         .filter(|a| a != "controller" && !a.starts_with("--metrics-addr"))
         .collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // The controller as the chart runs it, with the chart's flags.
+    // The controller as the chart runs it: the chart's flags, the chart's ServiceAccount, whose
+    // RBAC the API server enforces.
+    let account = sim.service_account_kubeconfig("serin-system", "serin");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--kubeconfig", account.to_str().unwrap_or_default()]);
     let controller = ControllerProc::start_with(&sim, "controller.log", &args);
     let client = sim.client().await;
     sim.apply_yaml(
@@ -472,6 +479,14 @@ async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
     let leader_rules = find(&rendered, "Role")["rules"].as_array().cloned().unwrap_or_default();
     let made = requests_of(&sim, "serin-controller").await;
     assert!(made.iter().any(|(_, r, _)| r == "leases"), "{made:?}");
+    let refused: Vec<String> = sim
+        .audited()
+        .iter()
+        .filter(|e| e["user"]["username"] == "system:serviceaccount:serin-system:serin")
+        .filter(|e| e["responseStatus"]["code"] == 403)
+        .map(|e| format!("{} {} {}", e["verb"], e["objectRef"]["resource"], e["objectRef"]["namespace"]))
+        .collect();
+    assert!(refused.is_empty(), "the API server refused the chart's ServiceAccount: {refused:?}");
     for (group, resource, verb) in &made {
         let ok = allowed(&cluster_rules, group, resource, verb)
             || (resource == "leases" || resource == "configmaps" || resource == "secrets")

@@ -30,7 +30,8 @@ fn render_policies(extra: &[&str]) -> String {
 }
 
 fn cluster() -> Cluster {
-    let sim = Cluster::start();
+    // Its own control plane: the policies and namespaces are cluster-wide.
+    let sim = Cluster::start_alone();
     sim.install_crds();
     let namespaces = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {GUARDED}, labels: {{serin.dev/require-analysis: \"true\"}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {FREE}}}\n"

@@ -25,8 +25,15 @@ static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
 /// Starts the control plane on first use; every test of the binary shares it.
 pub fn control_plane() -> &'static ControlPlane {
     CONTROL_PLANE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = std::env::temp_dir().join(format!("serin-cluster-{}", std::process::id()));
+        ControlPlane::up(dir)
+    })
+}
+
+impl ControlPlane {
+    /// `cluster/up DIR`, stopped when this process ends (or by `down`).
+    fn up(dir: PathBuf) -> ControlPlane {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let _ = std::fs::remove_dir_all(&dir);
         let started = Instant::now();
         let out = Command::new(root.join("cluster/up"))
@@ -52,7 +59,36 @@ pub fn control_plane() -> &'static ControlPlane {
             audit_log: dir.join("audit.log"),
             dir,
         }
-    })
+    }
+
+    fn down(&self) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let _ = Command::new(root.join("cluster/down")).arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The control plane a test runs on: the binary's shared one, or one of its own.
+enum Plane {
+    Shared(&'static ControlPlane),
+    Own(ControlPlane),
+}
+
+impl Plane {
+    fn get(&self) -> &ControlPlane {
+        match self {
+            Plane::Shared(cp) => cp,
+            Plane::Own(cp) => cp,
+        }
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        if let Plane::Own(cp) = self {
+            cp.down();
+        }
+    }
 }
 
 struct FaultsProxy {
@@ -72,6 +108,7 @@ enum Backend {
     /// A namespace on the shared real control plane; `serin sim traffic` for it once asked for,
     /// and `serin sim faults-proxy` in front of the API server for a test that injects faults.
     Real {
+        plane: Plane,
         traffic: OnceLock<(Proc, u16)>,
         faults: Option<FaultsProxy>,
     },
@@ -155,17 +192,28 @@ fn start_faults_proxy(dir: &Path, kubeconfig: &Path, namespace: &str) -> FaultsP
 impl Cluster {
     /// A fresh namespace on the real control plane.
     pub fn start() -> Cluster {
-        Self::real(false)
+        Self::real(Plane::Shared(control_plane()), false)
+    }
+
+    /// A control plane of its own, for a test that changes what the whole cluster shares (an
+    /// install into serin-system, cluster-wide RBAC, admission policies).
+    pub fn start_alone() -> Cluster {
+        let dir = std::env::temp_dir().join(format!(
+            "serin-cluster-{}-{}",
+            std::process::id(),
+            namespace_for_test()
+        ));
+        Self::real(Plane::Own(ControlPlane::up(dir)), false)
     }
 
     /// A fresh namespace on the real control plane, with the controller reaching the API server
     /// through a fault-injecting proxy (`set_faults`, `controller_kubeconfig`).
     pub fn start_with_faults() -> Cluster {
-        Self::real(true)
+        Self::real(Plane::Shared(control_plane()), true)
     }
 
-    fn real(with_faults: bool) -> Cluster {
-        let cp = control_plane();
+    fn real(plane: Plane, with_faults: bool) -> Cluster {
+        let cp = plane.get();
         let dir = tempfile::tempdir().expect("temp dir");
         let namespace = namespace_for_test();
         let kubeconfig = dir.path().join("kubeconfig");
@@ -173,6 +221,7 @@ impl Cluster {
         let faults = with_faults.then(|| start_faults_proxy(dir.path(), &kubeconfig, &namespace));
         let cluster = Cluster {
             backend: Backend::Real {
+                plane,
                 traffic: OnceLock::new(),
                 faults,
             },
@@ -274,6 +323,57 @@ impl Cluster {
             .expect("faults as JSON")
     }
 
+    /// The real control plane under this cluster; only on the real one.
+    pub fn plane(&self) -> &ControlPlane {
+        match &self.backend {
+            Backend::Real { plane, .. } => plane.get(),
+            Backend::Sim { .. } => panic!("the simulated cluster has no real control plane"),
+        }
+    }
+
+    /// On the real control plane other tests of the binary also use.
+    pub fn shares_its_plane(&self) -> bool {
+        matches!(
+            self.backend,
+            Backend::Real {
+                plane: Plane::Shared(_),
+                ..
+            }
+        )
+    }
+
+    /// A kubeconfig acting as a ServiceAccount (its token from the TokenRequest API), in the
+    /// ServiceAccount's namespace: as a Pod running under it reaches the API server.
+    pub fn service_account_kubeconfig(&self, namespace: &str, account: &str) -> PathBuf {
+        let token = self.kubectl_ok(&["create", "token", account, "-n", namespace, "--duration=2h"]);
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("the admin kubeconfig");
+        let server = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .expect("a server");
+        let ca = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+            .expect("a CA");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority-data: {ca}}}\nusers:\n- name: {account}\n  user: {{token: {}}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: {account}, namespace: {namespace}}}\ncurrent-context: c\n",
+            token.trim()
+        );
+        let path = self.dir.path().join(format!("{namespace}-{account}.kubeconfig"));
+        std::fs::write(&path, text).expect("kubeconfig written");
+        path
+    }
+
+    /// Every request in the real API server's audit log (any namespace, cluster-wide too).
+    pub fn audited(&self) -> Vec<serde_json::Value> {
+        std::thread::sleep(Duration::from_millis(1500));
+        std::fs::read_to_string(&self.plane().audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     pub fn is_real(&self) -> bool {
         matches!(self.backend, Backend::Real { .. })
     }
@@ -325,7 +425,7 @@ impl Cluster {
     pub fn user_kubeconfig(&self) -> PathBuf {
         let path = self.dir.path().join("user.kubeconfig");
         if !path.exists() {
-            kubeconfig_in(&control_plane().user_kubeconfig, &path, &self.namespace);
+            kubeconfig_in(&self.plane().user_kubeconfig, &path, &self.namespace);
         }
         path
     }
@@ -400,7 +500,7 @@ impl Cluster {
             Backend::Real { faults: None, .. } => {
                 // The audit log is written in batches at most a second apart.
                 tokio::time::sleep(Duration::from_millis(1500)).await;
-                super::audit::requests_in(&control_plane().audit_log, &self.namespace)
+                super::audit::requests_in(&self.plane().audit_log, &self.namespace)
             }
         }
     }
@@ -458,26 +558,53 @@ impl Cluster {
             _ => path.to_path_buf(),
         };
         self.kubectl_ok(&["apply", "--server-side", "-f", file.to_str().unwrap_or_default()]);
-        self.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            &format!("crd/{name}"),
-            "--timeout=30s",
-        ]);
+        self.wait_established(name);
     }
 
-    /// Installs Serin's CRDs from `crds/` with kubectl, as a user would.
+    /// Installs Serin's CRDs from `crds/` with kubectl, as a user would, and waits until they are
+    /// Established; on the real control plane once for all the binary's tests.
     pub fn install_crds(&self) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
-        self.kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().unwrap_or_default()]);
-        self.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/rollouts.serin.dev",
-            "crd/analysistemplates.serin.dev",
-            "crd/analysisruns.serin.dev",
-            "--timeout=30s",
-        ]);
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        let install = || {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+            self.kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().unwrap_or_default()]);
+            for crd in [
+                "rollouts.serin.dev",
+                "analysistemplates.serin.dev",
+                "clusteranalysistemplates.serin.dev",
+                "analysisruns.serin.dev",
+            ] {
+                self.wait_established(crd);
+            }
+        };
+        if self.is_real() {
+            INSTALLED.get_or_init(install);
+        } else {
+            install();
+        }
+    }
+
+    /// Waits until a CRD is Established. `kubectl wait` fails at once on a CRD whose status has
+    /// no conditions yet, as a just-created one may not, so it is asked again.
+    fn wait_established(&self, crd: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                &format!("crd/{crd}"),
+                "--timeout=30s",
+            ]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "CRD {crd} not Established: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// A directory holding `kubectl-serin` (a link to the binary), for kubectl's plugin lookup.

@@ -200,8 +200,8 @@ impl ControllerProc {
         Self::start_with(sim, log_name, &["--leader-election-lease-duration=2"])
     }
 
-    /// On the real control plane the controller acts in the test's namespace only (`-n`), as other
-    /// tests share the cluster, unless `extra` names namespaces itself.
+    /// On the shared real control plane the controller acts in the test's namespace only (`-n`), as
+    /// other tests share the cluster, unless `extra` names namespaces itself.
     pub fn start_with(sim: &Cluster, log_name: &str, extra: &[&str]) -> ControllerProc {
         let log = sim.dir.path().join(log_name);
         let file = std::fs::File::create(&log).expect("controller log");
@@ -266,7 +266,7 @@ fn namespace_flag(cluster: &Cluster, extra: &[&str]) -> Vec<String> {
     let named = extra
         .iter()
         .any(|a| *a == "-n" || a.starts_with("--namespace") || a.starts_with("-n="));
-    if cluster.is_real() && !named {
+    if cluster.shares_its_plane() && !named {
         vec!["-n".into(), cluster.namespace.clone()]
     } else {
         Vec::new()
