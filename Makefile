@@ -24,9 +24,18 @@ cluster:
 	@command -v openssl >/dev/null || scripts/apt-install openssl
 	cluster/build >/dev/null
 
-# The demo's analysis asks a real Prometheus: installed here when it is missing.
+# The demo's analysis asks a real Prometheus: installed here when it is missing. CLUSTER=real tells
+# the same story on the real control plane (built once by `make cluster`, started for the demo).
+CLUSTER ?= sim
 demo: prometheus
+ifeq ($(CLUSTER),real)
+	$(MAKE) --no-print-directory cluster
+	cargo build --release
+	dir=$$(mktemp -d); cluster/up $$dir >/dev/null && \
+		{ target/release/serin demo --kubeconfig $$dir/kubeconfig; rc=$$?; cluster/down $$dir; rm -rf $$dir; exit $$rc; }
+else
 	cargo run --release -- demo
+endif
 
 # Longer runs than `make test` does: many more fuzz cases, many more rollouts under faults and kills.
 FUZZ_CASES ?= 200000

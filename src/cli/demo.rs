@@ -22,6 +22,10 @@ pub struct DemoArgs {
     /// Where the controller's log goes (the story alone goes to the terminal).
     #[arg(long, default_value = "serin-demo.log")]
     pub log: PathBuf,
+    /// Tell the story on the cluster of this kubeconfig (a real control plane from `cluster/up`,
+    /// say) instead of an embedded simulated one; the traffic simulator reads it through its API.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +40,62 @@ pub enum DemoError {
     Timeout { what: String, limit: Duration },
     #[error(transparent)]
     Rollout(#[from] rollouts::RolloutCmdError),
+    #[error(transparent)]
+    Traffic(#[from] sim::traffic::from_api::TrafficError),
+}
+
+/// Where the story is told: the embedded simulated cluster, or a cluster of the user's.
+struct Stage {
+    /// How the first line names the cluster.
+    told_as: String,
+    kubeconfig: PathBuf,
+    traffic_addr: std::net::SocketAddr,
+    /// The embedded cluster's servers, or the traffic simulator for the user's cluster.
+    serving: tokio::task::JoinHandle<()>,
+    embedded: bool,
+}
+
+async fn stage(args: &DemoArgs) -> Result<Stage, DemoError> {
+    let any_port = || "127.0.0.1:0".parse().map_err(|e| DemoError::Config(format!("{e}")));
+    if let Some(path) = &args.kubeconfig {
+        let client = sim::traffic::from_api::client(path).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| DemoError::Config(format!("the traffic simulator's port: {e}")))?;
+        let traffic_addr = listener
+            .local_addr()
+            .map_err(|e| DemoError::Config(format!("the traffic simulator's port: {e}")))?;
+        let serving = sim::traffic::from_api::serve(client, Some("default"), listener, Duration::from_millis(250));
+        return Ok(Stage {
+            told_as: format!("the Kubernetes cluster of {}", path.display()),
+            kubeconfig: path.clone(),
+            traffic_addr,
+            serving: tokio::spawn(async move {
+                let _ = serving.await;
+            }),
+            embedded: false,
+        });
+    }
+    let sim_args = SimArgs {
+        command: None,
+        listen: any_port()?,
+        traffic_listen: any_port()?,
+        kubeconfig_out: Some(args.kubeconfig_out.clone()),
+        watch_history: 20_000,
+        bookmark_seconds: 5.0,
+        traffic_tick_seconds: 0.25,
+        faults: None,
+    };
+    let (cluster, serving) = sim::start(sim_args).await?;
+    Ok(Stage {
+        told_as: format!("a simulated Kubernetes cluster on http://{}", cluster.api_addr),
+        kubeconfig: args.kubeconfig_out.clone(),
+        traffic_addr: cluster.traffic_addr,
+        serving: tokio::spawn(async move {
+            let _ = serving.await;
+        }),
+        embedded: true,
+    })
 }
 
 const MANAGER: &str = "serin-demo";
@@ -327,29 +387,15 @@ fn promoted_to(r: &Rollout, image: &str) -> bool {
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
-    let sim_args = SimArgs {
-        command: None,
-        listen: "127.0.0.1:0".parse().map_err(|e| DemoError::Config(format!("{e}")))?,
-        traffic_listen: "127.0.0.1:0".parse().map_err(|e| DemoError::Config(format!("{e}")))?,
-        kubeconfig_out: Some(args.kubeconfig_out.clone()),
-        watch_history: 20_000,
-        bookmark_seconds: 5.0,
-        traffic_tick_seconds: 0.25,
-        faults: None,
-    };
-    let (cluster, serving) = sim::start(sim_args).await?;
-    let server = tokio::spawn(serving);
-    println!(
-        "Serin demo: a simulated Kubernetes cluster on http://{} runs the Serin controller.",
-        cluster.api_addr
-    );
+    let cluster = stage(&args).await?;
+    println!("Serin demo: {} runs the Serin controller.", cluster.told_as);
     println!(
         "  (KUBECONFIG={} kubectl get rollouts,rs,pods shows the same objects;",
-        args.kubeconfig_out.display()
+        cluster.kubeconfig.display()
     );
     println!("   the controller's log goes to {})\n", args.log.display());
 
-    let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig_out).map_err(|e| DemoError::Config(e.to_string()))?;
+    let kc = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).map_err(|e| DemoError::Config(e.to_string()))?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .map_err(|e| DemoError::Config(e.to_string()))?;
@@ -419,7 +465,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         judging_at: Default::default(),
     };
     let kube_args = super::kube_args::KubeArgs {
-        kubeconfig: Some(args.kubeconfig_out.clone()),
+        kubeconfig: Some(cluster.kubeconfig.clone()),
         ..Default::default()
     };
 
@@ -548,12 +594,14 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     if args.hold {
         println!(
             "\nStill running: KUBECONFIG={} kubectl get rollouts. Ctrl-C stops it.",
-            args.kubeconfig_out.display()
+            cluster.kubeconfig.display()
         );
         let _ = tokio::signal::ctrl_c().await;
     }
     controller.abort();
-    server.abort();
-    let _ = std::fs::remove_file(&args.kubeconfig_out);
+    cluster.serving.abort();
+    if cluster.embedded {
+        let _ = std::fs::remove_file(&cluster.kubeconfig);
+    }
     Ok(())
 }

@@ -562,7 +562,7 @@ impl Cluster {
     }
 
     /// Installs Serin's CRDs from `crds/` with kubectl, as a user would, and waits until they are
-    /// Established; on the real control plane once for all the binary's tests.
+    /// Established; on the shared real control plane once for all the binary's tests.
     pub fn install_crds(&self) {
         static INSTALLED: OnceLock<()> = OnceLock::new();
         let install = || {
@@ -577,7 +577,7 @@ impl Cluster {
                 self.wait_established(crd);
             }
         };
-        if self.is_real() {
+        if self.shares_its_plane() {
             INSTALLED.get_or_init(install);
         } else {
             install();

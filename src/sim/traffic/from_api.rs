@@ -117,7 +117,7 @@ impl Watched {
     }
 }
 
-async fn client(path: &PathBuf) -> Result<kube::Client, TrafficError> {
+pub async fn client(path: &PathBuf) -> Result<kube::Client, TrafficError> {
     let bad = |e: &dyn std::fmt::Display| TrafficError::Kubeconfig {
         path: path.clone(),
         message: e.to_string(),
@@ -132,6 +132,37 @@ async fn client(path: &PathBuf) -> Result<kube::Client, TrafficError> {
     Ok(kube::Client::try_from(config)?)
 }
 
+/// Serves the traffic series of `namespace` (all when None) on `listener`, stepping every `tick`,
+/// until the returned task is aborted.
+pub fn serve(
+    client: kube::Client,
+    namespace: Option<&str>,
+    listener: tokio::net::TcpListener,
+    tick: Duration,
+) -> tokio::task::JoinHandle<Result<(), TrafficError>> {
+    let mut watched = Watched::start(client, namespace);
+    let traffic = Arc::new(Mutex::new(Traffic::default()));
+    let stepping = traffic.clone();
+    tokio::spawn(async move {
+        let step = async move {
+            let mut interval = tokio::time::interval(tick);
+            let mut last = Instant::now();
+            loop {
+                interval.tick().await;
+                let objects = watched.objects();
+                let now = Instant::now();
+                let dt = now.duration_since(last).as_secs_f64();
+                last = now;
+                stepping.lock().unwrap_or_else(|e| e.into_inner()).step(&objects, dt);
+            }
+        };
+        tokio::select! {
+            r = axum::serve(listener, super::router(traffic)) => r.map_err(TrafficError::Serve),
+            _ = step => Ok(()),
+        }
+    })
+}
+
 /// `serin sim traffic`: serves /metrics until stopped.
 pub async fn run(args: TrafficArgs) -> Result<(), TrafficError> {
     let client = client(&args.kubeconfig).await?;
@@ -142,28 +173,14 @@ pub async fn run(args: TrafficArgs) -> Result<(), TrafficError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(TrafficError::Serve)?;
-    let mut watched = Watched::start(client, args.namespace.as_deref());
-    let traffic = Arc::new(Mutex::new(Traffic::default()));
-    let stepping = traffic.clone();
     let tick = Duration::from_secs_f64(args.tick_seconds.max(0.01));
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        let mut last = Instant::now();
-        loop {
-            interval.tick().await;
-            let objects = watched.objects();
-            let now = Instant::now();
-            let dt = now.duration_since(last).as_secs_f64();
-            last = now;
-            stepping.lock().unwrap_or_else(|e| e.into_inner()).step(&objects, dt);
-        }
-    });
+    let serving = serve(client, args.namespace.as_deref(), listener, tick);
     eprintln!(
         "serin sim traffic: series of {} on http://{addr}/metrics",
         args.namespace.as_deref().unwrap_or("all namespaces")
     );
     tokio::select! {
-        r = axum::serve(listener, super::router(traffic)) => r.map_err(TrafficError::Serve),
+        r = serving => r.unwrap_or(Ok(())),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
