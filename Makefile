@@ -53,11 +53,12 @@ soak: tools
 # waves of the churn run that follows (6).
 IDLE ?= 300
 WAVES ?= 6
-bench:
+# CLUSTER=real runs it on the real control plane (`make cluster`), N=100 and 1,000 by default.
+bench: $(if $(filter real,$(CLUSTER)),cluster)
 	cargo build --release
 	# The harness is optimised too: it times the controller through watches, and at 10,000 Rollouts an
 	# unoptimised one lagged behind them by seconds.
-	cargo bench --bench scale -- $(if $(N),--n $(N),--write-docs) --idle-seconds $(IDLE) --churn-waves $(WAVES)
+	cargo bench --bench scale -- $(if $(N),--n $(N),--write-docs) --idle-seconds $(IDLE) --churn-waves $(WAVES) --cluster $(CLUSTER)
 
 # Decision quality: simulated releases judged by Serin's analysis code, against threshold judges
 # (written to docs/decisions.md). RELEASES per scenario and judge.

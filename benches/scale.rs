@@ -36,6 +36,8 @@ struct Args {
     idle_seconds: u64,
     churn_waves: usize,
     write_docs: bool,
+    /// The real control plane (`cluster/up`) instead of `serin sim`.
+    real: bool,
 }
 
 fn args() -> Args {
@@ -45,6 +47,7 @@ fn args() -> Args {
         idle_seconds: 300,
         churn_waves: 6,
         write_docs: false,
+        real: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -54,11 +57,17 @@ fn args() -> Args {
             "--idle-seconds" => a.idle_seconds = it.next().and_then(|n| n.parse().ok()).unwrap_or(300),
             "--churn-waves" => a.churn_waves = it.next().and_then(|n| n.parse().ok()).unwrap_or(6),
             "--write-docs" => a.write_docs = true,
+            "--cluster" => a.real = it.next().is_some_and(|c| c == "real"),
             _ => {} // cargo bench passes --bench
         }
     }
     if a.sizes.is_empty() {
-        a.sizes = vec![100, 1_000, 10_000];
+        // The real control plane on 2 cores takes about as long for 1,000 as the simulated one for 10,000.
+        a.sizes = if a.real {
+            vec![100, 1_000]
+        } else {
+            vec![100, 1_000, 10_000]
+        };
     }
     a
 }
@@ -145,25 +154,150 @@ async fn metric_sum(url: &str, prefix: &str, filter: impl Fn(&str) -> bool) -> f
         .sum()
 }
 
-/// The controller's requests the API server answered (Lease renewals aside).
-async fn controller_requests(sim_api: &str) -> Vec<(serin::sim::requests::RequestKey, u64)> {
-    let body = match reqwest::get(format!("{sim_api}/metrics")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    serin::sim::requests::parse(&body)
-        .into_iter()
-        .filter(|(k, _)| k.client == "serin-controller" && k.resource != "leases")
-        .collect()
+/// The cluster the controllers run against: `serin sim`, or the real control plane started by
+/// `cluster/up` (stopped by `cluster/down` when dropped).
+enum Cluster {
+    Sim { proc: Proc, api: String },
+    Real { dir: tempfile::TempDir },
 }
 
-async fn writes(sim_api: &str) -> f64 {
-    let all = controller_requests(sim_api).await;
+impl Cluster {
+    /// Starts one; its kubeconfig is written to `kubeconfig`.
+    async fn start(real: bool, kubeconfig: &Path) -> Cluster {
+        if real {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let up = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/up");
+            let out = Command::new(up)
+                .arg(dir.path())
+                .args(["--owner-pid", &std::process::id().to_string()])
+                .stdin(Stdio::null())
+                .output()
+                .expect("cluster/up runs");
+            assert!(
+                out.status.success(),
+                "cluster/up failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::copy(dir.path().join("kubeconfig"), kubeconfig).expect("kubeconfig");
+            return Cluster::Real { dir };
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let proc = Proc(
+            Command::new(serin_bin())
+                .args([
+                    "sim",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--traffic-listen",
+                    "127.0.0.1:0",
+                ])
+                // Nothing here reads the simulated traffic (analysis asks a fake Prometheus): a slow
+                // tick keeps the traffic simulator's cost out of the figures.
+                .args(["--traffic-tick-seconds", "5"])
+                .args(["--watch-history", "200000", "--kubeconfig-out"])
+                .arg(kubeconfig)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("serin sim"),
+        );
+        while !kubeconfig.exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Cluster::Sim {
+            proc,
+            api: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The controller's requests the API server answered (Lease renewals aside): the simulated
+    /// cluster's counts, or the real API server's audit log.
+    async fn controller_requests(&self) -> Vec<(serin::sim::requests::RequestKey, u64)> {
+        let all = match self {
+            Cluster::Sim { api, .. } => {
+                let body = match reqwest::get(format!("{api}/metrics")).await {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                serin::sim::requests::parse(&body)
+            }
+            Cluster::Real { dir } => {
+                // The audit log is written in batches at most a second apart.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                audited(&dir.path().join("audit.log"))
+            }
+        };
+        all.into_iter()
+            .filter(|(k, _)| k.client == "serin-controller" && k.resource != "leases")
+            .collect()
+    }
+
+    /// Peak RSS (MiB) and CPU seconds of the cluster's own processes, by name.
+    fn usage(&self) -> Vec<(String, f64, f64)> {
+        match self {
+            Cluster::Sim { proc, .. } => {
+                let (_, peak, cpu) = usage(proc.0.id());
+                vec![("sim".into(), peak, cpu)]
+            }
+            Cluster::Real { dir } => std::fs::read_to_string(dir.path().join("pids"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let (name, pid) = l.split_once(' ')?;
+                    let (_, peak, cpu) = usage(pid.trim().parse().ok()?);
+                    ["kube-apiserver", "etcd"]
+                        .contains(&name)
+                        .then(|| (name.to_string(), peak, cpu))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Cluster::Real { dir } = self {
+            let down = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/down");
+            let _ = Command::new(down).arg(dir.path()).status();
+        }
+    }
+}
+
+/// Requests by client, verb, group, resource and code, from an audit log of kube-apiserver.
+fn audited(log: &Path) -> Vec<(serin::sim::requests::RequestKey, u64)> {
+    let mut counts: std::collections::BTreeMap<serin::sim::requests::RequestKey, u64> = Default::default();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for line in text.lines() {
+        let Ok(e) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let field = |v: &Value| v.as_str().unwrap_or("").to_string();
+        let resource = match e["objectRef"]["subresource"].as_str() {
+            Some(sub) => format!("{}/{sub}", field(&e["objectRef"]["resource"])),
+            None => field(&e["objectRef"]["resource"]),
+        };
+        let key = serin::sim::requests::RequestKey {
+            client: field(&e["userAgent"]).split('/').next().unwrap_or("").to_string(),
+            verb: field(&e["verb"]),
+            group: field(&e["objectRef"]["apiGroup"]),
+            resource,
+            code: e["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+async fn writes(cluster: &Cluster) -> f64 {
+    let all = cluster.controller_requests().await;
     all.iter().filter(|(k, _)| k.is_write()).map(|(_, n)| *n as f64).sum()
 }
 
-async fn requests(sim_api: &str) -> f64 {
-    let all = controller_requests(sim_api).await;
+async fn requests(cluster: &Cluster) -> f64 {
+    let all = cluster.controller_requests().await;
     all.iter()
         .filter(|(k, _)| k.verb != "watch")
         .map(|(_, n)| *n as f64)
@@ -171,9 +305,10 @@ async fn requests(sim_api: &str) -> f64 {
 }
 
 /// The controller's writes by verb and resource, to say what an idle write was.
-async fn writes_by_kind(sim_api: &str) -> std::collections::BTreeMap<String, f64> {
+async fn writes_by_kind(cluster: &Cluster) -> std::collections::BTreeMap<String, f64> {
     let mut out = std::collections::BTreeMap::new();
-    for (k, n) in controller_requests(sim_api)
+    for (k, n) in cluster
+        .controller_requests()
         .await
         .into_iter()
         .filter(|(k, _)| k.is_write())
@@ -338,8 +473,9 @@ struct Row {
     writes_per_step: f64,
     idle_writes: f64,
     idle_seconds: u64,
-    sim_peak_rss: f64,
-    sim_cpu_s: f64,
+    /// The cluster's own processes: peak RSS and CPU seconds by name (the simulated cluster, or
+    /// kube-apiserver and etcd).
+    cluster_usage: Vec<(String, f64, f64)>,
     /// Controller RSS before the churn waves and after each.
     churn_rss: Vec<f64>,
     /// Prometheus queries per second over the release, and the controller's measurement
@@ -363,33 +499,7 @@ struct Extra {
 async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let sim = Proc(
-        Command::new(serin_bin())
-            .args([
-                "sim",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--traffic-listen",
-                "127.0.0.1:0",
-            ])
-            // Nothing here reads the simulated traffic (analysis asks a fake Prometheus): a slow tick
-            // keeps the traffic simulator's cost out of the figures.
-            .args(["--traffic-tick-seconds", "5"])
-            .args(["--watch-history", "200000", "--kubeconfig-out"])
-            .arg(&kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serin sim"),
-    );
-    let sim_api = format!("http://127.0.0.1:{port}");
-    while !kubeconfig.exists() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let cluster = Cluster::start(a.real, &kubeconfig).await;
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
@@ -404,8 +514,12 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     if scenario.routed {
-        let routes =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/crds/httproutes.gateway.networking.k8s.io.yaml");
+        // The real control plane gets the Gateway API's published CRD.
+        let routes = Path::new(env!("CARGO_MANIFEST_DIR")).join(if a.real {
+            "tests/data/crds/gateway.networking.k8s.io_httproutes.yaml"
+        } else {
+            "src/sim/crds/httproutes.gateway.networking.k8s.io.yaml"
+        });
         let text = std::fs::read_to_string(&routes).expect("the HTTPRoute CRD");
         let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
             serde_saphyr::from_str(&text).expect("the HTTPRoute CRD parses");
@@ -641,9 +755,9 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
     let reconciles_before = reconciles_of(&metrics_urls).await;
     let measured_before = measurement_buckets(&metrics_urls).await;
     let asked_before = asked.load(std::sync::atomic::Ordering::Relaxed);
-    let writes_before = writes(&sim_api).await;
-    let requests_before = requests(&sim_api).await;
-    let release_kinds_before = writes_by_kind(&sim_api).await;
+    let writes_before = writes(&cluster).await;
+    let requests_before = requests(&cluster).await;
+    let release_kinds_before = writes_by_kind(&cluster).await;
     let release_start = Instant::now();
     let objs: Vec<(String, &'static str, Value)> = released
         .iter()
@@ -671,24 +785,24 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
             )
         })
         .collect();
-    let release_writes = writes(&sim_api).await - writes_before;
-    let release_requests = requests(&sim_api).await - requests_before;
+    let release_writes = writes(&cluster).await - writes_before;
+    let release_requests = requests(&cluster).await - requests_before;
     eprintln!(
         "n={n}: release writes: {:?}",
-        grown(&release_kinds_before, &writes_by_kind(&sim_api).await)
+        grown(&release_kinds_before, &writes_by_kind(&cluster).await)
     );
 
     // Idle (the main scenario only).
     let main = scenario == Scenario::MAIN;
     let idle_seconds = if main { a.idle_seconds } else { 0 };
-    let idle_before = writes(&sim_api).await;
-    let kinds_before = writes_by_kind(&sim_api).await;
+    let idle_before = writes(&cluster).await;
+    let kinds_before = writes_by_kind(&cluster).await;
     tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
-    let idle_writes = writes(&sim_api).await - idle_before;
+    let idle_writes = writes(&cluster).await - idle_before;
     if idle_writes > 0.0 {
         eprintln!(
             "n={n}: idle writes: {:?}",
-            grown(&kinds_before, &writes_by_kind(&sim_api).await)
+            grown(&kinds_before, &writes_by_kind(&cluster).await)
         );
         if std::env::var("BENCH_DEBUG").is_ok() {
             let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
@@ -720,7 +834,7 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
     let peak_rss = each.iter().map(|u| u.1).fold(0.0, f64::max);
     let cpu_s = each.iter().map(|u| u.2).sum();
     let shard_rss: Vec<f64> = each.iter().map(|u| u.1).collect();
-    let (_, sim_peak_rss, sim_cpu_s) = usage(sim.0.id());
+    let cluster_usage = cluster.usage();
     watch_rollouts.abort();
     watch_rs.abort();
     watch_runs.abort();
@@ -765,8 +879,7 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
         writes_per_step: release_writes / steps,
         idle_writes,
         idle_seconds,
-        sim_peak_rss,
-        sim_cpu_s,
+        cluster_usage,
         churn_rss,
         prom_qps: queries as f64 / release_s,
         measure_p50_ms: bucket_quantile(&measured, 0.5) * 1000.0,
@@ -782,7 +895,7 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
     );
     watch_statuses_task.abort();
     drop(controllers);
-    drop(sim);
+    drop(cluster);
     row
 }
 
@@ -932,11 +1045,14 @@ fn machine() -> String {
 
 fn table(rows: &[&Row]) -> String {
     let mut out = String::from(
-        "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 (controller's share) | requests / step | writes / step | idle writes | ctrl RSS over churn waves | sim peak RSS | sim CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| N | setup | ctrl peak RSS | ctrl steady RSS | ctrl CPU | reconciles/s | ready→weight p50 / p99 | failed→stable p99 (controller's share) | requests / step | writes / step | idle writes | ctrl RSS over churn waves | cluster peak RSS | cluster CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let each = |r: &Row, f: &dyn Fn(&(String, f64, f64)) -> String| {
+        r.cluster_usage.iter().map(f).collect::<Vec<_>>().join(", ")
+    };
     for r in rows {
         out += &format!(
-            "| {} | {:.0} s | {:.1} MiB | {:.1} MiB | {:.1} s | {:.1} | {:.0} / {:.0} ms | {:.0} ms ({:.0} ms) | {:.1} | {:.1} | {:.0} in {} s | {} MiB | {:.0} MiB | {:.1} s |\n",
+            "| {} | {:.0} s | {:.1} MiB | {:.1} MiB | {:.1} s | {:.1} | {:.0} / {:.0} ms | {:.0} ms ({:.0} ms) | {:.1} | {:.1} | {:.0} in {} s | {} MiB | {} | {} |\n",
             r.n,
             r.setup_s,
             r.peak_rss,
@@ -956,8 +1072,8 @@ fn table(rows: &[&Row]) -> String {
                 .map(|m| format!("{m:.0}"))
                 .collect::<Vec<_>>()
                 .join(" → "),
-            r.sim_peak_rss,
-            r.sim_cpu_s
+            each(r, &|(name, rss, _)| format!("{name} {rss:.0} MiB")),
+            each(r, &|(name, _, cpu)| format!("{name} {cpu:.1} s")),
         );
     }
     out
@@ -994,6 +1110,54 @@ fn churn_last_wave(r: &Row) -> f64 {
     match r.churn_rss.as_slice() {
         [.., a, b] => b - a,
         _ => f64::NAN,
+    }
+}
+
+/// The heading of the real control plane's figures in `docs/benchmarks.md`.
+const REAL_HEADING: &str = "## On the real control plane";
+
+/// Writes the figures to `docs/benchmarks.md`: the simulated cluster's at the top, the real control
+/// plane's in a section of their own, each leaving the other and the notes below them as they were.
+fn write_docs(a: &Args, main_rows: &[&Row], rows: &[(Row, Extra)]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let date = jiff::Timestamp::now().strftime("%Y-%m-%d");
+    let tables = format!(
+        "{}\nScale-out: writes per step with and without a router, the last churn wave, the same release over 3 shards, and the analysis load.\n\n{}\n",
+        table(main_rows),
+        scale_out_table(rows)
+    );
+    // The top (before the first section), the real section, and every other section, in order.
+    let (top, rest) = old
+        .split_once("\n## ")
+        .map_or((old.as_str(), String::new()), |(t, r)| (t, format!("\n## {r}")));
+    let mut sections: Vec<String> = Vec::new();
+    for part in rest.split("\n## ").filter(|p| !p.trim().is_empty()) {
+        sections.push(format!("\n## {}", part.trim_start_matches("## ")));
+    }
+    let real_at = sections
+        .iter()
+        .position(|s| s.starts_with(&format!("\n{REAL_HEADING}")));
+    let doc = if a.real {
+        let section = format!(
+            "\n{REAL_HEADING}\n\nMade by `make bench CLUSTER=real` on {}, {date}: the same workload on kube-apiserver v1.37.2, etcd v3.7.3, kube-controller-manager, kube-scheduler and kwok (`cluster/up`), requests counted from the API server's audit log; the cluster columns are kube-apiserver's and etcd's own.\n\n{tables}",
+            machine()
+        );
+        match real_at {
+            Some(i) => sections[i] = section,
+            None => sections.insert(0, section),
+        }
+        format!("{}{}", top, sections.concat())
+    } else {
+        let top = format!(
+            "# Benchmarks\n\nMade by `make bench` (`cargo bench --bench scale`) on {}, {date}, against the simulated cluster.\n\n{tables}",
+            machine()
+        );
+        format!("{}{}", top, sections.concat())
+    };
+    let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+    if let Err(e) = std::fs::write(&path, doc) {
+        eprintln!("cannot write {}: {e}", path.display());
     }
 }
 
@@ -1042,24 +1206,7 @@ async fn main() {
     }
     if a.write_docs {
         let main_rows: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
-        let doc = format!(
-            "# Benchmarks\n\nMade by `make bench` (`cargo bench --bench scale`) on {}, {}.\n\n{}\nScale-out: writes per step with and without a router, the last churn wave, the same release over 3 shards, and the analysis load.\n\n{}\n",
-            machine(),
-            jiff::Timestamp::now().strftime("%Y-%m-%d"),
-            table(&main_rows),
-            scale_out_table(&rows)
-        );
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-        let old = std::fs::read_to_string(&path).unwrap_or_default();
-        // Keep the notes below the figures.
-        let notes = old
-            .split_once("\n## ")
-            .map(|(_, n)| format!("\n## {n}"))
-            .unwrap_or_default();
-        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
-        if let Err(e) = std::fs::write(&path, doc + &notes) {
-            eprintln!("cannot write {}: {e}", path.display());
-        }
+        write_docs(&a, &main_rows, &rows);
     }
     if let Some((r, e)) = rows.last() {
         let (shards, shard_rss, shard_writes) = e.sharded.as_ref().map_or((0, String::new(), f64::NAN), |s| {
@@ -1067,7 +1214,8 @@ async fn main() {
             (s.shard_rss.len(), rss.join(","), s.writes_per_step)
         });
         println!(
-            "bench: n={} peak_rss_mib={:.1} writes_per_step={:.2} writes_per_step_routed={:.2} rollback_p99_ms={:.0} rollback_controller_p99_ms={:.0} idle_writes={:.0} churn_last_wave_mib={:.1} shards={shards} shard_rss_mib={shard_rss} shard_writes_per_step={shard_writes:.2} analyses_in_flight={} prom_qps={:.0} measure_p99_ms={:.1}",
+            "bench: cluster={} n={} peak_rss_mib={:.1} writes_per_step={:.2} writes_per_step_routed={:.2} rollback_p99_ms={:.0} rollback_controller_p99_ms={:.0} idle_writes={:.0} churn_last_wave_mib={:.1} shards={shards} shard_rss_mib={shard_rss} shard_writes_per_step={shard_writes:.2} analyses_in_flight={} prom_qps={:.0} measure_p99_ms={:.1}",
+            if a.real { "real" } else { "sim" },
             r.n,
             r.peak_rss,
             r.writes_per_step,

@@ -195,7 +195,7 @@ async fn the_dashboard_lists_follows_and_steers_a_rollout() {
         .await
         .expect("answered");
     assert_eq!(rebound.status().as_u16(), 403);
-    let updates = measure_updates(format!("{}/api/stream?namespace=default&name=web", dash.url));
+    let updates = measure_updates(format!("{}/api/stream?namespace={}&name=web", dash.url, sim.namespace));
 
     let (mut browser, events) = browser(sim.dir.path()).await;
     let page = browser.new_page(format!("{}/#/", dash.url)).await.expect("page");
@@ -516,7 +516,10 @@ subjects: [{kind: ServiceAccount, name: bob}]
     let (status, message) = promote(Some(bob)).await;
     assert_eq!(status, 403, "{message}");
     assert!(
-        message.contains("system:serviceaccount:default:bob may not patch rollouts/status of web"),
+        message.contains(&format!(
+            "system:serviceaccount:{}:bob may not patch rollouts/status of web",
+            sim.namespace
+        )),
         "{message}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;

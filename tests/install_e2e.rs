@@ -484,9 +484,17 @@ async fn the_installed_controller_keeps_to_its_rbac_and_argocd_can_drive_it() {
         .iter()
         .filter(|e| e["user"]["username"] == "system:serviceaccount:serin-system:serin")
         .filter(|e| e["responseStatus"]["code"] == 403)
-        .map(|e| format!("{} {} {}", e["verb"], e["objectRef"]["resource"], e["objectRef"]["namespace"]))
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["verb"], e["objectRef"]["resource"], e["objectRef"]["namespace"]
+            )
+        })
         .collect();
-    assert!(refused.is_empty(), "the API server refused the chart's ServiceAccount: {refused:?}");
+    assert!(
+        refused.is_empty(),
+        "the API server refused the chart's ServiceAccount: {refused:?}"
+    );
     for (group, resource, verb) in &made {
         let ok = allowed(&cluster_rules, group, resource, verb)
             || (resource == "leases" || resource == "configmaps" || resource == "secrets")

@@ -150,13 +150,21 @@ async fn forward(
     match p.client.send(request).await {
         Ok(r) => {
             let (parts, upstream) = r.into_parts();
-            let cut = watch.then(|| p.faults.watch_cut(agent)).flatten();
-            let body = match cut {
-                Some(after) => {
-                    let deadline = tokio::time::sleep(after);
-                    Body::from_stream(upstream.into_data_stream().take_until(deadline))
-                }
-                None => Body::new(upstream),
+            let body = if watch {
+                // Cut as the faults say, looked at as it streams: faults set after a watch began
+                // cut it too, as the simulated cluster does.
+                let (faults, agent, began) = (p.faults.clone(), agent.to_string(), tokio::time::Instant::now());
+                let cut = async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                        if faults.watch_cut(&agent).is_some_and(|after| began.elapsed() >= after) {
+                            return;
+                        }
+                    }
+                };
+                Body::from_stream(upstream.into_data_stream().take_until(cut))
+            } else {
+                Body::new(upstream)
             };
             Response::from_parts(parts, body)
         }

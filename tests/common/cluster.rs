@@ -110,7 +110,7 @@ enum Backend {
     Real {
         plane: Plane,
         traffic: OnceLock<(Proc, u16)>,
-        faults: Option<FaultsProxy>,
+        faults: Option<Box<FaultsProxy>>,
     },
 }
 
@@ -198,11 +198,7 @@ impl Cluster {
     /// A control plane of its own, for a test that changes what the whole cluster shares (an
     /// install into serin-system, cluster-wide RBAC, admission policies).
     pub fn start_alone() -> Cluster {
-        let dir = std::env::temp_dir().join(format!(
-            "serin-cluster-{}-{}",
-            std::process::id(),
-            namespace_for_test()
-        ));
+        let dir = std::env::temp_dir().join(format!("serin-cluster-{}-{}", std::process::id(), namespace_for_test()));
         Self::real(Plane::Own(ControlPlane::up(dir)), false)
     }
 
@@ -218,7 +214,7 @@ impl Cluster {
         let namespace = namespace_for_test();
         let kubeconfig = dir.path().join("kubeconfig");
         kubeconfig_in(&cp.kubeconfig, &kubeconfig, &namespace);
-        let faults = with_faults.then(|| start_faults_proxy(dir.path(), &kubeconfig, &namespace));
+        let faults = with_faults.then(|| Box::new(start_faults_proxy(dir.path(), &kubeconfig, &namespace)));
         let cluster = Cluster {
             backend: Backend::Real {
                 plane,
