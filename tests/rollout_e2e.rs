@@ -946,7 +946,18 @@ async fn pod_counts_alone_do_not_cost_a_status_write_each() {
     };
     e.apply(&(yaml("example/web:1") + WEB_SERVICES));
     e.wait_phase(Phase::Healthy, None).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Counted from a quiet Rollout: a write of mere counts may still be due up to 10 s after the
+    // last one, and would otherwise be taken for one of the release's.
+    let rv = || async { e.rollouts.get("web").await.ok()?.metadata.resource_version };
+    let mut last = rv().await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let now = rv().await;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
     let v1 = e.status().await.stable_pod_hash;
     let before = calls_of(&e.sim, "serin-controller").await;
     let released = std::time::Instant::now();
