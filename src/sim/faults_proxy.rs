@@ -34,10 +34,8 @@ pub struct FaultsProxyArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("cannot read the kubeconfig {path}: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
-    #[error("cannot build a Kubernetes client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Client(#[from] super::cluster_client::ClusterClientError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot write the kubeconfig to {path}: {source}")]
@@ -172,20 +170,14 @@ async fn forward(
     }
 }
 
-async fn client(path: &PathBuf) -> Result<kube::Client, ProxyError> {
-    let bad = |e: &dyn std::fmt::Display| ProxyError::Kubeconfig {
-        path: path.clone(),
-        message: e.to_string(),
-    };
-    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .map_err(|e| bad(&e))?;
+async fn client(path: &std::path::Path) -> Result<kube::Client, ProxyError> {
+    let mut config = super::cluster_client::config(path).await?;
     // The callers' own User-Agents go through, so that faults and counts know who asked.
     config.headers.clear();
     // A watch lasts as long as its caller wants.
     config.read_timeout = None;
-    Ok(kube::Client::try_from(config)?)
+    let client = kube::Client::try_from(config).map_err(super::cluster_client::ClusterClientError::from)?;
+    Ok(client)
 }
 
 /// `serin sim faults-proxy`: serves until stopped.

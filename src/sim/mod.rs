@@ -8,6 +8,7 @@ pub mod apiservices;
 pub mod authn;
 pub mod authz;
 pub mod builtin_schemas;
+pub mod cluster_client;
 pub mod convert;
 pub mod crd;
 pub mod daemonsets;

@@ -147,6 +147,27 @@ fn namespace_for_test() -> String {
     format!("{name}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// `serin ARGS` as a process of the test's, its stderr to `log`.
+fn spawn_serin(args: &[&std::ffi::OsStr], log: &Path, name: &'static str) -> Proc {
+    let log = std::fs::File::create(log).expect("a log file");
+    let child = Command::new(serin_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+    Proc { child, name }
+}
+
+/// Waits (20 s at most) until `ready`, or fails the test saying `what` did not happen.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} within 20s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A copy of a kubeconfig whose context acts in `namespace`.
 fn kubeconfig_in(from: &Path, to: &Path, namespace: &str) {
     let text = std::fs::read_to_string(from).expect("a kubeconfig");
@@ -158,28 +179,22 @@ fn kubeconfig_in(from: &Path, to: &Path, namespace: &str) {
 fn start_faults_proxy(dir: &Path, kubeconfig: &Path, namespace: &str) -> FaultsProxy {
     let port = free_port();
     let written = dir.join("faults-proxy.kubeconfig.tmp");
-    let log = std::fs::File::create(dir.join("faults-proxy.log")).expect("proxy log");
-    let child = Command::new(serin_bin())
-        .args(["sim", "faults-proxy", "--kubeconfig"])
-        .arg(kubeconfig)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig-out"])
-        .arg(&written)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("serin sim faults-proxy starts");
-    let proc = Proc {
-        child,
-        name: "serin sim faults-proxy",
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !written.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the fault proxy wrote no kubeconfig within 20s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let listen = format!("127.0.0.1:{port}");
+    let proc = spawn_serin(
+        &[
+            "sim".as_ref(),
+            "faults-proxy".as_ref(),
+            "--kubeconfig".as_ref(),
+            kubeconfig.as_os_str(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--kubeconfig-out".as_ref(),
+            written.as_os_str(),
+        ],
+        &dir.join("faults-proxy.log"),
+        "serin sim faults-proxy",
+    );
+    wait_until("the fault proxy wrote a kubeconfig", || written.exists());
     let proxied = dir.join("faults-proxy.kubeconfig");
     kubeconfig_in(&written, &proxied, namespace);
     FaultsProxy {
@@ -249,31 +264,19 @@ impl Cluster {
         let kubeconfig = dir.path().join("kubeconfig");
         let api_port = free_port();
         let traffic_port = free_port();
-        let log = std::fs::File::create(dir.path().join("sim.log")).expect("sim log");
-        let child = Command::new(serin_bin())
-            .args([
-                "sim",
-                "--listen",
-                &format!("127.0.0.1:{api_port}"),
-                "--traffic-listen",
-                &format!("127.0.0.1:{traffic_port}"),
-            ])
-            .arg("--kubeconfig-out")
-            .arg(&kubeconfig)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("serin sim starts");
-        let proc = Proc {
-            child,
-            name: "serin sim",
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !kubeconfig.exists() {
-            assert!(Instant::now() < deadline, "serin sim wrote no kubeconfig within 20s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (listen, traffic) = (format!("127.0.0.1:{api_port}"), format!("127.0.0.1:{traffic_port}"));
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "sim".as_ref(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--traffic-listen".as_ref(),
+            traffic.as_ref(),
+            "--kubeconfig-out".as_ref(),
+            kubeconfig.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let proc = spawn_serin(&args, &dir.path().join("sim.log"), "serin sim");
+        wait_until("serin sim wrote a kubeconfig", || kubeconfig.exists());
         Cluster {
             backend: Backend::Sim {
                 proc,
@@ -395,24 +398,24 @@ impl Cluster {
 
     fn start_traffic(&self) -> (Proc, u16) {
         let port = free_port();
-        let log = std::fs::File::create(self.dir.path().join("traffic.log")).expect("traffic log");
-        let child = Command::new(serin_bin())
-            .args(["sim", "traffic", "--kubeconfig"])
-            .arg(&self.kubeconfig)
-            .args(["-n", &self.namespace, "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("serin sim traffic starts");
-        let proc = Proc {
-            child,
-            name: "serin sim traffic",
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "serin sim traffic did not serve within 20s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let listen = format!("127.0.0.1:{port}");
+        let proc = spawn_serin(
+            &[
+                "sim".as_ref(),
+                "traffic".as_ref(),
+                "--kubeconfig".as_ref(),
+                self.kubeconfig.as_os_str(),
+                "-n".as_ref(),
+                self.namespace.as_ref(),
+                "--listen".as_ref(),
+                listen.as_ref(),
+            ],
+            &self.dir.path().join("traffic.log"),
+            "serin sim traffic",
+        );
+        wait_until("serin sim traffic serving", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         (proc, port)
     }
 

@@ -32,10 +32,8 @@ pub struct TrafficArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrafficError {
-    #[error("cannot read the kubeconfig {path}: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
-    #[error("cannot build a Kubernetes client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Client(#[from] crate::sim::cluster_client::ClusterClientError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("server error: {0}")]
@@ -117,19 +115,9 @@ impl Watched {
     }
 }
 
-pub async fn client(path: &PathBuf) -> Result<kube::Client, TrafficError> {
-    let bad = |e: &dyn std::fmt::Display| TrafficError::Kubeconfig {
-        path: path.clone(),
-        message: e.to_string(),
-    };
-    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .map_err(|e| bad(&e))?;
-    if let Ok(agent) = format!("serin-sim-traffic/{}", env!("CARGO_PKG_VERSION")).parse() {
-        config.headers.push((http::header::USER_AGENT, agent));
-    }
-    Ok(kube::Client::try_from(config)?)
+/// A client of the cluster `path` names, as the traffic simulator.
+pub async fn client(path: &std::path::Path) -> Result<kube::Client, TrafficError> {
+    Ok(crate::sim::cluster_client::client(path, "serin-sim-traffic").await?)
 }
 
 /// Serves the traffic series of `namespace` (all when None) on `listener`, stepping every `tick`,
