@@ -592,19 +592,30 @@ async fn run(n: usize, a: &Args, scenario: Scenario) -> Row {
         let dynamic = &dynamic;
         let pp = &pp;
         async move {
-            futures::stream::iter(objs)
+            let failed: Vec<String> = futures::stream::iter(objs)
                 .map(|(name, kind, obj)| async move {
                     let api = dynamic(kind);
+                    let mut last = String::new();
                     for _ in 0..5 {
-                        if api.patch(&name, pp, &Patch::Apply(&obj)).await.is_ok() {
-                            return;
+                        match api.patch(&name, pp, &Patch::Apply(&obj)).await {
+                            Ok(_) => return None,
+                            Err(e) => last = e.to_string(),
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
+                    Some(format!("{kind} {name}: {last}"))
                 })
                 .buffer_unordered(32)
-                .collect::<Vec<_>>()
+                .filter_map(|f| async move { f })
+                .collect()
                 .await;
+            // A workload the cluster refused would measure something else: say so and stop.
+            assert!(
+                failed.is_empty(),
+                "{} objects refused, first: {:?}",
+                failed.len(),
+                failed.first()
+            );
         }
     };
     let (statuses, watch_statuses_task) = watch_statuses(Api::namespaced(client.clone(), "default"));
