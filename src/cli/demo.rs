@@ -32,7 +32,7 @@ pub struct DemoArgs {
 pub enum DemoError {
     #[error(transparent)]
     Sim(#[from] sim::SimError),
-    #[error("talking to the simulated cluster: {0}")]
+    #[error("talking to the cluster: {0}")]
     Kube(#[from] kube::Error),
     #[error("loading the demo kubeconfig: {0}")]
     Config(String),

@@ -34,6 +34,17 @@ pub fn admit_crd(crd: &Value, causes: &mut Vec<(String, String)>) {
             "Unsupported value: supported values: \"Cluster\", \"Namespaced\"".into(),
         ));
     }
+    // Groups of the Kubernetes project are protected (KEP 1111): a CRD of one must say where its API
+    // was approved.
+    let protected = [".k8s.io", ".kubernetes.io"]
+        .iter()
+        .any(|g| group.ends_with(g) || group == &g[1..]);
+    if protected && crd["metadata"]["annotations"]["api-approved.kubernetes.io"].is_null() {
+        causes.push((
+            "metadata.annotations[api-approved.kubernetes.io]".into(),
+            "Required value: protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111".into(),
+        ));
+    }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
         causes.push((
@@ -158,4 +169,38 @@ pub fn crd_types(crd: &Value) -> Vec<ResourceType> {
 fn has_cel_rules(schema: &Value) -> bool {
     schema.get("x-kubernetes-validations").is_some()
         || super::schema::schema_children(schema).into_iter().any(has_cel_rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd(group: &str, annotations: Value) -> Value {
+        json!({"metadata": {"name": format!("things.{group}"), "annotations": annotations},
+               "spec": {"group": group, "scope": "Namespaced",
+                        "names": {"plural": "things", "kind": "Thing"},
+                        "versions": [{"name": "v1", "served": true, "storage": true,
+                                      "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+    }
+
+    #[test]
+    fn a_protected_group_needs_its_approval_annotation() {
+        let causes = |c: &Value| {
+            let mut out = Vec::new();
+            admit_crd(c, &mut out);
+            out.into_iter().map(|(field, _)| field).collect::<Vec<_>>()
+        };
+        let approval = "metadata.annotations[api-approved.kubernetes.io]";
+        assert_eq!(causes(&crd("gateway.networking.k8s.io", json!({}))), vec![approval]);
+        assert_eq!(causes(&crd("x.kubernetes.io", json!(null))), vec![approval]);
+        assert!(
+            causes(&crd(
+                "gateway.networking.k8s.io",
+                json!({"api-approved.kubernetes.io": "https://example/pr/1"})
+            ))
+            .is_empty()
+        );
+        assert!(causes(&crd("serin.dev", json!({}))).is_empty());
+        assert!(causes(&crd("k8s.io.example.com", json!({}))).is_empty());
+    }
 }
