@@ -147,6 +147,17 @@ fn namespace_for_test() -> String {
     format!("{name}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The stdout of a command that must succeed; fails the test with all it said otherwise.
+fn succeeded(what: &str, out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `serin ARGS` as a process of the test's, its stderr to `log`.
 fn spawn_serin(args: &[&std::ffi::OsStr], log: &Path, name: &'static str) -> Proc {
     let log = std::fs::File::create(log).expect("a log file");
@@ -444,14 +455,7 @@ impl Cluster {
 
     /// Runs kubectl and fails the test with its output when it fails.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&format!("kubectl {args:?}"), self.kubectl(args))
     }
 
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
@@ -629,14 +633,7 @@ impl Cluster {
     }
 
     pub fn kubectl_serin_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl_serin(args);
-        assert!(
-            out.status.success(),
-            "kubectl serin {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&format!("kubectl serin {args:?}"), self.kubectl_serin(args))
     }
 }
 
