@@ -82,7 +82,7 @@ clippy:
 	cargo clippy --all-targets -- -D warnings
 
 unit-and-e2e:
-	cargo test --all-targets
+	cargo test --all-targets --no-fail-fast
 
 tools: $(TOOLS)/bin/kubectl.$(KUBECTL_VERSION) $(TOOLS)/bin/helm.stamp $(TOOLS)/python.stamp prometheus chromium
 

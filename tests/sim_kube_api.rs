@@ -783,3 +783,22 @@ async fn status_and_spec_appliers_own_their_own_parts() {
         .await
         .unwrap();
 }
+
+/// kube-apiserver stores a new ReplicaSet with its zero status (`replicas: 0`), so a client reads
+/// a status before any controller has written one.
+#[tokio::test]
+async fn a_new_replica_set_has_a_zero_status() {
+    let sim = Cluster::sim();
+    let client = sim.client().await;
+    let sets: Api<ReplicaSet> = Api::namespaced(client, "default");
+    let set: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "zero"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "zero"}},
+                 "template": {"metadata": {"labels": {"app": "zero"}},
+                              "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}}},
+        "status": {"replicas": 7}
+    }))
+    .expect("a ReplicaSet");
+    let created = sets.create(&PostParams::default(), &set).await.expect("created");
+    assert_eq!(created.status.map(|s| s.replicas), Some(0));
+}

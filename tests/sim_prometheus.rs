@@ -125,7 +125,9 @@ async fn prometheus_measures_configured_error_rates_per_version() {
 fn httproute_crd() -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+        // A protected group (*.k8s.io) needs the approval annotation, on a real API server as here.
+        "metadata": {"name": "httproutes.gateway.networking.k8s.io",
+                     "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/4530"}},
         "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
                  "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute"},
                  "versions": [{"name": "v1", "served": true, "storage": true,

@@ -158,6 +158,9 @@ pub fn admit_builtin(rt: &ResourceType, old: Option<&Value>, obj: &mut Value) ->
         (super::policy::GROUP, plural) => super::policy::admit_object(plural, obj, &mut causes),
         _ => {}
     }
+    if old.is_none() {
+        set_initial_status(rt, obj);
+    }
     let check_name = !matches!(rt.plural.as_str(), "namespaces" | "services");
     if check_name && !meta::is_dns_subdomain(&name) && rt.plural != "events" {
         causes.push(("metadata.name".into(), format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'")));
@@ -266,6 +269,24 @@ fn default_template_spec(spec: &mut Value) {
 
 /// A Service's ports: protocol and target port, and a node port from 30000–32767 for each port of
 /// a NodePort or LoadBalancer Service that has none (kept across updates, as the allocator does).
+/// The status a new object is stored with: kube-apiserver resets it to the Go type's zero value,
+/// whose counters without `omitempty` show as 0 before any controller has written one.
+fn set_initial_status(rt: &ResourceType, obj: &mut Value) {
+    let counters: &[&str] = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "replicationcontrollers") | ("apps", "replicasets") => &["replicas"],
+        ("apps", "daemonsets") => &[
+            "currentNumberScheduled",
+            "numberMisscheduled",
+            "desiredNumberScheduled",
+            "numberReady",
+        ],
+        _ => &[],
+    };
+    for counter in counters {
+        set_default(obj, &format!("status.{counter}"), json!(0));
+    }
+}
+
 fn default_service_ports(obj: &mut Value, old: Option<&Value>) {
     let wants_node_ports = match obj["spec"]["type"].as_str() {
         Some("NodePort") => true,
