@@ -16,7 +16,7 @@
 //! cargo bench --bench scale -- [--n N]... [--release-share 0.1] [--idle-seconds 300] [--churn-waves 6]
 //!     [--write-docs]
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{Api, Patch, PatchParams};
@@ -129,8 +129,12 @@ where
             .default_backoff()
             .applied_objects()
             .boxed();
-        while let Ok(Some(obj)) = s.try_next().await {
-            seen(obj);
+        // An error (a watch begun before its CRD is served, a cut connection) is retried after
+        // the backoff; ending here would leave the figures waiting for events never seen.
+        while let Some(event) = s.next().await {
+            if let Ok(obj) = event {
+                seen(obj);
+            }
         }
     })
 }
