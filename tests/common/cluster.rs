@@ -148,7 +148,7 @@ fn namespace_for_test() -> String {
 }
 
 /// The stdout of a command that must succeed; fails the test with all it said otherwise.
-fn succeeded(what: &str, out: Output) -> String {
+pub(crate) fn succeeded(what: &str, out: Output) -> String {
     assert!(
         out.status.success(),
         "{what} failed:\n{}{}",

@@ -59,14 +59,7 @@ pub fn helm_ok(kubeconfig: Option<&Path>, args: &[&str]) -> String {
     if let Some(k) = kubeconfig {
         c.env("KUBECONFIG", k);
     }
-    let out = c.output().expect("helm runs");
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    cluster::succeeded(&format!("helm {args:?}"), c.output().expect("helm runs"))
 }
 
 /// helm's error output for a command that must fail.
