@@ -267,8 +267,6 @@ fn default_template_spec(spec: &mut Value) {
     }
 }
 
-/// A Service's ports: protocol and target port, and a node port from 30000–32767 for each port of
-/// a NodePort or LoadBalancer Service that has none (kept across updates, as the allocator does).
 /// The status a new object is stored with: kube-apiserver resets it to the Go type's zero value,
 /// whose counters without `omitempty` show as 0 before any controller has written one.
 fn set_initial_status(rt: &ResourceType, obj: &mut Value) {
@@ -287,6 +285,8 @@ fn set_initial_status(rt: &ResourceType, obj: &mut Value) {
     }
 }
 
+/// A Service's ports: protocol and target port, and a node port from 30000–32767 for each port of
+/// a NodePort or LoadBalancer Service that has none (kept across updates, as the allocator does).
 fn default_service_ports(obj: &mut Value, old: Option<&Value>) {
     let wants_node_ports = match obj["spec"]["type"].as_str() {
         Some("NodePort") => true,
