@@ -29,6 +29,24 @@ fn render_policies(extra: &[&str]) -> String {
     helm_ok(None, &args)
 }
 
+/// Waits until the API server refuses `manifest` in a server-side dry run, and returns what it
+/// said. A real kube-apiserver puts a new ValidatingAdmissionPolicy, binding or namespace label
+/// in force a moment after the write that made it, from its informers.
+fn until_refused(sim: &Cluster, manifest: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = sim.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], manifest);
+        if !out.status.success() {
+            return String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepted after 30 s: {manifest}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn cluster() -> Cluster {
     // Its own control plane: the policies and namespaces are cluster-wide.
     let sim = Cluster::start_alone();
@@ -55,6 +73,9 @@ fn cluster() -> Cluster {
             "{applied}"
         );
     }
+    let (_, first, says) = breaking(GUARDED).remove(0);
+    let err = until_refused(&sim, &first);
+    assert!(err.contains(says), "{err}");
     sim
 }
 
@@ -227,7 +248,9 @@ fn the_charts_policies_refuse_rollouts_without_analysis_only_where_required() {
     sim.kubectl_ok(&["label", "namespace", FREE, "serin.dev/require-analysis=true"]);
     sim.kubectl_ok(&["label", "rollout", "steps-without-analysis", "-n", FREE, "team=sandbox"]);
     let (_, rollout, says) = breaking(FREE).remove(0);
-    let out = sim.kubectl_stdin(&["apply", "-f", "-"], &rollout.replace("replicas: 4", "replicas: 6"));
+    let changed = rollout.replace("replicas: 4", "replicas: 6");
+    until_refused(&sim, &changed);
+    let out = sim.kubectl_stdin(&["apply", "-f", "-"], &changed);
     assert!(!out.status.success(), "a spec change in a newly labelled namespace");
     assert!(String::from_utf8_lossy(&out.stderr).contains(says));
 }
@@ -252,6 +275,7 @@ fn the_step_limit_follows_the_chart_value() {
         }
         canary("stepped", GUARDED, &s)
     };
+    until_refused(&sim, &steps(&[10, 30, 60, 100]));
     let out = sim.kubectl_stdin(&["apply", "-f", "-"], &steps(&[10, 30, 50, 70, 90, 100]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = sim.kubectl_stdin(&["apply", "-f", "-"], &steps(&[10, 30, 60, 100]));
