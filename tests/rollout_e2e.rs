@@ -378,6 +378,46 @@ async fn abort_brings_traffic_back_and_retry_starts_over() {
     assert_eq!(e.size_of(&v2).await, 2);
 }
 
+/// Without a router the Pods are the traffic: a single replica at `setWeight: 25` keeps its stable
+/// Pod and surges a canary beside it (Argo Rollouts' 1 + 1), never all traffic on the new version
+/// while the Rollout says step 1; 3 replicas at 20% run 1 canary beside all 3 stable Pods.
+#[tokio::test]
+async fn a_single_replica_canary_keeps_its_stable_pod() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    e.apply(&rollout_yaml(1, "example/web:1", "[{setWeight: 25}, {pause: {}}]"));
+    let v1 = e.wait_phase(Phase::Healthy, None).await.stable_pod_hash.unwrap();
+    e.sim.kubectl_serin_ok(&["set", "image", "web", "web=example/web:2"]);
+    let v2 = e.wait_phase(Phase::Paused, Some(1)).await.current_pod_hash.unwrap();
+    assert_eq!((e.size_of(&v2).await, e.size_of(&v1).await), (1, 1));
+    let st = eventually("the canary's share of ready Pods", WAIT, || async {
+        let st = e.status().await;
+        (st.canary_weight == Some(50)).then_some(st)
+    })
+    .await;
+    assert_eq!(st.stable_pod_hash.as_deref(), Some(v1.as_str()));
+    assert_eq!(e.selector_hash("web-stable").await, v1);
+    e.sim.kubectl_serin_ok(&["promote", "web"]);
+    eventually("version 2 alone", WAIT, || async {
+        let st = e.status().await;
+        (st.phase == Some(Phase::Healthy)
+            && st.stable_pod_hash.as_deref() == Some(v2.as_str())
+            && e.size_of(&v1).await == 0
+            && e.size_of(&v2).await == 1)
+            .then_some(())
+    })
+    .await;
+
+    // Three replicas at 20%: 1 of 4 Pods (25%) is nearer than 1 of 3 (33%).
+    e.apply(&rollout_yaml(3, "example/web:3", "[{setWeight: 20}, {pause: {}}]"));
+    let v3 = e.wait_phase(Phase::Paused, Some(1)).await.current_pod_hash.unwrap();
+    assert_ne!(v3, v2);
+    eventually("1 canary beside 3 stable Pods", WAIT, || async {
+        (e.size_of(&v3).await == 1 && e.size_of(&v2).await == 3).then_some(())
+    })
+    .await;
+}
+
 /// `steps: []` is a rolling update within maxSurge / maxUnavailable; a revert in Git to a version
 /// stable within `rollbackWindow` goes straight back, saying so.
 #[tokio::test]

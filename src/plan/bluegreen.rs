@@ -150,7 +150,7 @@ impl Planner<'_> {
         );
         self.st.current_pod_hash = Some(current.to_string());
         self.clear_abort();
-        self.st.attempt = None;
+        self.st.attempt = self.fresh_attempt(current);
         self.st.acknowledged_run = None;
         let bg = self.bg_status();
         bg.ready_at = None;

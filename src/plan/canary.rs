@@ -102,7 +102,7 @@ impl Planner<'_> {
         self.st.current_pod_hash = Some(current.to_string());
         self.clear_abort();
         self.st.canary_weight = Some(0);
-        self.st.attempt = None;
+        self.st.attempt = self.fresh_attempt(current);
         self.st.acknowledged_run = None;
         // Answers for this very version can only come from a reconcile whose status write the
         // cache has not shown yet; dropping them would call those gates a second time.
@@ -290,7 +290,7 @@ impl Planner<'_> {
         } else if let Some(scale) = &step.set_canary_scale {
             self.st.canary_scale = match (scale.replicas, scale.weight) {
                 (Some(r), _) => Some(r),
-                (_, Some(w)) => Some(targets(self.replicas, w, false, false, None).canary),
+                (_, Some(w)) => Some(targets(self.replicas, w, 0, true, false, None).canary),
                 _ => None,
             };
         }
@@ -372,6 +372,7 @@ impl Planner<'_> {
         let t = targets(
             self.replicas,
             w,
+            self.surge,
             self.routed,
             self.canary.dynamic_stable_scale == Some(true),
             self.st.canary_scale,
@@ -437,6 +438,7 @@ impl Planner<'_> {
         let t = targets(
             self.replicas,
             w,
+            self.surge,
             self.routed,
             self.canary.dynamic_stable_scale == Some(true),
             self.st.canary_scale,

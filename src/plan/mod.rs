@@ -217,6 +217,17 @@ impl<'a> Planner<'a> {
         self.st.attempt.unwrap_or(0)
     }
 
+    /// The attempt a version starts with: the first, unless runs of an earlier release of the same
+    /// version are still kept (a return to an older version), whose names it must not reuse.
+    fn fresh_attempt(&self, hash: &str) -> Option<i32> {
+        self.observed
+            .analysis_runs
+            .iter()
+            .filter(|r| r.hash == hash)
+            .map(|r| r.attempt + 1)
+            .max()
+    }
+
     /// The run of the current version and attempt for a step (or the background).
     fn run_for(&self, hash: &str, step: Option<i32>) -> Option<&'a ObservedRun> {
         let attempt = self.attempt();
@@ -628,7 +639,7 @@ impl<'a> Planner<'a> {
     fn promotion_weight(&self, current: &str) -> i32 {
         let last = steps::weight_at(&self.steps, self.steps.len().saturating_sub(1));
         let dynamic = self.canary.dynamic_stable_scale == Some(true);
-        let needs = replicas::targets(self.replicas, last, true, dynamic, self.st.canary_scale).canary;
+        let needs = replicas::targets(self.replicas, last, 0, true, dynamic, self.st.canary_scale).canary;
         let has = self.rs(current).map_or(0, |r| r.available);
         let written = self.st.canary_weight.unwrap_or(0);
         if has >= needs { written.max(last) } else { written }
@@ -698,9 +709,21 @@ impl<'a> Planner<'a> {
         self.terminate_runs();
         self.clear_routes();
         self.weight = 0;
-        self.want(stable, self.replicas);
-        let canary_spec = self.sizes_of(current).spec;
-        if !self.traffic_by_pods() {
+        if self.traffic_by_pods() {
+            // The Pods are the traffic: the stable comes back within maxSurge and the canary goes
+            // as availability allows, as in any other move between two sizes.
+            self.move_towards(
+                stable,
+                current,
+                Targets {
+                    canary: 0,
+                    stable: self.replicas,
+                },
+            );
+            self.weight = self.pod_share(stable, current);
+        } else {
+            self.want(stable, self.replicas);
+            let canary_spec = self.sizes_of(current).spec;
             let left = self.abort_delay().saturating_sub(since(self.now, &self.st.aborted_at));
             if left.is_zero() {
                 self.want(current, 0);
@@ -708,13 +731,7 @@ impl<'a> Planner<'a> {
                 self.want(current, canary_spec);
                 self.wake_in(left);
             }
-        } else {
-            let stable_available = self.sizes_of(stable).available;
-            self.want(current, canary_spec.min((self.replicas - stable_available).max(0)));
-        }
-        self.scale_down_others();
-        if self.traffic_by_pods() {
-            self.weight = self.pod_share(stable, current);
+            self.scale_down_others();
         }
         self.phase = Phase::Degraded;
         self.reason = "RolloutAborted";

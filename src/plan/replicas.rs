@@ -27,9 +27,20 @@ pub struct Targets {
     pub stable: i32,
 }
 
-/// Pods for a weight. By Pod ratio the two sizes add up to `replicas`; with a traffic router the
-/// canary is sized by the weight and the stable stays full unless `dynamic_stable`.
-pub fn targets(replicas: i32, weight: i32, routed: bool, dynamic_stable: bool, canary_scale: Option<i32>) -> Targets {
+/// Pods for a weight. By Pod ratio the canary's share of the Pods comes as close to the weight as
+/// `replicas` (or one more, when `surge` allows) can, as Argo Rollouts sizes it; with a traffic
+/// router the canary is sized by the weight and the stable stays full unless `dynamic_stable`.
+pub fn targets(
+    replicas: i32,
+    weight: i32,
+    surge: i32,
+    routed: bool,
+    dynamic_stable: bool,
+    canary_scale: Option<i32>,
+) -> Targets {
+    if !routed && canary_scale.is_none() {
+        return by_pod_ratio(replicas, weight, surge);
+    }
     let by_weight = |w: i32| -> i32 {
         if w <= 0 {
             0
@@ -43,18 +54,61 @@ pub fn targets(replicas: i32, weight: i32, routed: bool, dynamic_stable: bool, c
     let canary = canary_scale
         .map(|c| c.clamp(0, replicas))
         .unwrap_or_else(|| by_weight(weight));
-    let stable = if routed {
-        if dynamic_stable {
-            replicas - by_weight(weight)
-        } else {
-            replicas
-        }
-    } else {
+    let stable = if !routed {
         replicas - canary
+    } else if dynamic_stable {
+        replicas - by_weight(weight)
+    } else {
+        replicas
     };
     Targets {
         canary,
         stable: stable.max(0),
+    }
+}
+
+/// Without a router the Pods are the traffic split. Between 1% and 99% neither version drops to
+/// no Pods (a single replica surges a canary beside its stable Pod rather than replace it), and
+/// of the canary counts rounded down and up, over `replicas` Pods or, when `surge` allows, one
+/// more, the one whose share is nearest the weight wins; the first considered wins a tie.
+pub fn by_pod_ratio(replicas: i32, weight: i32, surge: i32) -> Targets {
+    if replicas <= 0 {
+        return Targets { canary: 0, stable: 0 };
+    }
+    let weight = weight.clamp(0, 100);
+    let exact = i64::from(replicas) * i64::from(weight);
+    let floor = (exact / 100) as i32;
+    let ceil = ((exact + 99) / 100) as i32;
+    let halfway = |total: i32| (i64::from(total) * i64::from(weight)) % 100 == 50;
+    let zero_allowed = weight == 0 || weight == 100 || (replicas == 1 && surge == 0);
+    let mut options: Vec<(i32, i32)> = Vec::with_capacity(4);
+    if ceil < replicas || zero_allowed {
+        options.push((ceil, replicas));
+    }
+    if !halfway(replicas) && (floor != 0 || zero_allowed) {
+        options.push((floor, replicas));
+    }
+    if surge > 0 {
+        options.push((ceil, replicas + 1));
+        if !halfway(replicas + 1) && (floor != 0 || zero_allowed) {
+            options.push((floor, replicas + 1));
+        }
+    }
+    // |canary / total − weight|, compared without division: canary·100 − weight·total over total.
+    let off = |(canary, total): (i32, i32)| {
+        let gap = (i64::from(canary) * 100 - i64::from(weight) * i64::from(total)).abs();
+        (gap, i64::from(total))
+    };
+    let nearer = |a: (i64, i64), b: (i64, i64)| a.0 * b.1 < b.0 * a.1;
+    let mut best = options.first().copied().unwrap_or((0, replicas));
+    for &option in options.iter().skip(1) {
+        if nearer(off(option), off(best)) {
+            best = option;
+        }
+    }
+    Targets {
+        canary: best.0,
+        stable: best.1 - best.0,
     }
 }
 
@@ -111,13 +165,44 @@ mod tests {
 
     #[test]
     fn targets_by_ratio_and_by_router() {
-        assert_eq!(targets(10, 25, false, false, None), Targets { canary: 3, stable: 7 });
-        assert_eq!(targets(4, 5, false, false, None), Targets { canary: 1, stable: 3 });
-        assert_eq!(targets(10, 0, false, false, None), Targets { canary: 0, stable: 10 });
-        assert_eq!(targets(10, 100, false, false, None), Targets { canary: 10, stable: 0 });
-        assert_eq!(targets(10, 25, true, false, None), Targets { canary: 3, stable: 10 });
-        assert_eq!(targets(10, 25, true, true, None), Targets { canary: 3, stable: 7 });
-        assert_eq!(targets(10, 25, true, false, Some(1)), Targets { canary: 1, stable: 10 });
+        assert_eq!(targets(10, 25, 0, false, false, None), Targets { canary: 3, stable: 7 });
+        assert_eq!(targets(4, 5, 0, false, false, None), Targets { canary: 1, stable: 3 });
+        assert_eq!(targets(10, 0, 3, false, false, None), Targets { canary: 0, stable: 10 });
+        assert_eq!(
+            targets(10, 100, 3, false, false, None),
+            Targets { canary: 10, stable: 0 }
+        );
+        assert_eq!(targets(10, 25, 3, true, false, None), Targets { canary: 3, stable: 10 });
+        assert_eq!(targets(10, 25, 3, true, true, None), Targets { canary: 3, stable: 7 });
+        assert_eq!(
+            targets(10, 25, 3, true, false, Some(1)),
+            Targets { canary: 1, stable: 10 }
+        );
+    }
+
+    #[test]
+    fn pod_ratio_keeps_both_versions_and_comes_nearest_the_weight() {
+        let t = |canary, stable| Targets { canary, stable };
+        // One replica at 25%: the stable Pod stays and a canary surges beside it (50% by Pods);
+        // without surge the nearest is the stable alone (0%), for a canary of one would be 100%.
+        assert_eq!(by_pod_ratio(1, 25, 1), t(1, 1));
+        assert_eq!(by_pod_ratio(1, 25, 0), t(0, 1));
+        // 3 at 20%: 1 of 3 is 33%, 0 of 3 is not allowed, 1 of 4 is 25% — nearest.
+        assert_eq!(by_pod_ratio(3, 20, 1), t(1, 3));
+        assert_eq!(by_pod_ratio(3, 20, 0), t(1, 2));
+        // 10 at 25%: 3 of 10 (30%), 2 of 10 (20%), 3 of 11 (27.3%) — nearest.
+        assert_eq!(by_pod_ratio(10, 25, 3), t(3, 8));
+        // 4 at 5%: 1 of 4 (25%), 1 of 5 (20%) — nearest.
+        assert_eq!(by_pod_ratio(4, 5, 1), t(1, 4));
+        // 3 at 50%: 2 of 3 and 1 of 3 tie at 1.5, so the larger; 2 of 4 is exactly 50%.
+        assert_eq!(by_pod_ratio(3, 50, 1), t(2, 2));
+        assert_eq!(by_pod_ratio(3, 50, 0), t(2, 1));
+        // The ends of the range and no replicas at all.
+        assert_eq!(by_pod_ratio(5, 0, 1), t(0, 5));
+        assert_eq!(by_pod_ratio(5, 100, 1), t(5, 0));
+        assert_eq!(by_pod_ratio(0, 50, 1), t(0, 0));
+        // Many replicas: the split is the weight's exactly.
+        assert_eq!(by_pod_ratio(20, 25, 5), t(5, 15));
     }
 
     #[test]

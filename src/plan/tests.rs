@@ -394,7 +394,9 @@ fn abort_puts_traffic_on_stable_until_retry() {
         Some(stable.as_str()),
         "canary Service back on stable"
     );
-    assert_eq!(w.size(&stable), 10, "stable back to full size first");
+    // 4 canary + 6 stable: 2 available canary Pods may go at once (maxUnavailable 2 of 10), and
+    // the stable grows into the room maxSurge leaves (3 of 10, rounded up).
+    assert_eq!((w.size(&v2), w.size(&stable)), (2, 10), "stable grows within maxSurge");
     w.ready();
     let p = w.settle();
     assert_eq!(w.size(&v2), 0, "canary gone once the stable is full");
@@ -411,6 +413,51 @@ fn abort_puts_traffic_on_stable_until_retry() {
     w.ready();
     w.settle();
     assert_eq!(w.size(&v2), 4);
+}
+
+#[test]
+fn after_a_failed_analysis_the_stable_comes_back_within_max_surge() {
+    let mut w = healthy_world(
+        json!({"replicas": 3, "strategy": {"canary": {"maxSurge": 2, "maxUnavailable": 0,
+        "steps": [{"setWeight": 90}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}]}}}),
+    );
+    let stable = w.stable();
+    w.release("web:2");
+    w.settle();
+    let v2 = w.current();
+    // 3 of 4 Pods (75%) is nearest 90% within a surge of 2.
+    assert_eq!((w.size(&v2), w.size(&stable)), (3, 1));
+    for r in w.runs.iter_mut() {
+        r.phase = AnalysisPhase::Failed;
+        r.message = "error-rate: 0.3 (Failed)".into();
+    }
+    w.tick();
+    // Without a router the canary's ready Pods still take their share: the message says so, and
+    // says traffic is back on stable only once they are gone.
+    let message = w.tick().status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "traffic is going back to stable version {stable}: the canary's 2 ready Pods take 67%"
+        )),
+        "{message}"
+    );
+    let mut seen = vec![(w.size(&v2), w.size(&stable))];
+    for _ in 0..20 {
+        w.ready();
+        let p = w.tick();
+        seen.push((w.size(&v2), w.size(&stable)));
+        assert_eq!(p.status.phase, Some(Phase::Degraded));
+    }
+    let message = w.status().message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("traffic is back on stable version {stable}")),
+        "{message}"
+    );
+    // One available canary Pod may go at once (4 available, 3 needed), and the stable grows
+    // into the room maxSurge leaves: 2 + 3, never the 3 + 3 of a stable brought back whole.
+    assert_eq!(seen[0], (2, 3));
+    assert!(seen.iter().all(|(c, s)| c + s <= 5), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(0, 3)), "{seen:?}");
 }
 
 #[test]
@@ -588,7 +635,7 @@ mod invariants {
                 if p.status.stable_pod_hash.as_deref() == Some(stable.as_str()) {
                     let idx = p.status.current_step_index.unwrap_or(0) as usize;
                     if idx < weights.len() {
-                        let t = replicas::targets(replicas, weights[idx], false, false, None);
+                        let t = replicas::targets(replicas, weights[idx], surge, false, false, None);
                         let current = w.current();
                         let c = spec_of(&w, &current);
                         let s = spec_of(&w, &stable);
@@ -691,14 +738,6 @@ mod analysis {
         let message = later.status.message.clone().unwrap_or_default();
         assert!(
             message.starts_with("aborted: analysis at step 2/") && message.contains("error-rate: 0.3 (Failed)"),
-            "{message}"
-        );
-        // Without a router the canary's ready Pods still take their share: the message says so,
-        // and says traffic is back on stable only once they are gone.
-        assert!(
-            message.contains(&format!(
-                "traffic is going back to stable version {stable}: the canary's 2 ready Pods take 20%"
-            )),
             "{message}"
         );
         w.settle();
@@ -1437,6 +1476,51 @@ mod rollback_window {
         assert_eq!(w.current(), v1);
         assert!(!w.reasons().contains(&"RollbackWithinWindow"));
         assert_eq!(p.status.phase, Some(Phase::Paused), "the pause step waits");
+    }
+
+    #[test]
+    fn a_version_outside_the_window_gets_new_analysis_runs() {
+        let mut w = healthy_world(json!({"rollbackWindow": {"revisions": 1}, "strategy": {"canary": {
+            "steps": [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}]}}}));
+        let finish_runs = |w: &mut World| {
+            for _ in 0..20 {
+                w.settle();
+                for r in w.runs.iter_mut() {
+                    r.phase = AnalysisPhase::Successful;
+                }
+                if w.tick().status.phase == Some(Phase::Healthy) {
+                    return;
+                }
+            }
+            panic!("the release never ended");
+        };
+        w.release("web:2");
+        finish_runs(&mut w);
+        let v2 = w.stable();
+        let first: Vec<String> = w.runs.iter().filter(|r| r.hash == v2).map(|r| r.name.clone()).collect();
+        assert_eq!(first.len(), 1);
+        w.release("web:3");
+        finish_runs(&mut w);
+        w.release("web:4");
+        finish_runs(&mut w);
+        // Back to version 2, outside the window: its step analyses again, under a name of its own.
+        w.release("web:2");
+        let p = w.settle();
+        assert_eq!(w.current(), v2);
+        assert_eq!(p.status.phase, Some(Phase::Progressing), "{:?}", p.status.message);
+        let again: Vec<&ObservedRun> = w
+            .runs
+            .iter()
+            .filter(|r| r.hash == v2 && !first.contains(&r.name))
+            .collect();
+        assert_eq!(
+            again.len(),
+            1,
+            "{:?}",
+            w.runs.iter().map(|r| &r.name).collect::<Vec<_>>()
+        );
+        assert_eq!(again[0].phase, AnalysisPhase::Running);
+        assert!(p.status.message.unwrap().contains("running"));
     }
 
     #[test]
