@@ -259,7 +259,7 @@ fn metric(name: &str, provider: MetricProvider, count: i32, interval: &str) -> M
     Metric {
         name: name.into(),
         interval: Some(IntOrString::String(interval.into())),
-        count: Some(count),
+        count: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(count)),
         provider,
         ..Default::default()
     }
@@ -299,7 +299,7 @@ fn judge_spec() -> AnalysisRunSpec {
 fn threshold_spec() -> AnalysisRunSpec {
     let m = |name: &str, condition: &str| Metric {
         success_condition: Some(condition.into()),
-        failure_limit: Some(0),
+        failure_limit: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)),
         ..metric(
             name,
             MetricProvider {

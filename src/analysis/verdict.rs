@@ -26,8 +26,8 @@ fn duration(v: &Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString
 /// How many measurements with data a metric takes: `count`, else 1 — or without end for
 /// background analysis with an interval, and for a metric that ends on `consecutiveSuccessLimit`.
 pub fn count_of(metric: &Metric, background: bool) -> Option<i32> {
-    let until_successes = metric.consecutive_success_limit.is_some_and(|n| n > 0);
-    match metric.count {
+    let until_successes = metric.limits().consecutive_success_limit.is_some_and(|n| n > 0);
+    match metric.limits().count {
         Some(n) if n > 0 => Some(n),
         _ if until_successes && metric.interval.is_some() => None,
         _ if background && metric.interval.is_some() => None,
@@ -190,12 +190,14 @@ fn count(result: &mut MetricResult, phase: AnalysisPhase) {
 
 fn no_data_limit(metric: &Metric) -> i32 {
     metric
+        .limits()
         .consecutive_no_data_limit
         .unwrap_or(DEFAULT_CONSECUTIVE_NO_DATA_LIMIT)
 }
 
 fn error_limit(metric: &Metric) -> i32 {
     metric
+        .limits()
         .consecutive_error_limit
         .unwrap_or(DEFAULT_CONSECUTIVE_ERROR_LIMIT)
 }
@@ -204,6 +206,7 @@ fn error_limit(metric: &Metric) -> i32 {
 /// it has.
 fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last: String) -> String {
     let policy = metric.no_data.unwrap_or_default();
+    let limits = metric.limits();
     match result.phase {
         AnalysisPhase::Running if result.consecutive_no_data > 0 && !in_progress(result) => format!(
             "waiting for data: {} of {} tries found none ({last})",
@@ -223,7 +226,7 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
             )
         }
         AnalysisPhase::Running => last,
-        AnalysisPhase::Successful => match metric.consecutive_success_limit {
+        AnalysisPhase::Successful => match limits.consecutive_success_limit {
             Some(n) if n > 0 && result.consecutive_success >= n => {
                 format!(
                     "{} successes in a row (consecutiveSuccessLimit {n})",
@@ -238,25 +241,25 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
             }
             _ => format!("{} of {} measurements passed", result.successful, result.count),
         },
-        AnalysisPhase::Failed if metric.failure_limit == Some(-1) => format!(
+        AnalysisPhase::Failed if limits.failure_limit == Some(-1) => format!(
             "{} measurements taken without {} successes in a row (consecutiveSuccessLimit, failureLimit -1)",
             result.count,
-            metric.consecutive_success_limit.unwrap_or(0)
+            limits.consecutive_success_limit.unwrap_or(0)
         ),
         AnalysisPhase::Failed => format!(
             "{} measurements failed (failureLimit {}): {last}",
             result.failed,
-            metric.failure_limit.unwrap_or(0)
+            limits.failure_limit.unwrap_or(0)
         ),
-        AnalysisPhase::Inconclusive if result.inconclusive <= metric.inconclusive_limit.unwrap_or(0) => format!(
+        AnalysisPhase::Inconclusive if result.inconclusive <= limits.inconclusive_limit.unwrap_or(0) => format!(
             "{} measurements taken without {} successes in a row (consecutiveSuccessLimit)",
             count_of(metric, background).unwrap_or(result.count),
-            metric.consecutive_success_limit.unwrap_or(0)
+            limits.consecutive_success_limit.unwrap_or(0)
         ),
         AnalysisPhase::Inconclusive => format!(
             "{} measurements inconclusive (inconclusiveLimit {}): {last}",
             result.inconclusive,
-            metric.inconclusive_limit.unwrap_or(0)
+            limits.inconclusive_limit.unwrap_or(0)
         ),
         AnalysisPhase::Error => format!(
             "{} errors in a row (consecutiveErrorLimit {}): {last}",
@@ -268,12 +271,13 @@ fn metric_message(result: &MetricResult, metric: &Metric, background: bool, last
 }
 
 pub fn metric_phase(result: &MetricResult, metric: &Metric, background: bool) -> AnalysisPhase {
-    let success_limit = metric.consecutive_success_limit.filter(|n| *n > 0);
+    let limits = metric.limits();
+    let success_limit = limits.consecutive_success_limit.filter(|n| *n > 0);
     // `failureLimit: -1` turns the limit off.
-    let failure_limit = metric.failure_limit.unwrap_or(0);
+    let failure_limit = limits.failure_limit.unwrap_or(0);
     if failure_limit >= 0 && result.failed > failure_limit {
         AnalysisPhase::Failed
-    } else if result.inconclusive > metric.inconclusive_limit.unwrap_or(0) {
+    } else if result.inconclusive > limits.inconclusive_limit.unwrap_or(0) {
         AnalysisPhase::Inconclusive
     } else if result.consecutive_error > error_limit(metric) {
         AnalysisPhase::Error
@@ -412,6 +416,7 @@ pub fn wait(spec: &AnalysisRunSpec, status: &AnalysisRunStatus, now: Timestamp) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
@@ -440,8 +445,8 @@ mod tests {
     #[test]
     fn failure_limit_counts_failures() {
         let m = Metric {
-            count: Some(5),
-            failure_limit: Some(1),
+            count: Some(IntOrString::Int(5)),
+            failure_limit: Some(IntOrString::Int(1)),
             ..Default::default()
         };
         let mut r = MetricResult {
@@ -457,7 +462,7 @@ mod tests {
     #[test]
     fn errors_are_retried_until_the_limit() {
         let m = Metric {
-            consecutive_error_limit: Some(2),
+            consecutive_error_limit: Some(IntOrString::Int(2)),
             ..Default::default()
         };
         let mut r = MetricResult::default();
@@ -482,8 +487,8 @@ mod tests {
     #[test]
     fn inconclusive_beyond_its_limit() {
         let m = Metric {
-            count: Some(3),
-            inconclusive_limit: Some(0),
+            count: Some(IntOrString::Int(3)),
+            inconclusive_limit: Some(IntOrString::Int(0)),
             ..Default::default()
         };
         let mut r = MetricResult::default();
@@ -494,7 +499,7 @@ mod tests {
     #[test]
     fn measurements_are_bounded() {
         let m = Metric {
-            count: Some(100),
+            count: Some(IntOrString::Int(100)),
             ..Default::default()
         };
         let mut r = MetricResult::default();
@@ -540,7 +545,7 @@ mod tests {
             initial_delay: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
                 "5s".into(),
             )),
-            count: Some(3),
+            count: Some(IntOrString::Int(3)),
             ..Default::default()
         };
         assert_eq!(next_due(&m, None, t(0), false), Some(t(5)));
@@ -566,7 +571,7 @@ mod tests {
             interval: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
                 secs.into(),
             )),
-            count,
+            count: count.map(IntOrString::Int),
             ..Default::default()
         }
     }
@@ -606,7 +611,7 @@ mod tests {
             (Some(NoData::Successful), AnalysisPhase::Successful),
         ] {
             let m = Metric {
-                consecutive_no_data_limit: Some(2),
+                consecutive_no_data_limit: Some(IntOrString::Int(2)),
                 no_data: policy,
                 ..every("3s", Some(3))
             };
@@ -623,7 +628,7 @@ mod tests {
         }
         // A limit of 0 lets the first no data decide.
         let m = Metric {
-            consecutive_no_data_limit: Some(0),
+            consecutive_no_data_limit: Some(IntOrString::Int(0)),
             ..every("3s", Some(3))
         };
         let mut r = MetricResult::default();
@@ -634,7 +639,7 @@ mod tests {
     #[test]
     fn data_between_no_data_starts_the_count_of_tries_again() {
         let m = Metric {
-            consecutive_no_data_limit: Some(1),
+            consecutive_no_data_limit: Some(IntOrString::Int(1)),
             ..every("3s", Some(5))
         };
         let mut r = MetricResult::default();
@@ -649,8 +654,8 @@ mod tests {
     #[test]
     fn consecutive_successes_end_a_metric_early() {
         let m = Metric {
-            consecutive_success_limit: Some(2),
-            failure_limit: Some(3),
+            consecutive_success_limit: Some(IntOrString::Int(2)),
+            failure_limit: Some(IntOrString::Int(3)),
             ..every("3s", Some(10))
         };
         let mut r = MetricResult::default();
@@ -665,14 +670,14 @@ mod tests {
         // Without a count it measures until the successes come.
         assert_eq!(count_of(&every("3s", None), false), Some(1));
         let open = Metric {
-            consecutive_success_limit: Some(3),
+            consecutive_success_limit: Some(IntOrString::Int(3)),
             ..every("3s", None)
         };
         assert_eq!(count_of(&open, false), None);
         // With a count that runs out first, it is inconclusive.
         let short = Metric {
-            consecutive_success_limit: Some(3),
-            failure_limit: Some(2),
+            consecutive_success_limit: Some(IntOrString::Int(3)),
+            failure_limit: Some(IntOrString::Int(2)),
             ..every("3s", Some(3))
         };
         let mut r = MetricResult::default();
@@ -778,8 +783,8 @@ mod tests {
     #[test]
     fn a_failure_limit_of_minus_one_waits_for_successes() {
         let m = Metric {
-            consecutive_success_limit: Some(2),
-            failure_limit: Some(-1),
+            consecutive_success_limit: Some(IntOrString::Int(2)),
+            failure_limit: Some(IntOrString::Int(-1)),
             ..every("3s", Some(4))
         };
         let mut r = MetricResult::default();

@@ -200,34 +200,29 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<IntOrString>,
     /// Measurements with data to take; defaults to 1, or unbounded for background analysis with
-    /// an interval. No-data measurements and errors do not use it up.
+    /// an interval. No-data measurements and errors do not use it up. Like every count here, a
+    /// number or a string holding one, such as `"{{args.count}}"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub count: Option<i32>,
+    pub count: Option<IntOrString>,
     /// Wait before the first measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay: Option<IntOrString>,
     /// Failed measurements tolerated before the metric fails; defaults to 0. `-1`: failures never
     /// end the metric (with `consecutiveSuccessLimit`, running out of `count` then fails it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = -1))]
-    pub failure_limit: Option<i32>,
+    pub failure_limit: Option<IntOrString>,
     /// Inconclusive measurements tolerated before the metric is inconclusive; defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub inconclusive_limit: Option<i32>,
+    pub inconclusive_limit: Option<IntOrString>,
     /// Errors in a row tolerated before the metric is in error; defaults to 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub consecutive_error_limit: Option<i32>,
+    pub consecutive_error_limit: Option<IntOrString>,
     /// No-data measurements in a row tolerated before `noData` decides the metric; defaults to 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub consecutive_no_data_limit: Option<i32>,
+    pub consecutive_no_data_limit: Option<IntOrString>,
     /// Successes in a row after which the metric passes without waiting for `count`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub consecutive_success_limit: Option<i32>,
+    pub consecutive_success_limit: Option<IntOrString>,
     /// CEL over `result` (a number for one sample, a list otherwise): true passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_condition: Option<String>,
@@ -270,6 +265,71 @@ pub struct MetricProvider {
     /// The canary's error-budget burn rate and exposure: the absolute guardrail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_burn_rate: Option<SloBurnRateProvider>,
+}
+
+/// A metric's counts and limits as numbers. Argo Rollouts types them as int-or-string so that an
+/// argument can stand in them; a run's metrics have their arguments put in, and
+/// [`Metric::checked_limits`] refused what is not a whole number before the run was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub count: Option<i32>,
+    pub failure_limit: Option<i32>,
+    pub inconclusive_limit: Option<i32>,
+    pub consecutive_error_limit: Option<i32>,
+    pub consecutive_no_data_limit: Option<i32>,
+    pub consecutive_success_limit: Option<i32>,
+}
+
+/// A count that is not a whole number in its range, once its arguments are in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} must be a whole number of at least {min}, as a number or a string holding one (with its arguments put in)"
+)]
+pub struct NotACount {
+    pub field: &'static str,
+    pub min: i32,
+}
+
+fn whole(v: &Option<IntOrString>) -> Result<Option<i32>, ()> {
+    match v {
+        None => Ok(None),
+        Some(IntOrString::Int(n)) => Ok(Some(*n)),
+        Some(IntOrString::String(s)) => s.trim().parse::<i32>().map(Some).map_err(|_| ()),
+    }
+}
+
+impl Metric {
+    /// The counts and limits, each `None` where it is absent (or not a number, which
+    /// [`Metric::checked_limits`] refuses before a run is made).
+    pub fn limits(&self) -> Limits {
+        let get = |v: &Option<IntOrString>| whole(v).ok().flatten();
+        Limits {
+            count: get(&self.count),
+            failure_limit: get(&self.failure_limit),
+            inconclusive_limit: get(&self.inconclusive_limit),
+            consecutive_error_limit: get(&self.consecutive_error_limit),
+            consecutive_no_data_limit: get(&self.consecutive_no_data_limit),
+            consecutive_success_limit: get(&self.consecutive_success_limit),
+        }
+    }
+
+    /// The counts and limits, refusing one that is not a whole number within its range.
+    pub fn checked_limits(&self) -> Result<Limits, NotACount> {
+        let get = |v: &Option<IntOrString>, field: &'static str, min: i32| {
+            whole(v)
+                .ok()
+                .filter(|n| n.is_none_or(|n| n >= min))
+                .ok_or(NotACount { field, min })
+        };
+        Ok(Limits {
+            count: get(&self.count, "count", 0)?,
+            failure_limit: get(&self.failure_limit, "failureLimit", -1)?,
+            inconclusive_limit: get(&self.inconclusive_limit, "inconclusiveLimit", 0)?,
+            consecutive_error_limit: get(&self.consecutive_error_limit, "consecutiveErrorLimit", 0)?,
+            consecutive_no_data_limit: get(&self.consecutive_no_data_limit, "consecutiveNoDataLimit", 0)?,
+            consecutive_success_limit: get(&self.consecutive_success_limit, "consecutiveSuccessLimit", 0)?,
+        })
+    }
 }
 
 impl MetricProvider {

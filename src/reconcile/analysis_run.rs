@@ -8,7 +8,7 @@ use crate::analysis::job::JOB_NAME;
 use crate::analysis::oauth2::Tokens;
 use crate::analysis::rules::rules_for;
 use crate::analysis::verdict::{self, in_progress};
-use crate::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, MetricResult};
+use crate::crd::analysis::{AnalysisPhase, AnalysisRun, AnalysisRunSpec, AnalysisRunStatus, Metric, MetricResult};
 use crate::plan::{Decision, Severity};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -222,17 +222,27 @@ async fn expire(ctx: &RunContext, run: &AnalysisRun, phase: AnalysisPhase) -> Re
     }
 }
 
-/// The run's spec as its schedule reads it: a run written by hand may give `interval` or
-/// `initialDelay` as `{{args.NAME}}`, which the Rollout controller fills in for the runs it makes.
+/// The run's spec as its schedule and verdicts read it: a run written by hand may give
+/// `interval`, `initialDelay` or a count or limit as `{{args.NAME}}`, which the Rollout
+/// controller fills in for the runs it makes.
 fn scheduled(spec: &AnalysisRunSpec) -> std::borrow::Cow<'_, AnalysisRunSpec> {
     use crate::analysis::args::{Partial, substitute_plain};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    fn fields(m: &mut Metric) -> [&mut Option<IntOrString>; 8] {
+        [
+            &mut m.interval,
+            &mut m.initial_delay,
+            &mut m.count,
+            &mut m.failure_limit,
+            &mut m.inconclusive_limit,
+            &mut m.consecutive_error_limit,
+            &mut m.consecutive_no_data_limit,
+            &mut m.consecutive_success_limit,
+        ]
+    }
     let templated = |v: &Option<IntOrString>| matches!(v, Some(IntOrString::String(s)) if s.contains("{{"));
-    if !spec
-        .metrics
-        .iter()
-        .any(|m| templated(&m.interval) || templated(&m.initial_delay))
-    {
+    let mut out = spec.clone();
+    if !out.metrics.iter_mut().any(|m| fields(m).iter().any(|v| templated(v))) {
         return std::borrow::Cow::Borrowed(spec);
     }
     let values = spec
@@ -250,17 +260,14 @@ fn scheduled(spec: &AnalysisRunSpec) -> std::borrow::Cow<'_, AnalysisRunSpec> {
         values: &values,
         later: &later,
     };
-    let fill = |v: &mut Option<IntOrString>| {
-        if let Some(IntOrString::String(s)) = v
-            && let Ok(filled) = substitute_plain(s, &args)
-        {
-            *s = filled;
-        }
-    };
-    let mut out = spec.clone();
     for m in &mut out.metrics {
-        fill(&mut m.interval);
-        fill(&mut m.initial_delay);
+        for v in fields(m) {
+            if let Some(IntOrString::String(s)) = v
+                && let Ok(filled) = substitute_plain(s, &args)
+            {
+                *s = filled;
+            }
+        }
     }
     std::borrow::Cow::Owned(out)
 }
@@ -286,8 +293,9 @@ async fn measure_due(
         namespace: ns,
     };
     let mut decisions = Vec::new();
-    for i in verdict::due(&scheduled(&run.spec), status, now) {
-        let metric = &run.spec.metrics[i];
+    let spec = scheduled(&run.spec);
+    for i in verdict::due(&spec, status, now) {
+        let metric = &spec.metrics[i];
         let started = jiff::Timestamp::now();
         let previous = status.metric_results.iter().find(|r| r.name == metric.name);
         let taken = measurer.measure(metric, previous).await;
@@ -474,7 +482,7 @@ mod tests {
         use crate::crd::analysis::Metric;
         let m = Metric {
             name: "latency".into(),
-            consecutive_no_data_limit: Some(0),
+            consecutive_no_data_limit: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)),
             ..Default::default()
         };
         let mut r = MetricResult {

@@ -346,6 +346,7 @@ fn check_metric(metric: &Metric) -> Result<(), String> {
     for d in [&metric.interval, &metric.initial_delay].into_iter().flatten() {
         crate::plan::steps::parse_duration(d)?;
     }
+    metric.checked_limits().map_err(|e| e.to_string())?;
     check_versions(metric)?;
     if let Some(p) = &metric.provider.prometheus {
         crate::analysis::prometheus::timeout_of(p.timeout.as_ref()).map_err(|e| e.to_string())?;

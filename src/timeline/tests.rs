@@ -196,7 +196,7 @@ fn a_background_analysis_too_slow_to_stop_the_update_is_called_out() {
         spec.metrics[0].interval = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
             "5m".into(),
         ));
-        spec.metrics[0].failure_limit = Some(3);
+        spec.metrics[0].failure_limit = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(3));
         spec.metrics[0].count = None;
     }
     let r = rollout(json!({"canary": {

@@ -334,6 +334,7 @@ impl<'a> World<'a> {
 fn outcome(metric: &Metric, result: &MetricResult, measuring: Measuring, fails: bool) -> Outcome {
     if measuring == Measuring::SlowPassing && !fails && result.count == 0 {
         let limit = metric
+            .limits()
             .consecutive_no_data_limit
             .unwrap_or(verdict::DEFAULT_CONSECUTIVE_NO_DATA_LIMIT);
         if result.consecutive_no_data < limit {

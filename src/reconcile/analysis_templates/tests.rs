@@ -323,6 +323,56 @@ fn a_wrong_metric_is_refused_before_it_measures() {
 }
 
 #[test]
+fn counts_and_limits_take_arguments_as_argo_templates_write_them() {
+    let mut m = metric("e", "up");
+    for field in [
+        "count",
+        "failureLimit",
+        "inconclusiveLimit",
+        "consecutiveErrorLimit",
+        "consecutiveSuccessLimit",
+        "consecutiveNoDataLimit",
+    ] {
+        m[field] = json!(format!("{{{{args.{field}}}}}"));
+    }
+    let all: BTreeMap<TemplateId, AnalysisTemplateSpec> = [(
+        id("a"),
+        template(
+            json!({"args": [{"name": "prometheus", "value": "http://p"}, {"name": "count"},
+            {"name": "failureLimit", "value": "-1"}, {"name": "inconclusiveLimit", "value": "2"},
+            {"name": "consecutiveErrorLimit", "value": "3"}, {"name": "consecutiveSuccessLimit", "value": "4"},
+            {"name": "consecutiveNoDataLimit", "value": "0"}], "metrics": [m]}),
+        ),
+    )]
+    .into();
+    let with_count = |count: &str| {
+        analysis(json!({"templates": [{"templateName": "a"}], "args": [{"name": "count", "value": count}]}))
+    };
+    let run = build_from(&all, &with_count("5")).unwrap();
+    assert_eq!(
+        run.metrics[0].limits(),
+        crate::crd::analysis::Limits {
+            count: Some(5),
+            failure_limit: Some(-1),
+            inconclusive_limit: Some(2),
+            consecutive_error_limit: Some(3),
+            consecutive_no_data_limit: Some(0),
+            consecutive_success_limit: Some(4),
+        }
+    );
+    let err = build_from(&all, &with_count("five")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "AnalysisTemplate \"a\": metric \"e\": count must be a whole number of at least 0, as a number or a string holding one (with its arguments put in)"
+    );
+    let err = build_from(&all, &with_count("-2")).unwrap_err();
+    assert!(
+        err.to_string().contains("count must be a whole number of at least 0"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_job_never_gets_a_secret_as_text() {
     let all: BTreeMap<_, _> = [(
         id("smoke"),
