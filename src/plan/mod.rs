@@ -537,13 +537,28 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|r| r.hash != current)
             .all(|r| r.replicas == 0 && self.sizes.get(&r.hash) == Some(&0));
-        if stable_available >= self.replicas && others_gone {
+        // With a router or in blue-green the old version has no traffic once the new one has it
+        // all: its Pods kept for the scale-down delay do not hold Healthy back. Without a router
+        // they are traffic, and must be gone first.
+        if stable_available >= self.replicas && (others_gone || !self.traffic_by_pods()) {
             self.phase = Phase::Healthy;
             self.reason = "RolloutHealthy";
             self.message = format!(
                 "{}/{} Pods of version {current} available",
                 stable_available, self.replicas
             );
+            let draining: i32 = self
+                .observed
+                .replica_sets
+                .iter()
+                .filter(|r| r.hash != current)
+                .map(|r| r.replicas)
+                .sum();
+            if draining > 0 {
+                self.message.push_str(&format!(
+                    "; {draining} Pods of the old version wait out the scale-down delay, without traffic"
+                ));
+            }
         } else {
             self.phase = Phase::Progressing;
             self.reason = "ReplicaSetUpdated";

@@ -987,6 +987,32 @@ mod routed {
     }
 
     #[test]
+    fn a_promoted_version_with_all_traffic_is_healthy_while_the_old_one_waits_out_its_delay() {
+        let mut w = routed_world(json!({"strategy": {"canary": {"scaleDownDelaySeconds": 86400}}}));
+        let stable = w.stable();
+        w.settle();
+        w.request(ControlRequests {
+            promote_full: Some(true),
+            ..Default::default()
+        });
+        let mut p = w.tick();
+        for _ in 0..10 {
+            w.ready();
+            p = w.tick();
+        }
+        let current = w.current();
+        assert_eq!(w.stable(), current);
+        assert_eq!(p.stable_service_hash.as_deref(), Some(current.as_str()));
+        assert_eq!(w.size(&stable), 4, "the old version keeps its Pods for a day");
+        assert_eq!(p.status.phase, Some(Phase::Healthy), "{:?}", p.status.message);
+        let message = p.status.message.clone().unwrap_or_default();
+        assert!(
+            message.contains("4 Pods of the old version wait out the scale-down delay"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn dynamic_stable_scale_shrinks_the_stable_as_the_weight_grows() {
         let mut w = routed_world(json!({"strategy": {"canary": {"dynamicStableScale": true}}}));
         let stable = w.stable();

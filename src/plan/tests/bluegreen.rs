@@ -72,7 +72,13 @@ fn a_new_version_comes_up_in_preview_then_the_active_service_switches_in_one_wri
         "no post-promotion analysis: promoted at once"
     );
     assert_eq!(w.size(&stable), 4, "the old version stays up for the scale-down delay");
-    assert_eq!(p.status.phase, Some(Phase::Progressing));
+    // All traffic is on the new version: Healthy, the old Pods' wait said beside it.
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    let message = p.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("4 Pods of the old version wait out the scale-down delay"),
+        "{message}"
+    );
     assert!(p.requeue_after.unwrap() <= Duration::from_secs(30));
     w.advance(31);
     let p = w.settle();
