@@ -98,11 +98,16 @@ pub fn convert(documents: Vec<Value>) -> (Vec<Value>, Vec<Note>) {
 fn rollout(mut doc: Value, n: &mut Notes<'_>) -> Value {
     doc["apiVersion"] = json!(SERIN_API_VERSION);
     subscriptions(&mut doc, n);
-    let canary = &mut doc["spec"]["strategy"]["canary"];
-    if let Some(routing) = canary.get_mut("trafficRouting") {
+    if let Some(canary) = doc.pointer_mut("/spec/strategy/canary").and_then(Value::as_object_mut) {
+        canary_steps(canary, n);
+    }
+    if let Some(routing) = doc.pointer_mut("/spec/strategy/canary/trafficRouting") {
         gateway_plugin(routing, n);
     }
-    if let Some(steps) = canary.get_mut("steps").and_then(Value::as_array_mut) {
+    if let Some(steps) = doc
+        .pointer_mut("/spec/strategy/canary/steps")
+        .and_then(Value::as_array_mut)
+    {
         let mut i = 0;
         steps.retain(|step| {
             i += 1;
@@ -119,9 +124,9 @@ fn rollout(mut doc: Value, n: &mut Notes<'_>) -> Value {
     let schema = schema_of("Rollout");
     drop_unknown(&mut doc, &schema, n);
     // A router Serin does not have leaves an empty block behind: traffic then goes by Pod ratio.
-    let routing = &doc["spec"]["strategy"]["canary"]["trafficRouting"];
-    if routing.as_object().is_some_and(Map::is_empty) {
-        if let Some(c) = doc["spec"]["strategy"]["canary"].as_object_mut() {
+    let routing = doc.pointer("/spec/strategy/canary/trafficRouting");
+    if routing.and_then(Value::as_object).is_some_and(Map::is_empty) {
+        if let Some(c) = doc.pointer_mut("/spec/strategy/canary").and_then(Value::as_object_mut) {
             c.remove("trafficRouting");
         }
         n.say(
@@ -129,7 +134,33 @@ fn rollout(mut doc: Value, n: &mut Notes<'_>) -> Value {
             "no router Serin has is left: traffic is split by the ratio of Pods",
         );
     }
+    without_nulls(&mut doc);
     doc
+}
+
+/// An Argo canary without `steps` is a rolling update; in Serin omitted steps mean 5/25/50/100.
+/// `steps: []` keeps what the Rollout did.
+fn canary_steps(canary: &mut Map<String, Value>, n: &mut Notes<'_>) {
+    if canary.get("steps").is_none_or(Value::is_null) {
+        canary.insert("steps".into(), json!([]));
+        n.tell(
+            ".spec.strategy.canary.steps",
+            "none given: Argo Rollouts then rolls the update out without steps, and `steps: []` keeps that (omitted, Serin's default would walk 5/25/50/100)",
+        );
+    }
+}
+
+/// Nothing converted is ever null: a `null` strategy or annotations block would be refused, or
+/// read as an empty one.
+fn without_nulls(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(without_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_nulls),
+        _ => {}
+    }
 }
 
 /// `plugins: {argoproj-labs/gatewayAPI: {...}}` is the native `gatewayAPI` router.
@@ -153,7 +184,7 @@ fn gateway_plugin(routing: &mut Value, n: &mut Notes<'_>) {
 /// Argo's `notifications.argoproj.io/subscribe.<trigger>.<service>: <recipient>` annotations as
 /// `spec.notifications` targets, one per service and recipient.
 fn subscriptions(doc: &mut Value, n: &mut Notes<'_>) {
-    let Some(annotations) = doc["metadata"]["annotations"].as_object_mut() else {
+    let Some(annotations) = doc.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) else {
         return;
     };
     let keys: Vec<String> = annotations
@@ -296,6 +327,7 @@ fn template(mut doc: Value, n: &mut Notes<'_>) -> Value {
             !empty
         });
     }
+    without_nulls(&mut doc);
     doc
 }
 

@@ -92,3 +92,63 @@ fn serin_documents_pass_through_untouched() {
     assert_eq!(docs, mine);
     assert!(notes.is_empty());
 }
+
+/// Every null anywhere in a converted document, by path.
+fn nulls(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Null => out.push(at.to_string()),
+        Value::Object(m) => m.iter().for_each(|(k, v)| nulls(v, &format!("{at}.{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| nulls(v, &format!("{at}[{i}]"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn a_blue_green_rollout_and_a_canary_without_steps_convert_without_nulls() {
+    let argo: Vec<Value> = serde_saphyr::from_multiple(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: bg}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: bg}}
+  template:
+    metadata: {labels: {app: bg}}
+    spec: {containers: [{name: bg, image: "argoproj/rollouts-demo:blue"}]}
+  strategy:
+    blueGreen: {activeService: bg-active, previewService: bg-preview, autoPromotionEnabled: false}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: rolling}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: rolling}}
+  template:
+    metadata: {labels: {app: rolling}}
+    spec: {containers: [{name: rolling, image: "argoproj/rollouts-demo:blue"}]}
+  strategy:
+    canary: {maxSurge: 1, maxUnavailable: 0}
+"#,
+    )
+    .unwrap();
+    let (docs, notes) = convert(argo);
+    for doc in &docs {
+        let mut found = Vec::new();
+        nulls(doc, "", &mut found);
+        assert!(found.is_empty(), "nulls at {found:?} in {doc}");
+        let _: crate::crd::rollout::Rollout = serde_json::from_value(doc.clone()).expect("a Serin Rollout");
+    }
+    assert!(docs[0]["spec"]["strategy"].get("canary").is_none());
+    assert!(docs[0]["metadata"].get("annotations").is_none());
+    assert_eq!(docs[1]["spec"]["strategy"]["canary"]["steps"], json!([]));
+    assert!(
+        notes.iter().any(|n| !n.lost
+            && n.to_string()
+                .contains("document 2 (Rollout rolling): .spec.strategy.canary.steps")),
+        "{notes:?}"
+    );
+}
