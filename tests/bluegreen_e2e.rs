@@ -257,6 +257,8 @@ async fn preview_then_one_write_switch_then_instant_switch_back() {
         (selector_of(&sim, "web-active") == v2).then_some(())
     })
     .await;
+    // As in Argo Rollouts, the preview Service stays on the version that failed.
+    assert_eq!(selector_of(&sim, "web-preview"), v3);
 
     // web-active went 1 → 2 → 3 → 2 (after the user's own selector), each change one write with
     // no state between.

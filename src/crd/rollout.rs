@@ -173,6 +173,16 @@ pub struct RolloutStrategy {
 }
 
 impl RolloutStrategy {
+    /// The Services Serin points at versions: a canary's stable and canary Services, or a
+    /// blue-green Rollout's active and preview ones.
+    pub fn service_names(&self) -> (Option<&String>, Option<&String>) {
+        match (&self.canary, &self.blue_green) {
+            (_, Some(bg)) => (Some(&bg.active_service), bg.preview_service.as_ref()),
+            (Some(c), None) => (c.stable_service.as_ref(), c.canary_service.as_ref()),
+            (None, None) => (None, None),
+        }
+    }
+
     /// The traffic router, for either strategy.
     pub fn traffic_routing(&self) -> Option<&TrafficRouting> {
         match (&self.canary, &self.blue_green) {

@@ -356,11 +356,12 @@ impl Planner<'_> {
     }
 
     /// Aborted: the active Service back on stable in one write; the new version's Pods go after
-    /// `abortScaleDownDelaySeconds`.
+    /// `abortScaleDownDelaySeconds`. The preview Service stays on the new version, as in Argo
+    /// Rollouts: it carries no production traffic, and what failed can still be looked at there.
     fn bg_aborted(&mut self, stable: &str, current: &str) {
         let bg = self.bg_status();
         bg.active_selector = Some(stable.to_string());
-        bg.preview_selector = Some(stable.to_string());
+        bg.preview_selector = Some(current.to_string());
         bg.ready_at = None;
         self.aborted(stable, current);
     }

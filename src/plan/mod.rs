@@ -88,6 +88,8 @@ pub struct Observed {
     pub workload_replicas: Option<i32>,
     /// While a `restartAt` is pending: the Rollout's Pods created before it, the unready first.
     pub pods_to_restart: Vec<String>,
+    /// Services carrying Serin's label for this Rollout: those it pointed at a version.
+    pub pointed_services: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +131,9 @@ pub struct Plan {
     pub stable_service_hash: Option<String>,
     /// The hash the canary Service selects.
     pub canary_service_hash: Option<String>,
+    /// Services Serin pointed that the Rollout no longer names (its strategy or Service names
+    /// changed): their selectors go back to the app's own.
+    pub release_services: Vec<String>,
     /// Percent of traffic for the canary (what a traffic router is set to).
     pub weight: i32,
     pub status: RolloutStatus,
@@ -989,7 +994,8 @@ impl<'a> Planner<'a> {
             Some(bg) => bg.active_selector.clone().or(self.st.stable_pod_hash.clone()),
             None => self.st.stable_pod_hash.clone(),
         };
-        let canary_hash = if self.st.abort == Some(true) {
+        // An abort takes the canary Service back to stable; blue-green's preview stays.
+        let canary_hash = if self.st.abort == Some(true) && self.blue_green.is_none() {
             self.st.stable_pod_hash.clone()
         } else {
             Some(current.to_string())
@@ -997,11 +1003,20 @@ impl<'a> Planner<'a> {
         let workload_replicas = workload_replicas(spec, self.phase, self.st.available_replicas.unwrap_or(0));
         // Analysis: what the current version's runs say, and the old finished runs to forget.
         let delete_runs = self.summarise_runs(current);
+        let named = spec.strategy.service_names();
+        let release_services = self
+            .observed
+            .pointed_services
+            .iter()
+            .filter(|s| named.0 != Some(*s) && named.1 != Some(*s))
+            .cloned()
+            .collect();
         Plan {
             replica_sets,
             delete,
             stable_service_hash: stable_hash,
             canary_service_hash: canary_hash,
+            release_services,
             weight: self.weight,
             status: self.st,
             decisions: self.decisions,
@@ -1070,6 +1085,7 @@ fn invalid(
         delete: Vec::new(),
         stable_service_hash: None,
         canary_service_hash: None,
+        release_services: Vec::new(),
         weight: st.canary_weight.unwrap_or(0),
         status: st,
         decisions,

@@ -59,6 +59,7 @@ impl World {
             workload_selector: None,
             workload_replicas: None,
             pods_to_restart: Vec::new(),
+            pointed_services: Vec::new(),
         }
     }
 
@@ -1886,4 +1887,18 @@ fn a_pod_ready_but_not_yet_available_holds_the_step() {
     w.ready();
     let p = w.tick();
     assert_eq!(p.status.current_step_index, Some(1));
+}
+
+#[test]
+fn services_the_rollout_no_longer_names_are_given_back() {
+    // Blue-green before, canary now: the active and preview Services carry Serin's label still.
+    let w =
+        healthy_world(json!({"strategy": {"canary": {"stableService": "web-stable", "canaryService": "web-canary"}}}));
+    let observed = Observed {
+        pointed_services: vec!["web-active".into(), "web-preview".into(), "web-stable".into()],
+        ..w.observed()
+    };
+    let p = plan(&w.rollout, &observed, w.now);
+    assert_eq!(p.release_services, ["web-active", "web-preview"]);
+    assert_eq!(p.stable_service_hash.as_deref(), Some(w.stable().as_str()));
 }

@@ -131,6 +131,9 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             point_service(ctx, &svc_api, &ns, svc, &name, hash).await?;
         }
     }
+    for svc in &plan.release_services {
+        release_service(ctx, &svc_api, &ns, svc).await?;
+    }
 
     apply_runs(ctx, rollout, plan, &ns, &owner).await?;
 
@@ -215,15 +218,9 @@ async fn relabel(ctx: &Context, ns: &str, observed: &Observed, plan: &Plan) -> R
     Ok(())
 }
 
-/// The Services Serin points at versions: a canary's stable and canary Services, or a blue-green
-/// Rollout's active and preview ones.
+/// The Services Serin points at versions (see [`crate::crd::rollout::RolloutStrategy::service_names`]).
 pub fn service_names(rollout: &Rollout) -> (Option<&String>, Option<&String>) {
-    let strategy = &rollout.spec.strategy;
-    match (&strategy.canary, &strategy.blue_green) {
-        (_, Some(bg)) => (Some(&bg.active_service), bg.preview_service.as_ref()),
-        (Some(c), None) => (c.stable_service.as_ref(), c.canary_service.as_ref()),
-        (None, None) => (None, None),
-    }
+    rollout.spec.strategy.service_names()
 }
 
 /// The one status write of a reconcile, when anything changed.
@@ -256,10 +253,7 @@ async fn point_service(
     rollout: &str,
     hash: &str,
 ) -> Result<(), Error> {
-    let cached = ctx
-        .services
-        .get(&kube::runtime::reflector::ObjectRef::new(svc).within(ns))
-        .map(|s| ctx.written.services.freshest(s));
+    let cached = ctx.services.get(ns, svc).map(|s| ctx.written.services.freshest(s));
     let current = match cached {
         Some(s) => (*s).clone(),
         None => match api.get_opt(svc).await? {
@@ -282,6 +276,36 @@ async fn point_service(
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": svc, "namespace": ns, "labels": {ROLLOUT_LABEL: rollout}},
+        "spec": {"selector": selector},
+    });
+    let mut written = api
+        .patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    super::lean(&mut written);
+    ctx.written
+        .services
+        .remember(current.metadata.resource_version.clone(), written);
+    Ok(())
+}
+
+/// Gives back a Service the Rollout no longer names (its strategy changed): the version hash
+/// leaves its selector and Serin's label goes, so it selects all the app's Pods again.
+async fn release_service(ctx: &Context, api: &Api<CachedService>, ns: &str, svc: &str) -> Result<(), Error> {
+    let Some(current) = api.get_opt(svc).await? else {
+        return Ok(());
+    };
+    let mut selector = current
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default();
+    selector.remove(HASH_LABEL);
+    // Applied without Serin's label, which it owns and so removes; the selector, atomic and
+    // owned by Serin since it pointed it, keeps the user's own keys.
+    let patch = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": svc, "namespace": ns},
         "spec": {"selector": selector},
     });
     let mut written = api

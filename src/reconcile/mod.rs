@@ -85,7 +85,7 @@ pub struct Context {
     /// Who this controller process is, in the Events it records.
     pub instance: String,
     pub replica_sets: index::ByRollout<CachedReplicaSet>,
-    pub services: reflector::Store<CachedService>,
+    pub services: index::ByRollout<CachedService>,
     pub runs: index::ByRollout<CachedRun>,
     pub admin: Arc<crate::admin::Admin>,
     /// For webhook gates.
@@ -221,8 +221,11 @@ async fn run_rollouts(
     .inspect(urgent::on_run(lane.clone()))
     .touched_objects();
     let (svc_reader, svc_writer) = reflector::store();
+    let svc_index = index::ByRollout::new(svc_reader);
     let svc_stream = own_writes::forget_seen(
-        lists.watch(services, managed, managed_by(shard)).reflect(svc_writer),
+        svc_index
+            .track(lists.watch(services, managed, managed_by(shard)))
+            .reflect(svc_writer),
         written.services.clone(),
     )
     .touched_objects();
@@ -239,7 +242,7 @@ async fn run_rollouts(
         client,
         instance,
         replica_sets: rs_index,
-        services: svc_reader,
+        services: svc_index,
         runs: run_index,
         admin: admin.clone(),
     });

@@ -69,7 +69,16 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
     } else {
         Vec::new()
     };
+    let pointed_services = ctx
+        .written
+        .services
+        .merged(ctx.services.of(ns, &name), |s| belongs(&s.metadata))
+        .into_iter()
+        .filter(|s| belongs(&s.metadata))
+        .map(|s| s.name_any())
+        .collect();
     Ok(Observed {
+        pointed_services,
         pods_to_restart,
         replica_sets,
         analysis_runs,

@@ -161,10 +161,15 @@ fn a_failed_pre_promotion_analysis_aborts_before_any_traffic() {
     assert!(w.reasons().contains(&"Aborted"));
     assert_eq!(p.status.phase, Some(Phase::Degraded));
     assert_eq!(p.stable_service_hash.as_deref(), Some(stable.as_str()));
+    let current = w.current();
     assert_eq!(
         p.canary_service_hash.as_deref(),
-        Some(stable.as_str()),
-        "preview back on stable"
+        Some(current.as_str()),
+        "the preview stays on the new version, as in Argo Rollouts"
+    );
+    assert_eq!(
+        p.status.blue_green.as_ref().and_then(|b| b.preview_selector.as_deref()),
+        Some(current.as_str())
     );
     assert!(!w.reasons().contains(&"Switched"));
 }
