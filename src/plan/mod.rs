@@ -953,8 +953,21 @@ impl<'a> Planner<'a> {
         self.st.replicas = Some(observed.replica_sets.iter().map(|r| r.replicas).sum());
         self.st.updated_replicas = Some(self.rs(current).map_or(0, |r| r.replicas));
         self.st.updated_available_replicas = Some(self.rs(current).map_or(0, |r| r.available));
-        self.st.ready_replicas = Some(observed.replica_sets.iter().map(|r| r.ready).sum());
-        self.st.available_replicas = Some(observed.replica_sets.iter().map(|r| r.available).sum());
+        // Blue-green counts what serves: the active version's Pods, not the preview's beside them.
+        let active = self
+            .blue_green
+            .as_ref()
+            .and_then(|_| self.st.blue_green.as_ref()?.active_selector.clone())
+            .and_then(|hash| self.rs(&hash));
+        let (ready, available) = match active {
+            Some(rs) => (rs.ready, rs.available),
+            None => (
+                observed.replica_sets.iter().map(|r| r.ready).sum(),
+                observed.replica_sets.iter().map(|r| r.available).sum(),
+            ),
+        };
+        self.st.ready_replicas = Some(ready);
+        self.st.available_replicas = Some(available);
         self.st.selector = Some(selector);
         self.st.observed_generation = generation;
         self.st.phase = Some(self.phase);
