@@ -122,6 +122,7 @@ fn observed() -> Observed {
         workload_replicas: None,
         pods_to_restart: Vec::new(),
         pointed_services: Vec::new(),
+        missing_templates: Vec::new(),
     }
 }
 

@@ -183,6 +183,23 @@ impl RolloutStrategy {
         }
     }
 
+    /// Every AnalysisTemplate the strategy names directly: its background analysis, its steps'
+    /// analyses, blue-green's pre- and post-promotion analyses.
+    pub fn template_refs(&self) -> Vec<&super::analysis::AnalysisTemplateRef> {
+        let mut analyses: Vec<&RolloutAnalysis> = Vec::new();
+        if let Some(c) = &self.canary {
+            analyses.extend(c.analysis.as_ref());
+            for step in c.steps.iter().flatten() {
+                analyses.extend(step.analysis.as_deref());
+            }
+        }
+        if let Some(bg) = &self.blue_green {
+            analyses.extend(bg.pre_promotion_analysis.as_ref());
+            analyses.extend(bg.post_promotion_analysis.as_ref());
+        }
+        analyses.into_iter().flat_map(|a| a.templates.iter()).collect()
+    }
+
     /// The traffic router, for either strategy.
     pub fn traffic_routing(&self) -> Option<&TrafficRouting> {
         match (&self.canary, &self.blue_green) {

@@ -90,6 +90,8 @@ pub struct Observed {
     pub pods_to_restart: Vec<String>,
     /// Services carrying Serin's label for this Rollout: those it pointed at a version.
     pub pointed_services: Vec<String>,
+    /// Templates the Rollout names that do not exist, as `AnalysisTemplate "NAME"`.
+    pub missing_templates: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -797,7 +799,13 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let mut conds = st.conditions.take().unwrap_or_default();
     let template = template_of(rollout, observed);
     let effective_selector = selector_of(rollout, observed.workload_selector.as_ref());
-    let problems = validate::problems(spec, &effective_selector, template.as_ref());
+    let mut problems = validate::problems(spec, &effective_selector, template.as_ref());
+    problems.extend(
+        observed
+            .missing_templates
+            .iter()
+            .map(|t| format!("{t} not found: create it, or name one that exists")),
+    );
     let selector = selector_string(&effective_selector);
     let Some(template) = template.filter(|_| problems.is_empty()) else {
         return invalid(st, conds, control, &problems, selector, generation, &now_time);

@@ -60,6 +60,7 @@ impl World {
             workload_replicas: None,
             pods_to_restart: Vec::new(),
             pointed_services: Vec::new(),
+            missing_templates: Vec::new(),
         }
     }
 
@@ -1901,4 +1902,34 @@ fn services_the_rollout_no_longer_names_are_given_back() {
     let p = plan(&w.rollout, &observed, w.now);
     assert_eq!(p.release_services, ["web-active", "web-preview"]);
     assert_eq!(p.stable_service_hash.as_deref(), Some(w.stable().as_str()));
+}
+
+#[test]
+fn a_missing_analysis_template_is_an_invalid_spec_until_it_appears() {
+    let mut w = World::new(rollout(json!({"strategy": {"canary": {
+        "analysis": {"templates": [{"templateName": "doesnt-exist-yet"}]}}}})));
+    let observed = Observed {
+        missing_templates: vec!["AnalysisTemplate \"doesnt-exist-yet\"".into()],
+        ..w.observed()
+    };
+    let p = plan(&w.rollout, &observed, w.now);
+    assert_eq!(p.status.phase, Some(Phase::Degraded));
+    assert!(conditions::is_true(
+        p.status.conditions.as_ref().unwrap(),
+        conditions::INVALID_SPEC
+    ));
+    let message = p.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("AnalysisTemplate \"doesnt-exist-yet\" not found"),
+        "{message}"
+    );
+    assert!(p.replica_sets.is_empty(), "nothing is changed");
+    // Once it exists, the Rollout goes on.
+    w.rollout.status = Some(p.status);
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    assert!(!conditions::is_true(
+        p.status.conditions.as_ref().unwrap(),
+        conditions::INVALID_SPEC
+    ));
 }

@@ -76,7 +76,7 @@ impl InitialLists {
         self.track(only_mine(watcher(api, config).default_backoff(), mine).modify(lean))
     }
 
-    fn track<K, S>(self: &Arc<Self>, events: S) -> impl futures::Stream<Item = S::Item> + use<K, S>
+    pub(super) fn track<K, S>(self: &Arc<Self>, events: S) -> impl futures::Stream<Item = S::Item> + use<K, S>
     where
         S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     {

@@ -16,6 +16,7 @@ pub use observe::{ATTEMPT_LABEL, REVISION_LABEL, STEP_LABEL};
 mod own_writes;
 mod router;
 pub mod secrets;
+mod template_names;
 pub mod urgent;
 
 use crate::crd::rollout::Rollout;
@@ -86,6 +87,8 @@ pub struct Context {
     pub instance: String,
     pub replica_sets: index::ByRollout<CachedReplicaSet>,
     pub services: index::ByRollout<CachedService>,
+    /// The AnalysisTemplates (and ClusterAnalysisTemplates) there are, by name.
+    pub templates: template_names::TemplateNames,
     pub runs: index::ByRollout<CachedRun>,
     pub admin: Arc<crate::admin::Admin>,
     /// For webhook gates.
@@ -185,7 +188,9 @@ async fn run_rollouts(
     let services: Api<CachedService> = api(&client, &namespace);
     let run_api: Api<CachedRun> = api(&client, &namespace);
     let managed = watcher::Config::default().labels(ROLLOUT_LABEL);
-    let lists = caches::InitialLists::new(4, admin.clone());
+    let template_watches = template_names::WATCHES + usize::from(namespace.is_none());
+    let lists = caches::InitialLists::new(4 + template_watches, admin.clone());
+    let (templates, template_stream, cluster_template_stream) = template_names::watch(&client, &namespace, &lists);
     let written = Arc::new(OwnWritten::default());
     let (lane, lane_rx) = urgent::Lane::new();
     let lane = Arc::new(lane);
@@ -243,12 +248,13 @@ async fn run_rollouts(
         instance,
         replica_sets: rs_index,
         services: svc_index,
+        templates,
         runs: run_index,
         admin: admin.clone(),
     });
     let controller = Controller::for_stream(rollout_stream, rollout_reader.clone()).with_config(config);
     start_lane(lane_rx, rollout_reader.clone(), ctx.clone());
-    sweep_series(rollout_reader, ctx.clone());
+    sweep_series(rollout_reader.clone(), ctx.clone());
     let activations = ctx.admin.gate.activations();
     controller
         .owns_stream(rs_stream)
@@ -257,6 +263,8 @@ async fn run_rollouts(
             let name = svc.labels().get(ROLLOUT_LABEL)?.clone();
             Some(ObjectRef::<Rollout>::new(&name).within(&svc.namespace()?))
         })
+        .watches_stream(template_stream, naming(rollout_reader.clone(), false))
+        .watches_stream(cluster_template_stream, naming(rollout_reader.clone(), true))
         .reconcile_all_on(activations)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -266,6 +274,31 @@ async fn run_rollouts(
             }
         })
         .await;
+}
+
+/// The Rollouts that name a template (of its namespace, or a cluster one): woken when it comes or
+/// goes.
+fn naming<K: kube::Resource>(
+    rollouts: reflector::Store<Rollout>,
+    cluster: bool,
+) -> impl Fn(kube::core::PartialObjectMeta<K>) -> Vec<ObjectRef<Rollout>> {
+    move |t| {
+        let name = t.metadata.name.clone().unwrap_or_default();
+        let ns = t.metadata.namespace.clone();
+        rollouts
+            .state()
+            .iter()
+            .filter(|r| cluster || r.namespace() == ns)
+            .filter(|r| {
+                r.spec
+                    .strategy
+                    .template_refs()
+                    .iter()
+                    .any(|t| t.template_name == name && (t.cluster_scope == Some(true)) == cluster)
+            })
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect()
+    }
 }
 
 /// The metrics of deleted Rollouts go, every 10 s.

@@ -78,6 +78,7 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         .map(|s| s.name_any())
         .collect();
     Ok(Observed {
+        missing_templates: ctx.templates.missing(ns, rollout),
         pointed_services,
         pods_to_restart,
         replica_sets,

@@ -133,7 +133,10 @@ fn preview_replica_count_sizes_the_preview_and_full_size_comes_before_the_switch
     assert_eq!(w.size(&current), 1);
     // 5 Pods run, 1 of them the preview's: what serves is the active version's 4, as Argo counts.
     assert_eq!(p.status.replicas, Some(5));
-    assert_eq!((p.status.ready_replicas, p.status.available_replicas), (Some(4), Some(4)));
+    assert_eq!(
+        (p.status.ready_replicas, p.status.available_replicas),
+        (Some(4), Some(4))
+    );
     assert_eq!(p.status.updated_replicas, Some(1));
     w.request(ControlRequests {
         promote_step: Some(0),
