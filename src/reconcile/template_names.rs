@@ -12,6 +12,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 
 type Names<K> = Store<PartialObjectMeta<K>>;
+/// The watch events that fill a name cache, each the object it touched.
+type Events<K> = futures::stream::BoxStream<'static, Result<PartialObjectMeta<K>, watcher::Error>>;
 
 pub struct TemplateNames {
     namespaced: Names<AnalysisTemplate>,
@@ -55,11 +57,7 @@ pub fn watch(
     client: &kube::Client,
     namespace: &Option<String>,
     lists: &std::sync::Arc<super::caches::InitialLists>,
-) -> (
-    TemplateNames,
-    impl futures::Stream<Item = Result<PartialObjectMeta<AnalysisTemplate>, watcher::Error>> + use<>,
-    futures::stream::BoxStream<'static, Result<PartialObjectMeta<ClusterAnalysisTemplate>, watcher::Error>>,
-) {
+) -> (TemplateNames, Events<AnalysisTemplate>, Events<ClusterAnalysisTemplate>) {
     let api: Api<PartialObjectMeta<AnalysisTemplate>> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -68,7 +66,8 @@ pub fn watch(
     let namespaced = lists
         .track(watcher(api, watcher::Config::default()).default_backoff())
         .reflect(writer)
-        .touched_objects();
+        .touched_objects()
+        .boxed();
     let (cluster, cluster_stream) = match namespace {
         Some(_) => (None, futures::stream::pending().boxed()),
         None => {
