@@ -517,6 +517,48 @@ spec:
 
 /// `restartAt`: every Pod made before it is replaced, within maxUnavailable, and the status says
 /// when it is done.
+/// The Deployment a `workloadRef` names is watched: one applied after the Rollout is taken up
+/// at once, and so is a new template in it.
+#[tokio::test]
+async fn a_workload_ref_deployment_applied_later_or_changed_is_taken_up() {
+    let e = env().await;
+    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    e.apply(
+        r#"apiVersion: serin.dev/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web-late}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#,
+    );
+    let st = e.wait_phase(Phase::Degraded, None).await;
+    let message = st.message.unwrap_or_default();
+    assert!(message.contains("web-late"), "{message}");
+    let deployment = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web-late}}\nspec:\n  replicas: 0\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: \"{image}\"}}]\n"
+        )
+    };
+    e.apply(&deployment("example/web:1"));
+    let v1 = e
+        .wait_phase(Phase::Healthy, None)
+        .await
+        .stable_pod_hash
+        .unwrap_or_default();
+    e.apply(&deployment("example/web:2"));
+    let st = e.wait_phase(Phase::Paused, Some(1)).await;
+    assert_ne!(
+        st.current_pod_hash.unwrap_or_default(),
+        v1,
+        "the new template is a new version"
+    );
+}
+
 #[tokio::test]
 async fn restart_at_replaces_the_old_pods_one_by_one() {
     let e = env().await;

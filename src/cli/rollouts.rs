@@ -71,18 +71,23 @@ pub async fn request_on(
                         status.phase.map(|p| p.as_str()).unwrap_or("unknown")
                     )));
                 }
-                if aborted {
+                if aborted && !full {
                     return Err(RolloutCmdError::Refused(format!(
-                        "{name} is aborted: `kubectl serin retry {name}` runs its steps again"
+                        "{name} is aborted: `kubectl serin retry {name}` runs its steps again, `kubectl serin promote --full {name}` promotes it anyway"
                     )));
                 }
                 if full {
+                    let said = if aborted {
+                        format!("rollout {name}: aborted, now promoted to the end all the same, skipping every step")
+                    } else {
+                        format!("rollout {name}: promoting to the end, skipping the remaining steps")
+                    };
                     (
                         ControlRequests {
                             promote_full: Some(true),
                             ..Default::default()
                         },
-                        format!("rollout {name}: promoting to the end, skipping the remaining steps"),
+                        said,
                     )
                 } else {
                     (

@@ -707,6 +707,14 @@ impl<'a> Planner<'a> {
             self.note(Severity::Normal, "Retried", retried);
         } else if control.abort == Some(true) && !aborted {
             self.abort("aborted on request".to_string());
+        } else if control.promote_full == Some(true) && aborted {
+            // As in Argo Rollouts: a person may promote an aborted version to the end anyway.
+            self.clear_abort();
+            self.note(
+                Severity::Normal,
+                "PromotedAfterAbort",
+                "the aborted version is promoted to the end on request".to_string(),
+            );
         }
         self.st.abort != Some(true) && control.promote_full == Some(true)
     }

@@ -1933,3 +1933,49 @@ fn a_missing_analysis_template_is_an_invalid_spec_until_it_appears() {
         conditions::INVALID_SPEC
     ));
 }
+
+#[test]
+fn promote_full_takes_an_aborted_version_to_the_end() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 40}, {"pause": {}}]}}}));
+    w.release("web:2");
+    w.settle();
+    let v2 = w.current();
+    w.request(ControlRequests {
+        abort: Some(true),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Degraded));
+    w.request(ControlRequests {
+        promote_full: Some(true),
+        ..Default::default()
+    });
+    w.tick();
+    assert!(w.reasons().contains(&"PromotedAfterAbort"), "{:?}", w.reasons());
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy));
+    assert_eq!(w.stable(), v2);
+    assert_eq!(p.status.abort, None);
+}
+
+#[test]
+fn promote_full_takes_an_aborted_blue_green_version_to_the_end() {
+    let mut w = healthy_world(json!({"replicas": 2, "strategy": {"canary": null, "blueGreen": {
+        "activeService": "web-active", "autoPromotionEnabled": false}}}));
+    w.release("web:2");
+    w.settle();
+    let v2 = w.current();
+    w.request(ControlRequests {
+        abort: Some(true),
+        ..Default::default()
+    });
+    assert_eq!(w.settle().status.phase, Some(Phase::Degraded));
+    w.request(ControlRequests {
+        promote_full: Some(true),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Healthy), "{:?}", p.status.message);
+    assert_eq!(w.stable(), v2);
+    assert_eq!(p.stable_service_hash.as_deref(), Some(v2.as_str()));
+}

@@ -18,6 +18,7 @@ mod router;
 pub mod secrets;
 mod template_names;
 pub mod urgent;
+mod workload_refs;
 
 use crate::crd::rollout::Rollout;
 use crate::plan;
@@ -191,6 +192,7 @@ async fn run_rollouts(
     let template_watches = template_names::WATCHES + usize::from(namespace.is_none());
     let lists = caches::InitialLists::new(4 + template_watches, admin.clone());
     let (templates, template_stream, cluster_template_stream) = template_names::watch(&client, &namespace, &lists);
+    let workload_stream = workload_refs::watch(&client, &namespace);
     let written = Arc::new(OwnWritten::default());
     let (lane, lane_rx) = urgent::Lane::new();
     let lane = Arc::new(lane);
@@ -265,6 +267,7 @@ async fn run_rollouts(
         })
         .watches_stream(template_stream, naming(rollout_reader.clone(), false))
         .watches_stream(cluster_template_stream, naming(rollout_reader.clone(), true))
+        .watches_stream(workload_stream, workload_refs::naming(rollout_reader.clone()))
         .reconcile_all_on(activations)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
