@@ -21,8 +21,10 @@ fn the_demo_promotes_one_version_and_aborts_the_next() {
     // With Prometheus (as `make test` installs it) analysis decides; without, a person does.
     let wants: &[&str] = if common::which("prometheus").is_some() {
         &[
-            // 2.0 is compared with stable at each default step, and promoted.
-            "judged at 5%: canary 1.0% (",
+            // 2.0 is compared with stable at each default step, and promoted. Its measured rate
+            // varies around 1% with the simulated traffic.
+            "judged at 5%: canary ",
+            "no evidence of a regression (Successful)",
             "judged at 25%: canary ",
             "judged at 50%: canary ",
             "step 8/8 done: analysis; analysis passed",
