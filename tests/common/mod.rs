@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod argo;
 pub mod argocd;
 pub mod audit;
 pub mod cluster;

@@ -1,0 +1,330 @@
+//! Argo Rollouts' end-to-end scenarios, driven the way its suite drives a cluster (given objects,
+//! actions, expectations), on Serin: each published manifest goes through the real
+//! `serin convert` and the real kubectl, the Rollout is driven with `kubectl serin`, and what is
+//! checked is Serin's status and the cluster's objects. The manifests are in `tests/data/argo-e2e`.
+
+use super::{Cluster, ControllerProc, eventually};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+use serin::crd::rollout::{Phase, Rollout, RolloutStatus};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a wait lasts before the test fails (the scenario's Pods start in about a second).
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// The pod-template hash label Serin puts on a version's Pods.
+const HASH: &str = "serin.dev/pod-template-hash";
+
+/// A published manifest, or one written inline in Argo's test code (`inline/<file>/<Test>/...`).
+pub fn data(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/argo-e2e")
+        .join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// The YAML documents of a manifest as JSON values.
+pub fn documents(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .expect("the manifest parses")
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// The documents as one YAML stream (JSON is YAML).
+pub fn stream(docs: &[Value]) -> String {
+    docs.iter().map(Value::to_string).collect::<Vec<_>>().join("\n---\n")
+}
+
+/// The manifest with the Rollout's canary steps replaced (Argo's `SetSteps`).
+pub fn with_steps(yaml: &str, steps: &str) -> String {
+    let steps: Value = serde_saphyr::from_str(steps).expect("the steps parse");
+    let mut docs = documents(yaml);
+    for d in docs.iter_mut().filter(|d| d["kind"] == "Rollout") {
+        d["spec"]["strategy"]["canary"]["steps"] = steps.clone();
+    }
+    stream(&docs)
+}
+
+/// A Service selecting `app: LABEL` (Argo's `newService`).
+pub fn service(name: &str, app: &str) -> String {
+    format!(
+        "kind: Service\napiVersion: v1\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n    targetPort: 80\n  selector:\n    app: {app}\n"
+    )
+}
+
+/// Merges `patch` into `target` as a strategic merge patch of the Rollout's Go type does: maps
+/// recursively, lists of named items (containers, env) item by item by name, other lists whole,
+/// and `null` deletes.
+pub fn strategic_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p)) if p.iter().all(|i| i.get("name").is_some()) => {
+            for item in p {
+                match t.iter_mut().find(|x| x.get("name") == item.get("name")) {
+                    Some(existing) => strategic_merge(existing, item),
+                    None => t.push(item.clone()),
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+pub struct Scenario {
+    pub cluster: Cluster,
+    pub rollouts: Api<Rollout>,
+    pub client: kube::Client,
+    /// The Rollout the scenario is about.
+    pub name: String,
+    pub controller: ControllerProc,
+    /// Pod-template hashes in the order the versions appeared: revision N is `revisions[N-1]`.
+    revisions: Vec<String>,
+}
+
+impl Scenario {
+    /// A namespace on the real control plane with Serin's CRDs and a controller.
+    pub async fn start(name: &str) -> Scenario {
+        let cluster = Cluster::start();
+        cluster.install_crds();
+        let client = cluster.client().await;
+        let controller = ControllerProc::start(&cluster, "controller.log");
+        Scenario {
+            rollouts: Api::default_namespaced(client.clone()),
+            client,
+            name: name.to_string(),
+            controller,
+            cluster,
+            revisions: Vec::new(),
+        }
+    }
+
+    /// `serin convert` of Argo manifests, then `kubectl apply` of what it wrote (Argo's
+    /// `ApplyManifests`). Fails the test if either refuses.
+    pub fn apply(&self, argo_yaml: &str) {
+        let (code, out, err) = super::serin_cmd("convert", &[], Some(argo_yaml));
+        assert_eq!(code, 0, "serin convert refused: {err}");
+        let applied = self.cluster.kubectl_stdin(&["apply", "-f", "-"], &out);
+        assert!(
+            applied.status.success(),
+            "kubectl apply refused the converted manifest: {}\n{out}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+    }
+
+    pub async fn status(&self) -> RolloutStatus {
+        super::rollout_status(&self.rollouts, &self.name).await
+    }
+
+    /// Waits for the phase (Argo's `WaitForRolloutStatus`), with the controller's log on failure.
+    pub async fn wait_phase(&self, phase: Phase) -> RolloutStatus {
+        let what = format!("{} {phase:?}", self.name);
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(r) = self.rollouts.get(&self.name).await {
+                    let seen = r.status.as_ref().and_then(|s| s.observed_generation) == r.metadata.generation;
+                    let st = r.status.unwrap_or_default();
+                    if seen && st.phase == Some(phase) {
+                        return st;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        match found {
+            Ok(st) => st,
+            Err(_) => panic!(
+                "{what}: not reached in {WAIT:?}; status {:#?}\n{}",
+                self.status().await,
+                self.controller.log()
+            ),
+        }
+    }
+
+    /// Waits until `check` holds of the status.
+    pub async fn wait_until(&self, what: &str, check: impl Fn(&RolloutStatus) -> bool) -> RolloutStatus {
+        eventually(what, WAIT, || async {
+            let st = self.status().await;
+            check(&st).then_some(st)
+        })
+        .await
+    }
+
+    /// Records the hash of the version now being rolled out as the next revision.
+    async fn note_revision(&mut self) {
+        let before = self.revisions.last().cloned();
+        let st = self
+            .wait_until("a new pod-template hash", |st| {
+                st.current_pod_hash.is_some() && st.current_pod_hash != before
+            })
+            .await;
+        self.revisions.push(st.current_pod_hash.unwrap_or_default());
+    }
+
+    /// Applies the first version and waits for it to be Healthy (Argo's `HealthyRollout`).
+    pub async fn healthy(&mut self, argo_yaml: &str) {
+        self.apply(argo_yaml);
+        self.note_revision().await;
+        self.wait_phase(Phase::Healthy).await;
+    }
+
+    /// A merge patch of the Rollout (Argo's `UpdateSpec(yaml)`).
+    pub async fn update_spec_with(&mut self, yaml: &str) {
+        let patch: Value = serde_saphyr::from_str(yaml).expect("the patch parses");
+        self.cluster.kubectl_ok(&[
+            "patch",
+            "rollout",
+            &self.name,
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+        ]);
+        self.note_revision().await;
+    }
+
+    /// A new template by a changed annotation (Argo's `UpdateSpec()`).
+    pub async fn update_spec(&mut self) {
+        let at = jiff::Timestamp::now().to_string();
+        let patch = json!({"spec": {"template": {"metadata": {"annotations": {"update": at}}}}});
+        self.update_spec_with(&patch.to_string()).await;
+    }
+
+    /// A strategic merge of the Rollout's spec, written back whole (Argo's `PatchSpec`).
+    pub async fn patch_spec(&mut self, yaml: &str) {
+        let patch: Value = serde_saphyr::from_str(yaml).expect("the patch parses");
+        let live = self.cluster.kubectl_ok(&["get", "rollout", &self.name, "-o", "json"]);
+        let mut live: Value = serde_json::from_str(&live).expect("the Rollout as JSON");
+        strategic_merge(&mut live, &patch);
+        let out = self.cluster.kubectl_stdin(&["replace", "-f", "-"], &live.to_string());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        if patch.pointer("/spec/template").is_some() {
+            self.note_revision().await;
+        }
+    }
+
+    /// `spec.replicas` by a merge patch (Argo's `ScaleRollout`).
+    pub fn scale(&self, replicas: i32) {
+        self.cluster.kubectl_ok(&[
+            "patch",
+            "rollout",
+            &self.name,
+            "--type",
+            "merge",
+            "-p",
+            &json!({"spec": {"replicas": replicas}}).to_string(),
+        ]);
+    }
+
+    /// `kubectl serin ACTION NAME [flags]`, which must succeed.
+    pub fn serin(&self, action: &str, flags: &[&str]) -> String {
+        let mut args = vec![action];
+        args.extend(flags);
+        args.push(&self.name);
+        self.cluster.kubectl_serin_ok(&args)
+    }
+
+    /// The hash of revision `rev` (1 for the first version).
+    pub fn revision(&self, rev: usize) -> &str {
+        &self.revisions[rev - 1]
+    }
+
+    /// Pods of a version that are not being deleted, whatever their readiness.
+    pub async fn pods_of(&self, hash: &str) -> usize {
+        let pods: Api<Pod> = Api::default_namespaced(self.client.clone());
+        pods.list(&ListParams::default().labels(&format!("{HASH}={hash}")))
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// (canary, stable) Pods by the status's current and stable hashes (Argo's
+    /// `ExpectCanaryStablePodCount`).
+    pub async fn canary_stable_pods(&self) -> (usize, usize) {
+        let st = self.status().await;
+        (
+            self.pods_of(&st.current_pod_hash.unwrap_or_default()).await,
+            self.pods_of(&st.stable_pod_hash.unwrap_or_default()).await,
+        )
+    }
+
+    /// Waits until the (canary, stable) Pods are as given: Argo's one look after its wait, made
+    /// patient, since Pods come and go a moment after the status says so.
+    pub async fn expect_canary_stable_pods(&self, canary: usize, stable: usize) {
+        let mut last = (0, 0);
+        for _ in 0..50 {
+            last = self.canary_stable_pods().await;
+            if last == (canary, stable) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "canary and stable Pods: {last:?}, expected {:?}; status {:#?}",
+            (canary, stable),
+            self.status().await
+        );
+    }
+
+    /// (spec.replicas, status.replicas, updated, ready, available), Argo's `ExpectReplicaCounts`.
+    pub async fn replica_counts(&self) -> (i32, i32, i32, i32, i32) {
+        let r = self.rollouts.get(&self.name).await.expect("the Rollout");
+        let st = r.status.unwrap_or_default();
+        (
+            r.spec.replicas.unwrap_or(1),
+            st.replicas.unwrap_or(0),
+            st.updated_replicas.unwrap_or(0),
+            st.ready_replicas.unwrap_or(0),
+            st.available_replicas.unwrap_or(0),
+        )
+    }
+
+    /// Waits for the counts: status counts trail the Pods by a write that may wait a few seconds.
+    pub async fn expect_replica_counts(&self, want: (i32, i32, i32, i32, i32)) {
+        let mut last = (0, 0, 0, 0, 0);
+        for _ in 0..100 {
+            last = self.replica_counts().await;
+            if last == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("replica counts {last:?}, expected {want:?}");
+    }
+
+    /// A Service's selector.
+    pub async fn selector(&self, service: &str) -> BTreeMap<String, String> {
+        let svcs: Api<Service> = Api::default_namespaced(self.client.clone());
+        svcs.get(service)
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector)
+            .unwrap_or_default()
+    }
+
+    /// AnalysisRuns of this Rollout, finished ones included (Argo's `ExpectAnalysisRunCount`).
+    pub async fn analysis_runs(&self) -> usize {
+        let runs: Api<serin::crd::analysis::AnalysisRun> = Api::default_namespaced(self.client.clone());
+        runs.list(&ListParams::default().labels(&format!("serin.dev/rollout={}", self.name)))
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0)
+    }
+}
