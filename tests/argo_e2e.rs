@@ -139,3 +139,78 @@ fn new_service_renders_as_argos() {
             .collect::<String>()
     );
 }
+
+/// functional_test.go TestRolloutAbortRetryPromote: abort, retry, then the timed pause promotes.
+#[tokio::test]
+async fn rollout_abort_retry_promote() {
+    let mut s = Scenario::start("abort-retry-promote").await;
+    s.healthy(&data(
+        "inline/functional/TestRolloutAbortRetryPromote/01-HealthyRollout.yaml",
+    ))
+    .await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
+    assert_eq!((s.pods_of(&v1).await, s.pods_of(&v2).await), (1, 1));
+    s.serin("abort", &[]);
+    s.wait_phase(Phase::Degraded).await;
+    s.serin("retry", &[]);
+    s.wait_phase(Phase::Paused).await;
+    assert_eq!((s.pods_of(&v1).await, s.pods_of(&v2).await), (1, 1));
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_canary_stable_pods(1, 1).await;
+    assert_eq!(s.pods_of(&v1).await, 0);
+}
+
+/// canary_test.go TestRolloutScalingDuringUpdate: a release whose Pods crash, scaled up and down
+/// mid-update, stays within maxSurge and keeps every stable Pod (maxUnavailable 0).
+#[tokio::test]
+async fn rollout_scaling_during_update() {
+    let mut s = Scenario::start("updatescaling").await;
+    let dir = "inline/canary/TestRolloutScalingDuringUpdate";
+    s.healthy(&data(&format!("{dir}/01-HealthyRollout.yaml"))).await;
+    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
+    s.wait_until("6 Pods", |st| st.replicas == Some(6)).await;
+    s.expect_canary_stable_pods(2, 4).await;
+    s.scale(8);
+    s.wait_until("10 Pods", |st| st.replicas == Some(10)).await;
+    s.expect_canary_stable_pods(6, 4).await;
+    s.scale(4);
+    s.wait_until("6 Pods", |st| st.replicas == Some(6)).await;
+    s.expect_canary_stable_pods(2, 4).await;
+}
+
+/// functional_test.go TestCanaryPromoteFull: promote past a timed pause, past a running step
+/// analysis, then abort and promote to the end all the same; no other analysis ever runs.
+#[tokio::test]
+async fn canary_promote_full() {
+    let mut s = Scenario::start("canary-promote-full").await;
+    s.apply(&data("fixtures/functional/analysistemplate-sleep-job.yaml"));
+    s.healthy(&data("inline/functional/TestCanaryPromoteFull/01-HealthyRollout.yaml"))
+        .await;
+    s.update_spec().await;
+    s.wait_until("paused at step 1", |st| {
+        st.phase == Some(Phase::Paused) && st.current_step_index == Some(0)
+    })
+    .await;
+    s.serin("promote", &[]);
+    let st = s
+        .wait_until("the step's analysis running", |st| st.current_step_index == Some(1))
+        .await;
+    assert_eq!(st.phase, Some(Phase::Progressing), "{:?}", st.message);
+    common::eventually("one run", common::argo::WAIT, || async {
+        (s.analysis_runs().await == 1).then_some(())
+    })
+    .await;
+    s.serin("promote", &[]);
+    s.wait_until("paused at step 3", |st| {
+        st.phase == Some(Phase::Paused) && st.current_step_index == Some(2)
+    })
+    .await;
+    s.serin("abort", &[]);
+    s.wait_phase(Phase::Degraded).await;
+    s.serin("promote", &["--full"]);
+    let st = s.wait_phase(Phase::Healthy).await;
+    assert_eq!(st.stable_pod_hash.as_deref(), Some(s.revision(2)));
+    assert_eq!(s.analysis_runs().await, 1, "no analysis ran but the step's");
+}

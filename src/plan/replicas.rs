@@ -138,6 +138,12 @@ pub fn step_towards(replicas: i32, t: Targets, canary: Sizes, stable: Sizes, sur
     };
     let mut s = shrink(stable, t.stable);
     let mut c = shrink(canary, t.canary);
+    // Still past `replicas + surge` (the Rollout was scaled down mid-update): Pods that serve
+    // nothing go too, the canary's first, as Argo Rollouts trims the new ReplicaSet.
+    let limit = replicas + surge;
+    let trim = |now: i32, available: i32, total: i32| now - (total - limit).max(0).min((now - available).max(0));
+    c = trim(c, canary.available, c + s);
+    s = trim(s, stable.available, c + s);
     let room = |c: i32, s: i32| (replicas + surge - c - s).max(0);
     if c < t.canary {
         c = t.canary.min(c + room(c, s));
@@ -203,6 +209,32 @@ mod tests {
         assert_eq!(by_pod_ratio(0, 50, 1), t(0, 0));
         // Many replicas: the split is the weight's exactly.
         assert_eq!(by_pod_ratio(20, 25, 5), t(5, 15));
+    }
+
+    #[test]
+    fn scaled_down_mid_update_it_trims_what_serves_nothing_back_within_surge() {
+        // 8 replicas with maxSurge 2: 6 crashing canary Pods beside 4 stable ones. Scaled to 4, the
+        // limit is 6: the canary keeps 2, the stable (all available, maxUnavailable 0) keeps 4.
+        let next = step_towards(
+            4,
+            Targets { canary: 4, stable: 0 },
+            Sizes { spec: 6, available: 0 },
+            Sizes { spec: 4, available: 4 },
+            2,
+            0,
+        );
+        assert_eq!(next, Targets { canary: 2, stable: 4 });
+        // With the stable's Pods unavailable they may go to the limit too, and available ones
+        // stay: 3 available canary Pods and 4 stable ones of which 1 is available, limit 6.
+        let next = step_towards(
+            4,
+            Targets { canary: 4, stable: 0 },
+            Sizes { spec: 3, available: 3 },
+            Sizes { spec: 4, available: 1 },
+            2,
+            0,
+        );
+        assert_eq!(next, Targets { canary: 4, stable: 1 });
     }
 
     #[test]
