@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::argo::{Scenario, data, service, with_steps};
+use common::argo::{Role, RunKind, Scenario, data, service, with_steps};
 use serin::crd::rollout::Phase;
 
 /// canary_test.go TestRolloutScalingWhenPaused: a canary by Pod ratio at 25%, scaled while paused.
@@ -213,4 +213,338 @@ async fn canary_promote_full() {
     let st = s.wait_phase(Phase::Healthy).await;
     assert_eq!(st.stable_pod_hash.as_deref(), Some(s.revision(2)));
     assert_eq!(s.analysis_runs().await, 1, "no analysis ran but the step's");
+}
+
+/// canary_test.go TestEphemeralMetadata: canaryMetadata and stableMetadata label each version's
+/// Pods, and a change to them relabels the Pods in place.
+#[tokio::test]
+async fn canary_ephemeral_metadata() {
+    let mut s = Scenario::start("ephemeral-metadata-canary").await;
+    let dir = "inline/canary/TestEphemeralMetadata";
+    s.healthy(&data(&format!("{dir}/01-RolloutObjects.yaml"))).await;
+    s.expect_pods_labelled(None, "role", Some("stable")).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
+    s.expect_pods_labelled(Some(&v2), "role", Some("canary")).await;
+    s.expect_pods_labelled(Some(&v1), "role", Some("stable")).await;
+    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
+    s.expect_pods_labelled(Some(&v2), "role", None).await;
+    s.expect_pods_labelled(Some(&v2), "role2", Some("canary2")).await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_pods_labelled(Some(&v2), "role", Some("stable")).await;
+    s.patch_spec(&data(&format!("{dir}/03-PatchSpec.yaml"))).await;
+    s.expect_pods_labelled(Some(&v2), "role", None).await;
+    s.expect_pods_labelled(Some(&v2), "role2", Some("stable2")).await;
+}
+
+/// canary_test.go TestCanaryProgressDeadlineExceededWithPause: Pods slower to be ready than the
+/// progress deadline make the Rollout Degraded, and it heals once they are, across a pause.
+#[tokio::test]
+async fn canary_progress_deadline_exceeded_with_pause() {
+    let mut s = Scenario::start("rollout-canary-with-pause").await;
+    s.apply(&data(
+        "inline/canary/TestCanaryProgressDeadlineExceededWithPause/01-RolloutObjects.yaml",
+    ));
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.wait_until("3 Pods", |st| st.replicas == Some(3)).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Paused).await;
+    s.expect_canary_stable_pods(1, 3).await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Healthy).await;
+}
+
+/// canary_test.go TestCanaryScaleDownOnAbortNoTrafficRouting: an abort points the canary Service
+/// back at stable and the canary's Pods go.
+#[tokio::test]
+async fn canary_scale_down_on_abort_no_traffic_routing() {
+    let mut s = Scenario::start("canary-scaledownd-on-abort").await;
+    s.healthy(&data(
+        "fixtures/functional/canary-scaledownonabortnotrafficrouting.yaml",
+    ))
+    .await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.serin("abort", &[]);
+    s.wait_phase(Phase::Degraded).await;
+    let v1 = s.revision(1).to_string();
+    let selector = s.selector("canary-scaledowndelay-canary").await;
+    assert_eq!(
+        selector,
+        [
+            ("app".to_string(), "canary-scaledowndelay".to_string()),
+            ("serin.dev/pod-template-hash".to_string(), v1),
+        ]
+        .into()
+    );
+    let v2 = s.revision(2).to_string();
+    common::eventually("the canary's Pods gone", common::argo::WAIT, || async {
+        (s.pods_of(&v2).await == 0).then_some(())
+    })
+    .await;
+}
+
+/// canary_test.go TestCanaryWithPausedRollout: a second version while the first is paused at its
+/// step takes its place; the one in between keeps no Pods.
+#[tokio::test]
+async fn canary_with_paused_rollout() {
+    let mut s = Scenario::start("rollout-canary-with-pause").await;
+    s.healthy(&data("fixtures/functional/rollout-canary-with-pause.yaml"))
+        .await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    let (v1, v2, v3) = (
+        s.revision(1).to_string(),
+        s.revision(2).to_string(),
+        s.revision(3).to_string(),
+    );
+    common::eventually("3, 0 and 1 Pods", common::argo::WAIT, || async {
+        let counts = (s.pods_of(&v1).await, s.pods_of(&v2).await, s.pods_of(&v3).await);
+        (counts == (3, 0, 1)).then_some(())
+    })
+    .await;
+}
+
+/// canary_test.go TestCanaryWithSpecPause: `spec.paused` on a Healthy Rollout pauses it, saying
+/// so, and nothing else changes.
+#[tokio::test]
+async fn canary_with_spec_pause() {
+    let s = Scenario::start("rollout-canary-with-pause").await;
+    let dir = "inline/canary/TestCanaryWithSpecPause";
+    s.apply(&data(&format!("{dir}/01-RolloutObjects.yaml")));
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.wait_until("3 Pods", |st| st.replicas == Some(3)).await;
+    let before = s.status().await.stable_pod_hash;
+    s.cluster.kubectl_ok(&[
+        "patch",
+        "rollout",
+        &s.name,
+        "--type",
+        "merge",
+        "-p",
+        data(&format!("{dir}/02-UpdateSpec.yaml"))
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<String>()
+            .as_str(),
+    ]);
+    let st = s.wait_phase(Phase::Paused).await;
+    assert_eq!(st.stable_pod_hash, before);
+    assert_eq!(st.current_pod_hash, before, "no new version");
+}
+
+/// Argo's AnalysisSuite applies its job templates first.
+async fn analysis_scenario(name: &str) -> Scenario {
+    let s = Scenario::start(name).await;
+    for t in ["sleep-job", "multiple-job", "fail-multiple-job"] {
+        s.apply(&data(&format!("fixtures/functional/analysistemplate-{t}.yaml")));
+    }
+    s
+}
+
+/// analysis_test.go TestCanaryInlineAnalysis: step analyses by Job, each run once.
+#[tokio::test]
+async fn canary_inline_analysis() {
+    let mut s = analysis_scenario("rollout-inline-analysis").await;
+    s.healthy(&data("fixtures/functional/rollout-inline-analysis.yaml"))
+        .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.wait_run_phase(RunKind::Step, "Successful").await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    assert_eq!(s.analysis_runs().await, 3);
+}
+
+/// analysis_test.go TestCanaryInlineMultipleAnalysis: a run of two Job metrics, one of them
+/// waiting out its initialDelay, passes once both have.
+#[tokio::test]
+async fn canary_inline_multiple_analysis() {
+    let mut s = analysis_scenario("rollout-inline-analysis").await;
+    s.healthy(&data("fixtures/functional/rollout-inline-multiple-analysis.yaml"))
+        .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.serin("promote", &[]);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    assert_eq!(s.run_phase(RunKind::Step).await.as_deref(), Some("Running"));
+    s.wait_run_phase(RunKind::Step, "Successful").await;
+    s.wait_phase(Phase::Healthy).await;
+    assert_eq!(s.analysis_runs().await, 1);
+}
+
+/// analysis_test.go TestCanaryFailInlineMultipleAnalysis: one failed metric fails the run while
+/// the other still waits, and the Rollout is aborted.
+#[tokio::test]
+async fn canary_fail_inline_multiple_analysis() {
+    let mut s = analysis_scenario("rollout-inline-analysis").await;
+    s.healthy(&data(
+        "fixtures/functional/rollout-degraded-inline-multiple-analysis.yaml",
+    ))
+    .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.serin("promote", &[]);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(s.status().await.phase, Some(Phase::Progressing));
+    s.wait_run_phase(RunKind::Step, "Failed").await;
+    s.wait_phase(Phase::Degraded).await;
+}
+
+/// A blue-green scenario of Argo's AnalysisSuite: its two Services, then its Rollout Healthy.
+async fn blue_green_analysis(name: &str, dir: &str, rollout: &str) -> Scenario {
+    let mut s = analysis_scenario(name).await;
+    s.apply(&data(&format!("{dir}/01-RolloutObjects-newService.yaml")));
+    s.apply(&data(&format!("{dir}/02-RolloutObjects-newService.yaml")));
+    s.healthy(&data(&format!("{dir}/{rollout}"))).await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s
+}
+
+/// analysis_test.go TestBlueGreenAnalysis: pre- and post-promotion analyses around a manual
+/// promotion; Progressing while the post-promotion analysis runs, then Healthy.
+#[tokio::test]
+async fn blue_green_analysis() {
+    let dir = "inline/analysis/TestBlueGreenAnalysis";
+    let mut s = analysis_scenario("bluegreen-analysis").await;
+    s.apply(&data(&format!("{dir}/02-RolloutObjects-newService.yaml")));
+    s.apply(&data(&format!("{dir}/03-RolloutObjects-newService.yaml")));
+    s.healthy(&data(&format!("{dir}/01-var-original.yaml"))).await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec_with(&data(&format!("{dir}/04-UpdateSpec.yaml"))).await;
+    s.wait_phase(Phase::Paused).await;
+    assert_eq!(s.analysis_runs().await, 1, "the pre-promotion analysis");
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 2).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    s.serin("promote", &[]);
+    s.expect_on(Role::Active, 2).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(s.analysis_runs().await, 2, "the post-promotion analysis");
+    s.expect_replica_counts((1, 2, 1, 1, 1)).await;
+    assert_eq!(s.status().await.phase, Some(Phase::Progressing));
+    s.wait_phase(Phase::Healthy).await;
+}
+
+/// analysis_test.go TestBlueGreenPrePromotionFail: a failed pre-promotion analysis aborts before
+/// any switch; fixed and retried, the version goes live.
+#[tokio::test]
+async fn blue_green_pre_promotion_fail() {
+    let dir = "inline/analysis/TestBlueGreenPrePromotionFail";
+    let mut s = blue_green_analysis("pre-promotion-fail", dir, "03-RolloutObjects.yaml").await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Degraded).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.expect_on(Role::Stable, 1).await;
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 2).await;
+    s.patch_spec(&data(&format!("{dir}/04-PatchSpec.yaml"))).await;
+    s.serin("retry", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    assert_eq!(s.analysis_runs().await, 2);
+    s.expect_on(Role::Stable, 2).await;
+    s.expect_on(Role::Active, 2).await;
+    s.expect_on(Role::Preview, 2).await;
+}
+
+/// analysis_test.go TestBlueGreenPostPromotionFail: a failed post-promotion analysis switches
+/// the active Service back; the preview stays on the new version.
+#[tokio::test]
+async fn blue_green_post_promotion_fail() {
+    let dir = "inline/analysis/TestBlueGreenPostPromotionFail";
+    let mut s = blue_green_analysis("post-promotion-fail", dir, "03-RolloutObjects.yaml").await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.expect_on(Role::Stable, 1).await;
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 2).await;
+    s.serin("promote", &[]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    s.expect_on(Role::Stable, 1).await;
+    s.expect_on(Role::Active, 2).await;
+    s.expect_on(Role::Preview, 2).await;
+    s.wait_phase(Phase::Degraded).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.expect_on(Role::Stable, 1).await;
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 2).await;
+}
+
+/// analysis_test.go TestBlueGreenAbortAndUpdate: after a failed post-promotion analysis a new
+/// version comes up in preview beside the old active one, and is promoted.
+#[tokio::test]
+async fn blue_green_abort_and_update() {
+    let dir = "inline/analysis/TestBlueGreenAbortAndUpdate";
+    let mut s = blue_green_analysis("bluegreen-abort-and-update", dir, "03-RolloutObjects.yaml").await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Degraded).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 2).await;
+    s.update_spec_with(&data(&format!("{dir}/04-UpdateSpec.yaml"))).await;
+    s.wait_phase(Phase::Paused).await;
+    let (v1, v2, v3) = (
+        s.revision(1).to_string(),
+        s.revision(2).to_string(),
+        s.revision(3).to_string(),
+    );
+    common::eventually("1, 0 and 1 Pods", common::argo::WAIT, || async {
+        let counts = (s.pods_of(&v1).await, s.pods_of(&v2).await, s.pods_of(&v3).await);
+        (counts == (1, 0, 1)).then_some(())
+    })
+    .await;
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 3).await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_on(Role::Active, 3).await;
+    assert_eq!(s.pods_of(&v3).await, 1);
+}
+
+/// analysis_test.go TestBlueGreenKitchenSink: preview Pods, automatic promotion after a wait,
+/// pre-promotion analysis and a failing post-promotion analysis together.
+#[tokio::test]
+async fn blue_green_kitchen_sink() {
+    let dir = "inline/analysis/TestBlueGreenKitchenSink";
+    let mut s = blue_green_analysis("bluegreen-kitchensink", dir, "03-RolloutObjects.yaml").await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 2).await;
+    s.expect_on(Role::Stable, 1).await;
+    assert_eq!((s.pods_of(&v1).await, s.pods_of(&v2).await), (2, 1));
+    s.expect_replica_counts((2, 3, 1, 2, 2)).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Stable, 1).await;
+    assert_eq!((s.pods_of(&v1).await, s.pods_of(&v2).await), (2, 1));
+    s.expect_replica_counts((2, 3, 1, 2, 2)).await;
+    common::eventually("the switch", common::argo::WAIT, || async {
+        (s.status().await.blue_green?.active_selector? == v2).then_some(())
+    })
+    .await;
+    assert_eq!((s.pods_of(&v2).await, s.pods_of(&v1).await), (2, 2));
+    s.expect_replica_counts((2, 4, 2, 2, 2)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(s.analysis_runs().await, 2);
+    s.wait_phase(Phase::Degraded).await;
+    s.expect_on(Role::Active, 1).await;
+    s.expect_on(Role::Preview, 2).await;
+    s.expect_on(Role::Stable, 1).await;
+    assert_eq!((s.pods_of(&v2).await, s.pods_of(&v1).await), (2, 2));
 }

@@ -385,6 +385,25 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A steady Rollout a person paused is Paused, as in Argo Rollouts: its next version will wait
+    /// at its first step. The message says how to let it go.
+    fn hold_if_paused(&mut self, spec_paused: bool) {
+        let Some((reason, why)) = self.paused_by(spec_paused).filter(|_| self.phase == Phase::Healthy) else {
+            return;
+        };
+        let release = if spec_paused {
+            "set spec.paused to false to let it go".to_string()
+        } else {
+            format!("`kubectl serin resume {}` lets it go", self.name)
+        };
+        self.phase = Phase::Paused;
+        self.reason = reason;
+        self.message = format!(
+            "{}; {why}: a new version will wait at its first step; {release}",
+            self.message
+        );
+    }
+
     /// What holds the rollout by a person's hand: `spec.paused` or `kubectl serin pause`.
     fn paused_by(&self, spec_paused: bool) -> Option<(&'static str, &'static str)> {
         if spec_paused {
@@ -949,6 +968,7 @@ impl<'a> Planner<'a> {
                     );
                 }
                 self.steady(current);
+                self.hold_if_paused(spec_paused);
             }
             Some(s) if self.blue_green.is_some() => self.blue_green(&s, current, control, spec_paused),
             Some(s) => self.canary(&s, current, control, spec_paused),

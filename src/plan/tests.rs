@@ -483,10 +483,36 @@ fn promote_full_skips_the_remaining_steps() {
 }
 
 #[test]
-fn spec_paused_and_user_pause_hold_the_rollout() {
-    let mut w = healthy_world(
-        json!({"paused": true, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"setWeight": 50}]}}}),
+fn a_steady_rollout_paused_by_hand_says_paused() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 10}]}}}));
+    w.rollout.spec.paused = Some(true);
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Paused));
+    let message = p.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("spec.paused is true") && message.contains("spec.paused to false"),
+        "{message}"
     );
+    assert!(p.replica_sets.iter().all(|r| r.replicas == 10), "nothing else changes");
+    w.rollout.spec.paused = None;
+    w.request(ControlRequests {
+        pause: Some(true),
+        ..Default::default()
+    });
+    let p = w.settle();
+    assert_eq!(p.status.phase, Some(Phase::Paused));
+    assert!(p.status.message.unwrap().contains("kubectl serin resume web"));
+    w.request(ControlRequests {
+        pause: Some(false),
+        ..Default::default()
+    });
+    assert_eq!(w.settle().status.phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn spec_paused_and_user_pause_hold_the_rollout() {
+    let mut w = healthy_world(json!({"strategy": {"canary": {"steps": [{"setWeight": 10}, {"setWeight": 50}]}}}));
+    w.rollout.spec.paused = Some(true);
     w.release("web:2");
     let p = w.settle();
     assert_eq!(p.status.phase, Some(Phase::Paused));

@@ -204,7 +204,12 @@ impl Scenario {
 
     /// A strategic merge of the Rollout's spec, written back whole (Argo's `PatchSpec`).
     pub async fn patch_spec(&mut self, yaml: &str) {
-        let patch: Value = serde_saphyr::from_str(yaml).expect("the patch parses");
+        let mut patch: Value = serde_saphyr::from_str(yaml).expect("the patch parses");
+        // The patch names Argo's kind; it merges into the Rollout as it is.
+        if let Some(p) = patch.as_object_mut() {
+            p.remove("apiVersion");
+            p.remove("kind");
+        }
         let live = self.cluster.kubectl_ok(&["get", "rollout", &self.name, "-o", "json"]);
         let mut live: Value = serde_json::from_str(&live).expect("the Rollout as JSON");
         strategic_merge(&mut live, &patch);
@@ -253,6 +258,37 @@ impl Scenario {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// The labels of each Pod of a version (every Pod of the Rollout's namespace for `None`) that
+    /// is not being deleted.
+    pub async fn pod_labels(&self, hash: Option<&str>) -> Vec<BTreeMap<String, String>> {
+        let pods: Api<Pod> = Api::default_namespaced(self.client.clone());
+        let params = match hash {
+            Some(h) => ListParams::default().labels(&format!("{HASH}={h}")),
+            None => ListParams::default(),
+        };
+        pods.list(&params)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| p.metadata.labels.unwrap_or_default())
+            .collect()
+    }
+
+    /// Waits until every Pod of a version (at least one) has `label` as `value` (`None`: lacks it).
+    pub async fn expect_pods_labelled(&self, hash: Option<&str>, label: &str, value: Option<&str>) {
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            last = self.pod_labels(hash).await;
+            if !last.is_empty() && last.iter().all(|l| l.get(label).map(String::as_str) == value) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("Pods of {hash:?}: {label} should be {value:?}; their labels: {last:#?}");
     }
 
     /// (canary, stable) Pods by the status's current and stable hashes (Argo's
@@ -327,4 +363,81 @@ impl Scenario {
             .map(|l| l.items.len())
             .unwrap_or(0)
     }
+
+    /// The phase of the newest step run (`step`), or of the background run (`bg`); Argo's
+    /// `Expect…AnalysisRunPhase`.
+    pub async fn run_phase(&self, which: RunKind) -> Option<String> {
+        let runs: Api<serin::crd::analysis::AnalysisRun> = Api::default_namespaced(self.client.clone());
+        let mut list = runs
+            .list(&ListParams::default().labels(&format!("serin.dev/rollout={}", self.name)))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        list.retain(|r| {
+            let step = r.metadata.labels.as_ref().and_then(|l| l.get("serin.dev/step"));
+            (step.map(String::as_str) == Some("bg")) == (which == RunKind::Background)
+        });
+        list.sort_by_key(|r| r.metadata.creation_timestamp.clone().map(|t| t.0));
+        let run = list.pop()?;
+        run.status?.phase.map(|p| p.as_str().to_string())
+    }
+
+    /// Waits until the newest run of that kind is in `phase` (Argo's `Wait…AnalysisRunPhase`).
+    pub async fn wait_run_phase(&self, which: RunKind, phase: &str) {
+        eventually(&format!("{which:?} run {phase}"), WAIT, || async {
+            (self.run_phase(which).await.as_deref() == Some(phase)).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Which version a blue-green Service (or the stable record) is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Active,
+    Preview,
+    Stable,
+}
+
+impl Scenario {
+    /// The hash the role is on: blue-green's status selector, which the Service's selector must
+    /// agree with (Argo's `ExpectActiveRevision`, `ExpectPreviewRevision`, `ExpectStableRevision`).
+    async fn on(&self, role: Role) -> Option<String> {
+        let r = self.rollouts.get(&self.name).await.ok()?;
+        let st = r.status.unwrap_or_default();
+        let bg = r.spec.strategy.blue_green.as_deref();
+        let (recorded, service) = match role {
+            Role::Stable => return st.stable_pod_hash,
+            Role::Active => (
+                st.blue_green.as_ref().and_then(|b| b.active_selector.clone()),
+                bg.map(|b| b.active_service.clone()),
+            ),
+            Role::Preview => (
+                st.blue_green.as_ref().and_then(|b| b.preview_selector.clone()),
+                bg.and_then(|b| b.preview_service.clone()),
+            ),
+        };
+        let selected = self.selector(&service?).await.get(HASH).cloned();
+        (recorded == selected).then_some(recorded?)
+    }
+
+    /// Waits until the role is on revision `rev`.
+    pub async fn expect_on(&self, role: Role, rev: usize) {
+        let want = self.revision(rev).to_string();
+        let mut last = None;
+        for _ in 0..50 {
+            last = self.on(role).await;
+            if last.as_deref() == Some(want.as_str()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{role:?} is on {last:?}, not revision {rev} ({want})");
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    Step,
+    Background,
 }
