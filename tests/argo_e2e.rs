@@ -405,7 +405,7 @@ async fn canary_fail_inline_multiple_analysis() {
 }
 
 /// A blue-green scenario of Argo's AnalysisSuite: its two Services, then its Rollout Healthy.
-async fn blue_green_analysis(name: &str, dir: &str, rollout: &str) -> Scenario {
+async fn blue_green_start(name: &str, dir: &str, rollout: &str) -> Scenario {
     let mut s = analysis_scenario(name).await;
     s.apply(&data(&format!("{dir}/01-RolloutObjects-newService.yaml")));
     s.apply(&data(&format!("{dir}/02-RolloutObjects-newService.yaml")));
@@ -444,7 +444,7 @@ async fn blue_green_analysis() {
 #[tokio::test]
 async fn blue_green_pre_promotion_fail() {
     let dir = "inline/analysis/TestBlueGreenPrePromotionFail";
-    let mut s = blue_green_analysis("pre-promotion-fail", dir, "03-RolloutObjects.yaml").await;
+    let mut s = blue_green_start("pre-promotion-fail", dir, "03-RolloutObjects.yaml").await;
     s.update_spec().await;
     s.wait_phase(Phase::Degraded).await;
     assert_eq!(s.analysis_runs().await, 1);
@@ -465,7 +465,7 @@ async fn blue_green_pre_promotion_fail() {
 #[tokio::test]
 async fn blue_green_post_promotion_fail() {
     let dir = "inline/analysis/TestBlueGreenPostPromotionFail";
-    let mut s = blue_green_analysis("post-promotion-fail", dir, "03-RolloutObjects.yaml").await;
+    let mut s = blue_green_start("post-promotion-fail", dir, "03-RolloutObjects.yaml").await;
     s.update_spec().await;
     s.wait_phase(Phase::Paused).await;
     s.expect_on(Role::Stable, 1).await;
@@ -488,7 +488,7 @@ async fn blue_green_post_promotion_fail() {
 #[tokio::test]
 async fn blue_green_abort_and_update() {
     let dir = "inline/analysis/TestBlueGreenAbortAndUpdate";
-    let mut s = blue_green_analysis("bluegreen-abort-and-update", dir, "03-RolloutObjects.yaml").await;
+    let mut s = blue_green_start("bluegreen-abort-and-update", dir, "03-RolloutObjects.yaml").await;
     s.update_spec().await;
     s.wait_phase(Phase::Degraded).await;
     assert_eq!(s.analysis_runs().await, 1);
@@ -519,7 +519,7 @@ async fn blue_green_abort_and_update() {
 #[tokio::test]
 async fn blue_green_kitchen_sink() {
     let dir = "inline/analysis/TestBlueGreenKitchenSink";
-    let mut s = blue_green_analysis("bluegreen-kitchensink", dir, "03-RolloutObjects.yaml").await;
+    let mut s = blue_green_start("bluegreen-kitchensink", dir, "03-RolloutObjects.yaml").await;
     s.update_spec().await;
     s.wait_phase(Phase::Paused).await;
     let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
