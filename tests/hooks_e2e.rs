@@ -360,7 +360,7 @@ async fn failing_gates_and_rollback_gates_abort() {
       - {{name: load, type: rollout, url: "{load}", failureLimit: 1, interval: 1s, timeout: 2s}}"#,
         load = rx.url("/load"),
     );
-    let _controller = ControllerProc::start(&e.sim, "controller.log");
+    let controller = ControllerProc::start(&e.sim, "controller.log");
     let (v1, _) = e
         .release(|image| rollout_yaml(image, "[{setWeight: 50}, {pause: {}}]", "", &hooks))
         .await;
@@ -373,7 +373,13 @@ async fn failing_gates_and_rollback_gates_abort() {
         why.iter().any(|m| m.contains("webhook load failed 2 times (HTTP 500)")),
         "{why:?}"
     );
-    assert_eq!(rx.bodies("/load").len(), 2, "one failure allowed, the second aborts");
+    assert_eq!(
+        rx.bodies("/load").len(),
+        2,
+        "one failure allowed, the second aborts: {:#?}\n{}",
+        rx.bodies("/load"),
+        controller.log()
+    );
     assert_eq!(e.events("WebhookFailed").await.len(), 2);
 
     // A rollback gate that says yes takes the next version back.
