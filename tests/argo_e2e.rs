@@ -548,3 +548,45 @@ async fn blue_green_kitchen_sink() {
     s.expect_on(Role::Stable, 1).await;
     assert_eq!((s.pods_of(&v2).await, s.pods_of(&v1).await), (2, 2));
 }
+
+/// functional_test.go TestBlueGreenPromoteFull: promote --full during the pre-promotion analysis
+/// switches at once and skips the post-promotion analysis.
+#[tokio::test]
+async fn blue_green_promote_full() {
+    let dir = "inline/functional/TestBlueGreenPromoteFull";
+    let mut s = Scenario::start("bluegreen-promote-full").await;
+    s.apply(&data("fixtures/functional/analysistemplate-sleep-job.yaml"));
+    s.apply(&data(&format!("{dir}/01-RolloutObjects-newService.yaml")));
+    s.healthy(&data(&format!("{dir}/02-RolloutObjects.yaml"))).await;
+    s.update_spec().await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    s.wait_run_phase(RunKind::Step, "Running").await;
+    s.serin("promote", &["--full"]);
+    s.wait_phase(Phase::Healthy).await;
+    assert_eq!(s.analysis_runs().await, 1, "the post-promotion analysis is skipped");
+    s.expect_on(Role::Active, 2).await;
+}
+
+/// functional_test.go TestBlueGreenScaleDownOnAbort: an aborted preview's Pods go after
+/// abortScaleDownDelaySeconds.
+#[tokio::test]
+async fn blue_green_scale_down_on_abort() {
+    let dir = "inline/functional/TestBlueGreenScaleDownOnAbort";
+    let mut s = Scenario::start("bluegreen-scaledown-on-abort").await;
+    s.apply(&data(&format!("{dir}/01-RolloutObjects-newService.yaml")));
+    s.apply(&data(&format!("{dir}/02-RolloutObjects-newService.yaml")));
+    s.healthy(&data(&format!("{dir}/03-RolloutObjects.yaml"))).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
+    assert_eq!((s.pods_of(&v2).await, s.pods_of(&v1).await), (1, 2));
+    s.serin("abort", &[]);
+    s.wait_phase(Phase::Degraded).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    common::eventually(
+        "the preview's Pods gone",
+        std::time::Duration::from_secs(10),
+        || async { (s.pods_of(&v2).await == 0).then_some(()) },
+    )
+    .await;
+}
