@@ -88,6 +88,8 @@ pub struct Context {
     pub instance: String,
     pub replica_sets: index::ByRollout<CachedReplicaSet>,
     pub services: index::ByRollout<CachedService>,
+    /// The Rollouts as the cache has them, for a reconcile to read once it has its turn.
+    pub rollouts: reflector::Store<Rollout>,
     /// The AnalysisTemplates (and ClusterAnalysisTemplates) there are, by name.
     pub templates: template_names::TemplateNames,
     pub runs: index::ByRollout<CachedRun>,
@@ -250,6 +252,7 @@ async fn run_rollouts(
         instance,
         replica_sets: rs_index,
         services: svc_index,
+        rollouts: rollout_reader.clone(),
         templates,
         runs: run_index,
         admin: admin.clone(),
@@ -349,7 +352,12 @@ fn start_lane(
 }
 
 async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _turn = ctx.turns.take(ObjectRef::from_obj(rollout.as_ref())).await;
+    let key = ObjectRef::from_obj(rollout.as_ref());
+    let _turn = ctx.turns.take(key.clone()).await;
+    // The copy in hand was read before waiting for the turn; the reconcile that held it may have
+    // written since, and once the cache shows that write the copy is no longer recognised as
+    // stale. The cache's copy now is at least as fresh.
+    let rollout = ctx.rollouts.get(&key).unwrap_or(rollout);
     // A plan made from a half-filled cache would see no ReplicaSets and start over; a standby
     // must not write. Both are looked at again when the gate opens.
     if !ctx.admin.gate.may_act() {
