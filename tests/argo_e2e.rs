@@ -590,3 +590,100 @@ async fn blue_green_scale_down_on_abort() {
     )
     .await;
 }
+
+/// bluegreen_test.go TestBlueGreenPreviewReplicaCountPromoteFull: paused longer than the progress
+/// deadline is not Degraded; promote --full brings the preview to full size and switches.
+#[tokio::test]
+async fn blue_green_preview_replica_count_promote_full() {
+    let dir = "inline/bluegreen/TestBlueGreenPreviewReplicaCountPromoteFull";
+    let mut s = Scenario::start("bluegreen-preview-replicas-promote-full").await;
+    s.apply(&data("fixtures/functional/analysistemplate-sleep-job.yaml"));
+    s.apply(&data(&format!("{dir}/01-RolloutObjects-newService.yaml")));
+    s.healthy(&data(&format!("{dir}/02-RolloutObjects.yaml"))).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(s.status().await.phase, Some(Phase::Paused), "a pause is not a stall");
+    s.expect_replica_counts((2, 3, 1, 2, 2)).await;
+    s.serin("promote", &["--full"]);
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_replica_counts((2, 4, 2, 2, 2)).await;
+}
+
+/// bluegreen_test.go TestBlueGreenProgressDeadlineExceededWithPause: Pods slower than the progress
+/// deadline make it Degraded until they are ready; a manual promotion then switches.
+#[tokio::test]
+async fn blue_green_progress_deadline_exceeded_with_pause() {
+    let mut s = Scenario::start("rollout-bluegreen-with-pause").await;
+    let manifest = data("inline/bluegreen/TestBlueGreenProgressDeadlineExceededWithPause/01-RolloutObjects.yaml");
+    s.apply(&manifest);
+    s.note_revision().await;
+    s.wait_until("1 Pod", |st| st.replicas == Some(1)).await;
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Paused).await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_on(Role::Active, 2).await;
+}
+
+/// bluegreen_test.go TestBlueGreenProgressDeadlineExceededWithoutPause: the same with automatic
+/// promotion.
+#[tokio::test]
+async fn blue_green_progress_deadline_exceeded_without_pause() {
+    let mut s = Scenario::start("rollout-bluegreen-without-pause").await;
+    let manifest = data("inline/bluegreen/TestBlueGreenProgressDeadlineExceededWithoutPause/01-RolloutObjects.yaml");
+    s.apply(&manifest);
+    s.note_revision().await;
+    s.wait_until("1 Pod", |st| st.replicas == Some(1)).await;
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_on(Role::Active, 2).await;
+}
+
+/// bluegreen_test.go TestEphemeralMetadata: activeMetadata and previewMetadata label each
+/// version's Pods, and a change to them relabels the Pods in place.
+#[tokio::test]
+async fn blue_green_ephemeral_metadata() {
+    let mut s = Scenario::start("ephemeral-metadata-bg").await;
+    let dir = "inline/bluegreen/TestEphemeralMetadata";
+    s.healthy(&data(&format!("{dir}/01-RolloutObjects.yaml"))).await;
+    s.expect_pods_labelled(None, "role", Some("active")).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
+    s.expect_pods_labelled(Some(&v2), "role", Some("preview")).await;
+    s.expect_pods_labelled(Some(&v1), "role", Some("active")).await;
+    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
+    s.expect_pods_labelled(Some(&v2), "role", None).await;
+    s.expect_pods_labelled(Some(&v2), "role2", Some("preview2")).await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_pods_labelled(Some(&v2), "role", Some("active")).await;
+    s.patch_spec(&data(&format!("{dir}/03-PatchSpec.yaml"))).await;
+    s.expect_pods_labelled(Some(&v2), "role", None).await;
+    s.expect_pods_labelled(Some(&v2), "role2", Some("active2")).await;
+}
+
+/// functional_test.go TestBlueGreenUpdate: automatic promotion; the old version keeps its Pods
+/// for the scale-down delay while the Rollout is Healthy. (Argo's exact Event reasons are its
+/// own: Serin's are listed in docs/migration.md.)
+#[tokio::test]
+async fn blue_green_update() {
+    let mut s = Scenario::start("bluegreen").await;
+    s.healthy(&data("fixtures/functional/rollout-bluegreen.yaml")).await;
+    s.expect_replica_counts((3, 3, 3, 3, 3)).await;
+    s.update_spec().await;
+    common::eventually("the switch", common::argo::WAIT, || async {
+        (s.status().await.blue_green?.active_selector? == s.revision(2)).then_some(())
+    })
+    .await;
+    s.expect_replica_counts((3, 6, 3, 3, 3)).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_replica_counts((3, 6, 3, 3, 3)).await;
+}

@@ -163,7 +163,7 @@ impl Scenario {
     }
 
     /// Records the hash of the version now being rolled out as the next revision.
-    async fn note_revision(&mut self) {
+    pub async fn note_revision(&mut self) {
         let before = self.revisions.last().cloned();
         let st = self
             .wait_until("a new pod-template hash", |st| {
