@@ -215,28 +215,41 @@ async fn canary_promote_full() {
     assert_eq!(s.analysis_runs().await, 1, "no analysis ran but the step's");
 }
 
-/// canary_test.go TestEphemeralMetadata: canaryMetadata and stableMetadata label each version's
-/// Pods, and a change to them relabels the Pods in place.
-#[tokio::test]
-async fn canary_ephemeral_metadata() {
-    let mut s = Scenario::start("ephemeral-metadata-canary").await;
-    let dir = "inline/canary/TestEphemeralMetadata";
+/// TestEphemeralMetadata, both strategies: the metadata of the live version's role (`stable`,
+/// `active`) and of the new one's (`canary`, `preview`) label each version's Pods, and a change to
+/// them relabels the Pods in place.
+async fn ephemeral_metadata(name: &str, dir: &str, live: &str, new: &str) {
+    let mut s = Scenario::start(name).await;
     s.healthy(&data(&format!("{dir}/01-RolloutObjects.yaml"))).await;
-    s.expect_pods_labelled(None, "role", Some("stable")).await;
+    s.expect_pods_labelled(None, "role", Some(live)).await;
     s.update_spec().await;
     s.wait_phase(Phase::Paused).await;
     let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
-    s.expect_pods_labelled(Some(&v2), "role", Some("canary")).await;
-    s.expect_pods_labelled(Some(&v1), "role", Some("stable")).await;
+    s.expect_pods_labelled(Some(&v2), "role", Some(new)).await;
+    s.expect_pods_labelled(Some(&v1), "role", Some(live)).await;
     s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
     s.expect_pods_labelled(Some(&v2), "role", None).await;
-    s.expect_pods_labelled(Some(&v2), "role2", Some("canary2")).await;
+    s.expect_pods_labelled(Some(&v2), "role2", Some(&format!("{new}2")))
+        .await;
     s.serin("promote", &[]);
     s.wait_phase(Phase::Healthy).await;
-    s.expect_pods_labelled(Some(&v2), "role", Some("stable")).await;
+    s.expect_pods_labelled(Some(&v2), "role", Some(live)).await;
     s.patch_spec(&data(&format!("{dir}/03-PatchSpec.yaml"))).await;
     s.expect_pods_labelled(Some(&v2), "role", None).await;
-    s.expect_pods_labelled(Some(&v2), "role2", Some("stable2")).await;
+    s.expect_pods_labelled(Some(&v2), "role2", Some(&format!("{live}2")))
+        .await;
+}
+
+/// canary_test.go TestEphemeralMetadata: canaryMetadata and stableMetadata.
+#[tokio::test]
+async fn canary_ephemeral_metadata() {
+    ephemeral_metadata(
+        "ephemeral-metadata-canary",
+        "inline/canary/TestEphemeralMetadata",
+        "stable",
+        "canary",
+    )
+    .await;
 }
 
 /// canary_test.go TestCanaryProgressDeadlineExceededWithPause: Pods slower to be ready than the
@@ -323,19 +336,7 @@ async fn canary_with_spec_pause() {
     s.wait_phase(Phase::Healthy).await;
     s.wait_until("3 Pods", |st| st.replicas == Some(3)).await;
     let before = s.status().await.stable_pod_hash;
-    s.cluster.kubectl_ok(&[
-        "patch",
-        "rollout",
-        &s.name,
-        "--type",
-        "merge",
-        "-p",
-        data(&format!("{dir}/02-UpdateSpec.yaml"))
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<String>()
-            .as_str(),
-    ]);
+    s.merge_patch(&data(&format!("{dir}/02-UpdateSpec.yaml")));
     let st = s.wait_phase(Phase::Paused).await;
     assert_eq!(st.stable_pod_hash, before);
     assert_eq!(st.current_pod_hash, before, "no new version");
@@ -646,28 +647,16 @@ async fn blue_green_progress_deadline_exceeded_without_pause() {
     s.expect_on(Role::Active, 2).await;
 }
 
-/// bluegreen_test.go TestEphemeralMetadata: activeMetadata and previewMetadata label each
-/// version's Pods, and a change to them relabels the Pods in place.
+/// bluegreen_test.go TestEphemeralMetadata: activeMetadata and previewMetadata.
 #[tokio::test]
 async fn blue_green_ephemeral_metadata() {
-    let mut s = Scenario::start("ephemeral-metadata-bg").await;
-    let dir = "inline/bluegreen/TestEphemeralMetadata";
-    s.healthy(&data(&format!("{dir}/01-RolloutObjects.yaml"))).await;
-    s.expect_pods_labelled(None, "role", Some("active")).await;
-    s.update_spec().await;
-    s.wait_phase(Phase::Paused).await;
-    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
-    s.expect_pods_labelled(Some(&v2), "role", Some("preview")).await;
-    s.expect_pods_labelled(Some(&v1), "role", Some("active")).await;
-    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
-    s.expect_pods_labelled(Some(&v2), "role", None).await;
-    s.expect_pods_labelled(Some(&v2), "role2", Some("preview2")).await;
-    s.serin("promote", &[]);
-    s.wait_phase(Phase::Healthy).await;
-    s.expect_pods_labelled(Some(&v2), "role", Some("active")).await;
-    s.patch_spec(&data(&format!("{dir}/03-PatchSpec.yaml"))).await;
-    s.expect_pods_labelled(Some(&v2), "role", None).await;
-    s.expect_pods_labelled(Some(&v2), "role2", Some("active2")).await;
+    ephemeral_metadata(
+        "ephemeral-metadata-bg",
+        "inline/bluegreen/TestEphemeralMetadata",
+        "active",
+        "preview",
+    )
+    .await;
 }
 
 /// functional_test.go TestBlueGreenUpdate: automatic promotion; the old version keeps its Pods

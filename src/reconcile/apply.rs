@@ -272,14 +272,28 @@ async fn point_service(
         return Ok(());
     }
     selector.insert(HASH_LABEL.into(), hash.into());
+    let metadata = json!({"name": svc, "namespace": ns, "labels": {ROLLOUT_LABEL: rollout}});
+    apply_selector(ctx, api, &current, metadata, selector).await
+}
+
+/// Applies a Service's selector (and the metadata Serin owns on it) as Serin's field manager,
+/// and remembers the write until the cache shows it.
+async fn apply_selector(
+    ctx: &Context,
+    api: &Api<CachedService>,
+    current: &CachedService,
+    metadata: serde_json::Value,
+    selector: std::collections::BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let name = current.name_any();
     let patch = json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": svc, "namespace": ns, "labels": {ROLLOUT_LABEL: rollout}},
+        "metadata": metadata,
         "spec": {"selector": selector},
     });
     let mut written = api
-        .patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await?;
     super::lean(&mut written);
     ctx.written
@@ -302,20 +316,7 @@ async fn release_service(ctx: &Context, api: &Api<CachedService>, ns: &str, svc:
     selector.remove(HASH_LABEL);
     // Applied without Serin's label, which it owns and so removes; the selector, atomic and
     // owned by Serin since it pointed it, keeps the user's own keys.
-    let patch = json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": svc, "namespace": ns},
-        "spec": {"selector": selector},
-    });
-    let mut written = api
-        .patch(svc, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
-    super::lean(&mut written);
-    ctx.written
-        .services
-        .remember(current.metadata.resource_version.clone(), written);
-    Ok(())
+    apply_selector(ctx, api, &current, json!({"name": svc, "namespace": ns}), selector).await
 }
 
 /// AnalysisRuns: create the ones the plan asks for (resolving their templates), stop the ones it

@@ -182,6 +182,12 @@ impl Scenario {
 
     /// A merge patch of the Rollout (Argo's `UpdateSpec(yaml)`).
     pub async fn update_spec_with(&mut self, yaml: &str) {
+        self.merge_patch(yaml);
+        self.note_revision().await;
+    }
+
+    /// A JSON merge patch of the Rollout, from YAML (or JSON), with kubectl.
+    pub fn merge_patch(&self, yaml: &str) {
         let patch: Value = serde_saphyr::from_str(yaml).expect("the patch parses");
         self.cluster.kubectl_ok(&[
             "patch",
@@ -192,7 +198,6 @@ impl Scenario {
             "-p",
             &patch.to_string(),
         ]);
-        self.note_revision().await;
     }
 
     /// A new template by a changed annotation (Argo's `UpdateSpec()`).
@@ -222,15 +227,7 @@ impl Scenario {
 
     /// `spec.replicas` by a merge patch (Argo's `ScaleRollout`).
     pub fn scale(&self, replicas: i32) {
-        self.cluster.kubectl_ok(&[
-            "patch",
-            "rollout",
-            &self.name,
-            "--type",
-            "merge",
-            "-p",
-            &json!({"spec": {"replicas": replicas}}).to_string(),
-        ]);
+        self.merge_patch(&json!({"spec": {"replicas": replicas}}).to_string());
     }
 
     /// `kubectl serin ACTION NAME [flags]`, which must succeed.
