@@ -1010,6 +1010,40 @@ async fn sigterm_stops_a_controller_even_before_its_caches_fill() {
     assert!(took < Duration::from_secs(15), "stopping took {took:?}");
 }
 
+/// Polls the ReplicaSets for the fewest available Pods of all of them together at any one
+/// moment, until [`FewestAvailable::stop`].
+fn fewest_available(rs: Api<ReplicaSet>) -> FewestAvailable {
+    let fewest = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(i32::MAX));
+    let seen = fewest.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            // One list is one moment of the cluster: its ReplicaSets' statuses agree.
+            if let Ok(list) = rs.list(&ListParams::default()).await {
+                let available: i32 = list
+                    .items
+                    .iter()
+                    .filter_map(|r| r.status.as_ref()?.available_replicas)
+                    .sum();
+                seen.fetch_min(available, std::sync::atomic::Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    FewestAvailable { fewest, task }
+}
+
+struct FewestAvailable {
+    fewest: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FewestAvailable {
+    fn stop(self) -> i32 {
+        self.task.abort();
+        self.fewest.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A status that only mirrors Pod counts waits for the next decision (or 10 s): a rolling update
 /// of ten Pods, one at a time, writes its status a few times, not twice a Pod; the status it ends
 /// with still shows every Pod.
@@ -1043,6 +1077,7 @@ async fn pod_counts_alone_do_not_cost_a_status_write_each() {
     let v1 = e.status().await.stable_pod_hash;
     let before = calls_of(&e.sim, "serin-controller").await;
     let released = std::time::Instant::now();
+    let fewest = fewest_available(e.rs.clone());
     e.apply(&yaml("example/web:2"));
     let st = eventually("version 2 rolled out", WAIT, || async {
         let st = e.status().await;
@@ -1054,6 +1089,11 @@ async fn pod_counts_alone_do_not_cost_a_status_write_each() {
     })
     .await;
     assert_eq!(st.updated_available_replicas, Some(10));
+    let fewest = fewest.stop();
+    assert!(
+        fewest >= 10,
+        "maxUnavailable 0, yet only {fewest} Pods were available at one moment"
+    );
     let after = calls_of(&e.sim, "serin-controller").await;
     let status_writes = after.get("update rollouts/status").copied().unwrap_or(0)
         - before.get("update rollouts/status").copied().unwrap_or(0);

@@ -123,6 +123,14 @@ pub struct Sizes {
 /// Pods may always go, its available ones only while availability stays at `replicas − unavailable`.
 /// Then whatever is below grows, within `replicas + surge` Pods. Neither passes its target.
 pub fn step_towards(replicas: i32, t: Targets, canary: Sizes, stable: Sizes, surge: i32, unavailable: i32) -> Targets {
+    // A ReplicaSet's status lags its spec: Pods beyond a size just lowered are still counted
+    // available, but the ReplicaSet controller is deleting them and they must not be counted
+    // on to keep availability up (at most `spec` of its Pods stay).
+    let staying = |s: Sizes| Sizes {
+        available: s.available.min(s.spec),
+        ..s
+    };
+    let (canary, stable) = (staying(canary), staying(stable));
     let unavailable = if surge == 0 && unavailable == 0 { 1 } else { unavailable };
     let floor = replicas - unavailable;
     let mut available = canary.available + stable.available;
@@ -160,6 +168,31 @@ pub fn step_towards(replicas: i32, t: Targets, canary: Sizes, stable: Sizes, sur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_still_counted_beyond_a_lowered_size_do_not_pay_for_the_next_step() {
+        // maxUnavailable 0: stable was just lowered to 9 while its status still counts 10
+        // available; the canary's second Pod is not ready. Nothing more may go yet.
+        let next = step_towards(
+            10,
+            Targets { canary: 10, stable: 0 },
+            Sizes { spec: 2, available: 1 },
+            Sizes { spec: 9, available: 10 },
+            1,
+            0,
+        );
+        assert_eq!(next, Targets { canary: 2, stable: 9 });
+        // Once the canary's second Pod is available, one more stable Pod may go.
+        let next = step_towards(
+            10,
+            Targets { canary: 10, stable: 0 },
+            Sizes { spec: 2, available: 2 },
+            Sizes { spec: 9, available: 10 },
+            1,
+            0,
+        );
+        assert_eq!(next, Targets { canary: 3, stable: 8 });
+    }
 
     #[test]
     fn resolves_counts_and_percents() {
