@@ -676,3 +676,110 @@ async fn blue_green_update() {
     s.wait_phase(Phase::Healthy).await;
     s.expect_replica_counts((3, 6, 3, 3, 3)).await;
 }
+
+/// functional_test.go TestRolloutRestart: a restart while paused at 25% replaces at most
+/// maxUnavailable (75% of 4) Pods at once; their replacements wait out a 5 s postStart.
+#[tokio::test]
+async fn rollout_restart() {
+    let dir = "inline/functional/TestRolloutRestart";
+    let mut s = Scenario::start("rollout-restart").await;
+    s.healthy(&data(&format!("{dir}/01-HealthyRollout.yaml"))).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    s.serin("restart", &[]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    s.expect_replica_counts((4, 4, 1, 1, 1)).await;
+}
+
+/// A Rollout whose update crashes: one new Pod beside every old one (maxSurge 1, maxUnavailable
+/// 0), Degraded at the progress deadline; `revs` are each revision's Pods at the end.
+async fn bad_update(s: &mut Scenario, patch: &str, revs: &[(usize, usize)]) {
+    s.patch_spec(patch).await;
+    s.wait_phase(Phase::Progressing).await;
+    s.wait_phase(Phase::Degraded).await;
+    for &(rev, pods) in revs {
+        let hash = s.revision(rev).to_string();
+        common::eventually(
+            &format!("revision {rev} with {pods} Pods"),
+            std::time::Duration::from_secs(20),
+            || async { (s.pods_of(&hash).await == pods).then_some(()) },
+        )
+        .await;
+    }
+}
+
+/// functional_test.go TestRolloutGoodToBadUpdate: a crashing update keeps every stable Pod and
+/// one new Pod; a second crashing update replaces that one.
+#[tokio::test]
+async fn rollout_good_to_bad_update() {
+    let dir = "inline/functional/TestRolloutGoodToBadUpdate";
+    let mut s = Scenario::start("good2bad").await;
+    s.healthy(&data(&format!("{dir}/01-HealthyRollout.yaml"))).await;
+    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
+    s.wait_phase(Phase::Degraded).await;
+    s.expect_canary_stable_pods(1, 4).await;
+    bad_update(
+        &mut s,
+        &data(&format!("{dir}/03-PatchSpec.yaml")),
+        &[(1, 4), (2, 0), (3, 1)],
+    )
+    .await;
+}
+
+/// A first version that crashes, Degraded at its progress deadline.
+async fn bad_start(name: &str, manifest: &str) -> Scenario {
+    let mut s = Scenario::start(name).await;
+    s.apply(&data(manifest));
+    s.note_revision().await;
+    s.wait_phase(Phase::Degraded).await;
+    s
+}
+
+/// functional_test.go TestRolloutBadToGoodUpdate: a crashing first version, fixed, rolls out whole.
+#[tokio::test]
+async fn rollout_bad_to_good_update() {
+    let dir = "inline/functional/TestRolloutBadToGoodUpdate";
+    let mut s = bad_start("bad2good", &format!("{dir}/01-RolloutObjects.yaml")).await;
+    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
+    s.wait_phase(Phase::Healthy).await;
+    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
+    s.expect_replica_counts((4, 4, 4, 4, 4)).await;
+    assert_eq!((s.pods_of(&v2).await, s.pods_of(&v1).await), (4, 0));
+}
+
+/// functional_test.go TestRolloutBadToBadUpdate: a crashing first version replaced by another
+/// crashing one: the first keeps its Pods, the second gets one.
+#[tokio::test]
+async fn rollout_bad_to_bad_update() {
+    let dir = "inline/functional/TestRolloutBadToBadUpdate";
+    let mut s = bad_start("bad2bad", &format!("{dir}/01-RolloutObjects.yaml")).await;
+    bad_update(&mut s, &data(&format!("{dir}/02-PatchSpec.yaml")), &[(1, 4), (2, 1)]).await;
+}
+
+/// functional_test.go TestRolloutBadToGoodSetWeightUpdate: the same with steps; the fixed version
+/// rolls out whole.
+#[tokio::test]
+async fn rollout_bad_to_good_set_weight_update() {
+    let dir = "inline/functional/TestRolloutBadToGoodSetWeightUpdate";
+    let mut s = bad_start("bad2good-setweight", &format!("{dir}/01-RolloutObjects.yaml")).await;
+    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
+    s.wait_phase(Phase::Healthy).await;
+    let (v1, v2) = (s.revision(1).to_string(), s.revision(2).to_string());
+    s.expect_replica_counts((4, 4, 4, 4, 4)).await;
+    assert_eq!((s.pods_of(&v2).await, s.pods_of(&v1).await), (4, 0));
+}
+
+/// functional_test.go TestSpecAndReplicaChangeSameTime: the template and replicas changed
+/// together, twice; the last version ends with every Pod.
+#[tokio::test]
+async fn spec_and_replica_change_same_time() {
+    let dir = "inline/functional/TestSpecAndReplicaChangeSameTime";
+    let mut s = Scenario::start("canary-change-same-time").await;
+    s.healthy(&data(&format!("{dir}/01-HealthyRollout.yaml"))).await;
+    s.patch_spec(&data(&format!("{dir}/02-PatchSpec.yaml"))).await;
+    s.wait_phase(Phase::Paused).await;
+    s.patch_spec(&data(&format!("{dir}/03-PatchSpec.yaml"))).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_replica_counts((4, 4, 4, 4, 4)).await;
+}

@@ -129,6 +129,12 @@ pub enum Command {
         #[command(flatten)]
         kube: kube_args::KubeArgs,
     },
+    /// Replace every Pod of a Rollout, a few at a time (sets spec.restartAt to now).
+    Restart {
+        name: String,
+        #[command(flatten)]
+        kube: kube_args::KubeArgs,
+    },
     /// Change a Rollout's spec.
     Set {
         #[command(subcommand)]
@@ -266,6 +272,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Resume { name, kube } => {
             println!("{}", rollouts::request(&kube, &name, rollouts::Action::Resume).await?)
         }
+        Command::Restart { name, kube } => println!("{}", rollouts::restart(&kube, &name).await?),
         Command::Set {
             what: SetWhat::Image { name, assignment, kube },
         } => println!("{}", rollouts::set_image(&kube, &name, &assignment).await?),

@@ -221,6 +221,32 @@ pub async fn set_image(args: &KubeArgs, name: &str, assignment: &str) -> Result<
     Ok(format!("rollout {name}: container {container} image set to {image}"))
 }
 
+/// `restart NAME`: `spec.restartAt` set to now, so every Pod created before it is replaced, no
+/// more unavailable at once than `maxUnavailable` allows (as `kubectl rollout restart` does for a
+/// Deployment).
+pub async fn restart(args: &KubeArgs, name: &str) -> Result<String, RolloutCmdError> {
+    let (client, ns) = args.connect().await?;
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
+    get(&api, name, &ns).await?;
+    // Whole seconds: the API server keeps a Time to the second, and a later `now` in the same
+    // second must not look like the past.
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .map_err(|e| RolloutCmdError::Refused(e.to_string()))?;
+    let patch = json!({"spec": {"restartAt": now.to_string()}});
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(CLI_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(format!(
+        "rollout {name}: restarting the Pods created before {now}, within maxUnavailable"
+    ))
+}
+
 /// The view of `get rollout NAME`.
 pub async fn describe(args: &KubeArgs, name: &str) -> Result<String, RolloutCmdError> {
     let (client, ns) = args.connect().await?;

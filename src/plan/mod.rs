@@ -88,6 +88,10 @@ pub struct Observed {
     pub workload_replicas: Option<i32>,
     /// While a `restartAt` is pending: the Rollout's Pods created before it, the unready first.
     pub pods_to_restart: Vec<String>,
+    /// While a `restartAt` is pending: the Rollout's Pods ready now, from the same fresh list.
+    /// ReplicaSet statuses trail deletions, and a restart judged by them alone would delete
+    /// more Pods before the last ones were counted gone.
+    pub ready_pods: Option<i32>,
     /// Services carrying Serin's label for this Rollout: those it pointed at a version.
     pub pointed_services: Vec<String>,
     /// Templates the Rollout names that do not exist, as `AnalysisTemplate "NAME"`.
@@ -477,7 +481,13 @@ impl<'a> Planner<'a> {
             return Vec::new();
         }
         let spec_total: i32 = self.observed.replica_sets.iter().map(|r| r.spec_replicas).sum();
-        let available: i32 = self.observed.replica_sets.iter().map(|r| r.available).sum();
+        let available: i32 = self
+            .observed
+            .replica_sets
+            .iter()
+            .map(|r| r.available.min(r.spec_replicas))
+            .sum::<i32>()
+            .min(self.observed.ready_pods.unwrap_or(i32::MAX));
         let budget = self.unavailable.max(1) - (spec_total - available).max(0);
         self.wake_in(Duration::from_secs(1));
         if self.phase == Phase::Healthy {

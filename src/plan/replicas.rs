@@ -119,9 +119,12 @@ pub struct Sizes {
     pub available: i32,
 }
 
-/// The next sizes towards the targets. Whatever is above its target shrinks first: its unavailable
-/// Pods may always go, its available ones only while availability stays at `replicas − unavailable`.
-/// Then whatever is below grows, within `replicas + surge` Pods. Neither passes its target.
+/// The next sizes towards the targets. Whatever is above its target shrinks first, only while
+/// availability stays at `replicas − unavailable`: the canary's unavailable Pods may always go,
+/// but moving forward the stable's count as if available (as Argo Rollouts counts them), so a
+/// stable that is down, or on its way back, gives way only as new Pods become available and
+/// is never traded whole for a new version that is no better. Then whatever is below grows,
+/// within `replicas + surge` Pods. Neither passes its target.
 pub fn step_towards(replicas: i32, t: Targets, canary: Sizes, stable: Sizes, surge: i32, unavailable: i32) -> Targets {
     // A ReplicaSet's status lags its spec: Pods beyond a size just lowered are still counted
     // available, but the ReplicaSet controller is deleting them and they must not be counted
@@ -133,7 +136,16 @@ pub fn step_towards(replicas: i32, t: Targets, canary: Sizes, stable: Sizes, sur
     let (canary, stable) = (staying(canary), staying(stable));
     let unavailable = if surge == 0 && unavailable == 0 { 1 } else { unavailable };
     let floor = replicas - unavailable;
-    let mut available = canary.available + stable.available;
+    let forward = t.canary >= canary.spec;
+    let stable_counted = if forward {
+        Sizes {
+            available: stable.spec,
+            ..stable
+        }
+    } else {
+        stable
+    };
+    let mut available = canary.available + stable_counted.available;
     let mut shrink = |now: Sizes, target: i32| -> i32 {
         if now.spec <= target {
             return now.spec;
@@ -144,7 +156,7 @@ pub fn step_towards(replicas: i32, t: Targets, canary: Sizes, stable: Sizes, sur
         available -= (now.spec - next - idle).max(0);
         next
     };
-    let mut s = shrink(stable, t.stable);
+    let mut s = shrink(stable_counted, t.stable);
     let mut c = shrink(canary, t.canary);
     // Still past `replicas + surge` (the Rollout was scaled down mid-update): Pods that serve
     // nothing go too, the canary's first, as Argo Rollouts trims the new ReplicaSet.
@@ -331,6 +343,31 @@ mod tests {
             1,
             1,
         );
-        assert_eq!(next.stable, 2, "unavailable stable Pods may go at once");
+        assert_eq!(next.stable, 2, "available canary Pods pay for the stable's");
+    }
+
+    #[test]
+    fn a_crashing_stable_is_not_traded_whole_for_a_crashing_canary() {
+        // 4 stable Pods that never became available, a new version whose surge Pod crashes too
+        // (maxSurge 1, maxUnavailable 0): the stable keeps its Pods.
+        let next = step_towards(
+            4,
+            Targets { canary: 4, stable: 0 },
+            Sizes { spec: 1, available: 0 },
+            Sizes { spec: 4, available: 0 },
+            1,
+            0,
+        );
+        assert_eq!(next, Targets { canary: 1, stable: 4 });
+        // Each available canary Pod lets one stable Pod go.
+        let next = step_towards(
+            4,
+            Targets { canary: 4, stable: 0 },
+            Sizes { spec: 1, available: 1 },
+            Sizes { spec: 4, available: 0 },
+            1,
+            0,
+        );
+        assert_eq!(next, Targets { canary: 2, stable: 3 });
     }
 }

@@ -59,6 +59,7 @@ impl World {
             workload_selector: None,
             workload_replicas: None,
             pods_to_restart: Vec::new(),
+            ready_pods: None,
             pointed_services: Vec::new(),
             missing_templates: Vec::new(),
         }
@@ -1861,6 +1862,13 @@ fn restart_at_deletes_old_pods_within_max_unavailable_then_says_done() {
     w.rss[0].available = 8;
     let p = plan(&w.rollout, &with(&w, &["c"]), w.now);
     assert!(p.restart_pods.is_empty());
+    // Nor while the Pods say so and the ReplicaSet's status does not yet.
+    w.rss[0].available = 10;
+    let listed = Observed {
+        ready_pods: Some(8),
+        ..with(&w, &["c"])
+    };
+    assert!(plan(&w.rollout, &listed, w.now).restart_pods.is_empty());
     w.ready();
     let p = plan(&w.rollout, &with(&w, &["c"]), w.now);
     assert_eq!(p.restart_pods, ["c"]);

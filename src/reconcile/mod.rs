@@ -446,7 +446,8 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
     let write = crate::plan::status_writes::Write {
         written: rollout.status.as_ref(),
         next: &plan.status,
-        decided: !plan.decisions.is_empty(),
+        // A restart is watched Pod by Pod: its counts are the news while it lasts.
+        decided: !plan.decisions.is_empty() || crate::plan::restart_pending(&rollout),
         landings: crate::plan::status_writes::landings(&rollout, &plan.status),
     };
     match crate::plan::status_writes::hold(&write, last_write, now) {

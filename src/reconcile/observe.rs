@@ -63,11 +63,12 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         .filter(|r| r.metadata.deletion_timestamp.is_none())
         .map(|r| observe_run(&r))
         .collect();
-    let pods_to_restart = if crate::plan::restart_pending(rollout) {
+    let (pods_to_restart, ready_pods) = if crate::plan::restart_pending(rollout) {
         let selector = crate::plan::selector_of(rollout, workload.as_ref().map(|d| &d.selector));
-        pods_created_before(ctx, rollout, &selector, ns).await?
+        let (old, ready) = pods_created_before(ctx, rollout, &selector, ns).await?;
+        (old, Some(ready))
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     let pointed_services = ctx
         .written
@@ -81,6 +82,7 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         missing_templates: ctx.templates.missing(ns, rollout),
         pointed_services,
         pods_to_restart,
+        ready_pods,
         replica_sets,
         analysis_runs,
         workload_selector: workload.as_ref().map(|d| d.selector.clone()),
@@ -89,16 +91,17 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
     })
 }
 
-/// The Rollout's Pods created before `spec.restartAt`, unready first (they serve nothing).
+/// The Rollout's Pods created before `spec.restartAt`, unready first (they serve nothing), and
+/// how many of its Pods are ready now (those being deleted are not).
 async fn pods_created_before(
     ctx: &Context,
     rollout: &Rollout,
     selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
     ns: &str,
-) -> Result<Vec<String>, Error> {
+) -> Result<(Vec<String>, i32), Error> {
     use k8s_openapi::api::core::v1::Pod;
     let Some(at) = rollout.spec.restart_at.as_ref() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     };
     let selector: Vec<String> = selector
         .match_labels
@@ -111,22 +114,20 @@ async fn pods_created_before(
     let list = pods
         .list(&kube::api::ListParams::default().labels(&selector.join(",")))
         .await?;
-    let mut old: Vec<(bool, String)> = list
-        .items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    let live = list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none());
+    let is_ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let ready = i32::try_from(live.clone().filter(|p| is_ready(p)).count()).unwrap_or(i32::MAX);
+    let mut old: Vec<(bool, String)> = live
         .filter(|p| p.creation_timestamp().is_some_and(|t| t.0 < at.0))
-        .map(|p| {
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            (ready, p.name_any())
-        })
+        .map(|p| (is_ready(p), p.name_any()))
         .collect();
     old.sort();
-    Ok(old.into_iter().map(|(_, name)| name).collect())
+    Ok((old.into_iter().map(|(_, name)| name).collect(), ready))
 }
 
 pub const REVISION_LABEL: &str = "serin.dev/revision";
