@@ -121,6 +121,7 @@ fn observed() -> Observed {
         workload_selector: None,
         workload_replicas: None,
         pods_to_restart: Vec::new(),
+        ready_pods: None,
         pointed_services: Vec::new(),
         missing_templates: Vec::new(),
     }
