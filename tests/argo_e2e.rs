@@ -783,3 +783,27 @@ async fn spec_and_replica_change_same_time() {
     s.wait_phase(Phase::Healthy).await;
     s.expect_replica_counts((4, 4, 4, 4, 4)).await;
 }
+
+/// functional_test.go TestBlueGreenScaleDownDelay: with a day's scale-down delay, each old
+/// version keeps its Pod, at most `scaleDownDelayRevisionLimit` of them; lowering the limit
+/// scales the oldest down at once.
+#[tokio::test]
+async fn blue_green_scale_down_delay() {
+    let dir = "inline/functional/TestBlueGreenScaleDownDelay";
+    let mut s = Scenario::start("bluegreen-scaledowndelay").await;
+    s.apply(&data(&format!("{dir}/01-RolloutObjects-newService.yaml")));
+    s.healthy(&data(&format!("{dir}/02-RolloutObjects.yaml"))).await;
+    for _ in 0..3 {
+        s.update_spec().await;
+        s.wait_phase(Phase::Healthy).await;
+        if s.revisions() == 2 {
+            s.expect_pods(&[(2, 1), (1, 1)]).await;
+            s.expect_replica_counts((1, 2, 1, 1, 1)).await;
+        }
+    }
+    s.expect_pods(&[(4, 1), (3, 1), (2, 1), (1, 0)]).await;
+    s.expect_replica_counts((1, 3, 1, 1, 1)).await;
+    s.patch_spec(&data(&format!("{dir}/03-PatchSpec.yaml"))).await;
+    s.expect_pods(&[(4, 1), (3, 1), (2, 0), (1, 0)]).await;
+    s.expect_replica_counts((1, 2, 1, 1, 1)).await;
+}

@@ -316,6 +316,10 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_seconds: Option<i32>,
+    /// Old versions kept up within their scale-down delay; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub scale_down_delay_revision_limit: Option<i32>,
     /// Labels and annotations on the canary's Pods while it is the canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_metadata: Option<PodMetadata>,
@@ -668,6 +672,14 @@ pub struct ControlRequests {
     pub pause: Option<bool>,
 }
 
+/// An old version that keeps its Pods until `at`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleDownDeadline {
+    pub pod_hash: String,
+    pub at: Time,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
@@ -715,6 +727,10 @@ pub struct RolloutStatus {
     pub promoted_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_stable_hash: Option<String>,
+    /// Old versions keeping their Pods after a promotion, each until its own scale-down delay
+    /// ends (at most `scaleDownDelayRevisionLimit` of them, the newest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scale_down_deadlines: Vec<ScaleDownDeadline>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

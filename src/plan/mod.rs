@@ -509,12 +509,42 @@ impl<'a> Planner<'a> {
         self.st.stable_history.truncate(STABLE_HISTORY);
     }
 
-    /// Every ReplicaSet not kept by name goes to 0, except an old stable still draining after a promotion.
+    /// `scaleDownDelayRevisionLimit`: how many old versions may wait out their delay at once.
+    fn revision_limit(&self) -> Option<usize> {
+        let limit = match &self.blue_green {
+            Some(bg) => bg.scale_down_delay_revision_limit,
+            None => self.canary.scale_down_delay_revision_limit,
+        };
+        limit.map(|l| l.max(0) as usize)
+    }
+
+    /// The old versions still within their scale-down delay, by hash, with when it ends: the
+    /// newest `scaleDownDelayRevisionLimit` of them. A status written before deadlines were kept
+    /// per version has only the previous stable and when it was promoted.
+    fn draining(&self) -> BTreeMap<String, Timestamp> {
+        let mut all: Vec<(String, Timestamp)> = self
+            .st
+            .scale_down_deadlines
+            .iter()
+            .map(|d| (d.pod_hash.clone(), d.at.0))
+            .collect();
+        if let (Some(previous), Some(promoted)) = (&self.st.previous_stable_hash, &self.st.promoted_at)
+            && self.st.scale_down_deadlines.is_empty()
+            && let Ok(at) = promoted.0.checked_add(self.scale_down_delay())
+        {
+            all.push((previous.clone(), at));
+        }
+        all.retain(|(_, at)| *at > self.now);
+        all.sort_by(|a, b| b.1.cmp(&a.1));
+        all.truncate(self.revision_limit().unwrap_or(usize::MAX));
+        all.into_iter().collect()
+    }
+
+    /// Every ReplicaSet not kept by name goes to 0, except old versions still within their
+    /// scale-down delay after a promotion. Deadlines that passed, or whose version is gone or
+    /// kept by name again, are forgotten.
     fn scale_down_others(&mut self) {
-        let draining = self.st.previous_stable_hash.clone();
-        let delay_left = self
-            .scale_down_delay()
-            .saturating_sub(since(self.now, &self.st.promoted_at));
+        let draining = self.draining();
         let others: Vec<(String, i32)> = self
             .observed
             .replica_sets
@@ -522,14 +552,18 @@ impl<'a> Planner<'a> {
             .filter(|r| !self.sizes.contains_key(&r.hash))
             .map(|r| (r.hash.clone(), r.spec_replicas))
             .collect();
+        let mut kept = Vec::new();
         for (hash, spec) in others {
-            if Some(&hash) == draining.as_ref() && !delay_left.is_zero() && spec > 0 {
-                self.want(&hash, spec);
-                self.wake_in(delay_left);
-            } else {
-                self.want(&hash, 0);
+            match draining.get(&hash) {
+                Some(at) if spec > 0 => {
+                    self.want(&hash, spec);
+                    self.wake_in(at.duration_since(self.now).unsigned_abs());
+                    kept.push(hash);
+                }
+                _ => self.want(&hash, 0),
             }
         }
+        self.st.scale_down_deadlines.retain(|d| kept.contains(&d.pod_hash));
     }
 
     /// No canary: the current version is the stable one and gets every Pod.
@@ -554,12 +588,13 @@ impl<'a> Planner<'a> {
         }
         self.want(current, self.replicas);
         let stable_available = self.sizes_of(current).available;
+        let draining = self.draining();
         // A canary left over goes as the stable fills up, so capacity never dips.
         let leftovers: Vec<(String, i32)> = self
             .observed
             .replica_sets
             .iter()
-            .filter(|r| r.hash != current && Some(&r.hash) != self.st.previous_stable_hash.as_ref())
+            .filter(|r| r.hash != current && !draining.contains_key(&r.hash))
             .map(|r| (r.hash.clone(), r.spec_replicas))
             .collect();
         for (hash, spec) in leftovers {
@@ -583,16 +618,21 @@ impl<'a> Planner<'a> {
                 "{}/{} Pods of version {current} available",
                 stable_available, self.replicas
             );
-            let draining: i32 = self
+            let old: Vec<i32> = self
                 .observed
                 .replica_sets
                 .iter()
-                .filter(|r| r.hash != current)
+                .filter(|r| r.hash != current && r.replicas > 0)
                 .map(|r| r.replicas)
-                .sum();
-            if draining > 0 {
+                .collect();
+            let pods: i32 = old.iter().sum();
+            let whose = match old.len() {
+                0 | 1 => "the old version".to_string(),
+                n => format!("{n} old versions"),
+            };
+            if pods > 0 {
                 self.message.push_str(&format!(
-                    "; {draining} Pods of the old version wait out the scale-down delay, without traffic"
+                    "; {pods} Pods of {whose} wait out the scale-down delay, without traffic"
                 ));
             }
         } else {
@@ -705,6 +745,19 @@ impl<'a> Planner<'a> {
             format!("version {current} is promoted: it has all the traffic and becomes stable"),
         );
         self.post_rollout(true);
+        self.st.scale_down_deadlines.retain(|d| d.pod_hash != current);
+        if previous != current
+            && let Ok(at) = since.0.checked_add(self.scale_down_delay())
+            && at > self.now
+        {
+            self.st.scale_down_deadlines.retain(|d| d.pod_hash != previous);
+            self.st
+                .scale_down_deadlines
+                .push(crate::crd::rollout::ScaleDownDeadline {
+                    pod_hash: previous.to_string(),
+                    at: Time(at),
+                });
+        }
         self.st.previous_stable_hash = Some(previous.to_string());
         self.st.promoted_at = Some(since);
         self.remember_stable(current);

@@ -238,6 +238,11 @@ impl Scenario {
         self.cluster.kubectl_serin_ok(&args)
     }
 
+    /// How many revisions were noted.
+    pub fn revisions(&self) -> usize {
+        self.revisions.len()
+    }
+
     /// The hash of revision `rev` (1 for the first version).
     pub fn revision(&self, rev: usize) -> &str {
         &self.revisions[rev - 1]
@@ -255,6 +260,22 @@ impl Scenario {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// Waits until each `(revision, Pods)` holds (Argo's `ExpectRevisionPodCount`s in a row).
+    pub async fn expect_pods(&self, want: &[(usize, usize)]) {
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            last.clear();
+            for &(rev, _) in want {
+                last.push((rev, self.pods_of(self.revision(rev)).await));
+            }
+            if last == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("Pods by revision: {last:?}, expected {want:?}");
     }
 
     /// The labels of each Pod of a version (every Pod of the Rollout's namespace for `None`) that

@@ -433,3 +433,62 @@ fn a_new_version_during_the_scale_down_delay_keeps_the_old_one_until_the_delay_e
     assert_eq!(w.size(&v1), 0, "gone once the delay from its switch has passed");
     assert_eq!(w.size(&v2), 4);
 }
+
+#[test]
+fn each_old_version_keeps_its_pods_for_its_own_delay_within_the_revision_limit() {
+    let promote = |w: &mut World| {
+        w.settle();
+        w.request(ControlRequests {
+            promote_step: Some(0),
+            ..Default::default()
+        });
+        w.tick();
+        w.settle();
+    };
+    let mut w = released(json!({"scaleDownDelaySeconds": 100, "scaleDownDelayRevisionLimit": 2,
+        "autoPromotionEnabled": false}));
+    let v1 = w.stable();
+    promote(&mut w);
+    let v2 = w.stable();
+    w.advance(10);
+    w.release("web:3");
+    promote(&mut w);
+    let v3 = w.stable();
+    assert_eq!(
+        (w.size(&v1), w.size(&v2), w.size(&v3)),
+        (4, 4, 4),
+        "two old versions wait"
+    );
+    w.advance(10);
+    w.release("web:4");
+    promote(&mut w);
+    let v4 = w.stable();
+    assert_eq!(
+        (w.size(&v1), w.size(&v2), w.size(&v3), w.size(&v4)),
+        (0, 4, 4, 4),
+        "the oldest goes beyond the limit of 2"
+    );
+    let deadlines: Vec<&str> = w
+        .status()
+        .scale_down_deadlines
+        .iter()
+        .map(|d| d.pod_hash.as_str())
+        .collect();
+    assert_eq!(deadlines.len(), 2);
+    assert!(deadlines.contains(&v2.as_str()) && deadlines.contains(&v3.as_str()));
+    // A lower limit applies at once, the newest old version staying.
+    w.rollout
+        .spec
+        .strategy
+        .blue_green
+        .as_mut()
+        .unwrap()
+        .scale_down_delay_revision_limit = Some(1);
+    w.tick();
+    assert_eq!((w.size(&v2), w.size(&v3)), (0, 4));
+    // Each goes when its own delay ends: version 3's, 100 s after its switch.
+    w.advance(100);
+    w.tick();
+    assert_eq!((w.size(&v3), w.size(&v4)), (0, 4));
+    assert!(w.status().scale_down_deadlines.is_empty(), "forgotten once passed");
+}
