@@ -535,7 +535,7 @@ impl<'a> Planner<'a> {
             all.push((previous.clone(), at));
         }
         all.retain(|(_, at)| *at > self.now);
-        all.sort_by(|a, b| b.1.cmp(&a.1));
+        all.sort_by_key(|d| std::cmp::Reverse(d.1));
         all.truncate(self.revision_limit().unwrap_or(usize::MAX));
         all.into_iter().collect()
     }
