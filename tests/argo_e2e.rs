@@ -807,3 +807,81 @@ async fn blue_green_scale_down_delay() {
     s.expect_pods(&[(4, 1), (3, 1), (2, 0), (1, 0)]).await;
     s.expect_replica_counts((1, 2, 1, 1, 1)).await;
 }
+
+/// functional_test.go TestBlueGreenExceedProgressDeadlineAbort: past the progress deadline a
+/// preview that cannot start stays up while `progressDeadlineAbort` is false; set to true, the
+/// Rollout aborts and the preview goes after `abortScaleDownDelaySeconds` (2 s).
+#[tokio::test]
+async fn blue_green_exceed_progress_deadline_abort() {
+    let dir = "inline/functional/TestBlueGreenExceedProgressDeadlineAbort";
+    let mut s = Scenario::start("bluegreen-scaledowndelay").await;
+    s.apply(&data(&format!("{dir}/01-RolloutObjects-newService.yaml")));
+    s.healthy(&data(&format!("{dir}/02-RolloutObjects.yaml"))).await;
+    // Argo's patch merges by container name: it adds a second container that cannot start.
+    s.patch_spec(&data(&format!("{dir}/03-PatchSpec.yaml"))).await;
+    s.wait_phase(Phase::Degraded).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let v2 = s.revision(2).to_string();
+    assert_eq!(s.pods_of(&v2).await, 1);
+    assert_ne!(s.status().await.abort, Some(true));
+    s.patch_spec(&data(&format!("{dir}/04-PatchSpec.yaml"))).await;
+    s.wait_phase(Phase::Degraded).await;
+    s.wait_until("aborted", |st| st.abort == Some(true)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    common::eventually("the preview's Pod gone", std::time::Duration::from_secs(10), || async {
+        (s.pods_of(&v2).await == 0).then_some(())
+    })
+    .await;
+    let conditions = s.status().await.conditions.unwrap_or_default();
+    assert_eq!(conditions.len(), 4, "{conditions:#?}");
+}
+
+/// canary_test.go TestReduceWeightAndHonorMaxUnavailable: from 100% back to 0% the stable comes
+/// back within maxSurge (2) while the canary keeps its Pods until the stable's are available, and
+/// the same after a failed analysis aborts at 100%.
+#[tokio::test]
+async fn reduce_weight_and_honor_max_unavailable() {
+    let mut s = Scenario::start("reduceweight-maxunavailable").await;
+    s.apply(&data("fixtures/functional/analysistemplate-sleep-job.yaml"));
+    s.healthy(&data(
+        "inline/canary/TestReduceWeightAndHonorMaxUnavailable/01-HealthyRollout.yaml",
+    ))
+    .await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.expect_canary_stable_pods(3, 0).await;
+    s.serin("promote", &[]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    s.expect_canary_stable_pods(3, 2).await;
+    s.wait_until("step 3", |st| st.current_step_index == Some(3)).await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Degraded).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.expect_canary_stable_pods(3, 2).await;
+}
+
+/// canary_test.go TestRolloutWithMaxSurgeScalingDuringUpdate: no steps and maxSurge 100%, scaled
+/// up and down mid-update. Argo's snapshots are taken while the new Pods are still starting
+/// (pulling nginx there); here a readiness probe's 60 s initial delay holds them, longer than the
+/// three waits for Serin's status, whose mere counts may trail by up to 10 s each.
+#[tokio::test]
+async fn rollout_with_max_surge_scaling_during_update() {
+    let dir = "inline/canary/TestRolloutWithMaxSurgeScalingDuringUpdate";
+    let mut s = Scenario::start("updatescaling").await;
+    s.healthy(&data(&format!("{dir}/01-HealthyRollout.yaml"))).await;
+    let mut patch: serde_json::Value =
+        serde_saphyr::from_str(&data(&format!("{dir}/02-PatchSpec.yaml"))).expect("the patch parses");
+    patch["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+        serde_json::json!({"tcpSocket": {"port": 80}, "initialDelaySeconds": 60});
+    s.patch_spec(&patch.to_string()).await;
+    s.wait_until("7 Pods", |st| st.replicas == Some(7)).await;
+    s.expect_canary_stable_pods(4, 3).await;
+    s.scale(8);
+    s.wait_until("11 Pods", |st| st.replicas == Some(11)).await;
+    s.expect_canary_stable_pods(8, 3).await;
+    s.scale(4);
+    s.wait_until("7 Pods after scaling back to 4", |st| st.replicas == Some(7))
+        .await;
+    s.expect_canary_stable_pods(4, 3).await;
+}

@@ -74,9 +74,18 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
             for item in p {
                 match t.iter_mut().find(|x| x.get("name") == item.get("name")) {
                     Some(existing) => strategic_merge(existing, item),
-                    None => t.push(item.clone()),
+                    None => {
+                        let mut added = Value::Null;
+                        strategic_merge(&mut added, item);
+                        t.push(added);
+                    }
                 }
             }
+        }
+        // Something new: its nulls say "absent", as a merge patch's do.
+        (t, Value::Object(p)) => {
+            *t = Value::Object(Default::default());
+            strategic_merge(t, &Value::Object(p.clone()));
         }
         (t, p) => *t = p.clone(),
     }
@@ -217,10 +226,12 @@ impl Scenario {
         }
         let live = self.cluster.kubectl_ok(&["get", "rollout", &self.name, "-o", "json"]);
         let mut live: Value = serde_json::from_str(&live).expect("the Rollout as JSON");
+        let template = live.pointer("/spec/template").cloned();
         strategic_merge(&mut live, &patch);
+        let new_template = live.pointer("/spec/template") != template.as_ref();
         let out = self.cluster.kubectl_stdin(&["replace", "-f", "-"], &live.to_string());
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        if patch.pointer("/spec/template").is_some() {
+        if new_template {
             self.note_revision().await;
         }
     }
