@@ -885,3 +885,163 @@ async fn rollout_with_max_surge_scaling_during_update() {
         .await;
     s.expect_canary_stable_pods(4, 3).await;
 }
+
+/// functional_test.go TestWorkloadRefTemplate: a Rollout with both a workloadRef and a template.
+/// Argo accepts it and reports it Degraded; Serin's schema refuses it at apply time, with the
+/// reason (docs/migration.md).
+#[tokio::test]
+async fn workload_ref_template() {
+    let s = Scenario::start("rollout-ref-deployment").await;
+    let refused = s
+        .try_apply(&data(
+            "inline/functional/TestWorkloadRefTemplate/01-RolloutObjects.yaml",
+        ))
+        .expect_err("a template beside a workloadRef is refused");
+    assert!(
+        refused.contains("exactly one of template and workloadRef must be set"),
+        "{refused}"
+    );
+}
+
+/// functional_test.go TestWorkloadRef: a Rollout waiting for its Deployment, then following its
+/// template (a broken one Degraded, a fixed one Healthy), its name changed away and back, and
+/// finally an inline template taking over.
+#[tokio::test]
+async fn workload_ref() {
+    let dir = "inline/functional/TestWorkloadRef";
+    let mut s = Scenario::start("rollout-ref-deployment").await;
+    let active = "rollout-bluegreen-active";
+    let app = [("app".to_string(), "rollout-ref-deployment".to_string())];
+    s.apply(&data(&format!("{dir}/01-RolloutObjects.yaml")));
+    s.wait_phase(Phase::Degraded).await;
+    assert_eq!(s.selector(active).await, app.clone().into(), "not switched");
+    s.apply(&data(&format!("{dir}/02-ApplyManifests.yaml")));
+    s.note_revision().await;
+    let st = s.wait_phase(Phase::Healthy).await;
+    assert_eq!(st.workload_observed_generation.as_deref(), Some("1"));
+    s.expect_on(Role::Active, 1).await;
+    let image = |image: &str| {
+        serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "rollouts-demo", "image": image}]}}}})
+    };
+    s.patch_deployment("rollout-ref-deployment", &image("argoproj/rollouts-demo:error"));
+    s.note_revision().await;
+    let st = s.wait_phase(Phase::Degraded).await;
+    assert_eq!(st.workload_observed_generation.as_deref(), Some("2"));
+    s.patch_deployment("rollout-ref-deployment", &image("argoproj/rollouts-demo:blue"));
+    s.note_revision().await;
+    s.wait_phase(Phase::Healthy).await;
+    s.merge_patch(&data(&format!("{dir}/03-UpdateSpec.yaml")));
+    s.wait_phase(Phase::Degraded).await;
+    s.merge_patch(&data(&format!("{dir}/04-UpdateSpec.yaml")));
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_on(Role::Active, 3).await;
+    let rollout = s.rollouts.get("rollout-ref-deployment").await.expect("the Rollout");
+    assert_eq!(
+        rollout.spec.selector,
+        Default::default(),
+        "the Deployment's selector is not written back"
+    );
+    assert!(rollout.spec.template.is_none(), "nor its template");
+    s.apply(&data(&format!("{dir}/05-ApplyManifests.yaml")));
+    common::eventually("workloadRef gone", common::argo::WAIT, || async {
+        let st = s.status().await;
+        (st.phase == Some(Phase::Healthy) && st.workload_observed_generation.is_none()).then_some(())
+    })
+    .await;
+}
+
+/// functional_test.go TestScaleDownOnSuccess, TestScaleDownProgressively and TestNeverScaleDown:
+/// the Deployment a Rollout took over ends at 0 replicas, or keeps them with `never`.
+async fn workload_scale_down(dir: &str, deployment_ends_at: i32) {
+    let mut s = Scenario::start("rollout-ref-deployment").await;
+    s.apply(&data(&format!("inline/functional/{dir}/01-RolloutObjects.yaml")));
+    s.note_revision().await;
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_deployment_replicas("rollout-ref-deployment", deployment_ends_at)
+        .await;
+}
+
+#[tokio::test]
+async fn scale_down_on_success() {
+    workload_scale_down("TestScaleDownOnSuccess", 0).await;
+}
+
+#[tokio::test]
+async fn scale_down_progressively() {
+    workload_scale_down("TestScaleDownProgressively", 0).await;
+}
+
+#[tokio::test]
+async fn never_scale_down() {
+    workload_scale_down("TestNeverScaleDown", 2).await;
+}
+
+/// functional_test.go TestScaleDownProgressivelyCompleted: once scaled down, the Deployment stays
+/// at 0 while the Rollout is scaled up and down and its template changes (blue-green).
+#[tokio::test]
+async fn scale_down_progressively_completed() {
+    let mut s = Scenario::start("rollout-ref-deployment").await;
+    s.apply(&data(
+        "inline/functional/TestScaleDownProgressivelyCompleted/01-RolloutObjects.yaml",
+    ));
+    s.note_revision().await;
+    s.wait_phase(Phase::Healthy).await;
+    let deployment = "rollout-ref-deployment";
+    s.expect_deployment_replicas(deployment, 0).await;
+    for n in [6, 2] {
+        s.scale(n);
+        s.wait_until(&format!("{n} available"), |st| st.available_replicas == Some(n))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        s.expect_deployment_replicas(deployment, 0).await;
+        s.expect_replica_counts((n, n, n, n, n)).await;
+    }
+    update_workload(&mut s, deployment).await;
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_deployment_replicas(deployment, 0).await;
+}
+
+/// Argo's `UpdateWorkloadRef`: a template annotation on the Deployment, a new version.
+async fn update_workload(s: &mut Scenario, deployment: &str) {
+    let at = jiff::Timestamp::now().to_string();
+    s.patch_deployment(
+        deployment,
+        &serde_json::json!({"spec": {"template": {"metadata": {"annotations": {"update": at}}}}}),
+    );
+    s.note_revision().await;
+}
+
+/// functional_test.go TestScaleDownProgressivelyCompletedCanary: the same with a canary whose
+/// steps are timed pauses.
+#[tokio::test]
+async fn scale_down_progressively_completed_canary() {
+    let mut s = Scenario::start("rollout-ref-canary").await;
+    s.apply(&data(
+        "inline/functional/TestScaleDownProgressivelyCompletedCanary/01-RolloutObjects.yaml",
+    ));
+    s.note_revision().await;
+    s.wait_phase(Phase::Healthy).await;
+    let deployment = "rollout-ref-canary";
+    s.expect_deployment_replicas(deployment, 0).await;
+    s.scale(8);
+    s.wait_until("8 available", |st| st.available_replicas == Some(8)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    s.expect_deployment_replicas(deployment, 0).await;
+    s.expect_replica_counts((8, 8, 8, 8, 8)).await;
+    update_workload(&mut s, deployment).await;
+    // Argo waits for each timed pause and promotes it, racing the pause's own end: promoted
+    // when seen paused, and a promote that finds nothing to promote is no failure.
+    common::eventually("through the pauses to Healthy", common::argo::WAIT, || async {
+        match s.status().await.phase {
+            Some(Phase::Paused) => {
+                let _ = s.cluster.kubectl_serin(&["promote", &s.name]);
+                None
+            }
+            Some(Phase::Healthy) => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    s.expect_deployment_replicas(deployment, 0).await;
+}

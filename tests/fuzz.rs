@@ -120,6 +120,7 @@ fn observed() -> Observed {
         workload_template: None,
         workload_selector: None,
         workload_replicas: None,
+        workload_generation: None,
         pods_to_restart: Vec::new(),
         ready_pods: None,
         pointed_services: Vec::new(),

@@ -727,6 +727,10 @@ pub struct RolloutStatus {
     pub promoted_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_stable_hash: Option<String>,
+    /// The `metadata.generation` of the `workloadRef` Deployment last seen, as Argo Rollouts
+    /// writes it (a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_observed_generation: Option<String>,
     /// Old versions keeping their Pods after a promotion, each until its own scale-down delay
     /// ends (at most `scaleDownDelayRevisionLimit` of them, the newest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -86,6 +86,8 @@ pub struct Observed {
     pub workload_selector: Option<LabelSelector>,
     /// Its `spec.replicas`.
     pub workload_replicas: Option<i32>,
+    /// Its `metadata.generation`.
+    pub workload_generation: Option<i64>,
     /// While a `restartAt` is pending: the Rollout's Pods created before it, the unready first.
     pub pods_to_restart: Vec<String>,
     /// While a `restartAt` is pending: the Rollout's Pods ready now, from the same fresh list.
@@ -887,6 +889,12 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let now_time = Time(now);
     let control = st.control.take().unwrap_or_default();
     let mut conds = st.conditions.take().unwrap_or_default();
+    // Which generation of the workloadRef's Deployment this look saw (as Argo Rollouts says it).
+    st.workload_observed_generation = spec
+        .workload_ref
+        .as_ref()
+        .and(observed.workload_generation)
+        .map(|g| g.to_string());
     let template = template_of(rollout, observed);
     let effective_selector = selector_of(rollout, observed.workload_selector.as_ref());
     let mut problems = validate::problems(spec, &effective_selector, template.as_ref());

@@ -51,7 +51,10 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
     let workload = match &rollout.spec.workload_ref {
         Some(w) if w.kind == "Deployment" => {
             let deploys: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
-            deploys.get_opt(&w.name).await?.and_then(|d| d.spec)
+            deploys
+                .get_opt(&w.name)
+                .await?
+                .and_then(|d| Some((d.metadata.generation, d.spec?)))
         }
         _ => None,
     };
@@ -64,7 +67,7 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         .map(|r| observe_run(&r))
         .collect();
     let (pods_to_restart, ready_pods) = if crate::plan::restart_pending(rollout) {
-        let selector = crate::plan::selector_of(rollout, workload.as_ref().map(|d| &d.selector));
+        let selector = crate::plan::selector_of(rollout, workload.as_ref().map(|(_, d)| &d.selector));
         let (old, ready) = pods_created_before(ctx, rollout, &selector, ns).await?;
         (old, Some(ready))
     } else {
@@ -85,9 +88,10 @@ pub async fn observe(ctx: &Context, rollout: &Rollout, ns: &str) -> Result<Obser
         ready_pods,
         replica_sets,
         analysis_runs,
-        workload_selector: workload.as_ref().map(|d| d.selector.clone()),
-        workload_replicas: workload.as_ref().map(|d| d.replicas.unwrap_or(1)),
-        workload_template: workload.map(|d| d.template),
+        workload_generation: workload.as_ref().and_then(|(g, _)| *g),
+        workload_selector: workload.as_ref().map(|(_, d)| d.selector.clone()),
+        workload_replicas: workload.as_ref().map(|(_, d)| d.replicas.unwrap_or(1)),
+        workload_template: workload.map(|(_, d)| d.template),
     })
 }
 

@@ -132,6 +132,41 @@ impl Scenario {
         );
     }
 
+    /// The same, for manifests the cluster should refuse: what `serin convert` or kubectl said.
+    pub fn try_apply(&self, argo_yaml: &str) -> Result<(), String> {
+        let (code, out, err) = super::serin_cmd("convert", &[], Some(argo_yaml));
+        if code != 0 {
+            return Err(err);
+        }
+        let applied = self.cluster.kubectl_stdin(&["apply", "-f", "-"], &out);
+        if applied.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&applied.stderr).into_owned())
+        }
+    }
+
+    /// A Deployment's `spec.replicas` (Argo's `ExpectDeploymentReplicasCount`), waited for.
+    pub async fn expect_deployment_replicas(&self, name: &str, want: i32) {
+        let mut last = String::new();
+        for _ in 0..50 {
+            last = self
+                .cluster
+                .kubectl_ok(&["get", "deployment", name, "-o", "jsonpath={.spec.replicas}"]);
+            if last.trim() == want.to_string() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("Deployment {name} has {last} replicas, expected {want}");
+    }
+
+    /// A merge patch of a Deployment (Argo's `UpdateResource` and `UpdateWorkloadRef`).
+    pub fn patch_deployment(&self, name: &str, patch: &Value) {
+        self.cluster
+            .kubectl_ok(&["patch", "deployment", name, "--type", "merge", "-p", &patch.to_string()]);
+    }
+
     pub async fn status(&self) -> RolloutStatus {
         super::rollout_status(&self.rollouts, &self.name).await
     }
