@@ -1045,3 +1045,127 @@ async fn scale_down_progressively_completed_canary() {
     .await;
     s.expect_deployment_replicas(deployment, 0).await;
 }
+
+/// functional_test.go TestRolloutPodVolumesItemsSpec: a configMap volume with `items` deploys.
+#[tokio::test]
+async fn rollout_pod_volumes_items_spec() {
+    let mut s = Scenario::start("rollout-items").await;
+    s.healthy(&data(
+        "inline/functional/TestRolloutPodVolumesItemsSpec/01-HealthyRollout.yaml",
+    ))
+    .await;
+}
+
+/// functional_test.go TestContainerResourceFormats: cpu written `0.001`, `'0.001'` and `1m` is
+/// the same request on the Pod.
+#[tokio::test]
+async fn container_resource_formats() {
+    let mut s = Scenario::start("rollout-containers").await;
+    let manifest = data("inline/functional/TestContainerResourceFormats/01-HealthyRollout.yaml");
+    s.name = common::argo::documents(&manifest)
+        .iter()
+        .find(|d| d["kind"] == "Rollout")
+        .and_then(|d| d["metadata"]["name"].as_str().map(str::to_string))
+        .expect("a Rollout");
+    s.healthy(&manifest).await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::default_namespaced(s.client.clone());
+    let pods = pods.list(&Default::default()).await.expect("the Pods").items;
+    let cpu = pods[0].spec.as_ref().and_then(|p| {
+        let requests = p.containers[0].resources.as_ref()?.requests.as_ref()?;
+        Some(requests.get("cpu")?.0.clone())
+    });
+    assert_eq!(cpu.as_deref(), Some("1m"));
+}
+
+/// functional_test.go TestRolloutPauseDurationGreaterThanProgressDeadlineSeconds: a 30 s pause
+/// with a 5 s progress deadline is no stall: Healthy without passing through Degraded.
+#[tokio::test]
+async fn rollout_pause_duration_greater_than_progress_deadline_seconds() {
+    let mut s = Scenario::start("rollout-canary").await;
+    s.healthy(&data(
+        "inline/functional/TestRolloutPauseDurationGreaterThanProgressDeadlineSeconds/01-HealthyRollout.yaml",
+    ))
+    .await;
+    s.update_spec().await;
+    s.watch_until_healthy().await;
+}
+
+/// functional_test.go TestCompleteRolloutRestart: a restart long after the progress deadline
+/// (with progressDeadlineAbort) is no stall either.
+#[tokio::test]
+async fn complete_rollout_restart() {
+    let mut s = Scenario::start("rollout-restart").await;
+    s.healthy(&data(
+        "inline/functional/TestCompleteRolloutRestart/01-HealthyRollout.yaml",
+    ))
+    .await;
+    s.watch_until_healthy().await;
+    tokio::time::sleep(std::time::Duration::from_secs(16)).await;
+    s.serin("restart", &[]);
+    s.watch_until_healthy().await;
+    common::eventually("every Pod restarted", common::argo::WAIT, || async {
+        s.status().await.restarted_at.is_some().then_some(())
+    })
+    .await;
+}
+
+/// analysis_test.go TestCanaryInlineAnalysisLongRunningJobWithDeadline: a step analysis whose
+/// Job passes its `activeDeadlineSeconds` fails, and the Rollout is Degraded.
+#[tokio::test]
+async fn canary_inline_analysis_long_running_job_with_deadline() {
+    let mut s = Scenario::start("rollout-inline-long-running-job-deadline").await;
+    s.apply(&data(
+        "fixtures/functional/analysistemplate-long-running-job-deadline.yaml",
+    ));
+    s.healthy(&data(
+        "fixtures/functional/rollout-inline-long-running-job-deadline.yaml",
+    ))
+    .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Degraded).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.wait_run_phase(RunKind::Step, "Failed").await;
+}
+
+/// analysis_test.go TestCanaryBackgroundAnalysisLongRunningJobWithDeadline: the same, in the
+/// background.
+#[tokio::test]
+async fn canary_background_analysis_long_running_job_with_deadline() {
+    let mut s = Scenario::start("rollout-background-long-running-job-deadline").await;
+    s.apply(&data(
+        "fixtures/functional/analysistemplate-long-running-job-deadline.yaml",
+    ));
+    s.healthy(&data(
+        "fixtures/functional/rollout-background-long-running-job-deadline.yaml",
+    ))
+    .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Degraded).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.wait_run_phase(RunKind::Background, "Failed").await;
+}
+
+/// analysis_test.go TestCanaryBackgroundAnalysisLongRunningJob: a background Job still running
+/// when the Rollout is promoted is stopped, and its run is Inconclusive: it never said.
+#[tokio::test]
+async fn canary_background_analysis_long_running_job() {
+    let mut s = Scenario::start("rollout-background-long-running-job").await;
+    s.apply(&data("fixtures/functional/analysistemplate-long-running-job.yaml"));
+    s.healthy(&data("fixtures/functional/rollout-background-long-running-job.yaml"))
+        .await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    assert_eq!(s.run_phase(RunKind::Background).await.as_deref(), Some("Running"));
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    s.wait_run_phase(RunKind::Background, "Inconclusive").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        s.status().await.phase,
+        Some(Phase::Healthy),
+        "a run stopped after the promotion changes nothing"
+    );
+}

@@ -327,6 +327,28 @@ pub fn run_phase(results: &[MetricResult], metrics: usize) -> AnalysisPhase {
     }
 }
 
+/// The phase of a run stopped before it ended (the rollout moved on): what it found so far. A
+/// failure stands; a deciding metric that never completed a measurement said nothing, so the
+/// run is Inconclusive rather than a pass nobody saw; otherwise Successful.
+pub fn stopped_phase(results: &[MetricResult], metrics: usize) -> AnalysisPhase {
+    let deciding = || results.iter().filter(|r| r.dry_run != Some(true));
+    if deciding().any(|r| r.phase == AnalysisPhase::Failed) {
+        return AnalysisPhase::Failed;
+    }
+    if deciding().any(|r| r.phase == AnalysisPhase::Error) {
+        return AnalysisPhase::Error;
+    }
+    let deciding_metrics = metrics.saturating_sub(results.iter().filter(|r| r.dry_run == Some(true)).count());
+    let said = deciding()
+        .filter(|r| r.phase == AnalysisPhase::Successful || r.successful > 0)
+        .count();
+    if said < deciding_metrics {
+        AnalysisPhase::Inconclusive
+    } else {
+        AnalysisPhase::Successful
+    }
+}
+
 /// The dry-run metrics counted by how they ended.
 pub fn dry_run_summary(results: &[MetricResult]) -> Option<RunSummary> {
     let dry: Vec<&MetricResult> = results.iter().filter(|r| r.dry_run == Some(true)).collect();
@@ -851,5 +873,44 @@ mod tests {
                 "looked at every second, at {at}s"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod stopped_tests {
+    use super::*;
+
+    fn result(name: &str, phase: AnalysisPhase, successful: i32) -> MetricResult {
+        MetricResult {
+            name: name.into(),
+            phase,
+            successful,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_run_stopped_says_only_what_it_found() {
+        use AnalysisPhase::*;
+        // A Job stopped before it finished (its measurement Inconclusive): nothing said.
+        assert_eq!(stopped_phase(&[result("job", Inconclusive, 0)], 1), Inconclusive);
+        // A metric never measured at all: nothing said either.
+        assert_eq!(stopped_phase(&[result("a", Running, 3)], 2), Inconclusive);
+        // Every metric passed at least once and none failed: Successful.
+        assert_eq!(
+            stopped_phase(&[result("a", Running, 3), result("b", Running, 1)], 2),
+            Successful
+        );
+        // A failure stands, whatever else was stopped.
+        assert_eq!(
+            stopped_phase(&[result("a", Failed, 0), result("b", Inconclusive, 0)], 2),
+            Failed
+        );
+        // A dry-run metric never decides.
+        let dry = MetricResult {
+            dry_run: Some(true),
+            ..result("d", Inconclusive, 0)
+        };
+        assert_eq!(stopped_phase(&[result("a", Running, 1), dry], 2), Successful);
     }
 }

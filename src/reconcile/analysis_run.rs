@@ -124,8 +124,15 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
     let mut decisions = Vec::new();
     if run.spec.terminate == Some(true) {
         stop_jobs(&ctx, &ns, &mut status).await;
-        status.phase = Some(AnalysisPhase::Successful);
-        status.message = Some("stopped: the rollout moved on".into());
+        let phase = verdict::stopped_phase(&status.metric_results, run.spec.metrics.len());
+        status.phase = Some(phase);
+        status.message = Some(match phase {
+            AnalysisPhase::Inconclusive => "stopped: the rollout moved on before every metric had measured".to_string(),
+            _ => format!(
+                "stopped: the rollout moved on; {}",
+                summary(&status.metric_results, phase)
+            ),
+        });
     } else {
         if status.started_at.is_none() {
             status.started_at = Some(Time(now));

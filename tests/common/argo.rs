@@ -308,6 +308,21 @@ impl Scenario {
             .unwrap_or(0)
     }
 
+    /// Watches the phase until Healthy, failing at the first Degraded (Argo's `WatchRolloutStatus`,
+    /// which the `kubectl argo rollouts status` watcher ends on either).
+    pub async fn watch_until_healthy(&self) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let st = self.status().await;
+            match st.phase {
+                Some(Phase::Healthy) => return,
+                Some(Phase::Degraded) => panic!("Degraded on the way to Healthy: {st:#?}"),
+                _ if std::time::Instant::now() > deadline => panic!("not Healthy in {WAIT:?}: {st:#?}"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// Waits until each `(revision, Pods)` holds (Argo's `ExpectRevisionPodCount`s in a row).
     pub async fn expect_pods(&self, want: &[(usize, usize)]) {
         let mut last = Vec::new();
