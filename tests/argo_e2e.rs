@@ -1169,3 +1169,38 @@ async fn canary_background_analysis_long_running_job() {
         "a run stopped after the promotion changes nothing"
     );
 }
+
+/// analysis_test.go TestCanaryInlineAnalysisInvalidImageJob: a step analysis whose Job's image
+/// cannot be pulled is Inconclusive, and the Rollout pauses.
+#[tokio::test]
+async fn canary_inline_analysis_invalid_image_job() {
+    let mut s = Scenario::start("rollout-inline-invalid-image-job").await;
+    s.apply(&data("fixtures/functional/analysistemplate-invalid-image-job.yaml"));
+    s.healthy(&data("fixtures/functional/rollout-inline-invalid-image-job.yaml"))
+        .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    assert_eq!(s.run_phase(RunKind::Step).await.as_deref(), Some("Inconclusive"));
+}
+
+/// analysis_test.go TestCanaryBackgroundAnalysisInvalidImageJob: the same in the background,
+/// while the step analysis (a long Job) still runs.
+#[tokio::test]
+async fn canary_background_analysis_invalid_image_job() {
+    let mut s = Scenario::start("rollout-background-invalid-job").await;
+    for t in ["invalid-image-job", "long-running-job"] {
+        s.apply(&data(&format!("fixtures/functional/analysistemplate-{t}.yaml")));
+    }
+    s.healthy(&data("fixtures/functional/rollout-background-invalid-job.yaml"))
+        .await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    common::eventually("2 runs", common::argo::WAIT, || async {
+        (s.analysis_runs().await == 2).then_some(())
+    })
+    .await;
+    s.wait_run_phase(RunKind::Step, "Running").await;
+    assert_eq!(s.run_phase(RunKind::Background).await.as_deref(), Some("Inconclusive"));
+}

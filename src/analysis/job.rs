@@ -5,8 +5,9 @@
 use super::provider::{Measured, MetricProvider, ProviderError};
 use crate::crd::analysis::{AnalysisPhase, JobProvider};
 use k8s_openapi::api::batch::v1::Job as KubeJob;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 
@@ -168,12 +169,73 @@ pub fn judge_job(name: &str, job: &KubeJob) -> Measured {
     )
 }
 
+/// Why a container of a Job's Pods cannot start, and will not without someone's change: its
+/// image cannot be pulled or its configuration is wrong.
+const CANNOT_START: [&str; 5] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// A Job whose Pod cannot start measures nothing: Inconclusive, saying why (as Argo Rollouts
+/// 1.10 does), rather than in progress until the run's deadline, if it has one.
+pub fn judge_pods(name: &str, pods: &[Pod]) -> Option<Measured> {
+    pods.iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?;
+        let all = statuses
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(statuses.container_statuses.iter().flatten());
+        all.into_iter().find_map(|c| {
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref()?;
+            CANNOT_START.contains(&reason).then(|| Measured::Verdict {
+                phase: AnalysisPhase::Inconclusive,
+                message: format!(
+                    "job {name} cannot start: container {} is waiting, {reason}: {}",
+                    c.name,
+                    waiting.message.clone().unwrap_or_default()
+                ),
+            })
+        })
+    })
+}
+
+impl Job {
+    /// The Job's Pods, for why it does not start; an error reads as no Pods (looked at again).
+    async fn pods(&self, name: &str) -> Vec<Pod> {
+        let pods: Api<Pod> = Api::namespaced(self.api.clone().into_client(), &self.owner.namespace);
+        let params = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}"));
+        pods.list(&params).await.map(|l| l.items).unwrap_or_default()
+    }
+
+    /// A running Job's verdict: its own, or that its Pod cannot start (the Job then goes).
+    async fn judge_running(&self, name: &str, job: &KubeJob) -> Measured {
+        let judged = judge_job(name, job);
+        if !matches!(judged, Measured::InProgress { .. }) {
+            return judged;
+        }
+        match judge_pods(name, &self.pods(name).await) {
+            Some(stuck) => {
+                if let Err(e) = stop(&self.api.clone().into_client(), &self.owner.namespace, name).await {
+                    tracing::warn!(error = %e, job = %name, "could not delete an analysis Job that cannot start");
+                }
+                stuck
+            }
+            None => judged,
+        }
+    }
+}
+
 impl MetricProvider for Job {
     async fn measure(&self) -> Result<Measured, ProviderError> {
         let kube_error = |e: kube::Error| ProviderError::Query(format!("job: {e}"));
         if let Some(name) = &self.running {
             return match self.api.get_opt(name).await {
-                Ok(Some(job)) => Ok(judge_job(name, &job)),
+                Ok(Some(job)) => Ok(self.judge_running(name, &job).await),
                 Ok(None) => Err(ProviderError::Answer(format!("job {name} is gone"))),
                 // The Job goes on whatever the API said just now: looked at again, not abandoned.
                 Err(e) => Ok(Job::in_progress(
@@ -236,6 +298,29 @@ mod tests {
         assert!(long.len() <= 63, "{long}");
         assert!(long.ends_with("-12"));
         assert_ne!(long, job_name(&"r".repeat(61), "integration-tests", 12));
+    }
+
+    #[test]
+    fn a_pod_that_cannot_pull_its_image_is_inconclusive() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"containerStatuses": [{"name": "check", "image": "nope:latest", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]}
+        }))
+        .unwrap();
+        match judge_pods("j", &[pod]) {
+            Some(Measured::Verdict { phase, message }) => {
+                assert_eq!(phase, AnalysisPhase::Inconclusive);
+                assert!(message.contains("ImagePullBackOff"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let starting: Pod = serde_json::from_value(serde_json::json!({
+            "status": {"containerStatuses": [{"name": "check", "image": "ok", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+        }))
+        .unwrap();
+        assert!(judge_pods("j", &[starting]).is_none(), "still starting");
     }
 
     #[test]
