@@ -1204,3 +1204,31 @@ async fn canary_background_analysis_invalid_image_job() {
     s.wait_run_phase(RunKind::Step, "Running").await;
     assert_eq!(s.run_phase(RunKind::Background).await.as_deref(), Some("Inconclusive"));
 }
+
+/// analysis_test.go TestCanaryBackgroundAnalysis: a background web analysis of the API server's
+/// `/version`, running while paused and Successful once the promotion stops it. Argo's template
+/// names the in-cluster address; the controller here runs beside the cluster, so the argument is
+/// given the same API server's address from outside.
+#[tokio::test]
+async fn canary_background_analysis() {
+    let mut s = Scenario::start("rollout-background-analysis").await;
+    let kubeconfig = std::fs::read_to_string(&s.cluster.kubeconfig).expect("the kubeconfig");
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server")
+        .to_string();
+    let template = data("fixtures/functional/analysistemplate-web-background.yaml")
+        .replace("https://kubernetes.default.svc/version", &format!("{server}/version"));
+    s.apply(&template);
+    s.healthy(&data("fixtures/functional/rollout-background-analysis.yaml"))
+        .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.wait_run_phase(RunKind::Background, "Running").await;
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    s.wait_run_phase(RunKind::Background, "Successful").await;
+}
