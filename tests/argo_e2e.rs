@@ -1232,3 +1232,99 @@ async fn canary_background_analysis() {
     s.wait_phase(Phase::Healthy).await;
     s.wait_run_phase(RunKind::Background, "Successful").await;
 }
+
+/// analysis_test.go TestAnalysisWithSecret: a web analysis whose URL comes from a Secret,
+/// measured twice, passes; the promotion then makes revision 2 stable. (The gist it reads is
+/// served locally: `common::argo::web_stub`.)
+#[tokio::test]
+async fn analysis_with_secret() {
+    secret_analysis("fixtures/functional/rollout-secret.yaml", 2).await;
+}
+
+/// analysis_test.go TestAnalysisWithArgs: the same with the count, interval and condition given
+/// as the step's args: three measurements.
+#[tokio::test]
+async fn analysis_with_args() {
+    secret_analysis("fixtures/functional/rollout-secret-withArgs.yaml", 3).await;
+}
+
+async fn secret_analysis(fixture: &str, measurements: i32) {
+    let url = common::argo::web_stub().await;
+    let mut s = Scenario::start("rollout-secret").await;
+    s.healthy(&common::argo::with_secret_url(&data(fixture), &url)).await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.wait_run_phase(RunKind::Step, "Successful").await;
+    let runs: kube::Api<serin::crd::analysis::AnalysisRun> = kube::Api::default_namespaced(s.client.clone());
+    let run = &runs.list(&Default::default()).await.expect("the runs").items[0];
+    let count = run.status.as_ref().map(|st| st.metric_results[0].count);
+    assert_eq!(count, Some(measurements));
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    assert_eq!(s.status().await.stable_pod_hash.as_deref(), Some(s.revision(2)));
+}
+
+/// analysis_test.go TestBackgroundAnalysisWithArgs: a background web analysis with args, from
+/// step 1, running while paused and Successful once promoted.
+#[tokio::test]
+async fn background_analysis_with_args() {
+    let url = common::argo::web_stub().await;
+    let mut s = Scenario::start("rollout-bg-analysis").await;
+    let manifest = data("fixtures/functional/rollout-bg-analysis-withArgs.yaml");
+    s.healthy(&common::argo::with_secret_url(&manifest, &url)).await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(s.analysis_runs().await, 1);
+    assert_eq!(s.run_phase(RunKind::Background).await.as_deref(), Some("Running"));
+    s.serin("promote", &[]);
+    s.wait_phase(Phase::Healthy).await;
+    s.wait_run_phase(RunKind::Background, "Successful").await;
+}
+
+/// analysis_test.go TestMultipleAnalysis: two templates in one step make one run, the step's
+/// args overriding the templates' defaults. (GitHub's API is served locally.)
+#[tokio::test]
+async fn multiple_analysis() {
+    let url = common::argo::web_stub().await;
+    let host = url.trim_start_matches("http://");
+    let dir = "inline/analysis/TestMultipleAnalysis";
+    let mut s = Scenario::start("multi-analysis").await;
+    for f in ["01-RolloutObjects.yaml", "02-RolloutObjects.yaml"] {
+        s.apply(&data(&format!("{dir}/{f}")).replace("https://{{args.host}}", "http://{{args.host}}"));
+    }
+    s.healthy(&data(&format!("{dir}/03-RolloutObjects.yaml")).replace("api.github.com", host))
+        .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Healthy).await;
+    assert_eq!(s.analysis_runs().await, 1);
+}
+
+/// analysis_test.go TestCanaryInconclusiveBackgroundAnalysis: measurements that neither pass nor
+/// fail, past inconclusiveLimit, pause the Rollout saying so. (dns.google is served locally.)
+#[tokio::test]
+async fn canary_inconclusive_background_analysis() {
+    let url = common::argo::web_stub().await;
+    let mut s = Scenario::start("rollout-background-analysis-inconclusive").await;
+    s.apply(
+        &data("fixtures/functional/analysistemplate-web-background-inconclusive.yaml")
+            .replace("https://dns.google", &url),
+    );
+    s.healthy(&data(
+        "fixtures/functional/rollout-background-analysis-inconclusive.yaml",
+    ))
+    .await;
+    assert_eq!(s.analysis_runs().await, 0);
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    s.wait_run_phase(RunKind::Background, "Running").await;
+    assert_eq!(s.analysis_runs().await, 1);
+    s.wait_run_phase(RunKind::Background, "Inconclusive").await;
+    s.wait_until("paused, saying the analysis is inconclusive", |st| {
+        st.phase == Some(Phase::Paused) && st.message.as_deref().is_some_and(|m| m.contains("inconclusive"))
+    })
+    .await;
+}

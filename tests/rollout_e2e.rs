@@ -824,7 +824,7 @@ async fn invalid_rollouts_are_refused_or_reported() {
         assert!(err.contains(expect), "expected {expect:?} in: {err}");
     }
     // A metric without a provider is refused; one without a condition is accepted, as Argo
-    // Rollouts accepts it, and never passes (each value is inconclusive: a person decides).
+    // Rollouts accepts it (each answer passes).
     let no_provider = "apiVersion: serin.dev/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\nspec:\n  metrics:\n  - name: m\n    successCondition: result < 1\n    provider: {}\n";
     let out = e.sim.kubectl_stdin(&["apply", "--server-side", "-f", "-"], no_provider);
     assert!(!out.status.success());

@@ -193,13 +193,14 @@ impl Why {
             Why::SuccessFalse => format!("successCondition {success:?} is false"),
             Why::WithinRange => "within thresholdRange".into(),
             Why::FailureFalse => format!("failureCondition {failure:?} is false"),
-            Why::NoCondition => "the metric has no condition to judge by: a person decides".into(),
+            Why::NoCondition => "no condition to judge by: an answer passes".into(),
         }
     }
 }
 
 /// The verdict on one measurement with data, and what decided it. As in Argo Rollouts: with both
-/// conditions, a value that meets neither is inconclusive; with none, every value is.
+/// conditions, a value that meets neither is inconclusive; with none, an answer passes (a web
+/// check that only needs the endpoint to answer).
 pub fn verdict(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, Why), ConditionError> {
     if result.is_no_data() {
         // The caller records no data as such; should it get here, it decides nothing.
@@ -236,7 +237,7 @@ pub fn verdict(metric: &Metric, result: &QueryResult) -> Result<(AnalysisPhase, 
     if metric.failure_condition.is_some() {
         return Ok((AnalysisPhase::Successful, Why::FailureFalse));
     }
-    Ok((AnalysisPhase::Inconclusive, Why::NoCondition))
+    Ok((AnalysisPhase::Successful, Why::NoCondition))
 }
 
 impl ConditionError {
@@ -365,13 +366,10 @@ mod tests {
     }
 
     #[test]
-    fn without_a_condition_every_value_is_inconclusive() {
+    fn without_a_condition_every_answer_passes_as_in_argo() {
         let m = metric(None, None);
         for v in [0.0, 1.0, f64::INFINITY] {
-            assert_eq!(
-                judge(&m, &QueryResult::Scalar(v)).unwrap().0,
-                AnalysisPhase::Inconclusive
-            );
+            assert_eq!(judge(&m, &QueryResult::Scalar(v)).unwrap().0, AnalysisPhase::Successful);
         }
     }
 

@@ -327,22 +327,20 @@ pub fn run_phase(results: &[MetricResult], metrics: usize) -> AnalysisPhase {
     }
 }
 
-/// The phase of a run stopped before it ended (the rollout moved on): what it found so far. A
-/// failure stands; a deciding metric that never completed a measurement said nothing, so the
-/// run is Inconclusive rather than a pass nobody saw; otherwise Successful.
-pub fn stopped_phase(results: &[MetricResult], metrics: usize) -> AnalysisPhase {
+/// The phase of a run stopped before it ended (the rollout moved on), as Argo Rollouts gives it:
+/// a failure or error stands; a measurement cut short (a Job still running, now Inconclusive)
+/// or an inconclusive metric makes it Inconclusive; otherwise Successful, measured or not.
+pub fn stopped_phase(results: &[MetricResult]) -> AnalysisPhase {
     let deciding = || results.iter().filter(|r| r.dry_run != Some(true));
-    if deciding().any(|r| r.phase == AnalysisPhase::Failed) {
-        return AnalysisPhase::Failed;
-    }
-    if deciding().any(|r| r.phase == AnalysisPhase::Error) {
-        return AnalysisPhase::Error;
-    }
-    let deciding_metrics = metrics.saturating_sub(results.iter().filter(|r| r.dry_run == Some(true)).count());
-    let said = deciding()
-        .filter(|r| r.phase == AnalysisPhase::Successful || r.successful > 0)
-        .count();
-    if said < deciding_metrics {
+    let has = |p: AnalysisPhase| {
+        deciding()
+            .any(|r| r.phase == p || (!r.phase.is_finished() && r.measurements.last().is_some_and(|m| m.phase == p)))
+    };
+    if has(AnalysisPhase::Failed) {
+        AnalysisPhase::Failed
+    } else if has(AnalysisPhase::Error) {
+        AnalysisPhase::Error
+    } else if has(AnalysisPhase::Inconclusive) {
         AnalysisPhase::Inconclusive
     } else {
         AnalysisPhase::Successful
@@ -892,25 +890,30 @@ mod stopped_tests {
     #[test]
     fn a_run_stopped_says_only_what_it_found() {
         use AnalysisPhase::*;
-        // A Job stopped before it finished (its measurement Inconclusive): nothing said.
-        assert_eq!(stopped_phase(&[result("job", Inconclusive, 0)], 1), Inconclusive);
-        // A metric never measured at all: nothing said either.
-        assert_eq!(stopped_phase(&[result("a", Running, 3)], 2), Inconclusive);
-        // Every metric passed at least once and none failed: Successful.
+        let cut_short = MetricResult {
+            measurements: vec![
+                serde_json::from_value(
+                    serde_json::json!({"startedAt": "2026-01-01T00:00:00Z", "phase": "Inconclusive"}),
+                )
+                .unwrap(),
+            ],
+            ..result("job", Running, 0)
+        };
+        // A Job stopped before it finished: its measurement Inconclusive, and so the run.
+        assert_eq!(stopped_phase(std::slice::from_ref(&cut_short)), Inconclusive);
+        // Nothing measured yet, or passes so far: Successful, as Argo Rollouts says.
+        assert_eq!(stopped_phase(&[]), Successful);
         assert_eq!(
-            stopped_phase(&[result("a", Running, 3), result("b", Running, 1)], 2),
+            stopped_phase(&[result("a", Running, 3), result("b", Running, 0)]),
             Successful
         );
         // A failure stands, whatever else was stopped.
-        assert_eq!(
-            stopped_phase(&[result("a", Failed, 0), result("b", Inconclusive, 0)], 2),
-            Failed
-        );
+        assert_eq!(stopped_phase(&[result("a", Failed, 0), cut_short.clone()]), Failed);
         // A dry-run metric never decides.
         let dry = MetricResult {
             dry_run: Some(true),
-            ..result("d", Inconclusive, 0)
+            ..cut_short
         };
-        assert_eq!(stopped_phase(&[result("a", Running, 1), dry], 2), Successful);
+        assert_eq!(stopped_phase(&[result("a", Running, 1), dry]), Successful);
     }
 }

@@ -190,8 +190,8 @@ pub enum OnError {
     Abort,
 }
 
-/// A metric without a condition (and not a Job) measures and shows values that are inconclusive
-/// every time, as in Argo Rollouts: a person decides.
+/// A metric without a condition passes with every answer, as in Argo Rollouts (a web check that
+/// only needs the endpoint to answer); an error is still an error.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metric {

@@ -124,10 +124,12 @@ async fn reconcile_run(run: Arc<AnalysisRun>, ctx: Arc<RunContext>) -> Result<Ac
     let mut decisions = Vec::new();
     if run.spec.terminate == Some(true) {
         stop_jobs(&ctx, &ns, &mut status).await;
-        let phase = verdict::stopped_phase(&status.metric_results, run.spec.metrics.len());
+        let phase = verdict::stopped_phase(&status.metric_results);
         status.phase = Some(phase);
         status.message = Some(match phase {
-            AnalysisPhase::Inconclusive => "stopped: the rollout moved on before every metric had measured".to_string(),
+            AnalysisPhase::Inconclusive => {
+                "stopped: the rollout moved on while a measurement was under way".to_string()
+            }
             _ => format!(
                 "stopped: the rollout moved on; {}",
                 summary(&status.metric_results, phase)

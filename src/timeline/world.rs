@@ -343,18 +343,11 @@ fn outcome(metric: &Metric, result: &MetricResult, measuring: Measuring, fails: 
             };
         }
     }
-    let p = &metric.provider;
-    let judged = metric.success_condition.is_some()
-        || metric.failure_condition.is_some()
-        || metric.threshold_range.is_some()
-        || p.job.is_some()
-        || p.compare.is_some()
-        || p.slo_burn_rate.is_some();
-    // A metric with nothing to judge by is inconclusive every time: a person decides.
-    let phase = match (judged, fails) {
-        (_, true) => AnalysisPhase::Failed,
-        (true, false) => AnalysisPhase::Successful,
-        (false, false) => AnalysisPhase::Inconclusive,
+    // A metric with nothing to judge by passes with every answer, as in Argo Rollouts.
+    let phase = if fails {
+        AnalysisPhase::Failed
+    } else {
+        AnalysisPhase::Successful
     };
     Outcome::Judged {
         value: None,

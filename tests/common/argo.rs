@@ -520,3 +520,33 @@ pub enum RunKind {
     Step,
     Background,
 }
+
+/// What the public URLs of Argo's web-analysis tests answer (a gist's `{"message": "It worked!"}`,
+/// GitHub's repository, dns.google's `Status`), served on a free loopback port for any path:
+/// the tests must not depend on the Internet. Its `http://127.0.0.1:PORT` address.
+pub async fn web_stub() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let answer = || async {
+        (
+            [("content-type", "application/json")],
+            r#"{"message": "It worked!", "full_name": "argoproj/argo-rollouts", "Status": 0}"#,
+        )
+    };
+    let app = axum::Router::new().fallback(answer);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// `manifest` with the Secret's `secretUrl` pointing at `url` instead of Argo's gist, and the
+/// Secret opened to analysis by its owner's label, as Serin asks (docs/migration.md).
+pub fn with_secret_url(manifest: &str, url: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{url}/example.json"));
+    let mut docs = documents(manifest);
+    for d in docs.iter_mut().filter(|d| d["kind"] == "Secret") {
+        d["data"]["secretUrl"] = json!(encoded);
+        d["metadata"]["labels"]["serin.dev/analysis-access"] = json!("true");
+    }
+    stream(&docs)
+}
