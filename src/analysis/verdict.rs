@@ -306,17 +306,19 @@ pub fn metric_phase(result: &MetricResult, metric: &Metric, background: bool) ->
     }
 }
 
+/// The worst of failed, error and inconclusive that `has` finds, in that order.
+fn worst(has: impl Fn(AnalysisPhase) -> bool) -> Option<AnalysisPhase> {
+    [AnalysisPhase::Failed, AnalysisPhase::Error, AnalysisPhase::Inconclusive]
+        .into_iter()
+        .find(|p| has(*p))
+}
+
 /// The run's verdict from the metrics that decide: any failure fails it; then errors, then
 /// inconclusive; successful when all (dry-run ones too) have ended and none of the others failed.
 pub fn run_phase(results: &[MetricResult], metrics: usize) -> AnalysisPhase {
     let deciding = || results.iter().filter(|r| r.dry_run != Some(true));
-    let has = |p: AnalysisPhase| deciding().any(|r| r.phase == p);
-    if has(AnalysisPhase::Failed) {
-        AnalysisPhase::Failed
-    } else if has(AnalysisPhase::Error) {
-        AnalysisPhase::Error
-    } else if has(AnalysisPhase::Inconclusive) {
-        AnalysisPhase::Inconclusive
+    if let Some(p) = worst(|p| deciding().any(|r| r.phase == p)) {
+        p
     } else if results.len() == metrics
         && results.iter().all(|r| r.phase.is_finished())
         && deciding().all(|r| r.phase == AnalysisPhase::Successful)
@@ -332,19 +334,11 @@ pub fn run_phase(results: &[MetricResult], metrics: usize) -> AnalysisPhase {
 /// or an inconclusive metric makes it Inconclusive; otherwise Successful, measured or not.
 pub fn stopped_phase(results: &[MetricResult]) -> AnalysisPhase {
     let deciding = || results.iter().filter(|r| r.dry_run != Some(true));
-    let has = |p: AnalysisPhase| {
+    worst(|p| {
         deciding()
             .any(|r| r.phase == p || (!r.phase.is_finished() && r.measurements.last().is_some_and(|m| m.phase == p)))
-    };
-    if has(AnalysisPhase::Failed) {
-        AnalysisPhase::Failed
-    } else if has(AnalysisPhase::Error) {
-        AnalysisPhase::Error
-    } else if has(AnalysisPhase::Inconclusive) {
-        AnalysisPhase::Inconclusive
-    } else {
-        AnalysisPhase::Successful
-    }
+    })
+    .unwrap_or(AnalysisPhase::Successful)
 }
 
 /// The dry-run metrics counted by how they ended.
