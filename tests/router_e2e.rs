@@ -327,7 +327,8 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
         rollouts,
     } = routed(&[], INGRESS, "nginx: {stableIngress: web}").await;
     assert!(
-        !sim.kubectl_ok(&["get", "ingress", "-o", "name"]).contains("web-canary"),
+        !sim.kubectl_ok(&["get", "ingress", "-o", "name"])
+            .contains("web-web-canary"),
         "no canary Ingress without a canary"
     );
 
@@ -335,14 +336,14 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
     let weight = jsonpath(
         &sim,
         "ingress",
-        "web-canary",
+        "web-web-canary",
         "{.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
     );
     assert_eq!(weight, "5");
     let backend = jsonpath(
         &sim,
         "ingress",
-        "web-canary",
+        "web-web-canary",
         "{.spec.rules[0].http.paths[0].backend.service.name}",
     );
     assert_eq!(backend, "web-canary");
@@ -363,7 +364,10 @@ async fn nginx_gets_a_canary_ingress_with_the_weight_and_loses_it_at_the_end() {
     })
     .await;
     eventually("canary Ingress gone", WAIT, || async {
-        (!sim.kubectl_ok(&["get", "ingress", "-o", "name"]).contains("web-canary")).then_some(())
+        (!sim
+            .kubectl_ok(&["get", "ingress", "-o", "name"])
+            .contains("web-web-canary"))
+        .then_some(())
     })
     .await;
 }
@@ -383,7 +387,7 @@ async fn the_shipped_nginx_example_runs() {
         let w = sim.kubectl(&[
             "get",
             "ingress",
-            "web-canary",
+            "web-web-canary",
             "-o",
             "jsonpath={.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
         ]);

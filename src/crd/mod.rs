@@ -26,6 +26,12 @@ pub fn exactly_one_of(fields: &[&str], message: &str) -> kube::core::Rule {
     kube::core::Rule::new(format!("{} == 1", terms.join(" + "))).message(message)
 }
 
+/// A CEL rule: at least one of `fields` is set.
+pub fn at_least_one_of(fields: &[&str], message: &str) -> kube::core::Rule {
+    let terms: Vec<String> = fields.iter().map(|f| format!("has(self.{f})")).collect();
+    kube::core::Rule::new(terms.join(" || ")).message(message)
+}
+
 /// The file name a CRD is kept under in `crds/`.
 pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))

@@ -173,14 +173,33 @@ pub struct RolloutStrategy {
 }
 
 impl RolloutStrategy {
-    /// The Services Serin points at versions: a canary's stable and canary Services, or a
-    /// blue-green Rollout's active and preview ones.
-    pub fn service_names(&self) -> (Option<&String>, Option<&String>) {
+    /// The Services Serin points at versions: a canary's stable and canary Services (with
+    /// ping-pong, the one on the stable version `stable_side` and the other), or a blue-green
+    /// Rollout's active and preview ones.
+    pub fn service_names(&self, stable_side: Option<PingPongSide>) -> (Option<&String>, Option<&String>) {
         match (&self.canary, &self.blue_green) {
             (_, Some(bg)) => (Some(&bg.active_service), bg.preview_service.as_ref()),
-            (Some(c), None) => (c.stable_service.as_ref(), c.canary_service.as_ref()),
+            (Some(c), None) => match (&c.ping_pong, &c.stable_service, &c.canary_service) {
+                (Some(pp), None, None) => match stable_side.unwrap_or_default() {
+                    PingPongSide::Ping => (Some(&pp.ping_service), Some(&pp.pong_service)),
+                    PingPongSide::Pong => (Some(&pp.pong_service), Some(&pp.ping_service)),
+                },
+                _ => (c.stable_service.as_ref(), c.canary_service.as_ref()),
+            },
             (None, None) => (None, None),
         }
+    }
+
+    /// Every Service Serin may point at a version, whichever turn it is.
+    pub fn all_service_names(&self) -> Vec<&String> {
+        let (a, b) = self.service_names(None);
+        let mut all: Vec<&String> = a.into_iter().chain(b).collect();
+        if let Some(pp) = self.canary.as_ref().and_then(|c| c.ping_pong.as_ref()) {
+            all.extend([&pp.ping_service, &pp.pong_service]);
+        }
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Every AnalysisTemplate the strategy names directly: its background analysis, its steps'
@@ -256,7 +275,7 @@ pub struct BlueGreenStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub scale_down_delay_revision_limit: Option<i32>,
-    /// Seconds an aborted new version keeps its Pods; defaults to 30.
+    /// Seconds an aborted new version keeps its Pods; defaults to 30; 0 keeps them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub abort_scale_down_delay_seconds: Option<i32>,
@@ -308,7 +327,7 @@ pub struct CanaryStrategy {
     /// Pods that may be unavailable while versions change (count or percent); defaults to 25%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
-    /// Seconds an aborted canary keeps its Pods after traffic left it; defaults to 30.
+    /// Seconds an aborted canary keeps its Pods after traffic left it; defaults to 30; 0 keeps them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub abort_scale_down_delay_seconds: Option<i32>,
@@ -329,9 +348,38 @@ pub struct CanaryStrategy {
     /// With a traffic router, shrink the stable as the canary grows instead of keeping it full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_stable_scale: Option<bool>,
+    /// Two Services that take turns as stable and canary, instead of `stableService` and
+    /// `canaryService`: a promotion moves the traffic, never a selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_pong: Option<PingPong>,
     /// Webhook gates, called with Flagger's payload so that its load tester and approval tools work.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<super::hooks::Webhook>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PingPong {
+    pub ping_service: String,
+    pub pong_service: String,
+}
+
+/// Which of the ping-pong Services is on the stable version.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PingPongSide {
+    #[default]
+    Ping,
+    Pong,
+}
+
+impl PingPongSide {
+    pub fn other(self) -> PingPongSide {
+        match self {
+            PingPongSide::Ping => PingPongSide::Pong,
+            PingPongSide::Pong => PingPongSide::Ping,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
@@ -474,7 +522,7 @@ pub struct RolloutAnalysis {
 pub use super::analysis::{AnalysisTemplateRef, ArgValueFrom, Argument as AnalysisArg, FieldRef};
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[x_kube(validation = crate::crd::exactly_one_of(&["gatewayAPI", "nginx", "istio", "smi", "plugins"], "trafficRouting names exactly one of gatewayAPI, nginx, istio, smi, plugins"))]
+#[x_kube(validation = crate::crd::at_least_one_of(&["gatewayAPI", "nginx", "istio", "smi", "plugins"], "trafficRouting names at least one of gatewayAPI, nginx, istio, smi, plugins"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficRouting {
     #[serde(default, rename = "gatewayAPI", skip_serializing_if = "Option::is_none")]
@@ -499,6 +547,15 @@ pub struct TrafficRouting {
 pub const GATEWAY_API_PLUGIN: &str = "argoproj-labs/gatewayAPI";
 
 impl TrafficRouting {
+    /// Whether the only router weighs Istio DestinationRule subsets, which select versions by
+    /// their labels: then no stable and canary Services are needed.
+    pub fn by_subsets_only(&self) -> bool {
+        self.istio.as_ref().is_some_and(|i| i.destination_rule.is_some())
+            && self.gateway_api().is_none()
+            && self.nginx.is_none()
+            && self.smi.is_none()
+    }
+
     /// The Gateway API router: written natively, or in Argo's plugin block.
     pub fn gateway_api(&self) -> Option<GatewayApiRouting> {
         self.gateway_api.clone().or_else(|| {
@@ -553,7 +610,7 @@ pub struct GatewayApiRouting {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NginxRouting {
-    /// The user's Ingress for the stable Service; Serin makes `<name>-canary` beside it.
+    /// The user's Ingress for the stable Service; Serin makes `<rollout>-<name>-canary` beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_ingress: Option<String>,
     /// Several Ingresses for the stable Service, each with its canary twin.
@@ -613,8 +670,34 @@ pub struct IstioDestinationRule {
 #[serde(rename_all = "camelCase")]
 pub struct IstioVirtualService {
     pub name: String,
+    /// The `http` routes to weigh, by name; absent means those that send to the stable host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routes: Option<Vec<String>>,
+    /// The `tls` routes to weigh, each by its port and SNI hosts; absent means those that send
+    /// to the stable host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_routes: Vec<IstioTlsRoute>,
+    /// The `tcp` routes to weigh, each by its port; absent means those that send to the stable host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_routes: Vec<IstioTcpRoute>,
+}
+
+/// A `tls` route of a VirtualService: the one whose matches name exactly this port and these SNI hosts.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioTlsRoute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sni_hosts: Vec<String>,
+}
+
+/// A `tcp` route of a VirtualService: the one whose matches name this port.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IstioTcpRoute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -781,6 +864,12 @@ pub struct RolloutStatus {
     /// Blue-green: which version each Service selects, and when the active one switched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenStatus>,
+    /// DestinationRules whose subsets select versions by Serin's hash label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labelled_destination_rules: Vec<String>,
+    /// With ping-pong, which Service is on the stable version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_ping_pong: Option<PingPongSide>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -142,6 +142,9 @@ pub struct Plan {
     /// Services Serin pointed that the Rollout no longer names (its strategy or Service names
     /// changed): their selectors go back to the app's own.
     pub release_services: Vec<String>,
+    /// DestinationRules whose subsets Serin labelled that the Rollout no longer routes through:
+    /// their subsets lose Serin's hash labels, or they would keep selecting old Pods.
+    pub release_destination_rules: Vec<String>,
     /// Percent of traffic for the canary (what a traffic router is set to).
     pub weight: i32,
     pub status: RolloutStatus,
@@ -368,12 +371,17 @@ impl<'a> Planner<'a> {
         Duration::from_secs(self.canary.scale_down_delay_seconds.unwrap_or(default).max(0) as u64)
     }
 
-    fn abort_delay(&self) -> Duration {
+    /// How long an aborted new version keeps its Pods; `None` when it keeps them (a delay of 0,
+    /// as in Argo Rollouts).
+    fn abort_delay(&self) -> Option<Duration> {
         let seconds = match &self.blue_green {
             Some(bg) => bg.abort_scale_down_delay_seconds,
             None => self.canary.abort_scale_down_delay_seconds,
         };
-        Duration::from_secs(seconds.unwrap_or(30).max(0) as u64)
+        match seconds.unwrap_or(30) {
+            s if s <= 0 => None,
+            s => Some(Duration::from_secs(s as u64)),
+        }
     }
 
     /// Without a router a canary's share of traffic is its share of ready Pods; a blue-green
@@ -505,6 +513,21 @@ impl<'a> Planner<'a> {
     }
 
     /// A version that became stable, for the rollback window.
+    /// Records the DestinationRule whose subsets the router labels now; the ones labelled before
+    /// and no longer routed through are to be released.
+    fn note_destination_rule(&mut self, spec: &crate::crd::rollout::RolloutSpec) -> Vec<String> {
+        let now: Vec<String> = spec
+            .strategy
+            .traffic_routing()
+            .and_then(|r| r.istio.as_ref())
+            .and_then(|i| i.destination_rule.as_ref())
+            .map(|dr| dr.name.clone())
+            .into_iter()
+            .collect();
+        let before = std::mem::replace(&mut self.st.labelled_destination_rules, now.clone());
+        before.into_iter().filter(|d| !now.contains(d)).collect()
+    }
+
     fn remember_stable(&mut self, hash: &str) {
         self.st.stable_history.retain(|h| h != hash);
         self.st.stable_history.insert(0, hash.to_string());
@@ -524,6 +547,10 @@ impl<'a> Planner<'a> {
     /// newest `scaleDownDelayRevisionLimit` of them. A status written before deadlines were kept
     /// per version has only the previous stable and when it was promoted.
     fn draining(&self) -> BTreeMap<String, Timestamp> {
+        // A canary that no longer routes (its router removed) has no delay unless one is asked.
+        if self.blue_green.is_none() && !self.routed && self.canary.scale_down_delay_seconds.is_none() {
+            return BTreeMap::new();
+        }
         let mut all: Vec<(String, Timestamp)> = self
             .st
             .scale_down_deadlines
@@ -762,6 +789,10 @@ impl<'a> Planner<'a> {
         }
         self.st.previous_stable_hash = Some(previous.to_string());
         self.st.promoted_at = Some(since);
+        // Ping-pong: the Service the new version was canary on is now the stable one.
+        if previous != current {
+            self.st.stable_ping_pong = self.st.stable_ping_pong.map(|side| side.other());
+        }
         self.remember_stable(current);
         self.st.stable_pod_hash = Some(current.to_string());
         self.st.last_progress_at = Some(self.now_time());
@@ -838,14 +869,26 @@ impl<'a> Planner<'a> {
         } else {
             self.want(stable, self.replicas);
             let canary_spec = self.sizes_of(current).spec;
-            let left = self.abort_delay().saturating_sub(since(self.now, &self.st.aborted_at));
-            if left.is_zero() {
-                self.want(current, 0);
-            } else {
-                self.want(current, canary_spec);
-                self.wake_in(left);
+            let left = self
+                .abort_delay()
+                .map(|d| d.saturating_sub(since(self.now, &self.st.aborted_at)));
+            match left {
+                Some(left) if left.is_zero() => self.want(current, 0),
+                _ => self.want(current, canary_spec),
             }
             self.scale_down_others();
+            // The status says when the canary's Pods go, as it does for an old stable's.
+            if let Some(left) = left.filter(|l| !l.is_zero() && canary_spec > 0) {
+                self.wake_in(left);
+                if let Ok(at) = self.now.checked_add(left) {
+                    self.st
+                        .scale_down_deadlines
+                        .push(crate::crd::rollout::ScaleDownDeadline {
+                            pod_hash: current.to_string(),
+                            at: Time(at),
+                        });
+                }
+            }
         }
         self.phase = Phase::Degraded;
         self.reason = "RolloutAborted";
@@ -889,6 +932,11 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Plan {
     let now_time = Time(now);
     let control = st.control.take().unwrap_or_default();
     let mut conds = st.conditions.take().unwrap_or_default();
+    // Ping-pong starts with ping on the stable version, as in Argo Rollouts.
+    st.stable_ping_pong = match spec.strategy.canary.as_ref().and_then(|c| c.ping_pong.as_ref()) {
+        Some(_) => Some(st.stable_ping_pong.unwrap_or_default()),
+        None => None,
+    };
     // Which generation of the workloadRef's Deployment this look saw (as Argo Rollouts says it).
     st.workload_observed_generation = spec
         .workload_ref
@@ -1123,12 +1171,13 @@ impl<'a> Planner<'a> {
         let workload_replicas = workload_replicas(spec, self.phase, self.st.available_replicas.unwrap_or(0));
         // Analysis: what the current version's runs say, and the old finished runs to forget.
         let delete_runs = self.summarise_runs(current);
-        let named = spec.strategy.service_names();
+        let release_destination_rules = self.note_destination_rule(spec);
+        let named = spec.strategy.all_service_names();
         let release_services = self
             .observed
             .pointed_services
             .iter()
-            .filter(|s| named.0 != Some(*s) && named.1 != Some(*s))
+            .filter(|s| !named.contains(s))
             .cloned()
             .collect();
         Plan {
@@ -1137,6 +1186,7 @@ impl<'a> Planner<'a> {
             stable_service_hash: stable_hash,
             canary_service_hash: canary_hash,
             release_services,
+            release_destination_rules,
             weight: self.weight,
             status: self.st,
             decisions: self.decisions,
@@ -1206,6 +1256,7 @@ fn invalid(
         stable_service_hash: None,
         canary_service_hash: None,
         release_services: Vec::new(),
+        release_destination_rules: Vec::new(),
         weight: st.canary_weight.unwrap_or(0),
         status: st,
         decisions,

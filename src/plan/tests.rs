@@ -1080,6 +1080,116 @@ mod routed {
     }
 
     #[test]
+    fn an_aborted_canary_shows_when_its_pods_go() {
+        let mut w = routed_world(json!({"strategy": {"canary": {"abortScaleDownDelaySeconds": 30}}}));
+        w.tick();
+        w.ready();
+        w.settle();
+        let current = w.current();
+        w.request(ControlRequests {
+            abort: Some(true),
+            ..Default::default()
+        });
+        let p = w.tick();
+        let deadline = p.status.scale_down_deadlines.iter().find(|d| d.pod_hash == current);
+        assert_eq!(
+            deadline.map(|d| d.at.0.as_second()),
+            Some(w.now.as_second() + 30),
+            "the status says when the canary's Pods go"
+        );
+        w.advance(31);
+        let p = w.tick();
+        assert!(p.status.scale_down_deadlines.iter().all(|d| d.pod_hash != current));
+    }
+
+    #[test]
+    fn an_abort_delay_of_zero_keeps_the_canary() {
+        // As in Argo Rollouts: 0 means the aborted canary is never scaled down.
+        let mut w = routed_world(json!({"strategy": {"canary": {"abortScaleDownDelaySeconds": 0}}}));
+        w.tick();
+        w.ready();
+        w.settle();
+        let current = w.current();
+        w.request(ControlRequests {
+            abort: Some(true),
+            ..Default::default()
+        });
+        let p = w.tick();
+        assert_eq!(p.weight, 0);
+        w.advance(3600);
+        let p = w.tick();
+        assert_eq!(w.size(&current), 1, "the canary keeps its Pod");
+        assert!(p.status.scale_down_deadlines.is_empty(), "and no deadline is shown");
+    }
+
+    #[test]
+    fn ping_pong_services_take_turns_as_stable() {
+        let mut w = World::new(rollout(json!({"replicas": 2, "strategy": {"canary": {
+            "pingPong": {"pingService": "ping", "pongService": "pong"},
+            "trafficRouting": {"istio": {"virtualService": {"name": "web"}}},
+            "steps": [{"setWeight": 25}, {"pause": {}}]}}})));
+        w.settle();
+        assert_eq!(
+            w.status().stable_ping_pong,
+            Some(crate::crd::rollout::PingPongSide::Ping)
+        );
+        let services = |w: &World| {
+            let (s, c) = w.rollout.spec.strategy.service_names(w.status().stable_ping_pong);
+            (s.cloned().unwrap(), c.cloned().unwrap())
+        };
+        assert_eq!(services(&w), ("ping".into(), "pong".into()));
+        w.release("web:2");
+        w.settle();
+        assert_eq!(
+            services(&w),
+            ("ping".into(), "pong".into()),
+            "the canary runs behind pong"
+        );
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        w.settle();
+        assert_eq!(w.stable(), w.current());
+        assert_eq!(services(&w), ("pong".into(), "ping".into()), "pong is stable now");
+        assert_eq!(w.last.as_ref().unwrap().canary_service_hash, Some(w.current()));
+    }
+
+    #[test]
+    fn a_destination_rule_no_longer_routed_through_is_released() {
+        let mut w = World::new(rollout(json!({"replicas": 2, "strategy": {"canary": {
+            "trafficRouting": {"istio": {"virtualService": {"name": "web"},
+                "destinationRule": {"name": "web", "stableSubsetName": "stable", "canarySubsetName": "canary"}}},
+            "steps": [{"setWeight": 25}, {"pause": {}}]}}})));
+        let p = w.settle();
+        assert_eq!(p.status.labelled_destination_rules, vec!["web".to_string()]);
+        assert!(p.release_destination_rules.is_empty());
+        w.rollout.spec.strategy.canary.as_mut().unwrap().traffic_routing = None;
+        let p = w.tick();
+        assert_eq!(p.release_destination_rules, vec!["web".to_string()]);
+        assert!(p.status.labelled_destination_rules.is_empty());
+        assert!(w.tick().release_destination_rules.is_empty(), "released once");
+    }
+
+    #[test]
+    fn removing_the_router_ends_the_scale_down_delay() {
+        let mut w = routed_world(json!({}));
+        let old = w.stable();
+        w.tick();
+        w.ready();
+        w.settle();
+        w.request(ControlRequests {
+            promote_full: Some(true),
+            ..Default::default()
+        });
+        w.settle();
+        assert_eq!(w.size(&old), 4, "the old version waits out its delay");
+        w.rollout.spec.strategy.canary.as_mut().unwrap().traffic_routing = None;
+        w.tick();
+        assert_eq!(w.size(&old), 0, "without a router, Pods are the traffic: no delay");
+    }
+
+    #[test]
     fn a_last_step_met_in_one_look_keeps_its_weight_while_the_canary_grows() {
         // The step to 50% is done in the look that moves on to the promotion: 50% is what the
         // route carries while the canary grows to full size, not the 5% written before.

@@ -127,6 +127,19 @@ fn managed_route_problems(routing: &TrafficRouting, i: usize, step: &CanaryStep,
 }
 
 fn canary_problems(canary: &CanaryStrategy, out: &mut Vec<String>) {
+    if let Some(pp) = &canary.ping_pong {
+        if pp.ping_service == pp.pong_service {
+            out.push(format!(
+                "pingPong.pingService and pongService are both {:?}: they must be two Services",
+                pp.ping_service
+            ));
+        }
+        if canary.traffic_routing.is_none() {
+            out.push(
+                "spec.strategy.canary.pingPong needs trafficRouting: the router moves traffic between the two".into(),
+            );
+        }
+    }
     if let (Some(a), Some(b)) = (&canary.stable_service, &canary.canary_service)
         && a == b
     {
@@ -149,9 +162,12 @@ fn canary_problems(canary: &CanaryStrategy, out: &mut Vec<String>) {
             Some(_) => {}
             None => {}
         }
-        if canary.stable_service.is_none() || canary.canary_service.is_none() {
+        if (canary.stable_service.is_none() || canary.canary_service.is_none())
+            && canary.ping_pong.is_none()
+            && !routing.by_subsets_only()
+        {
             out.push(
-                "spec.strategy.canary.trafficRouting needs stableService and canaryService: the router sends to them"
+                "spec.strategy.canary.trafficRouting needs stableService and canaryService (or pingPong): the router sends to them"
                     .into(),
             );
         }

@@ -485,7 +485,7 @@ fn build(
             message,
         })?;
         let mut resolved = resolved;
-        let (stable_service, canary_service) = super::apply::service_names(rollout);
+        let (stable_service, canary_service) = super::apply::service_names(rollout, rollout.status.as_ref());
         let versions = Some(crate::crd::analysis::Versions {
             canary: current.to_string(),
             stable: stable.to_string(),

@@ -121,7 +121,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
     }
 
     let svc_api: Api<CachedService> = Api::namespaced(ctx.client.clone(), &ns);
-    let (stable_svc, canary_svc) = service_names(rollout);
+    let (stable_svc, canary_svc) = service_names(rollout, Some(&plan.status));
     // The stable (active) Service first: a switch back is one write, and it comes first.
     for (svc, hash) in [
         (stable_svc, &plan.stable_service_hash),
@@ -219,8 +219,14 @@ async fn relabel(ctx: &Context, ns: &str, observed: &Observed, plan: &Plan) -> R
 }
 
 /// The Services Serin points at versions (see [`crate::crd::rollout::RolloutStrategy::service_names`]).
-pub fn service_names(rollout: &Rollout) -> (Option<&String>, Option<&String>) {
-    rollout.spec.strategy.service_names()
+pub fn service_names<'a>(
+    rollout: &'a Rollout,
+    status: Option<&RolloutStatus>,
+) -> (Option<&'a String>, Option<&'a String>) {
+    rollout
+        .spec
+        .strategy
+        .service_names(status.and_then(|s| s.stable_ping_pong))
 }
 
 /// The one status write of a reconcile, when anything changed.

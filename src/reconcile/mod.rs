@@ -388,22 +388,13 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
     // Objects first, then the decisions' Events, then status: a crash anywhere in between
     // recomputes the same decisions, and their Events are named by them, so none is lost or doubled.
     // Traffic first: abort and promotion put it on the right version before any Pod goes.
+    if let Err(e) = router::release(&ctx.client, &ns, &plan.release_destination_rules).await {
+        apply::report_router_error(ctx, &rollout, &e).await?;
+        return Ok(Action::requeue(Duration::from_secs(10)));
+    }
     let routed = rollout.spec.strategy.traffic_routing().is_some();
     let canary_running = plan.status.current_pod_hash != plan.status.stable_pod_hash && plan.status.abort != Some(true);
-    if routed
-        && let Err(e) = router::set_weight(
-            &ctx.client,
-            &rollout,
-            plan.weight,
-            canary_running,
-            &plan.status.header_routes,
-            &plan.status.mirror_routes,
-            (
-                plan.status.stable_pod_hash.as_deref().unwrap_or_default(),
-                plan.status.current_pod_hash.as_deref().unwrap_or_default(),
-            ),
-        )
-        .await
+    if routed && let Err(e) = router::set_weight(&ctx.client, &rollout, &plan.status, plan.weight, canary_running).await
     {
         apply::report_router_error(ctx, &rollout, &e).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));

@@ -556,7 +556,14 @@ fn how_back(rollout: &Rollout) -> String {
     let routed = strategy.traffic_routing().is_some();
     match (strategy.blue_green.is_some(), routed) {
         (true, false) => "the active Service switches back in one write".into(),
-        (_, true) => format!("{} goes back to stable in one write", router_object(rollout)),
+        (_, true) => {
+            let what = router_object(rollout);
+            if what.contains(" and ") {
+                format!("{what} go back to stable, in one write each")
+            } else {
+                format!("{what} goes back to stable in one write")
+            }
+        }
         (false, false) => "the new version's Pods are scaled to 0 and the stable version back to full size".into(),
     }
 }
@@ -565,16 +572,19 @@ fn router_object(rollout: &Rollout) -> String {
     let Some(tr) = rollout.spec.strategy.traffic_routing() else {
         return "traffic".into();
     };
-    if tr.gateway_api().is_some() {
-        "the HTTPRoute's weights".into()
-    } else if tr.nginx.is_some() {
-        "the canary Ingress".into()
-    } else if tr.istio.is_some() {
-        "the VirtualService's weights".into()
-    } else if tr.smi.is_some() {
-        "the TrafficSplit".into()
-    } else {
-        "the route".into()
+    let named: Vec<&str> = [
+        (tr.gateway_api().is_some(), "the HTTPRoute's weights"),
+        (tr.nginx.is_some(), "the canary Ingress"),
+        (tr.istio.is_some(), "the VirtualService's weights"),
+        (tr.smi.is_some(), "the TrafficSplit"),
+    ]
+    .into_iter()
+    .filter_map(|(on, what)| on.then_some(what))
+    .collect();
+    match named.as_slice() {
+        [] => "the route".into(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Desired<'a> {
     pub canary_running: bool,
     pub headers: &'a [ManagedRoute],
     pub mirrors: &'a [ManagedRoute],
+    /// `trafficRouting.managedRoutes`: the names of the routes Serin may add, in their order.
+    pub managed: &'a [String],
     pub stable_hash: &'a str,
     pub canary_hash: &'a str,
     /// Owner of the objects a router creates (so they go with the Rollout).

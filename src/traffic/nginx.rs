@@ -1,4 +1,5 @@
-//! NGINX Ingress: a generated `<stableIngress>-canary` Ingress, a copy of the user's pointing at
+//! NGINX Ingress: a generated `<rollout>-<stableIngress>-canary` Ingress (Argo Rollouts' name, so
+//! that a migrated Rollout takes over the one Argo left), a copy of the user's pointing at
 //! the canary Service, with the canary annotations NGINX reads. Serin owns it and deletes it when
 //! no canary runs; the user's Ingress is never touched.
 
@@ -22,7 +23,7 @@ impl NginxRouting {
     /// The generated canary Ingress carries the weight while a canary runs, and goes after.
     async fn apply_one(&self, client: &kube::Client, d: &Desired<'_>, stable_ingress: &str) -> Result<(), RouterError> {
         let api: kube::Api<Ingress> = kube::Api::namespaced(client.clone(), d.namespace);
-        let canary_name = canary_name(stable_ingress);
+        let canary_name = canary_name(d.rollout, stable_ingress);
         let existing = api
             .get_opt(&canary_name)
             .await
@@ -59,6 +60,7 @@ impl NginxRouting {
             d.headers.first(),
             labels,
         )?;
+        desired["metadata"]["name"] = json!(canary_name);
         if let Some(owner) = &d.owner {
             desired["metadata"]["ownerReferences"] = json!([owner]);
         }
@@ -95,8 +97,16 @@ impl NginxRouting {
 
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
 
-pub fn canary_name(stable_ingress: &str) -> String {
-    format!("{stable_ingress}-canary")
+/// `<rollout>-<stableIngress>-canary`, cut to the 253 characters a name may have.
+pub fn canary_name(rollout: &str, stable_ingress: &str) -> String {
+    const SUFFIX: &str = "-canary";
+    let mut prefix = format!("{rollout}-{stable_ingress}");
+    let mut cut = 253 - SUFFIX.len();
+    while !prefix.is_char_boundary(cut.min(prefix.len())) {
+        cut -= 1;
+    }
+    prefix.truncate(cut.min(prefix.len()));
+    prefix + SUFFIX
 }
 
 /// Replaces backends that name `stable` with `canary`; the number replaced.
@@ -122,7 +132,7 @@ fn swap_backends(v: &mut Value, stable: &str, canary: &str) -> usize {
     }
 }
 
-/// The canary Ingress for `weight` percent, from the user's stable Ingress; with a header route,
+/// The canary Ingress (without its name) for `weight` percent, from the user's stable Ingress; with a header route,
 /// requests carrying that header go to the canary whatever the weight (NGINX takes one header).
 pub fn canary_ingress(
     stable_ingress: &Value,
@@ -164,7 +174,6 @@ pub fn canary_ingress(
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": {
-            "name": canary_name(name),
             "namespace": stable_ingress["metadata"]["namespace"],
             "labels": labels,
             "annotations": annotations,
@@ -197,7 +206,6 @@ mod tests {
             Map::new(),
         )
         .unwrap();
-        assert_eq!(c["metadata"]["name"], "web-canary");
         assert_eq!(
             c["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"],
             "true"
@@ -242,6 +250,14 @@ mod tests {
         );
         let custom = canary_ingress(&ingress(), "web-stable", "web-canary", "custom.io", 5, None, Map::new()).unwrap();
         assert_eq!(custom["metadata"]["annotations"]["custom.io/canary-weight"], "5");
+    }
+
+    #[test]
+    fn the_canary_ingress_has_argos_name_within_the_length_allowed() {
+        assert_eq!(canary_name("shop", "web"), "shop-web-canary");
+        let long = canary_name(&"r".repeat(200), &"i".repeat(100));
+        assert_eq!(long.len(), 253);
+        assert!(long.ends_with("i-canary"));
     }
 
     #[test]

@@ -198,12 +198,27 @@ impl Scenario {
     }
 
     /// Waits until `check` holds of the status.
+    /// Waits until `check` holds of the status; the status and the controller's log on failure.
     pub async fn wait_until(&self, what: &str, check: impl Fn(&RolloutStatus) -> bool) -> RolloutStatus {
-        eventually(what, WAIT, || async {
-            let st = self.status().await;
-            check(&st).then_some(st)
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let st = self.status().await;
+                if check(&st) {
+                    return st;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         })
-        .await
+        .await;
+        match found {
+            Ok(st) => st,
+            Err(_) => panic!(
+                "{}: {what} not seen in {WAIT:?}; status {:#?}\n{}",
+                self.name,
+                self.status().await,
+                self.controller.log()
+            ),
+        }
     }
 
     /// Records the hash of the version now being rolled out as the next revision.
@@ -549,4 +564,100 @@ pub fn with_secret_url(manifest: &str, url: &str) -> String {
         d["metadata"]["labels"]["serin.dev/analysis-access"] = json!("true");
     }
     stream(&docs)
+}
+
+impl Scenario {
+    /// The CRDs of Istio's networking API and SMI's TrafficSplit, as Argo's suite installs them
+    /// (the kinds only: no mesh runs; what is checked is what Serin writes in them).
+    pub fn install_router_crds(&self) {
+        for crd in [
+            "virtualservices.networking.istio.io",
+            "destinationrules.networking.istio.io",
+            "trafficsplits.split.smi-spec.io",
+        ] {
+            self.cluster
+                .install_crd_file(std::path::Path::new(&format!("{crd}.yaml")));
+        }
+    }
+
+    /// An object of any kind as JSON (`kubectl get KIND NAME -o json`), `Null` when absent.
+    pub fn object(&self, kind: &str, name: &str) -> Value {
+        let out = self.cluster.kubectl(&["get", kind, name, "-o", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Waits until `check` holds of the object; the object as last seen on failure.
+    pub async fn expect_object(&self, kind: &str, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let obj = self.object(kind, name);
+            if check(&obj) {
+                return obj;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind} {name}: {what} not seen in {WAIT:?}; last {:#}",
+                obj["spec"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the step index is `index` and, when that step is a pause, the Rollout is Paused
+    /// (Argo's `WaitForRolloutCanaryStepIndex`).
+    pub async fn wait_step(&self, index: i32) -> RolloutStatus {
+        let r = self.rollouts.get(&self.name).await.expect("the Rollout");
+        let steps = r
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .and_then(|c| c.steps.clone())
+            .unwrap_or_default();
+        let pause = steps
+            .get(index as usize)
+            .is_some_and(|s| s.pause.as_ref().is_some_and(|p| p.duration.is_none()));
+        self.wait_until(&format!("step {index}"), |st| {
+            st.current_step_index == Some(index) && (!pause || st.phase == Some(Phase::Paused))
+        })
+        .await
+    }
+
+    /// The hash label a Service selects, if any.
+    pub async fn selected_hash(&self, service: &str) -> Option<String> {
+        self.selector(service).await.get(HASH).cloned()
+    }
+
+    /// Waits until the Service selects revision `rev` (Argo's `ExpectServiceSelector`).
+    pub async fn expect_selects(&self, service: &str, rev: usize) {
+        let want = self.revision(rev).to_string();
+        let mut last = None;
+        for _ in 0..100 {
+            last = self.selected_hash(service).await;
+            if last.as_deref() == Some(want.as_str()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("Service {service} selects {last:?}, not revision {rev} ({want})");
+    }
+}
+
+/// The weights of an Istio route's destinations, in order.
+pub fn weights(route: &Value) -> Vec<i64> {
+    route["route"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| d["weight"].as_i64().unwrap_or(0))
+        .collect()
+}
+
+/// The weight of the destination whose host is `host` (Argo's `assertDestination`).
+pub fn weight_of(route: &Value, host: &str) -> Option<i64> {
+    route["route"]
+        .as_array()?
+        .iter()
+        .find(|d| d["destination"]["host"] == host)
+        .map(|d| d["weight"].as_i64().unwrap_or(0))
 }
