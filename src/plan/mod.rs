@@ -848,6 +848,66 @@ impl<'a> Planner<'a> {
         self.post_rollout(false);
     }
 
+    /// An aborted canary behind a router (or an aborted blue-green preview): the stable comes back
+    /// whole and the canary's Pods go after `abortScaleDownDelaySeconds` (0 keeps them). With
+    /// dynamic stable scaling the stable may be small: traffic moves back only as fast as the
+    /// stable's Pods become available, and the canary shrinks with its share (or, with a delay
+    /// asked for, waits it out from when all traffic is back), as in Argo Rollouts.
+    fn routed_abort(&mut self, stable: &str, current: &str) {
+        let dynamic = self.canary.dynamic_stable_scale == Some(true) && self.blue_green.is_none();
+        let recorded = self
+            .st
+            .scale_down_deadlines
+            .iter()
+            .find(|d| d.pod_hash == current)
+            .map(|d| d.at.0);
+        self.want(stable, self.replicas);
+        let canary_spec = self.sizes_of(current).spec;
+        if dynamic {
+            self.weight = self.weight_back_to(stable);
+        }
+        let asked = match &self.blue_green {
+            Some(bg) => bg.abort_scale_down_delay_seconds.is_some(),
+            None => self.canary.abort_scale_down_delay_seconds.is_some(),
+        };
+        let (canary, deadline) = match self.abort_delay() {
+            None => (canary_spec, None),
+            // Without a delay asked for, the canary keeps only what its share of traffic needs.
+            Some(_) if dynamic && !asked => (replicas::for_weight(self.replicas, self.weight).min(canary_spec), None),
+            Some(delay) => {
+                let from = if dynamic {
+                    (self.weight == 0).then(|| recorded.or_else(|| self.now.checked_add(delay).ok()))
+                } else {
+                    self.st.aborted_at.as_ref().map(|t| t.0.checked_add(delay).ok())
+                };
+                match from.flatten() {
+                    Some(at) if at <= self.now => (0, None),
+                    at => (canary_spec, at),
+                }
+            }
+        };
+        self.want(current, canary);
+        self.scale_down_others();
+        // The status says when the canary's Pods go, as it does for an old stable's.
+        if let Some(at) = deadline.filter(|_| canary > 0) {
+            self.wake_in(at.duration_since(self.now).unsigned_abs());
+            self.st
+                .scale_down_deadlines
+                .push(crate::crd::rollout::ScaleDownDeadline {
+                    pod_hash: current.to_string(),
+                    at: Time(at),
+                });
+        }
+    }
+
+    /// The canary's share while traffic goes back to a stable that is not yet whole: what the
+    /// stable's available Pods cannot take, never more than the route carries now.
+    fn weight_back_to(&self, stable: &str) -> i32 {
+        let available = self.sizes_of(stable).available.clamp(0, self.replicas.max(1));
+        let expected = 100 - 100 * available / self.replicas.max(1);
+        expected.min(self.st.canary_weight.unwrap_or(expected)).max(0)
+    }
+
     /// Traffic back on stable at once; the canary's Pods go after the delay (with a router) or
     /// as the stable fills up (without one, where Pods are the traffic).
     fn aborted(&mut self, stable: &str, current: &str) {
@@ -867,28 +927,7 @@ impl<'a> Planner<'a> {
             );
             self.weight = self.pod_share(stable, current);
         } else {
-            self.want(stable, self.replicas);
-            let canary_spec = self.sizes_of(current).spec;
-            let left = self
-                .abort_delay()
-                .map(|d| d.saturating_sub(since(self.now, &self.st.aborted_at)));
-            match left {
-                Some(left) if left.is_zero() => self.want(current, 0),
-                _ => self.want(current, canary_spec),
-            }
-            self.scale_down_others();
-            // The status says when the canary's Pods go, as it does for an old stable's.
-            if let Some(left) = left.filter(|l| !l.is_zero() && canary_spec > 0) {
-                self.wake_in(left);
-                if let Ok(at) = self.now.checked_add(left) {
-                    self.st
-                        .scale_down_deadlines
-                        .push(crate::crd::rollout::ScaleDownDeadline {
-                            pod_hash: current.to_string(),
-                            at: Time(at),
-                        });
-                }
-            }
+            self.routed_abort(stable, current);
         }
         self.phase = Phase::Degraded;
         self.reason = "RolloutAborted";
@@ -904,6 +943,11 @@ impl<'a> Planner<'a> {
         let traffic = if self.traffic_by_pods() && canary_ready > 0 {
             format!(
                 "traffic is going back to stable version {stable}: the canary's {canary_ready} ready Pods take {}% until they are gone",
+                self.weight
+            )
+        } else if self.weight > 0 {
+            format!(
+                "traffic is going back to stable version {stable} as its Pods become available: the canary keeps {}% meanwhile",
                 self.weight
             )
         } else {

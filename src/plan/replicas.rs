@@ -27,6 +27,18 @@ pub struct Targets {
     pub stable: i32,
 }
 
+/// Pods of `replicas` a version with `weight` percent of the traffic needs, rounded up: a
+/// version that gets traffic gets at least one Pod.
+pub fn for_weight(replicas: i32, weight: i32) -> i32 {
+    if weight <= 0 {
+        0
+    } else if weight >= 100 {
+        replicas
+    } else {
+        ((i64::from(replicas) * i64::from(weight) + 99) / 100).clamp(1, i64::from(replicas.max(1))) as i32
+    }
+}
+
 /// Pods for a weight. By Pod ratio the canary's share of the Pods comes as close to the weight as
 /// `replicas` (or one more, when `surge` allows) can, as Argo Rollouts sizes it; with a traffic
 /// router the canary is sized by the weight and the stable stays full unless `dynamic_stable`.
@@ -41,16 +53,7 @@ pub fn targets(
     if !routed && canary_scale.is_none() {
         return by_pod_ratio(replicas, weight, surge);
     }
-    let by_weight = |w: i32| -> i32 {
-        if w <= 0 {
-            0
-        } else if w >= 100 {
-            replicas
-        } else {
-            // Rounded up: a canary that should get traffic gets at least one Pod.
-            ((i64::from(replicas) * i64::from(w) + 99) / 100).clamp(1, i64::from(replicas.max(1))) as i32
-        }
-    };
+    let by_weight = |w: i32| for_weight(replicas, w);
     let canary = canary_scale
         .map(|c| c.clamp(0, replicas))
         .unwrap_or_else(|| by_weight(weight));

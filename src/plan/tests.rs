@@ -1102,6 +1102,85 @@ mod routed {
         assert!(p.status.scale_down_deadlines.iter().all(|d| d.pod_hash != current));
     }
 
+    /// A world at the second pause (50%) with the stable shrunk by dynamic scaling.
+    fn dynamic_at_half(extra: serde_json::Value) -> World {
+        let mut spec = json!({"strategy": {"canary": {"dynamicStableScale": true}}});
+        merge(&mut spec, extra);
+        let mut w = routed_world(spec);
+        w.tick();
+        w.ready();
+        w.settle();
+        w.request(ControlRequests {
+            promote_step: Some(1),
+            ..Default::default()
+        });
+        w.tick();
+        w.ready();
+        w.settle();
+        w
+    }
+
+    #[test]
+    fn a_dynamic_abort_moves_traffic_only_as_the_stable_comes_back() {
+        let mut w = dynamic_at_half(json!({}));
+        let (stable, current) = (w.stable(), w.current());
+        assert_eq!((w.size(&stable), w.size(&current)), (2, 2));
+        w.request(ControlRequests {
+            abort: Some(true),
+            ..Default::default()
+        });
+        let p = w.tick();
+        assert_eq!(w.size(&stable), 4, "the stable is asked back whole");
+        assert_eq!(p.weight, 50, "two of four stable Pods take only half the traffic");
+        assert!(p.status.message.as_deref().unwrap_or("").contains("going back"));
+        assert_eq!(w.size(&current), 2);
+        // One more stable Pod available: a quarter moves back, and the canary needs one Pod.
+        w.rss.iter_mut().find(|r| r.hash == stable).unwrap().available = 3;
+        let p = w.tick();
+        assert_eq!(p.weight, 25);
+        assert_eq!(w.size(&current), 1);
+        w.ready();
+        let p = w.tick();
+        assert_eq!(p.weight, 0);
+        assert_eq!(w.size(&current), 0, "no delay asked: the canary goes with its traffic");
+    }
+
+    #[test]
+    fn a_dynamic_abort_with_a_delay_counts_it_from_when_traffic_is_back() {
+        let mut w = dynamic_at_half(json!({"strategy": {"canary": {"abortScaleDownDelaySeconds": 10}}}));
+        let (stable, current) = (w.stable(), w.current());
+        w.request(ControlRequests {
+            abort: Some(true),
+            ..Default::default()
+        });
+        let p = w.tick();
+        assert_eq!(p.weight, 50);
+        assert!(
+            p.status.scale_down_deadlines.is_empty(),
+            "no deadline while traffic is on the canary"
+        );
+        w.advance(60);
+        let p = w.tick();
+        assert_eq!(w.size(&current), 2, "the delay has not started");
+        assert!(p.status.scale_down_deadlines.is_empty());
+        w.rss.iter_mut().find(|r| r.hash == stable).unwrap().available = 4;
+        let p = w.tick();
+        assert_eq!(p.weight, 0);
+        let at = p.status.scale_down_deadlines[0].at.0.as_second();
+        assert_eq!(at, w.now.as_second() + 10, "the delay counts from now");
+        w.advance(5);
+        let p = w.tick();
+        assert_eq!(
+            p.status.scale_down_deadlines[0].at.0.as_second(),
+            at,
+            "the deadline holds"
+        );
+        assert_eq!(w.size(&current), 2);
+        w.advance(6);
+        w.tick();
+        assert_eq!(w.size(&current), 0);
+    }
+
     #[test]
     fn an_abort_delay_of_zero_keeps_the_canary() {
         // As in Argo Rollouts: 0 means the aborted canary is never scaled down.

@@ -661,3 +661,46 @@ pub fn weight_of(route: &Value, host: &str) -> Option<i64> {
         .find(|d| d["destination"]["host"] == host)
         .map(|d| d["weight"].as_i64().unwrap_or(0))
 }
+
+impl Scenario {
+    /// `spec.replicas` of the version's ReplicaSet (0 when there is none).
+    pub async fn rs_replicas(&self, hash: &str) -> i32 {
+        let rss: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::default_namespaced(self.client.clone());
+        rss.list(&ListParams::default().labels(&format!("{HASH}={hash}")))
+            .await
+            .map(|l| l.items.iter().filter_map(|rs| rs.spec.as_ref()?.replicas).sum())
+            .unwrap_or(0)
+    }
+
+    /// Waits until each `(revision, spec.replicas, scale-down deadline shown)` holds (Argo's
+    /// `ExpectRevisionScaleDown` reads its annotation; Serin shows deadlines in its status).
+    pub async fn expect_scale_down(&self, want: &[(usize, i32, bool)]) {
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            let st = self.status().await;
+            last.clear();
+            for (rev, _, _) in want {
+                let hash = self.revision(*rev);
+                let deadline = st.scale_down_deadlines.iter().any(|d| d.pod_hash == hash);
+                last.push((*rev, self.rs_replicas(hash).await, deadline));
+            }
+            if last == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("(revision, replicas, deadline) {last:?}, expected {want:?}");
+    }
+}
+
+/// Argo's ALB routing (`trafficRouting.alb` with its `rootService`) put on SMI with the same root
+/// Service: the scenarios that need some router, on one Serin has.
+pub fn alb_to_smi(yaml: &str) -> String {
+    let mut docs = documents(yaml);
+    for d in docs.iter_mut().filter(|d| d["kind"] == "Rollout") {
+        let routing = &mut d["spec"]["strategy"]["canary"]["trafficRouting"];
+        let root = routing["alb"]["rootService"].clone();
+        *routing = json!({"smi": {"rootService": root}});
+    }
+    stream(&docs)
+}
