@@ -1328,3 +1328,114 @@ async fn canary_inconclusive_background_analysis() {
     })
     .await;
 }
+
+/// `kubectl wait --for=condition=…` on the Rollout, as Argo's tests run it; what kubectl printed.
+fn kubectl_wait(s: &Scenario, condition: &str) -> String {
+    s.cluster.kubectl_ok(&[
+        "wait",
+        &format!("--for=condition={condition}"),
+        &format!("rollout/{}", s.name),
+        "--timeout=90s",
+    ])
+}
+
+/// functional_test.go TestKubectlWaitForPaused: `kubectl wait` on the Paused condition, both ways.
+#[tokio::test]
+async fn kubectl_wait_for_paused() {
+    let mut s = Scenario::start("kubectl-wait-paused").await;
+    s.healthy(&data(
+        "inline/functional/TestKubectlWaitForPaused/01-HealthyRollout.yaml",
+    ))
+    .await;
+    s.update_spec().await;
+    let out = kubectl_wait(&s, "Paused");
+    assert!(
+        out.contains("rollout.serin.dev/kubectl-wait-paused condition met"),
+        "{out}"
+    );
+    let st = s.status().await;
+    assert_eq!(st.phase, Some(Phase::Paused), "{st:#?}");
+    s.expect_on(Role::Active, 1).await;
+    s.serin("promote", &[]);
+    kubectl_wait(&s, "Paused=False");
+    s.wait_phase(Phase::Healthy).await;
+    s.expect_on(Role::Active, 2).await;
+}
+
+/// functional_test.go TestKubectlWaitForCompleted: `kubectl wait` on Healthy, False while the new
+/// version comes up (its Pods wait 5 s for their readiness probe), then True.
+#[tokio::test]
+async fn kubectl_wait_for_completed() {
+    let mut s = Scenario::start("kubectl-wait-healthy").await;
+    s.healthy(&data(
+        "inline/functional/TestKubectlWaitForCompleted/01-HealthyRollout.yaml",
+    ))
+    .await;
+    s.update_spec().await;
+    kubectl_wait(&s, "Healthy=False");
+    let st = s.status().await;
+    assert_eq!(st.phase, Some(Phase::Progressing), "{st:#?}");
+    s.expect_on(Role::Active, 1).await;
+    kubectl_wait(&s, "Healthy=True");
+    s.expect_on(Role::Active, 2).await;
+}
+
+/// functional_test.go TestRolloutPDBRestart: a restart evicts, and a PodDisruptionBudget that
+/// allows no disruption holds every Pod (an Event names the budget); once the budget is deleted
+/// the Pods are replaced, all at once with `maxUnavailable: 100%`.
+#[tokio::test]
+async fn rollout_pdb_restart() {
+    let dir = "inline/functional/TestRolloutPDBRestart";
+    let mut s = Scenario::start("rollout-pdb-restart").await;
+    s.healthy(&data(&format!("{dir}/01-HealthyRollout.yaml"))).await;
+    s.update_spec().await;
+    s.wait_phase(Phase::Paused).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    s.serin("restart", &[]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    s.expect_replica_counts((4, 4, 1, 4, 4)).await;
+    let deadline = std::time::Instant::now() + common::argo::WAIT;
+    loop {
+        let events = s.cluster.kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=EvictionRefused",
+            "-o",
+            "json",
+        ]);
+        if events.contains("disruption budget rollout-pdb-restart") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Event names the budget: {events}\n{}",
+            s.controller.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(s.replica_counts().await, (4, 4, 1, 4, 4), "the budget still holds");
+    let pod_names = || {
+        let out = s.cluster.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=rollout-pdb-restart",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
+        out.split_whitespace().map(String::from).collect::<Vec<_>>()
+    };
+    let before = pod_names();
+    assert_eq!(before.len(), 4, "no Pod was evicted: {before:?}");
+    s.cluster.kubectl_ok(&["delete", "pdb", "rollout-pdb-restart"]);
+    // Argo waits for 0 available Pods (all evicted at once with maxUnavailable 100%); here every
+    // Pod of before the restart is seen replaced.
+    common::eventually("every Pod replaced", common::argo::WAIT, || async {
+        let now = pod_names();
+        (now.iter().all(|p| !before.contains(p))).then_some(())
+    })
+    .await;
+    s.wait_until("all replaced and available", |st| st.available_replicas == Some(4))
+        .await;
+}

@@ -802,3 +802,28 @@ async fn a_new_replica_set_has_a_zero_status() {
     let created = sets.create(&PostParams::default(), &set).await.expect("created");
     assert_eq!(created.status.map(|s| s.replicas), Some(0));
 }
+
+/// An eviction (what a restart and `kubectl drain` send) deletes the Pod; the simulated cluster
+/// keeps no PodDisruptionBudgets to refuse one (docs/sim.md).
+#[tokio::test]
+async fn an_eviction_deletes_the_pod() {
+    let sim = Cluster::sim();
+    let pods: Api<Pod> = Api::namespaced(sim.client().await, "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "web-1"},
+        "spec": {"containers": [{"name": "web", "image": "web:1"}]}}))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod).await.expect("created");
+    pods.evict("web-1", &kube::api::EvictParams::default())
+        .await
+        .expect("the eviction is accepted");
+    eventually("the Pod gone", WAIT, || async {
+        pods.get_opt("web-1").await.ok().flatten().is_none().then_some(())
+    })
+    .await;
+    let (code, _) = api_error(
+        pods.evict("web-1", &kube::api::EvictParams::default())
+            .await
+            .expect_err("no Pod to evict"),
+    );
+    assert_eq!(code, 404);
+}

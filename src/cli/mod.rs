@@ -299,7 +299,13 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
     let (config, kube_namespace) = args.kube.config_as("serin-controller").await?;
     let admin = std::sync::Arc::new(crate::admin::Admin::default());
     let counted = crate::admin::kube_requests::CountRequests(admin.metrics.kube_requests.clone());
+    let mut no_retry = config.clone();
+    no_retry.default_retry = false;
     let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(kube_args::ConnectError::from)?
+        .with_layer(&counted)
+        .build();
+    let evictions = kube::client::ClientBuilder::try_from(no_retry)
         .map_err(kube_args::ConnectError::from)?
         .with_layer(&counted)
         .build();
@@ -376,6 +382,7 @@ async fn controller(args: ControllerArgs) -> Result<(), CliError> {
                 secret_access: args.secret_access,
                 prometheus_address: args.prometheus_address.clone(),
             },
+            evictions: Some(crate::reconcile::NoRetry(evictions)),
         },
     );
     // The controllers stop on SIGTERM once their running reconciles finish; one still waiting for a

@@ -11,7 +11,8 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 /// ReplicaSets, Services and the workload: everything but the Rollout's own status.
-pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed, plan: &Plan) -> Result<(), Error> {
+/// Whether a PodDisruptionBudget refused an eviction (the restart waits and tries again).
+pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed, plan: &Plan) -> Result<bool, Error> {
     let ns = rollout.namespace().ok_or(Error::MissingField(".metadata.namespace"))?;
     let name = rollout.name_any();
     let owner = rollout
@@ -101,14 +102,7 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
         ctx.written.replica_sets.remember(None, created);
     }
     relabel(ctx, &ns, observed, plan).await?;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    for pod in &plan.restart_pods {
-        match pods.delete(pod, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let refused = evict(ctx, rollout, &ns, &plan.restart_pods).await?;
     for rs_name in &plan.delete {
         ctx.written
             .replica_sets
@@ -150,8 +144,56 @@ pub async fn apply_objects(ctx: &Context, rollout: &Rollout, observed: &Observed
             .await?;
     }
 
-    Ok(())
+    Ok(refused)
 }
+
+/// A restart's Pods go through the Eviction API, so the application's PodDisruptionBudgets hold
+/// (as `kubectl drain` and Argo Rollouts do). A refused eviction is retried on a later look; an
+/// Event names the budget. Whether any was refused.
+async fn evict(ctx: &Context, rollout: &Rollout, ns: &str, names: &[String]) -> Result<bool, Error> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.evictions.clone(), ns);
+    let mut refused = None;
+    for pod in names {
+        match pods.evict(pod, &kube::api::EvictParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(kube::Error::Api(s)) if s.code == 429 => {
+                // The budget's own words ("The disruption budget web needs 4 healthy pods...").
+                let why = s
+                    .details
+                    .as_ref()
+                    .and_then(|d| {
+                        d.causes
+                            .iter()
+                            .find_map(|c| (!c.message.is_empty()).then(|| c.message.clone()))
+                    })
+                    .unwrap_or_else(|| s.message.clone());
+                refused = Some(format!(
+                    "restart: evicting Pod {pod} is refused by a PodDisruptionBudget ({why}); tried again in {}s",
+                    EVICTION_RETRY.as_secs()
+                ));
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(message) = refused else {
+        return Ok(false);
+    };
+    let d = crate::plan::Decision {
+        severity: crate::plan::Severity::Warning,
+        reason: "EvictionRefused",
+        action: format!("Evict-{}", crate::hash::hash_text(&message)),
+        message,
+    };
+    if let Err(e) = super::events::record(&ctx.client, rollout, &ctx.instance, &d).await {
+        tracing::warn!(error = %e, "could not record an Event");
+    }
+    Ok(true)
+}
+
+/// How soon a refused eviction is tried again.
+pub const EVICTION_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 const APPLIED: &str = crate::plan::pod_metadata::APPLIED_ANNOTATION;
 

@@ -84,6 +84,8 @@ impl Error {
 
 pub struct Context {
     pub client: Client,
+    /// For evictions (see [`Settings::evictions`]).
+    pub evictions: Client,
     /// Who this controller process is, in the Events it records.
     pub instance: String,
     pub replica_sets: index::ByRollout<CachedReplicaSet>,
@@ -124,6 +126,20 @@ pub struct Settings {
     /// The share of the Rollouts this process reconciles.
     pub shard: crate::shard::Shard,
     pub analysis: AnalysisSettings,
+    /// A client that does not retry 429s itself, for evictions: a PodDisruptionBudget's refusal
+    /// is an answer to act on, not a failure to retry within the reconcile. The main client when
+    /// absent.
+    pub evictions: Option<NoRetry>,
+}
+
+/// A client whose requests are not retried on 429, 503 or 504.
+#[derive(Clone)]
+pub struct NoRetry(pub Client);
+
+impl std::fmt::Debug for NoRetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NoRetry")
+    }
 }
 
 /// How analysis measures.
@@ -140,6 +156,7 @@ impl Default for Settings {
             workers: DEFAULT_WORKERS,
             shard: Default::default(),
             analysis: AnalysisSettings::default(),
+            evictions: None,
         }
     }
 }
@@ -164,12 +181,22 @@ pub async fn run(
         settings.shard,
         settings.analysis,
     );
-    let rollouts = run_rollouts(client, namespace, instance, admin, home, config, settings.shard);
+    let clients = Clients {
+        evictions: settings.evictions.map_or_else(|| client.clone(), |c| c.0),
+        main: client,
+    };
+    let rollouts = run_rollouts(clients, namespace, instance, admin, home, config, settings.shard);
     futures::join!(runs, rollouts);
 }
 
+/// The controller's clients: the main one, and the one for evictions.
+struct Clients {
+    main: Client,
+    evictions: Client,
+}
+
 async fn run_rollouts(
-    client: Client,
+    clients: Clients,
     namespace: Option<String>,
     instance: String,
     admin: Arc<crate::admin::Admin>,
@@ -177,6 +204,7 @@ async fn run_rollouts(
     config: kube::runtime::controller::Config,
     shard: crate::shard::Shard,
 ) {
+    let client = clients.main;
     fn api<K>(c: &Client, namespace: &Option<String>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -242,6 +270,7 @@ async fn run_rollouts(
     let notifier =
         crate::hooks::notify::Notifier::start(client.clone(), http.clone(), instance.clone(), admin.clone(), home);
     let ctx = Arc::new(Context {
+        evictions: clients.evictions,
         http,
         notifier,
         answers: Default::default(),
@@ -399,7 +428,10 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
         apply::report_router_error(ctx, &rollout, &e).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));
     }
-    apply::apply_objects(ctx, &rollout, &observed, &plan).await?;
+    if apply::apply_objects(ctx, &rollout, &observed, &plan).await? {
+        let retry = apply::EVICTION_RETRY;
+        plan.requeue_after = Some(plan.requeue_after.map_or(retry, |d| d.min(retry)));
+    }
     if !plan.call_webhooks.is_empty() {
         let failed = crate::hooks::gates::call(
             &ctx.client,

@@ -322,6 +322,7 @@ fn resource(
         None => None,
         Some("status") if rt.status_subresource || (rt.group.is_empty() && rt.plural == "namespaces") => Some("status"),
         Some("scale") if rt.scale.is_some() => Some("scale"),
+        Some("eviction") if rt.group.is_empty() && rt.plural == "pods" => Some("eviction"),
         Some(other) => {
             return Err(ApiError::path_not_found(&format!("{}/{other}", rt.group_resource())));
         }
@@ -526,6 +527,18 @@ fn resource_verb(
             let obj = decode_body(body)?;
             let created = store.create(&rt, rp.namespace.as_deref(), obj, opts)?;
             Ok(json_response(StatusCode::CREATED, &created))
+        }
+        // An eviction deletes the Pod: the simulated cluster keeps no PodDisruptionBudgets.
+        (Method::POST, Some(name), Some("eviction")) => {
+            let d = DeleteOpts {
+                caller: opts.caller,
+                ..delete_opts(q, &Bytes::new())?
+            };
+            store.delete(&rt, &ns, name, &d)?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ))
         }
         (Method::PUT, Some(name), Some("scale")) => {
             let scale = decode_body(body)?;
