@@ -1439,3 +1439,39 @@ async fn rollout_pdb_restart() {
     s.wait_until("all replaced and available", |st| st.available_replicas == Some(4))
         .await;
 }
+
+/// functional_test.go TestMalformedRollout and TestMalformedRolloutEphemeralCtr: a Rollout whose
+/// Pod template Kubernetes refuses (a memory request of `invalid`). Argo's informer tolerates the
+/// field; here the API server refuses the ReplicaSet, and the Rollout says so (Degraded, with the
+/// server's words and an Event) instead of waiting in silence.
+async fn malformed(name: &str) {
+    let s = Scenario::start(name).await;
+    s.apply(&data(&format!("fixtures/expectedfailures/{name}.yaml")));
+    let st = s
+        .wait_until("a status that says the ReplicaSet is refused", |st| {
+            st.message
+                .as_deref()
+                .is_some_and(|m| m.contains("quantities must match"))
+        })
+        .await;
+    assert_eq!(st.phase, Some(Phase::Degraded), "{st:#?}");
+    let events = s.cluster.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=ObjectRefused",
+        "-o",
+        "json",
+    ]);
+    assert!(events.contains("quantities must match"), "{events}");
+}
+
+#[tokio::test]
+async fn malformed_rollout() {
+    malformed("malformed-rollout").await;
+}
+
+#[tokio::test]
+async fn malformed_rollout_ephemeral_container() {
+    malformed("malformed-rollout-ephemeral").await;
+}

@@ -467,6 +467,60 @@ async fn apply_runs(
     Ok(())
 }
 
+/// Whether the API server refused an object for what it says (invalid, or a server-side apply
+/// that cannot be made into the kind: a 500 that names the object), not for a passing reason.
+pub fn refused_as_invalid(s: &kube::core::Status) -> bool {
+    match s.code {
+        400 | 422 => true,
+        500 => [
+            "failed to convert new object",
+            "failed to create typed",
+            "field not declared in schema",
+        ]
+        .iter()
+        .any(|m| s.message.contains(m)),
+        _ => false,
+    }
+}
+
+/// An object made from the spec that the API server refused (an invalid Pod template): the
+/// Rollout is Degraded with the server's words, and an Event says so once.
+pub async fn report_refused(ctx: &Context, rollout: &Rollout, refusal: &str) -> Result<(), Error> {
+    use crate::plan::conditions;
+    let message = format!("Kubernetes refused an object made from the spec: {refusal}; fix the spec");
+    let mut status = rollout.status.clone().unwrap_or_default();
+    let mut conds = status.conditions.take().unwrap_or_default();
+    let already = status.message.as_deref() == Some(message.as_str());
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
+    for type_ in [conditions::PROGRESSING, conditions::HEALTHY] {
+        conditions::set(
+            &mut conds,
+            type_,
+            false,
+            "ObjectRefused",
+            &message,
+            rollout.metadata.generation,
+            &now,
+        );
+    }
+    status.conditions = Some(conds);
+    status.phase = Some(crate::crd::rollout::Phase::Degraded);
+    status.message = Some(message.clone());
+    status.observed_generation = rollout.metadata.generation;
+    if !already {
+        let d = crate::plan::Decision {
+            severity: crate::plan::Severity::Warning,
+            reason: "ObjectRefused",
+            action: format!("Refused-{}", crate::hash::hash_text(&message)),
+            message,
+        };
+        if let Err(e) = super::events::record(&ctx.client, rollout, &ctx.instance, &d).await {
+            tracing::warn!(error = %e, "could not record an Event");
+        }
+    }
+    apply_status(ctx, rollout, &status).await.map(|_| ())
+}
+
 /// A router that cannot be set stops the rollout where it is: a condition and an Event say why.
 pub async fn report_router_error(
     ctx: &Context,
@@ -504,4 +558,25 @@ pub async fn report_router_error(
         }
     }
     apply_status(ctx, rollout, &status).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_as_invalid;
+
+    fn status(code: u16, message: &str) -> kube::core::Status {
+        kube::core::Status::failure(message, "").with_code(code)
+    }
+
+    #[test]
+    fn an_invalid_object_is_told_from_a_passing_failure() {
+        assert!(refused_as_invalid(&status(422, "spec.template: Invalid value")));
+        assert!(refused_as_invalid(&status(
+            500,
+            "failed to convert new object (ns/web-1; apps/v1, Kind=ReplicaSet) to smd typed: quantities must match"
+        )));
+        assert!(!refused_as_invalid(&status(500, "etcdserver: request timed out")));
+        assert!(!refused_as_invalid(&status(409, "the object has been modified")));
+        assert!(!refused_as_invalid(&status(429, "too many requests")));
+    }
 }

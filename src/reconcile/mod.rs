@@ -428,7 +428,17 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: &Context) -> Result<Actio
         apply::report_router_error(ctx, &rollout, &e).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));
     }
-    if apply::apply_objects(ctx, &rollout, &observed, &plan).await? {
+    let evictions_refused = match apply::apply_objects(ctx, &rollout, &observed, &plan).await {
+        Ok(refused) => refused,
+        // The API server refuses an object made from the spec (a Pod template it finds invalid):
+        // only a new spec helps, so the status says so rather than the reconcile retrying in silence.
+        Err(Error::Kube(kube::Error::Api(s))) if apply::refused_as_invalid(&s) => {
+            apply::report_refused(ctx, &rollout, &s.message).await?;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+        Err(e) => return Err(e),
+    };
+    if evictions_refused {
         let retry = apply::EVICTION_RETRY;
         plan.requeue_after = Some(plan.requeue_after.map_or(retry, |d| d.min(retry)));
     }
