@@ -1475,3 +1475,22 @@ async fn malformed_rollout() {
 async fn malformed_rollout_ephemeral_container() {
     malformed("malformed-rollout-ephemeral").await;
 }
+
+/// functional_test.go TestControllerMetrics: the controller serves its metrics, here with the
+/// Rollout it reconciles in them.
+#[tokio::test]
+async fn controller_metrics() {
+    let mut s = Scenario::start("basic").await;
+    s.healthy(&data("fixtures/functional/rollout-basic.yaml")).await;
+    let url = format!("http://127.0.0.1:{}/metrics", s.controller.metrics_port);
+    let metrics = common::eventually("the Rollout in /metrics", common::argo::WAIT, || async {
+        let r = reqwest::get(&url).await.ok()?;
+        let ok = r.status().is_success();
+        let text = r.text().await.ok()?;
+        (ok && text.contains(r#"serin_rollout_phase{namespace=""#)
+            && text.contains(r#"rollout="basic",phase="Healthy"} 1"#))
+        .then_some(text)
+    })
+    .await;
+    assert!(metrics.contains("serin_rollout_info"), "{metrics}");
+}
