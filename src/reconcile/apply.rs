@@ -180,15 +180,7 @@ async fn evict(ctx: &Context, rollout: &Rollout, ns: &str, names: &[String]) -> 
     let Some(message) = refused else {
         return Ok(false);
     };
-    let d = crate::plan::Decision {
-        severity: crate::plan::Severity::Warning,
-        reason: "EvictionRefused",
-        action: format!("Evict-{}", crate::hash::hash_text(&message)),
-        message,
-    };
-    if let Err(e) = super::events::record(&ctx.client, rollout, &ctx.instance, &d).await {
-        tracing::warn!(error = %e, "could not record an Event");
-    }
+    warn(ctx, rollout, "EvictionRefused", "Evict", message).await;
     Ok(true)
 }
 
@@ -483,6 +475,20 @@ pub fn refused_as_invalid(s: &kube::core::Status) -> bool {
     }
 }
 
+/// A Warning Event about what the cluster refused, named by its message so that a repeat of the
+/// same refusal is not recorded twice.
+async fn warn(ctx: &Context, rollout: &Rollout, reason: &'static str, action: &str, message: String) {
+    let d = crate::plan::Decision {
+        severity: crate::plan::Severity::Warning,
+        reason,
+        action: format!("{action}-{}", crate::hash::hash_text(&message)),
+        message,
+    };
+    if let Err(e) = super::events::record(&ctx.client, rollout, &ctx.instance, &d).await {
+        tracing::warn!(error = %e, "could not record an Event");
+    }
+}
+
 /// An object made from the spec that the API server refused (an invalid Pod template): the
 /// Rollout is Degraded with the server's words, and an Event says so once.
 pub async fn report_refused(ctx: &Context, rollout: &Rollout, refusal: &str) -> Result<(), Error> {
@@ -508,15 +514,7 @@ pub async fn report_refused(ctx: &Context, rollout: &Rollout, refusal: &str) -> 
     status.message = Some(message.clone());
     status.observed_generation = rollout.metadata.generation;
     if !already {
-        let d = crate::plan::Decision {
-            severity: crate::plan::Severity::Warning,
-            reason: "ObjectRefused",
-            action: format!("Refused-{}", crate::hash::hash_text(&message)),
-            message,
-        };
-        if let Err(e) = super::events::record(&ctx.client, rollout, &ctx.instance, &d).await {
-            tracing::warn!(error = %e, "could not record an Event");
-        }
+        warn(ctx, rollout, "ObjectRefused", "Refused", message).await;
     }
     apply_status(ctx, rollout, &status).await.map(|_| ())
 }
@@ -547,15 +545,7 @@ pub async fn report_router_error(
     status.conditions = Some(conds);
     status.message = Some(format!("traffic router: {message}"));
     if !already {
-        let d = crate::plan::Decision {
-            severity: crate::plan::Severity::Warning,
-            reason: "TrafficRoutingError",
-            action: format!("Route-{}", crate::hash::hash_text(&message)),
-            message: message.clone(),
-        };
-        if let Err(e) = super::events::record(&ctx.client, rollout, &ctx.instance, &d).await {
-            tracing::warn!(error = %e, "could not record an Event");
-        }
+        warn(ctx, rollout, "TrafficRoutingError", "Route", message.clone()).await;
     }
     apply_status(ctx, rollout, &status).await.map(|_| ())
 }

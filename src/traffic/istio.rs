@@ -127,6 +127,16 @@ fn weigh_section(
     Ok(out)
 }
 
+/// Whether Serin weighs this `http` route: one `routes` names, or without names one that sends to
+/// the stable host.
+fn weighs_http(route: &Value, routes: &[String], sides: &Sides<'_>) -> bool {
+    if routes.is_empty() {
+        sides.sends_to_stable(route)
+    } else {
+        route["name"].as_str().is_some_and(|n| routes.iter().any(|w| w == n))
+    }
+}
+
 /// The `http` routes with the canary at `weight` percent. `routes` picks routes by name; empty
 /// means every route that sends to the stable host.
 pub fn weighted_http(vs: &Value, routes: &[String], sides: &Sides<'_>, weight: i32) -> Result<Vec<Value>, RouterError> {
@@ -141,16 +151,7 @@ pub fn weighted_http(vs: &Value, routes: &[String], sides: &Sides<'_>, weight: i
             )));
         }
     }
-    let picked: Vec<bool> = http
-        .iter()
-        .map(|r| {
-            if routes.is_empty() {
-                sides.sends_to_stable(r)
-            } else {
-                r["name"].as_str().is_some_and(|n| routes.iter().any(|w| w == n))
-            }
-        })
-        .collect();
+    let picked: Vec<bool> = http.iter().map(|r| weighs_http(r, routes, sides)).collect();
     weigh_section(name, "http", http, &picked, sides, weight)
 }
 
@@ -297,13 +298,7 @@ fn routed_http(
     // The destinations of the first weighted route, which mirror routes send as.
     let first_weighted = weighted
         .iter()
-        .find(|r| {
-            if routes.is_empty() {
-                sides.sends_to_stable(r)
-            } else {
-                r["name"].as_str().is_some_and(|n| routes.iter().any(|w| w == n))
-            }
-        })
+        .find(|r| weighs_http(r, routes, sides))
         .map(|r| r["route"].clone())
         .unwrap_or_else(|| json!([{"destination": dest_of(sides.stable), "weight": 100}]));
     let mut added: Vec<(&str, Value)> = Vec::new();

@@ -173,38 +173,28 @@ impl Scenario {
 
     /// Waits for the phase (Argo's `WaitForRolloutStatus`), with the controller's log on failure.
     pub async fn wait_phase(&self, phase: Phase) -> RolloutStatus {
-        let what = format!("{} {phase:?}", self.name);
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                if let Ok(r) = self.rollouts.get(&self.name).await {
-                    let seen = r.status.as_ref().and_then(|s| s.observed_generation) == r.metadata.generation;
-                    let st = r.status.unwrap_or_default();
-                    if seen && st.phase == Some(phase) {
-                        return st;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+        self.wait_for(&format!("{phase:?}"), |r| {
+            let seen = r.status.as_ref().and_then(|s| s.observed_generation) == r.metadata.generation;
+            seen && r.status.as_ref().and_then(|s| s.phase) == Some(phase)
         })
-        .await;
-        match found {
-            Ok(st) => st,
-            Err(_) => panic!(
-                "{what}: not reached in {WAIT:?}; status {:#?}\n{}",
-                self.status().await,
-                self.controller.log()
-            ),
-        }
+        .await
     }
 
-    /// Waits until `check` holds of the status.
     /// Waits until `check` holds of the status; the status and the controller's log on failure.
     pub async fn wait_until(&self, what: &str, check: impl Fn(&RolloutStatus) -> bool) -> RolloutStatus {
+        self.wait_for(what, |r| check(r.status.as_ref().unwrap_or(&RolloutStatus::default())))
+            .await
+    }
+
+    /// Waits until `check` holds of the Rollout; its status then, or the status and the
+    /// controller's log on failure.
+    async fn wait_for(&self, what: &str, check: impl Fn(&Rollout) -> bool) -> RolloutStatus {
         let found = tokio::time::timeout(WAIT, async {
             loop {
-                let st = self.status().await;
-                if check(&st) {
-                    return st;
+                if let Ok(r) = self.rollouts.get(&self.name).await
+                    && check(&r)
+                {
+                    return r.status.unwrap_or_default();
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
