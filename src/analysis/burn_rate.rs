@@ -11,7 +11,8 @@
 //! of the period's budget.
 
 use super::compare::Judgement;
-use super::counting::{add, count_text, percent_text, served, significant};
+use super::counting::{add, count_text, first_reading, percent_text, served, served_since, significant};
+use super::dispersion::Dispersion;
 use super::verdict::Outcome;
 use crate::crd::analysis::{
     AnalysisPhase, Comparison, EventCounts, EvidenceState, Metric, MetricResult, SloBurnRateProvider,
@@ -134,6 +135,11 @@ pub fn look_outcome(
         Err(e) => return Outcome::Error(e.to_string()),
     };
     let (state, carried) = super::compare::evidence_for(previous, carried);
+    if (state.is_none() || carried)
+        && let Err(e) = first_reading(canary, stable)
+    {
+        return Outcome::Error(e.to_string());
+    }
     judge(
         &settings,
         Look {
@@ -149,9 +155,10 @@ pub fn look_outcome(
 }
 
 /// The e-value that `c` came from an error ratio above `limit`: the mean over [`FASTER`] of the
-/// binomial likelihood ratios. A product over intervals of the same ratios is the ratio of the
-/// sums, so the counts so far are all it needs.
-pub fn e_faster(c: EventCounts, limit: f64) -> f64 {
+/// binomial likelihood ratios, each weighed down by the `dispersion` of bad events (clusters of
+/// them are fewer independent events). A product over intervals of the same ratios is the ratio
+/// of the sums, so the counts so far are all it needs.
+pub fn e_faster(c: EventCounts, limit: f64, dispersion: f64) -> f64 {
     if c.total <= 0.0 || limit <= 0.0 || limit >= 1.0 {
         return 1.0;
     }
@@ -165,7 +172,10 @@ pub fn e_faster(c: EventCounts, limit: f64) -> f64 {
         };
         bad_term + good_term
     };
-    let logs: Vec<f64> = FASTER.iter().map(|r| log_ratio((limit * r).min(0.999_999))).collect();
+    let logs: Vec<f64> = FASTER
+        .iter()
+        .map(|r| log_ratio((limit * r).min(0.999_999)) / dispersion.max(1.0))
+        .collect();
     let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     (max + (logs.iter().map(|l| (l - max).exp()).sum::<f64>() / logs.len() as f64).ln()).exp()
 }
@@ -181,23 +191,39 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
     let since = before.map_or_else(|| now.clone(), |s| s.since.clone());
     let fresh = before.filter(|_| !look.carried);
     let (canary, stable) = match fresh {
-        Some(p) => (served(p.reading[0], look.canary), served(p.reading[1], look.stable)),
+        Some(p) => match served_since(p, look.canary, look.stable) {
+            Ok(served) => served,
+            Err(e) => return super::compare::refused(p, &e, look.canary, look.stable),
+        },
         None => Default::default(),
     };
+    // How clustered bad events are, from how they split between the versions (as `compare`).
+    let mut dispersion = before.map_or_else(Dispersion::default, |s| Dispersion {
+        sum: s.dispersion_sum,
+        intervals: s.dispersion_intervals,
+    });
+    if fresh.is_some() {
+        let earlier = (counted_before[0].into(), counted_before[1].into());
+        dispersion.add_split(canary.into(), stable.into(), earlier);
+    }
     let state = EvidenceState {
         reading: vec![look.canary, look.stable],
         counted: vec![add(counted_before[0], canary), add(counted_before[1], stable)],
         counted_in_run: fresh.map_or(0.0, |p| p.counted_in_run) + canary.total,
         log_worse: Vec::new(),
         log_not_worse: Vec::new(),
+        dispersion_sum: dispersion.sum,
+        dispersion_intervals: dispersion.intervals,
+        dropped: Vec::new(),
         since: since.clone(),
         read_at: now,
         passed: false,
     };
     let long = state.counted[0];
     // The short window's requests: since `canary_before`, never more than the long window's.
+    // A short window whose counters cannot be counted is no evidence of burning fast.
     let short = match look.canary_before {
-        Some(b) => served(b, look.canary),
+        Some(b) => served("canary", b, look.canary, None).unwrap_or_default(),
         None => long,
     };
     let short = EventCounts {
@@ -210,7 +236,7 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
         let rate = all_requests / elapsed;
         100.0 * long.bad / (settings.allowed * rate * settings.period.as_secs_f64())
     });
-    let e = e_faster(long, settings.factor * settings.allowed);
+    let e = e_faster(long, settings.factor * settings.allowed, dispersion.factor());
     let comparison = Comparison {
         canary: long,
         e_value: Some(e),
@@ -381,8 +407,13 @@ mod tests {
                 total: 100.0,
             },
             0.05,
+            1.0,
         );
         assert!((e - expected).abs() < 1e-9 * expected, "{e} vs {expected}");
+        // Bad events in clusters of 5: each log-likelihood ratio a fifth.
+        let clustered = FASTER.iter().map(|r| one(*r).ln() / 5.0).map(f64::exp).sum::<f64>() / FASTER.len() as f64;
+        let e5 = e_faster(c(10.0, 100.0), 0.05, 5.0);
+        assert!((e5 - clustered).abs() < 1e-9 * clustered, "{e5} vs {clustered}");
         // At the limit exactly, no evidence builds up.
         assert!(
             e_faster(
@@ -390,7 +421,8 @@ mod tests {
                     bad: 50.0,
                     total: 1000.0
                 },
-                0.05
+                0.05,
+                1.0
             ) < 1.0
         );
     }

@@ -5,7 +5,10 @@
 //! interval is served at one step's weight (an interval spanning a weight change would mix two
 //! request splits). The evidence itself (the e-process) carries from run to run for one version.
 
-use super::counting::{add, count_text, percent_text, ratio_text, served, significant};
+use super::counting::{
+    CounterError, add, count_text, first_reading, percent_text, ratio_text, refused_state, served_since, significant,
+};
+use super::dispersion::Dispersion;
 use super::evidence::{Counts, Evidence, ratio};
 use super::verdict::{Outcome, count_of};
 use crate::crd::analysis::{
@@ -72,10 +75,7 @@ pub struct Judgement {
 }
 
 fn counts(c: EventCounts) -> Counts {
-    Counts {
-        bad: c.bad,
-        total: c.total,
-    }
+    c.into()
 }
 
 fn evidence_of(state: &EvidenceState) -> Evidence {
@@ -84,21 +84,31 @@ fn evidence_of(state: &EvidenceState) -> Evidence {
     if state.log_worse.len() == e.worse.len() && state.log_not_worse.len() == e.not_worse.len() {
         e.worse = state.log_worse.clone();
         e.not_worse = state.log_not_worse.clone();
+        e.dispersion = Dispersion {
+            sum: state.dispersion_sum,
+            intervals: state.dispersion_intervals,
+        };
     }
     e
 }
 
 /// The canary's rate over stable's, with an interval at `confidence` on each side: a Wilson
 /// interval on the canary's share of bad requests, mapped back through its share of requests.
-pub fn ratio_interval(canary: EventCounts, stable: EventCounts, alpha: f64) -> (Option<f64>, Option<f64>) {
-    let n = canary.bad + stable.bad;
+/// Bad events clustered by `dispersion` count as that many times fewer.
+pub fn ratio_interval(
+    canary: EventCounts,
+    stable: EventCounts,
+    alpha: f64,
+    dispersion: f64,
+) -> (Option<f64>, Option<f64>) {
+    let n = (canary.bad + stable.bad) / dispersion.max(1.0);
     let all = canary.total + stable.total;
     if n <= 0.0 || canary.total <= 0.0 || stable.total <= 0.0 {
         return (None, None);
     }
     let rho = canary.total / all;
     let z = Normal::standard().inverse_cdf(1.0 - alpha.clamp(1e-12, 0.5));
-    let p = canary.bad / n;
+    let p = canary.bad / (canary.bad + stable.bad);
     let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
     let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
     let to_ratio =
@@ -127,10 +137,17 @@ fn explain(c: &Comparison, settings: &Settings, verdict: &str) -> String {
         ),
         (None, ..) => "ratio -".to_string(),
     };
+    let clustered = match c.dispersion {
+        Some(d) => {
+            let d = significant(d, 2);
+            format!(", bad events come in clusters (dispersion {d}: each counts as 1/{d})")
+        }
+        None => String::new(),
+    };
     let e = c.e_value.unwrap_or(1.0);
     let relation = if e >= settings.threshold() { ">=" } else { "<" };
     format!(
-        "canary {} vs stable {}: {ratio}, e-value {} {relation} {}: {verdict}",
+        "canary {} vs stable {}: {ratio}{clustered}, e-value {} {relation} {}: {verdict}",
         side(c.canary),
         side(stable),
         significant(e, 2),
@@ -152,16 +169,23 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
     };
     // The first look of a run only reads the counters: nothing is counted yet.
     let (canary, stable) = match fresh {
-        Some(p) => (served(p.reading[0], look.canary), served(p.reading[1], look.stable)),
+        Some(p) => match served_since(p, look.canary, look.stable) {
+            Ok(served) => served,
+            Err(e) => return refused(p, &e, look.canary, look.stable),
+        },
         None => Default::default(),
     };
-    evidence.add(counts(canary), counts(stable), settings.max_increase);
+    let before = (counts(counted_before[0]), counts(counted_before[1]));
+    evidence.add(counts(canary), counts(stable), settings.max_increase, before);
     let mut state = EvidenceState {
         reading,
         counted: vec![add(counted_before[0], canary), add(counted_before[1], stable)],
         counted_in_run: fresh.map_or(0.0, |p| p.counted_in_run) + canary.total,
         log_worse: evidence.worse.clone(),
         log_not_worse: evidence.not_worse.clone(),
+        dispersion_sum: evidence.dispersion.sum,
+        dispersion_intervals: evidence.dispersion.intervals,
+        dropped: Vec::new(),
         since,
         read_at: now,
         passed: false,
@@ -239,6 +263,21 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
     }
 }
 
+/// A look whose counters no counter could show: an Error, nothing counted, the evidence kept.
+pub fn refused(previous: &EvidenceState, error: &CounterError, canary: EventCounts, stable: EventCounts) -> Judgement {
+    Judgement {
+        phase: AnalysisPhase::Error,
+        value: "-".into(),
+        message: error.to_string(),
+        comparison: Comparison {
+            canary: previous.counted.first().copied().unwrap_or_default(),
+            stable: previous.counted.get(1).copied(),
+            ..Default::default()
+        },
+        state: refused_state(previous, error, canary, stable),
+    }
+}
+
 /// The evidence a look goes on from: the metric's own in this run, else what an earlier run for
 /// the same version left (`carried`), and which of the two it is.
 pub fn evidence_for<'a>(
@@ -273,6 +312,11 @@ pub fn look_outcome(
         return Outcome::Error("not a compare metric".into());
     };
     let (state, carried) = evidence_for(previous, carried);
+    if (state.is_none() || carried)
+        && let Err(e) = first_reading(canary, stable)
+    {
+        return Outcome::Error(e.to_string());
+    }
     let counted = previous.map_or(0, |r| r.count);
     let last = count_of(metric, spec.background == Some(true)).is_some_and(|n| counted + 1 >= n);
     let settings = Settings::of(provider, deciding_comparisons(spec));
@@ -304,7 +348,8 @@ impl Judgement {
 
 fn comparison_of(state: &EvidenceState, evidence: &Evidence, settings: &Settings) -> Comparison {
     let (canary, stable) = (state.counted[0], state.counted[1]);
-    let (low, high) = ratio_interval(canary, stable, settings.alpha);
+    let dispersion = evidence.dispersion.factor();
+    let (low, high) = ratio_interval(canary, stable, settings.alpha, dispersion);
     Comparison {
         canary,
         stable: Some(stable),
@@ -314,6 +359,8 @@ fn comparison_of(state: &EvidenceState, evidence: &Evidence, settings: &Settings
         e_value: Some(evidence.e_worse()),
         e_value_not_worse: Some(evidence.e_not_worse()),
         threshold: Some(settings.threshold()),
+        // Shown once it changes what the evidence is worth.
+        dispersion: (dispersion >= 1.05).then_some(dispersion),
         ..Default::default()
     }
 }
@@ -486,6 +533,66 @@ mod tests {
         }
         assert!(state.passed, "{state:?}");
         assert_eq!(phase, AnalysisPhase::Successful);
+    }
+
+    #[test]
+    fn counters_no_counter_could_show_are_errors_and_never_counted() {
+        let first = look(None, c(10.0, 1000.0), c(100.0, 10_000.0), 0);
+        let good = look(Some(&first.state), c(12.0, 1200.0), c(110.0, 11_000.0), 10);
+        assert_eq!(good.phase, AnalysisPhase::Successful, "{}", good.message);
+        // The canary's bad counter reads NaN: an Error, the last good reading kept.
+        let nan = look(Some(&good.state), c(f64::NAN, 1400.0), c(120.0, 12_000.0), 20);
+        assert_eq!(nan.phase, AnalysisPhase::Error);
+        assert!(
+            nan.message.starts_with("the canary's bad counter reads NaN"),
+            "{}",
+            nan.message
+        );
+        assert_eq!(nan.state.reading, good.state.reading);
+        assert_eq!(nan.state.counted, good.state.counted);
+        // Back, and counted from the last good reading: no restart counted twice.
+        let back = look(Some(&nan.state), c(16.0, 1600.0), c(130.0, 13_000.0), 30);
+        assert_eq!(back.state.counted[0], c(6.0, 600.0));
+        assert_eq!(back.state.counted[1], c(30.0, 3000.0));
+        // Stable's bad counter falls, but not to near zero: an Error, not a restart.
+        let fell = look(Some(&back.state), c(18.0, 1800.0), c(60.0, 14_000.0), 40);
+        assert_eq!(fell.phase, AnalysisPhase::Error);
+        assert!(
+            fell.message.contains("stable's bad counter went down from 130 to 60"),
+            "{}",
+            fell.message
+        );
+        assert_eq!(fell.state.counted, back.state.counted);
+        assert_eq!(fell.state.dropped, vec![c(18.0, 1800.0), c(60.0, 14_000.0)]);
+        // It holds and counts on from there: counted from the fall, the fall's interval not at all.
+        let on = look(Some(&fell.state), c(20.0, 2000.0), c(70.0, 15_000.0), 50);
+        assert_ne!(on.phase, AnalysisPhase::Error, "{}", on.message);
+        assert_eq!(on.state.counted[1], c(40.0, 4000.0));
+        assert!(on.state.dropped.is_empty());
+        // The first look of a run refuses what no counter could show, and keeps nothing.
+        let spec = AnalysisRunSpec {
+            metrics: vec![Metric {
+                name: "errors".into(),
+                provider: crate::crd::analysis::MetricProvider {
+                    compare: Some(CompareProvider::default()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let outcome = look_outcome(
+            &spec.metrics[0],
+            &spec,
+            (None, None),
+            c(-5.0, 100.0),
+            c(1.0, 100.0),
+            at(0),
+        );
+        assert!(
+            matches!(&outcome, Outcome::Error(m) if m.starts_with("the canary's bad counter reads -5")),
+            "{outcome:?}"
+        );
     }
 
     #[test]

@@ -1,27 +1,136 @@
-//! Counts from counters: what each version served between two looks at its counters, with
-//! counter resets (a Pod restarted, a series gone) taken as Prometheus' `increase` takes them.
+//! Counts from counters: what each version served between two looks at its counters. A counter
+//! that restarts (its Pod did) falls to near zero, and what it reads then was served since, as
+//! Prometheus' `increase` takes it. Anything else a counter cannot do is refused, never counted:
+//! a value that is not a number or is negative, or a fall that is not a restart (a series leaving
+//! a sum, or a wrong answer). A fall that holds, and from which the counters count on, is counted
+//! from there, the interval of the fall not at all.
 
-use crate::crd::analysis::EventCounts;
+use crate::crd::analysis::{EventCounts, EvidenceState};
 
-/// What a counter went up by from `before` to `now`: a counter that went down was reset, and
-/// counted again from zero.
-fn increase(before: f64, now: f64) -> f64 {
-    if !now.is_finite() || now <= 0.0 {
-        0.0
-    } else if !before.is_finite() || now < before {
-        now
+/// A counter that restarted reads at most this share of what it read before.
+const RESTARTED: f64 = 0.1;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CounterError {
+    #[error(
+        "the {version}'s {counter} counter reads {value}, which no counter can: not counted (check the query and the exporter)"
+    )]
+    Impossible {
+        version: &'static str,
+        counter: &'static str,
+        value: f64,
+    },
+    #[error(
+        "the {version}'s {counter} counter went down from {from} to {to} without restarting: not counted, nor taken as a restart (a series left the sum, or Prometheus answered wrong); counting goes on once it passes {from}, or from {to} if it counts on from there"
+    )]
+    WentDown {
+        version: &'static str,
+        counter: &'static str,
+        from: String,
+        to: String,
+    },
+}
+
+const VERSIONS: [&str; 2] = ["canary", "stable"];
+
+fn check(version: &'static str, counter: &'static str, value: f64) -> Result<f64, CounterError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
     } else {
-        now - before
+        Err(CounterError::Impossible {
+            version,
+            counter,
+            value,
+        })
     }
 }
 
-/// The requests (and bad ones) served between two readings. Bad requests never exceed all of
-/// them: the two counters may be scraped a moment apart.
-pub fn served(before: EventCounts, now: EventCounts) -> EventCounts {
-    let total = increase(before.total, now.total);
+/// Both counters of `version` as read, refused if either cannot be a counter's.
+pub fn checked(version: &'static str, now: EventCounts) -> Result<EventCounts, CounterError> {
+    Ok(EventCounts {
+        bad: check(version, "bad", now.bad)?,
+        total: check(version, "total", now.total)?,
+    })
+}
+
+/// Bad requests never exceed all of them: the two counters may be scraped a moment apart.
+fn bounded(bad: f64, total: f64) -> EventCounts {
     EventCounts {
-        bad: increase(before.bad, now.bad).min(total),
+        bad: bad.min(total),
         total,
+    }
+}
+
+/// The requests (and bad ones) `version` served from the reading `before` to `now`. `dropped` is
+/// the reading at an earlier look that found a counter gone down: once both counters count on
+/// from it, they are counted from there.
+pub fn served(
+    version: &'static str,
+    before: EventCounts,
+    now: EventCounts,
+    dropped: Option<EventCounts>,
+) -> Result<EventCounts, CounterError> {
+    let now = checked(version, now)?;
+    if now.total >= before.total && now.bad >= before.bad {
+        return Ok(bounded(now.bad - before.bad, now.total - before.total));
+    }
+    if now.total < before.total && now.total <= RESTARTED * before.total {
+        return Ok(bounded(now.bad, now.total));
+    }
+    if let Some(d) = dropped {
+        let counted_on = |was: f64, was_before: f64, is: f64| if was < was_before { is > was } else { is >= was };
+        if counted_on(d.total, before.total, now.total) && counted_on(d.bad, before.bad, now.bad) {
+            return Ok(bounded(now.bad - d.bad, now.total - d.total));
+        }
+    }
+    let (counter, from, to) = if now.total < before.total {
+        ("total", before.total, now.total)
+    } else {
+        ("bad", before.bad, now.bad)
+    };
+    Err(CounterError::WentDown {
+        version,
+        counter,
+        from: count_text(from),
+        to: count_text(to),
+    })
+}
+
+/// What both versions served since the reading in `state` (canary, then stable).
+pub fn served_since(
+    state: &EvidenceState,
+    canary: EventCounts,
+    stable: EventCounts,
+) -> Result<(EventCounts, EventCounts), CounterError> {
+    let side = |i: usize, now: EventCounts| {
+        let before = state.reading.get(i).copied().unwrap_or_default();
+        served(VERSIONS[i], before, now, state.dropped.get(i).copied())
+    };
+    Ok((side(0, canary)?, side(1, stable)?))
+}
+
+/// Both versions' counters as a run's first look reads them (it counts nothing yet), refused if
+/// they cannot be a counter's.
+pub fn first_reading(canary: EventCounts, stable: EventCounts) -> Result<(), CounterError> {
+    checked(VERSIONS[0], canary)?;
+    checked(VERSIONS[1], stable)?;
+    Ok(())
+}
+
+/// The state to go on from after a look refused for `error`: the last good reading kept, and
+/// a fall remembered, to count on from if the counters do.
+pub fn refused_state(
+    previous: &EvidenceState,
+    error: &CounterError,
+    canary: EventCounts,
+    stable: EventCounts,
+) -> EvidenceState {
+    EvidenceState {
+        dropped: match error {
+            CounterError::WentDown { .. } => vec![canary, stable],
+            CounterError::Impossible { .. } => previous.dropped.clone(),
+        },
+        ..previous.clone()
     }
 }
 
@@ -100,14 +209,59 @@ mod tests {
         EventCounts { bad, total }
     }
 
+    fn served_(before: EventCounts, now: EventCounts) -> Result<EventCounts, CounterError> {
+        served("canary", before, now, None)
+    }
+
     #[test]
-    fn increments_survive_resets_and_skew() {
-        assert_eq!(served(c(5.0, 100.0), c(7.0, 150.0)), c(2.0, 50.0));
-        // A counter that went down was reset: what it shows now was served since.
-        assert_eq!(served(c(5.0, 100.0), c(1.0, 20.0)), c(1.0, 20.0));
+    fn increments_survive_restarts_and_skew() {
+        assert_eq!(served_(c(5.0, 100.0), c(7.0, 150.0)), Ok(c(2.0, 50.0)));
+        // A counter that fell to near zero restarted: what it shows now was served since.
+        assert_eq!(served_(c(5.0, 100.0), c(1.0, 10.0)), Ok(c(1.0, 10.0)));
         // Bad requests read a moment after all of them never outnumber them.
-        assert_eq!(served(c(0.0, 100.0), c(9.0, 105.0)), c(5.0, 5.0));
-        assert_eq!(served(c(0.0, 0.0), c(f64::NAN, 10.0)), c(0.0, 10.0));
+        assert_eq!(served_(c(0.0, 100.0), c(9.0, 105.0)), Ok(c(5.0, 5.0)));
+    }
+
+    #[test]
+    fn what_no_counter_can_do_is_refused() {
+        let impossible = |now: EventCounts| served_(c(5.0, 100.0), now).unwrap_err();
+        assert_eq!(
+            impossible(c(f64::NAN, 150.0)).to_string(),
+            "the canary's bad counter reads NaN, which no counter can: not counted (check the query and the exporter)"
+        );
+        assert!(matches!(
+            impossible(c(-1.0, 150.0)),
+            CounterError::Impossible { counter: "bad", .. }
+        ));
+        assert!(matches!(
+            impossible(c(6.0, f64::INFINITY)),
+            CounterError::Impossible { counter: "total", .. }
+        ));
+        // A fall that is not to near zero: neither counted nor taken for a restart.
+        let fell = served("stable", c(50.0, 10_000.0), c(40.0, 6_000.0), None).unwrap_err();
+        assert_eq!(
+            fell.to_string(),
+            "the stable's total counter went down from 10,000 to 6,000 without restarting: not counted, nor taken as a restart (a series left the sum, or Prometheus answered wrong); counting goes on once it passes 10,000, or from 6,000 if it counts on from there"
+        );
+        // Bad requests falling while the total counts on (their series vanished) is no restart.
+        assert!(matches!(
+            served_(c(50.0, 10_000.0), c(0.0, 10_500.0)),
+            Err(CounterError::WentDown { counter: "bad", .. })
+        ));
+    }
+
+    #[test]
+    fn after_a_fall_counting_goes_on_from_the_last_good_reading_or_from_the_fall_if_it_holds() {
+        let good = c(50.0, 10_000.0);
+        let fall = c(40.0, 6_000.0);
+        // Back above the last good reading: counted from it, the fall a passing wrong answer.
+        assert_eq!(served("canary", good, c(52.0, 10_200.0), Some(fall)), Ok(c(2.0, 200.0)));
+        // Still below it, but counting on from the fall: counted from the fall.
+        assert_eq!(served("canary", good, c(41.0, 6_100.0), Some(fall)), Ok(c(1.0, 100.0)));
+        // Stuck at the fall: not counting on, still refused.
+        assert!(served("canary", good, fall, Some(fall)).is_err());
+        // Falling further: refused.
+        assert!(served("canary", good, c(45.0, 5_000.0), Some(fall)).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod burn_rate;
 pub mod compare;
 pub mod condition;
 pub mod counting;
+pub mod dispersion;
 pub mod evidence;
 pub mod http;
 pub mod job;

@@ -36,6 +36,7 @@ pub fn count_of(metric: &Metric, background: bool) -> Option<i32> {
 }
 
 /// What one measurement came to.
+#[derive(Debug)]
 pub enum Outcome {
     /// A value (or, for a Job, none) and its verdict.
     Judged {

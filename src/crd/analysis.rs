@@ -789,6 +789,10 @@ pub struct Comparison {
     pub burn_rate_short: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burn_rate_long: Option<f64>,
+    /// How many times more the canary's share of bad events varies than independent requests
+    /// would make it (errors in clusters); the evidence is weighed down by it (`compare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
     /// The share of the period's error budget the canary has spent, in percent (`sloBurnRate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_spent: Option<f64>,
@@ -811,6 +815,16 @@ pub struct EvidenceState {
     pub log_worse: Vec<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log_not_worse: Vec<f64>,
+    /// How clustered bad events are: the sum of the intervals' Pearson terms for how bad events
+    /// split between the versions, and the number of intervals (`compare`).
+    #[serde(default, skip_serializing_if = "is_no_count")]
+    pub dispersion_sum: f64,
+    #[serde(default, skip_serializing_if = "is_no_count")]
+    pub dispersion_intervals: f64,
+    /// The counters (canary, then stable) at a look that found one gone down without restarting:
+    /// counting goes on from there if they count on from there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<EventCounts>,
     /// When the evidence began.
     pub since: Time,
     /// When the counters were read.
@@ -890,4 +904,8 @@ pub struct RunSummary {
 
 fn is_zero(n: &i32) -> bool {
     *n == 0
+}
+
+fn is_no_count(x: &f64) -> bool {
+    *x == 0.0
 }

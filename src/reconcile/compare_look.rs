@@ -1,14 +1,18 @@
 //! A look for a `compare` or `sloBurnRate` metric: each version's counters read from Prometheus
 //! (`{{version}}` filled in with its hash), then judged by the pure code in `analysis`.
 
+use super::cached::CachedReplicaSet;
 use super::measure::{Measurer, Secrets};
 use crate::analysis::args::{Version, substitute};
 use crate::analysis::prometheus::Prometheus;
 use crate::analysis::provider::ProviderError;
 use crate::analysis::verdict::Outcome;
 use crate::analysis::{batch, burn_rate, compare};
-use crate::crd::analysis::{EventCounts, Metric, MetricResult, PrometheusServer, Versions};
+use crate::crd::analysis::{EventCounts, EvidenceState, Metric, MetricResult, PrometheusServer, Versions};
+use crate::plan::HASH_LABEL;
 use jiff::Timestamp;
+use kube::Api;
+use kube::api::ListParams;
 
 /// The two counters of one version, at `at` (now when `None`); `None` when `total` found nothing.
 async fn counters(
@@ -105,6 +109,45 @@ fn versions_of(versions: Option<&Versions>) -> Result<&Versions, String> {
 }
 
 impl Measurer<'_> {
+    /// Stable's counters when its series are gone. Its series go with its Pods (the 100% step
+    /// scales it down): once counting has begun and its ReplicaSet has no ready Pod left, that is
+    /// stable serving nothing more, its last reading kept. While it still has ready Pods, its
+    /// series vanishing is missing data (`Err` says why), never "stable serves nothing".
+    async fn stable_or_gone(
+        &self,
+        stable: Option<EventCounts>,
+        known: Option<&EvidenceState>,
+        versions: &Versions,
+    ) -> Result<Result<Option<EventCounts>, String>, String> {
+        let last = known.and_then(|s| s.reading.get(1).copied());
+        let (None, Some(last)) = (stable, last) else {
+            return Ok(Ok(stable));
+        };
+        let ready = self.ready_pods(&versions.stable).await?;
+        if ready > 0 {
+            return Ok(Err(format!(
+                "its series are gone while its ReplicaSet still has {ready} ready Pod{}",
+                if ready == 1 { "" } else { "s" }
+            )));
+        }
+        Ok(Ok(Some(last)))
+    }
+
+    /// Ready Pods of the ReplicaSets of the version with pod-template hash `hash`.
+    async fn ready_pods(&self, hash: &str) -> Result<i32, String> {
+        let api: Api<CachedReplicaSet> = Api::namespaced(self.client.clone(), self.namespace);
+        let selector = format!("{HASH_LABEL}={hash}");
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| format!("cannot list the stable ReplicaSet to tell whether it still serves: {e}"))?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|rs| rs.status.as_ref().and_then(|s| s.ready_replicas))
+            .sum())
+    }
+
     async fn server(&self, server: &PrometheusServer, secrets: &mut Secrets) -> Result<Prometheus, String> {
         let mut spec = server.asking(String::new());
         self.default_address(&mut spec)?;
@@ -126,10 +169,18 @@ impl Measurer<'_> {
         let queries = (spec.bad.as_str(), spec.total.as_str());
         let (canary, stable) = both_counters(&prometheus, queries, versions).await?;
         let evidence = (previous, self.carried.get(&resolved.name));
-        // Stable's series go with its Pods (the 100% step scales it down): once counting has
-        // begun, that is stable serving nothing more, not missing data.
         let known = compare::evidence_for(evidence.0, evidence.1).0;
-        let stable = stable.or_else(|| known.and_then(|s| s.reading.get(1).copied()));
+        let stable = match self.stable_or_gone(stable, known, versions).await? {
+            Ok(stable) => stable,
+            Err(gone) => {
+                return Ok(Outcome::NoData {
+                    what: format!(
+                        "the stable's total `{}`: {gone}",
+                        shown_for(&spec.total, &stable_of(versions))
+                    ),
+                });
+            }
+        };
         let (Some(canary), Some(stable)) = (canary, stable) else {
             let (which, hash) = match canary {
                 None => ("canary", canary_of(versions)),
@@ -171,6 +222,18 @@ impl Measurer<'_> {
             });
         };
         let evidence = (previous, self.carried.get(&resolved.name));
+        let known = compare::evidence_for(evidence.0, evidence.1).0;
+        let stable = match self.stable_or_gone(stable, known, versions).await? {
+            Ok(stable) => stable,
+            Err(gone) => {
+                return Ok(Outcome::NoData {
+                    what: format!(
+                        "the stable's total `{}`: {gone}",
+                        shown_for(&spec.total, &stable_of(versions))
+                    ),
+                });
+            }
+        };
         let since = burn_rate::evidence_since(evidence, now);
         let window = jiff::SignedDuration::try_from(burn_rate::short_window(since, now)).unwrap_or_default();
         let before = match now.checked_sub(window) {
