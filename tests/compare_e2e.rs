@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::lying::{self, Lie, Lies, Series, Whose};
 use common::{Cluster, ControllerProc, Prometheus, eventually, web_rollout};
 use kube::api::{Api, ListParams};
 use serin::crd::analysis::{AnalysisPhase, AnalysisRun};
@@ -39,14 +40,26 @@ struct Env {
     controller: ControllerProc,
     rollouts: Api<Rollout>,
     runs: Api<AnalysisRun>,
+    /// What the Prometheus Serin asks says wrong, when it lies.
+    lies: Lies,
 }
 
 async fn env() -> Env {
+    env_asking(false).await
+}
+
+/// Serin asking a real Prometheus, or a proxy in front of it that lies when told to.
+async fn env_asking(liar: bool) -> Env {
     let sim = Cluster::start();
     sim.install_crds();
     let prometheus = Prometheus::start(&[sim.traffic_target()]);
     sim.apply_yaml(&shipped_templates());
-    let address = format!("--prometheus-address={}", prometheus.url());
+    let (url, lies) = if liar {
+        lying::start(&prometheus.url()).await
+    } else {
+        (prometheus.url(), Lies::default())
+    };
+    let address = format!("--prometheus-address={url}");
     let controller = ControllerProc::start_with(&sim, "compare-controller.log", &[&address]);
     let client = sim.client().await;
     Env {
@@ -55,6 +68,7 @@ async fn env() -> Env {
         _prometheus: prometheus,
         controller,
         sim,
+        lies,
     }
 }
 
@@ -102,6 +116,73 @@ impl Env {
             .unwrap_or_default();
         runs.sort_by_key(|r| r.metadata.creation_timestamp.clone().map(|t| t.0));
         runs
+    }
+
+    /// The canary's hash, once its first run has read the counters (counting has begun).
+    async fn counting_began(&self, v1: &str) -> String {
+        eventually("the canary's analysis counting", WAIT, || async {
+            let st = self.status().await;
+            let hash = st.current_pod_hash.filter(|h| h != v1)?;
+            let runs = self.runs_of(&hash).await;
+            let counting = runs.iter().any(|r| {
+                r.status.as_ref().is_some_and(|s| {
+                    s.metric_results
+                        .iter()
+                        .any(|m| m.name == "errors-vs-stable" && m.evidence.is_some())
+                })
+            });
+            counting.then_some(hash)
+        })
+        .await
+    }
+
+    /// Measurement messages of the canary's runs, of `metric`.
+    async fn said(&self, hash: &str, metric: &str) -> Vec<String> {
+        self.runs_of(hash)
+            .await
+            .iter()
+            .filter_map(|r| r.status.clone())
+            .flat_map(|s| s.metric_results)
+            .filter(|m| m.name == metric)
+            .flat_map(|m| m.measurements)
+            .filter_map(|m| m.message)
+            .collect()
+    }
+
+    /// Holds for `how_long`: the release neither promoted nor rolled back, while `what` is what
+    /// the canary's runs say; returns that once it is said.
+    async fn neither_promoted_nor_rolled_back(&self, v1: &str, hash: &str, what: &str, how_long: Duration) -> String {
+        let until = std::time::Instant::now() + how_long;
+        let mut seen = None;
+        while std::time::Instant::now() < until || seen.is_none() {
+            let st = self.status().await;
+            assert_ne!(
+                st.abort,
+                Some(true),
+                "rolled back on corrupt data:\n{}",
+                self.explain().await
+            );
+            assert_eq!(
+                st.stable_pod_hash.as_deref(),
+                Some(v1),
+                "promoted on corrupt data:\n{}",
+                self.explain().await
+            );
+            if seen.is_none() {
+                seen = self
+                    .said(hash, "errors-vs-stable")
+                    .await
+                    .into_iter()
+                    .find(|m| m.contains(what));
+            }
+            assert!(
+                std::time::Instant::now() < until + WAIT,
+                "never said {what:?}:\n{}",
+                self.explain().await
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        seen.unwrap_or_default()
     }
 
     /// Waits for the release to be rolled back by itself; returns the Rollout's status and the
@@ -280,4 +361,91 @@ async fn a_canary_slower_than_stable_is_rolled_back() {
         message.starts_with("canary 100.0% (") && message.ends_with(": regression"),
         "{message}"
     );
+}
+
+/// A Prometheus that lies (a proxy in front of the real one) makes no promotion and no rollback.
+/// The canary fails twice as often as stable, and its bad-request series reads NaN from the
+/// start: every look is an Error that says so, and the release waits for a person.
+#[tokio::test]
+async fn a_worse_canary_whose_bad_series_reads_nan_is_never_promoted() {
+    let e = env_asking(true).await;
+    let v1 = e.stable_v1().await;
+    e.lies.tell(Whose::AllBut(v1.clone()), Series::Bad, Lie::NaN, None);
+    e.release("example/web:2", "0.02", "100").await;
+    let hash = eventually("the canary", WAIT, || async {
+        e.status().await.current_pod_hash.filter(|h| *h != v1)
+    })
+    .await;
+    let said = e
+        .neither_promoted_nor_rolled_back(&v1, &hash, "bad counter reads NaN", Duration::from_secs(40))
+        .await;
+    assert!(said.starts_with("the canary's bad counter reads NaN"), "{said}");
+}
+
+/// Stable's series vanish while its Pods still serve: no data, never "stable serves nothing, so
+/// the canary passes", for a canary twice as bad.
+#[tokio::test]
+async fn a_worse_canary_is_not_promoted_when_stables_series_vanish() {
+    let e = env_asking(true).await;
+    let v1 = e.stable_v1().await;
+    e.release("example/web:2", "0.02", "100").await;
+    // The lie begins as soon as counting has: before the evidence can decide.
+    let hash = e.counting_began(&v1).await;
+    e.lies.tell(Whose::Version(v1.clone()), Series::All, Lie::Vanish, None);
+    let said = e
+        .neither_promoted_nor_rolled_back(&v1, &hash, "series are gone", Duration::from_secs(40))
+        .await;
+    assert!(
+        said.contains("its series are gone while its ReplicaSet still has 4 ready Pods"),
+        "{said}"
+    );
+}
+
+/// Stable's bad counter reads -5: an Error, not a restart that makes the healthy canary look bad.
+#[tokio::test]
+async fn a_healthy_canary_is_not_rolled_back_when_stables_bad_counter_reads_negative() {
+    let e = env_asking(true).await;
+    let v1 = e.stable_v1().await;
+    e.release("example/web:2", "0.01", "100").await;
+    let hash = e.counting_began(&v1).await;
+    e.lies
+        .tell(Whose::Version(v1.clone()), Series::Bad, Lie::Value(-5.0), None);
+    let said = e
+        .neither_promoted_nor_rolled_back(&v1, &hash, "reads -5", Duration::from_secs(40))
+        .await;
+    assert!(said.starts_with("the stable's bad counter reads -5"), "{said}");
+}
+
+/// The canary's bad counter reads -1 for a few seconds, then right again: those looks are Errors,
+/// counting goes on from the last good reading (not from zero, as a restart would), and the
+/// healthy canary is promoted.
+#[tokio::test]
+async fn a_healthy_canary_whose_bad_counter_dips_for_seconds_is_promoted() {
+    let e = env_asking(true).await;
+    let v1 = e.stable_v1().await;
+    e.release("example/web:2", "0.01", "100").await;
+    let hash = e.counting_began(&v1).await;
+    e.lies.tell(
+        Whose::Version(hash.clone()),
+        Series::Bad,
+        Lie::Value(-1.0),
+        Some(Duration::from_secs(5)),
+    );
+    eventually("version 2 promoted", Duration::from_secs(240), || async {
+        let st = e.status().await;
+        assert_ne!(st.abort, Some(true), "rolled back:\n{}", e.explain().await);
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() == Some(hash.as_str())).then_some(())
+    })
+    .await;
+    // The looks of the dip were Errors (their messages have since left the kept measurements).
+    let errors: i32 = e
+        .runs_of(&hash)
+        .await
+        .iter()
+        .filter_map(|r| r.status.clone())
+        .flat_map(|s| s.metric_results)
+        .filter(|m| m.name == "errors-vs-stable")
+        .map(|m| m.error)
+        .sum();
+    assert!(errors >= 1, "no look of the dip was an Error:\n{}", e.explain().await);
 }

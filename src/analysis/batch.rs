@@ -156,7 +156,8 @@ fn is_duration(w: &str) -> bool {
     units.len() < w.len() && ["ms", "s", "m", "h", "d", "w", "y"].contains(&units)
 }
 
-/// The values of a batched answer by the label's value: `(labels, value)` per series.
+/// From a batched answer (`(labels, value)` per series), the sum of `hash`'s series, by the
+/// label's value; a NaN among them kept, for the look to refuse. `None` without any.
 pub fn split<'a>(
     series: impl IntoIterator<Item = (&'a std::collections::HashMap<String, String>, f64)>,
     label: &str,
@@ -164,7 +165,7 @@ pub fn split<'a>(
 ) -> Option<f64> {
     let values: Vec<f64> = series
         .into_iter()
-        .filter(|(labels, v)| labels.get(label).map(String::as_str) == Some(hash) && !v.is_nan())
+        .filter(|(labels, _)| labels.get(label).map(String::as_str) == Some(hash))
         .map(|(_, v)| v)
         .collect();
     (!values.is_empty()).then(|| values.iter().sum())

@@ -55,18 +55,14 @@ impl QueryResult {
         }
     }
 
-    /// Empty, only NaN (a ratio of zero requests), or JSON null: nothing to judge.
-    /// The sum of the numbers (the series of a counter), leaving out NaN; `None` without any.
+    /// The sum of the numbers (the series of a counter); `None` without any. A NaN among them
+    /// makes it NaN: a counter cannot read NaN, and the look refuses it rather than leave it out.
     pub fn sum(&self) -> Option<f64> {
-        let numbers: Vec<f64> = self
-            .numbers()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|v| !v.is_nan())
-            .collect();
+        let numbers = self.numbers().unwrap_or_default();
         (!numbers.is_empty()).then(|| numbers.iter().sum())
     }
 
+    /// Empty, only NaN (a ratio of zero requests), or JSON null: nothing to judge.
     pub fn is_no_data(&self) -> bool {
         match self {
             QueryResult::Json(v) => v.is_null(),

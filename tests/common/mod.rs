@@ -7,6 +7,7 @@ pub mod argo;
 pub mod argocd;
 pub mod audit;
 pub mod cluster;
+pub mod lying;
 
 pub use cluster::Cluster;
 
