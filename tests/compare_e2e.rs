@@ -26,12 +26,20 @@ fn shipped_templates() -> String {
 
 /// Version `image` with its error rate and latency, analysed by `serin-http` at each default step.
 fn rollout(image: &str, error_rate: &str, latency_ms: &str) -> String {
+    rollout_bursting(image, error_rate, latency_ms, "1")
+}
+
+/// The same, its errors coming `burst` at a time (as from a client retrying each).
+fn rollout_bursting(image: &str, error_rate: &str, latency_ms: &str, burst: &str) -> String {
     let canary = "      analysis:\n        templates: [{templateName: serin-http, clusterScope: true}]";
     let env = [
         ("SERIN_SIM_ERROR_RATE", error_rate),
         ("SERIN_SIM_LATENCY_MS", latency_ms),
+        ("SERIN_SIM_ERROR_BURST", burst),
     ];
-    web_rollout(4, image, &env, "", canary) + &common::TRAFFIC_SERVICES.replace("\"100\"", "\"400\"")
+    // Bursts carry fewer independent errors: more traffic to tell a regression by.
+    let rps = if burst == "1" { "\"400\"" } else { "\"2000\"" };
+    web_rollout(4, image, &env, "", canary) + &common::TRAFFIC_SERVICES.replace("\"100\"", rps)
 }
 
 struct Env {
@@ -83,7 +91,13 @@ impl Env {
 
     /// Version 1, healthy: 1% errors, 100 ms.
     async fn stable_v1(&self) -> String {
-        self.release("example/web:1", "0.01", "100").await;
+        self.stable_v1_bursting("1").await
+    }
+
+    /// Version 1, healthy, its errors `burst` at a time.
+    async fn stable_v1_bursting(&self, burst: &str) -> String {
+        self.sim
+            .apply_yaml(&rollout_bursting("example/web:1", "0.01", "100", burst));
         eventually("version 1 healthy", WAIT, || async {
             let st = self.status().await;
             (st.phase == Some(Phase::Healthy)).then_some(st.stable_pod_hash?)
@@ -448,4 +462,58 @@ async fn a_healthy_canary_whose_bad_counter_dips_for_seconds_is_promoted() {
         .map(|m| m.error)
         .sum();
     assert!(errors >= 1, "no look of the dip was an Error:\n{}", e.explain().await);
+}
+
+/// Errors in bursts of 5 (each failed request retried 4 times), from both versions, through the
+/// real binary and a real Prometheus: a healthy canary is promoted, and the evidence says the
+/// errors cluster.
+#[tokio::test]
+async fn a_healthy_canary_whose_errors_come_in_bursts_is_promoted() {
+    let e = env().await;
+    let v1 = e.stable_v1_bursting("5").await;
+    e.sim.apply_yaml(&rollout_bursting("example/web:2", "0.01", "100", "5"));
+    let st = eventually("version 2 promoted", Duration::from_secs(240), || async {
+        let st = e.status().await;
+        assert_ne!(
+            st.abort,
+            Some(true),
+            "a healthy canary was rolled back:\n{}",
+            e.explain().await
+        );
+        (st.phase == Some(Phase::Healthy) && st.stable_pod_hash.as_deref() != Some(v1.as_str())).then_some(st)
+    })
+    .await;
+    let hash = st.stable_pod_hash.clone().unwrap_or_default();
+    let dispersions: Vec<f64> = e
+        .runs_of(&hash)
+        .await
+        .iter()
+        .filter_map(|r| r.status.clone())
+        .flat_map(|s| s.metric_results)
+        .filter(|m| m.name == "errors-vs-stable")
+        .flat_map(|m| m.measurements)
+        .filter_map(|m| m.comparison?.dispersion)
+        .collect();
+    assert!(
+        dispersions.iter().any(|d| *d > 1.5),
+        "the bursts were seen as dispersion: {dispersions:?}\n{}",
+        e.explain().await
+    );
+}
+
+/// And a canary failing twice as often, in the same bursts, is rolled back.
+#[tokio::test]
+async fn a_canary_twice_as_bad_in_bursts_is_rolled_back() {
+    let e = env().await;
+    let v1 = e.stable_v1_bursting("5").await;
+    e.sim.apply_yaml(&rollout_bursting("example/web:2", "0.02", "100", "5"));
+    let (_, run) = e.rolled_back(&v1).await;
+    let status = run.status.clone().unwrap_or_default();
+    let failed: Vec<String> = status
+        .metric_results
+        .iter()
+        .filter(|m| m.phase == AnalysisPhase::Failed)
+        .map(|m| m.name.clone())
+        .collect();
+    assert!(!failed.is_empty(), "{status:?}");
 }

@@ -53,11 +53,28 @@ struct Flow {
     pod: String,
     pod_template_hash: String,
     requests: f64,
+    /// Errors (or, in bursts, bursts of them) owed so far, fractional.
     errors: f64,
+    /// Errors of a burst not yet answered: a burst larger than a step's requests goes on.
+    burst_left: f64,
     ok: Series,
     failed: Series,
     /// The step that last sent requests here; a flow not fed in a step is gone.
     seen: u64,
+}
+
+impl Flow {
+    /// How many of `n` requests fail at `rate`, the errors arriving `burst` at a time: the same
+    /// long-run rate, in bursts (a burst bigger than the requests at hand goes on with the next).
+    fn failures(&mut self, n: f64, rate: f64, burst: f64) -> f64 {
+        self.errors += n * rate / burst;
+        let bursts = self.errors.floor();
+        self.errors -= bursts;
+        self.burst_left += bursts * burst;
+        let errors = self.burst_left.min(n);
+        self.burst_left -= errors;
+        errors
+    }
 }
 
 #[derive(Default)]
@@ -73,6 +90,8 @@ struct Backend<'a> {
     name: &'a str,
     hash: &'a str,
     error_rate: f64,
+    /// Errors come in bursts of this many, at the same rate (as from a client retrying).
+    error_burst: f64,
     latency: f64,
 }
 
@@ -84,6 +103,7 @@ impl<'a> Backend<'a> {
             name: meta::name(pod),
             hash: pod["metadata"]["labels"][HASH_LABEL].as_str().unwrap_or(""),
             error_rate: env("SERIN_SIM_ERROR_RATE").unwrap_or(0.0).clamp(0.0, 1.0),
+            error_burst: env("SERIN_SIM_ERROR_BURST").unwrap_or(1.0).floor().max(1.0),
             latency: env("SERIN_SIM_LATENCY_MS").unwrap_or(10.0).max(0.0) / 1000.0,
         }
     }
@@ -505,9 +525,7 @@ impl Traffic {
                 flow.requests += each;
                 let n = flow.requests.floor();
                 flow.requests -= n;
-                flow.errors += n * b.error_rate;
-                let errors = flow.errors.floor();
-                flow.errors -= errors;
+                let errors = flow.failures(n, b.error_rate, b.error_burst);
                 flow.ok.add((n - errors) as u64, b.latency);
                 flow.failed.add(errors as u64, b.latency);
             }
@@ -582,4 +600,29 @@ pub fn router(traffic: Arc<Mutex<Traffic>>) -> Router {
             }),
         )
         .with_state(traffic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_in_bursts_keep_the_rate() {
+        let mut f = Flow::default();
+        let steps: Vec<f64> = (0..100).map(|_| f.failures(100.0, 0.01, 5.0)).collect();
+        assert_eq!(steps.iter().sum::<f64>(), 100.0);
+        // Five at a time, every fifth step.
+        assert!(steps.iter().all(|e| *e == 0.0 || *e == 5.0), "{steps:?}");
+        assert_eq!(steps.iter().filter(|e| **e == 5.0).count(), 20);
+        // A burst larger than a step's requests goes on with the next step: 4 requests a step
+        // at 50% in bursts of 8 owe a burst every fourth step, answered over two steps.
+        let mut g = Flow::default();
+        let small: Vec<f64> = (0..8).map(|_| g.failures(4.0, 0.5, 8.0)).collect();
+        assert_eq!(small, [0.0, 0.0, 0.0, 4.0, 4.0, 0.0, 0.0, 4.0]);
+        assert_eq!(g.burst_left, 4.0);
+        // Without bursts, the errors as before: the rate, one at a time.
+        let mut h = Flow::default();
+        let single: f64 = (0..100).map(|_| h.failures(100.0, 0.01, 1.0)).sum();
+        assert_eq!(single, 100.0);
+    }
 }
