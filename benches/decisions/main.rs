@@ -202,6 +202,8 @@ fn main() {
         "| scenario | right answer | serin | best of the others | threshold tuned |"
     );
     let _ = writeln!(summary, "|---|---|---|---|---|");
+    // Per judge, what it got right on the healthy scenarios and on the regressions.
+    let mut overall: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (k, scenario) in all.iter().enumerate() {
         if only.is_some_and(|o| o != k) {
             continue;
@@ -230,6 +232,11 @@ fn main() {
             );
             if let Some(r) = right(scenario, &tally) {
                 rights.push((name, r));
+                let (healthy, regressions) = overall.entry(name).or_default();
+                match scenario.right {
+                    Right::Promote => healthy.push(r),
+                    _ => regressions.push(r),
+                }
             }
         }
         let of = |n: &str| rights.iter().find(|(name, _)| *name == n).map(|(_, r)| *r);
@@ -250,6 +257,26 @@ fn main() {
                 summary,
                 "| {} | {answer} | {serin:.1}% | {best:.1}% ({who}) | {tuned:.1}% |",
                 scenario.name
+            );
+        }
+    }
+    let mut judged = String::new();
+    let _ = writeln!(
+        judged,
+        "| judge | healthy promoted (mean) | worst healthy | regressions rolled back (mean) | worst regression |"
+    );
+    let _ = writeln!(judged, "|---|---|---|---|---|");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let worst = |v: &[f64]| v.iter().copied().fold(100.0, f64::min);
+    for (name, _) in judges {
+        if let Some((h, r)) = overall.get(name) {
+            let _ = writeln!(
+                judged,
+                "| {name} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
+                mean(h),
+                worst(h),
+                mean(r),
+                worst(r)
             );
         }
     }
@@ -277,11 +304,13 @@ fn main() {
     );
     if write_docs {
         let doc = format!(
-            "{}\n{search}\n\n### Right answers\n\n{summary}\n### Every judge on every scenario\n\n{table}\n```\n{last}\n```\n\nMeasured with `make decisions` ({} releases per scenario and judge, seed {}, R = {rps} requests/s, {:.0} s on this machine).\n",
+            "{}\n{search}\n\n### Each judge over the scenarios with a right answer\n\n{judged}\n### Scenario by scenario: Serin and the best of the others\n\n{summary}\n### Every judge on every scenario\n\n{table}\n```\n{last}\n```\n\nMeasured with `make decisions` ({} releases per scenario and judge, seed {}, R = {rps} requests/s, {:.0} s on a machine with {} cores, {}).\n",
             include_str!("intro.md"),
             run.releases,
             run.seed,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            jiff::Zoned::now().date()
         );
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/decisions.md");
         if let Err(e) = std::fs::write(&path, doc) {
@@ -289,6 +318,7 @@ fn main() {
             std::process::exit(1);
         }
     }
+    println!("{judged}");
     println!("{summary}");
     println!("{last}");
 }

@@ -6,7 +6,8 @@
 //! a cluster of `c` errors is one piece of evidence, not `c`. For each interval, given `n` bad
 //! events of which `k` are the canary's and the share `θ` expected of it, the Pearson term
 //! `(k - nθ)² / (nθ(1 - θ))` averages 1 for independent events and `c` for clusters of `c`
-//! (more generally `E[c²]/E[c]`). Their mean over the intervals so far is the dispersion `φ`;
+//! (more generally `E[c²]/E[c]`). Their mean over the intervals so far, less the noise it has for
+//! independent events, is the dispersion `φ`;
 //! the evidence is then weighed as `1/φ` of what it would be: raising a likelihood ratio to
 //! `1/c` makes it the ratio of the clusters, and so a supermartingale again.
 //!
@@ -54,13 +55,15 @@ impl Dispersion {
         self.intervals += 1.0;
     }
 
-    /// The dispersion: at least 1 (independent events), since evidence is never counted as more
-    /// than the events themselves.
+    /// The dispersion: the mean term less its noise, at least 1 (independent events), since
+    /// evidence is never counted as more than the events themselves.
     pub fn factor(&self) -> f64 {
         if self.intervals <= 0.0 {
             return 1.0;
         }
-        (self.sum / self.intervals).max(1.0)
+        // Less one standard error of the mean of m terms when events are independent (each
+        // term then about χ²₁: variance 2), so that noise alone does not weigh evidence down.
+        (self.sum / self.intervals - (2.0 / self.intervals).sqrt()).max(1.0)
     }
 }
 
@@ -76,9 +79,9 @@ mod tests {
         // (4 - 1)² / (1 · 0.9 · (1 + 10/40)) = 9 / 1.125 = 8.
         d.add(4.0, 10.0, 0.1, 40.0);
         assert!((d.sum - 8.0).abs() < 1e-12, "{}", d.sum);
-        // As expected: (1 - 1)² = 0; the mean over two intervals is 4.
+        // As expected: (1 - 1)² = 0; the mean over two intervals is 4, less sqrt(2/2) = 1.
         d.add(1.0, 10.0, 0.1, 50.0);
-        assert!((d.factor() - 4.0).abs() < 1e-12);
+        assert!((d.factor() - 3.0).abs() < 1e-12, "{}", d.factor());
         // Nothing bad, nothing to expect from, or a share that cannot be: no interval.
         d.add(0.0, 0.0, 0.1, 60.0);
         d.add(5.0, 10.0, 0.1, 0.0);
@@ -103,7 +106,9 @@ mod tests {
                 let k = (0..clusters).filter(|_| rng.random::<f64>() < 0.2).count() as f64 * c;
                 d.add(k, clusters as f64 * c, 0.2, f64::INFINITY);
             }
-            assert!((d.factor() - c).abs() < 0.05 * c + 0.05, "c = {c}: {}", d.factor());
+            let mean = d.sum / d.intervals;
+            assert!((mean - c).abs() < 0.05 * c + 0.05, "c = {c}: {mean}");
+            assert!(d.factor() <= mean.max(1.0));
         }
     }
 }
