@@ -530,8 +530,11 @@ impl Traffic {
                 flow.failed.add(errors as u64, b.latency);
             }
         }
-        // Series of Pods that no longer serve disappear, as a deleted Pod's metrics do.
-        self.flows.retain(|_, f| f.seen == step);
+        // A Pod's series stay while it lives, served or not (its counters are in its process);
+        // a deleted Pod's disappear.
+        let living: HashSet<(&str, &str)> = pods.iter().map(|p| (meta::namespace(p), meta::name(p))).collect();
+        self.flows
+            .retain(|_, f| f.seen == step || living.contains(&(f.namespace.as_str(), f.pod.as_str())));
     }
 
     /// The Prometheus text exposition of every series, in a stable order.
