@@ -11,12 +11,18 @@ pub fn pod_template_hash(template: &PodTemplateSpec) -> String {
     hash_text(&json)
 }
 
-pub fn hash_text(text: &str) -> String {
+/// FNV-1a of `bytes`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
+    for b in bytes {
+        h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
+    h
+}
+
+pub fn hash_text(text: &str) -> String {
+    let mut h = fnv1a(text.as_bytes());
     let mut out = String::new();
     for _ in 0..10 {
         out.push(ALPHABET[(h % 27) as usize] as char);

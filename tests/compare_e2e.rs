@@ -150,6 +150,24 @@ impl Env {
         .await
     }
 
+    /// Stable version 1, then version 2 failing at `error_rate`; once the canary's counting has
+    /// begun (before the evidence can decide), `lie` about `series` of stable's series (or the
+    /// canary's), for `lasting`. Returns both hashes.
+    async fn release_then_lie(
+        &self,
+        error_rate: &str,
+        about_stable: bool,
+        (series, lie): (Series, Lie),
+        lasting: Option<Duration>,
+    ) -> (String, String) {
+        let v1 = self.stable_v1().await;
+        self.release("example/web:2", error_rate, "100").await;
+        let hash = self.counting_began(&v1).await;
+        let whose = if about_stable { v1.clone() } else { hash.clone() };
+        self.lies.tell(Whose::Version(whose), series, lie, lasting);
+        (v1, hash)
+    }
+
     /// Measurement messages of the canary's runs, of `metric`.
     async fn said(&self, hash: &str, metric: &str) -> Vec<String> {
         self.runs_of(hash)
@@ -401,11 +419,7 @@ async fn a_worse_canary_whose_bad_series_reads_nan_is_never_promoted() {
 #[tokio::test]
 async fn a_worse_canary_is_not_promoted_when_stables_series_vanish() {
     let e = env_asking(true).await;
-    let v1 = e.stable_v1().await;
-    e.release("example/web:2", "0.02", "100").await;
-    // The lie begins as soon as counting has: before the evidence can decide.
-    let hash = e.counting_began(&v1).await;
-    e.lies.tell(Whose::Version(v1.clone()), Series::All, Lie::Vanish, None);
+    let (v1, hash) = e.release_then_lie("0.02", true, (Series::All, Lie::Vanish), None).await;
     let said = e
         .neither_promoted_nor_rolled_back(&v1, &hash, "series are gone", Duration::from_secs(40))
         .await;
@@ -419,11 +433,9 @@ async fn a_worse_canary_is_not_promoted_when_stables_series_vanish() {
 #[tokio::test]
 async fn a_healthy_canary_is_not_rolled_back_when_stables_bad_counter_reads_negative() {
     let e = env_asking(true).await;
-    let v1 = e.stable_v1().await;
-    e.release("example/web:2", "0.01", "100").await;
-    let hash = e.counting_began(&v1).await;
-    e.lies
-        .tell(Whose::Version(v1.clone()), Series::Bad, Lie::Value(-5.0), None);
+    let (v1, hash) = e
+        .release_then_lie("0.01", true, (Series::Bad, Lie::Value(-5.0)), None)
+        .await;
     let said = e
         .neither_promoted_nor_rolled_back(&v1, &hash, "reads -5", Duration::from_secs(40))
         .await;
@@ -436,15 +448,14 @@ async fn a_healthy_canary_is_not_rolled_back_when_stables_bad_counter_reads_nega
 #[tokio::test]
 async fn a_healthy_canary_whose_bad_counter_dips_for_seconds_is_promoted() {
     let e = env_asking(true).await;
-    let v1 = e.stable_v1().await;
-    e.release("example/web:2", "0.01", "100").await;
-    let hash = e.counting_began(&v1).await;
-    e.lies.tell(
-        Whose::Version(hash.clone()),
-        Series::Bad,
-        Lie::Value(-1.0),
-        Some(Duration::from_secs(5)),
-    );
+    let (_, hash) = e
+        .release_then_lie(
+            "0.01",
+            false,
+            (Series::Bad, Lie::Value(-1.0)),
+            Some(Duration::from_secs(5)),
+        )
+        .await;
     eventually("version 2 promoted", Duration::from_secs(240), || async {
         let st = e.status().await;
         assert_ne!(st.abort, Some(true), "rolled back:\n{}", e.explain().await);

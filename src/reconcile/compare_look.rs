@@ -112,23 +112,28 @@ impl Measurer<'_> {
     /// Stable's counters when its series are gone. Its series go with its Pods (the 100% step
     /// scales it down): once counting has begun and its ReplicaSet has no ready Pod left, that is
     /// stable serving nothing more, its last reading kept. While it still has ready Pods, its
-    /// series vanishing is missing data (`Err` says why), never "stable serves nothing".
+    /// series vanishing is missing data (the `Err` outcome, saying why), never "stable serves
+    /// nothing". `total` is the metric's query, for the message.
     async fn stable_or_gone(
         &self,
         stable: Option<EventCounts>,
         known: Option<&EvidenceState>,
         versions: &Versions,
-    ) -> Result<Result<Option<EventCounts>, String>, String> {
+        total: &str,
+    ) -> Result<Result<Option<EventCounts>, Outcome>, String> {
         let last = known.and_then(|s| s.reading.get(1).copied());
         let (None, Some(last)) = (stable, last) else {
             return Ok(Ok(stable));
         };
         let ready = self.ready_pods(&versions.stable).await?;
         if ready > 0 {
-            return Ok(Err(format!(
-                "its series are gone while its ReplicaSet still has {ready} ready Pod{}",
-                if ready == 1 { "" } else { "s" }
-            )));
+            return Ok(Err(Outcome::NoData {
+                what: format!(
+                    "the stable's total `{}`: its series are gone while its ReplicaSet still has {ready} ready Pod{}",
+                    shown_for(total, &stable_of(versions)),
+                    if ready == 1 { "" } else { "s" }
+                ),
+            }));
         }
         Ok(Ok(Some(last)))
     }
@@ -170,16 +175,9 @@ impl Measurer<'_> {
         let (canary, stable) = both_counters(&prometheus, queries, versions).await?;
         let evidence = (previous, self.carried.get(&resolved.name));
         let known = compare::evidence_for(evidence.0, evidence.1).0;
-        let stable = match self.stable_or_gone(stable, known, versions).await? {
+        let stable = match self.stable_or_gone(stable, known, versions, &spec.total).await? {
             Ok(stable) => stable,
-            Err(gone) => {
-                return Ok(Outcome::NoData {
-                    what: format!(
-                        "the stable's total `{}`: {gone}",
-                        shown_for(&spec.total, &stable_of(versions))
-                    ),
-                });
-            }
+            Err(no_data) => return Ok(no_data),
         };
         let (Some(canary), Some(stable)) = (canary, stable) else {
             let (which, hash) = match canary {
@@ -223,16 +221,9 @@ impl Measurer<'_> {
         };
         let evidence = (previous, self.carried.get(&resolved.name));
         let known = compare::evidence_for(evidence.0, evidence.1).0;
-        let stable = match self.stable_or_gone(stable, known, versions).await? {
+        let stable = match self.stable_or_gone(stable, known, versions, &spec.total).await? {
             Ok(stable) => stable,
-            Err(gone) => {
-                return Ok(Outcome::NoData {
-                    what: format!(
-                        "the stable's total `{}`: {gone}",
-                        shown_for(&spec.total, &stable_of(versions))
-                    ),
-                });
-            }
+            Err(no_data) => return Ok(no_data),
         };
         let since = burn_rate::evidence_since(evidence, now);
         let window = jiff::SignedDuration::try_from(burn_rate::short_window(since, now)).unwrap_or_default();

@@ -14,6 +14,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -57,19 +59,49 @@ struct Flow {
     errors: f64,
     /// Errors of a burst not yet answered: a burst larger than a step's requests goes on.
     burst_left: f64,
+    /// When bursts come, seeded by the flow, so that a run repeats.
+    bursts: Option<StdRng>,
     ok: Series,
     failed: Series,
     /// The step that last sent requests here; a flow not fed in a step is gone.
     seen: u64,
 }
 
+/// A Poisson draw (Knuth's method, in parts of a mean of at most 8 so that it stays exact).
+fn poisson(rng: &mut StdRng, mean: f64) -> f64 {
+    let mut left = mean.max(0.0);
+    let mut k = 0.0;
+    while left > 0.0 {
+        let part = left.min(8.0);
+        left -= part;
+        let limit = (-part).exp();
+        let mut p: f64 = rng.random();
+        while p > limit {
+            k += 1.0;
+            p *= rng.random::<f64>();
+        }
+    }
+    k
+}
+
 impl Flow {
-    /// How many of `n` requests fail at `rate`, the errors arriving `burst` at a time: the same
-    /// long-run rate, in bursts (a burst bigger than the requests at hand goes on with the next).
+    /// How many of `n` requests fail at `rate`. One at a time, errors come as evenly as the rate
+    /// allows; `burst` at a time, bursts come at random (Poisson, seeded by the flow) at the same
+    /// long-run rate, as a client's retries of a failure do; a burst bigger than the requests at
+    /// hand goes on with the next.
     fn failures(&mut self, n: f64, rate: f64, burst: f64) -> f64 {
-        self.errors += n * rate / burst;
-        let bursts = self.errors.floor();
-        self.errors -= bursts;
+        let bursts = if burst <= 1.0 {
+            self.errors += n * rate;
+            let errors = self.errors.floor();
+            self.errors -= errors;
+            errors
+        } else {
+            let key = format!("{}/{}/{}", self.namespace, self.service, self.pod);
+            let rng = self
+                .bursts
+                .get_or_insert_with(|| StdRng::seed_from_u64(crate::hash::fnv1a(key.as_bytes())));
+            poisson(rng, n * rate / burst)
+        };
         self.burst_left += bursts * burst;
         let errors = self.burst_left.min(n);
         self.burst_left -= errors;
@@ -611,18 +643,29 @@ mod tests {
 
     #[test]
     fn errors_in_bursts_keep_the_rate() {
-        let mut f = Flow::default();
-        let steps: Vec<f64> = (0..100).map(|_| f.failures(100.0, 0.01, 5.0)).collect();
-        assert_eq!(steps.iter().sum::<f64>(), 100.0);
-        // Five at a time, every fifth step.
-        assert!(steps.iter().all(|e| *e == 0.0 || *e == 5.0), "{steps:?}");
-        assert_eq!(steps.iter().filter(|e| **e == 5.0).count(), 20);
-        // A burst larger than a step's requests goes on with the next step: 4 requests a step
-        // at 50% in bursts of 8 owe a burst every fourth step, answered over two steps.
+        let mut f = Flow {
+            pod: "web-1".into(),
+            ..Flow::default()
+        };
+        let steps: Vec<f64> = (0..10_000).map(|_| f.failures(100.0, 0.01, 5.0)).collect();
+        // Five at a time (a step's 100 requests hold any burst), at the rate: 10,000 expected.
+        assert!(steps.iter().all(|e| e % 5.0 == 0.0), "{steps:?}");
+        let sum: f64 = steps.iter().sum();
+        assert!((sum - 10_000.0).abs() < 300.0, "{sum}");
+        // At random: some steps with none, some with several bursts.
+        assert!(steps.contains(&0.0) && steps.iter().any(|e| *e >= 10.0));
+        // Repeatable: the same flow draws the same bursts.
+        let mut again = Flow {
+            pod: "web-1".into(),
+            ..Flow::default()
+        };
+        let repeat: Vec<f64> = (0..10_000).map(|_| again.failures(100.0, 0.01, 5.0)).collect();
+        assert_eq!(steps, repeat);
+        // A burst larger than a step's requests goes on with the next step.
         let mut g = Flow::default();
-        let small: Vec<f64> = (0..8).map(|_| g.failures(4.0, 0.5, 8.0)).collect();
-        assert_eq!(small, [0.0, 0.0, 0.0, 4.0, 4.0, 0.0, 0.0, 4.0]);
-        assert_eq!(g.burst_left, 4.0);
+        let small: Vec<f64> = (0..1000).map(|_| g.failures(4.0, 0.5, 8.0)).collect();
+        assert!(small.iter().all(|e| *e <= 4.0));
+        assert!((small.iter().sum::<f64>() + g.burst_left - 2000.0).abs() < 250.0);
         // Without bursts, the errors as before: the rate, one at a time.
         let mut h = Flow::default();
         let single: f64 = (0..100).map(|_| h.failures(100.0, 0.01, 1.0)).sum();
