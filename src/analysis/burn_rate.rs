@@ -198,10 +198,7 @@ pub fn judge(settings: &Settings, look: Look) -> Judgement {
         None => Default::default(),
     };
     // How clustered bad events are, from how they split between the versions (as `compare`).
-    let mut dispersion = before.map_or_else(Dispersion::default, |s| Dispersion {
-        sum: s.dispersion_sum,
-        intervals: s.dispersion_intervals,
-    });
+    let mut dispersion = before.map_or_else(Dispersion::default, Dispersion::of);
     if fresh.is_some() {
         let earlier = (counted_before[0].into(), counted_before[1].into());
         dispersion.add_split(canary.into(), stable.into(), earlier);

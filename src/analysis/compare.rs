@@ -84,10 +84,7 @@ fn evidence_of(state: &EvidenceState) -> Evidence {
     if state.log_worse.len() == e.worse.len() && state.log_not_worse.len() == e.not_worse.len() {
         e.worse = state.log_worse.clone();
         e.not_worse = state.log_not_worse.clone();
-        e.dispersion = Dispersion {
-            sum: state.dispersion_sum,
-            intervals: state.dispersion_intervals,
-        };
+        e.dispersion = Dispersion::of(state);
     }
     e
 }

@@ -17,6 +17,7 @@
 //! seen *before* the interval (predictable), so an interval does not explain itself away.
 
 use super::evidence::{Counts, ratio, share};
+use crate::crd::analysis::EvidenceState;
 
 /// Bad events the expected split of the first intervals is taken to rest on.
 const PRIOR_EVENTS: f64 = 10.0;
@@ -29,6 +30,14 @@ pub struct Dispersion {
 }
 
 impl Dispersion {
+    /// The dispersion an evidence state carries.
+    pub fn of(state: &EvidenceState) -> Dispersion {
+        Dispersion {
+            sum: state.dispersion_sum,
+            intervals: state.dispersion_intervals,
+        }
+    }
+
     /// Adds an interval's counts of both versions, held against the ratio their counts `before`
     /// it show. Before both versions had bad events, the split is held against equal rates, as if
     /// [`PRIOR_EVENTS`] had shown them: the first clusters are then seen for what they are.
